@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test install migrate seed bench clean
+
+$(BIN)/gateway: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+install: $(BIN)/gateway
+
+migrate: install
+	$(BIN)/gateway db upgrade
+
+seed: migrate
+	$(BIN)/gateway seed --demo
+
+# Embedded default: SQLite file under var/, in-process stores, one gevent worker.
+run: seed
+	PORT=$(PORT) $(BIN)/gunicorn -c conf/gunicorn.conf.py wsgi:app
+
+# Uses REDIS_URL / TEST_DATABASE_URL when set; otherwise the tests start a private
+# redis-server on a free port and use the local MariaDB when it is reachable.
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var *.egg-info

@@ -1,0 +1,64 @@
+"""The API gateway: app factory."""
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from . import errors
+from .db import Session, bind, make_engine
+from .extensions import GatewayState
+from .pipeline import Pipeline
+from .policy import load_policy
+from .redis_store import make_redis
+from .settings import from_environment
+
+API_DOC = {
+    "API_TITLE": "Voice Agent API Gateway",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+}
+
+
+def configure_logging():
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def create_app(config=None):
+    """Build the gateway. ``config`` overrides settings read from the environment."""
+    settings = from_environment()
+    settings.update(config or {})
+    policy = settings.pop("GATEWAY_POLICY", None) or load_policy(settings.get("GATEWAY_CONFIG"))
+
+    app = Flask(__name__)
+    app.config.update(API_DOC)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = policy["transform"]["max_content_length"]
+    configure_logging()
+
+    engine = make_engine(app.config["SQLALCHEMY_DATABASE_URL"])
+    bind(engine)
+    app.extensions["gateway"] = GatewayState(
+        policy=policy,
+        redis=make_redis(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"],
+                         app.config["REDIS_POOL_SIZE"]),
+    )
+    app.extensions["gateway_engine"] = engine
+
+    api = Api(app, spec_kwargs={"info": {"description":
+                                         "Gateway for the voice-agent SaaS: portal, mobile app, integrations."}})
+    errors.install(app)  # after Api(), which registers its own JSON error handler
+    from blueprints import register_all
+    register_all(api)
+    app.extensions["gateway"].pipeline = Pipeline(app, policy)
+
+    @app.teardown_appcontext
+    def remove_session(_exc):
+        Session.remove()
+
+    return app

@@ -1,0 +1,76 @@
+"""The `gateway` command: db upgrade, seed --demo, worker."""
+import argparse
+import logging
+import sys
+
+
+def cmd_db_upgrade(args):
+    from .migrate import upgrade
+    from .settings import from_environment
+    url = from_environment()["SQLALCHEMY_DATABASE_URL"]
+    upgrade(url, args.revision)
+    print(f"database upgraded to {args.revision}")
+
+
+def cmd_seed(args):
+    from . import create_app
+    from .demo import seed_demo
+    if not args.demo:
+        print("nothing to seed: pass --demo", file=sys.stderr)
+        return 2
+    app = create_app()
+    with app.app_context():
+        credentials = seed_demo(calls_per_company=args.calls, largest_company_calls=args.largest)
+    print("demo companies (email / password / tier):")
+    for row in credentials:
+        print(f"  {row['email']}  {row['password']}  {row['tier']}")
+    return 0
+
+
+def cmd_worker(args):
+    from . import create_app
+    from .outbox import run_worker
+    app = create_app()
+    with app.app_context():
+        run_worker(once=args.once, poll_interval=args.poll_interval)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="gateway", description="Voice-agent API gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply Alembic migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    seed = commands.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", help="demo companies, one per tier (idempotent)")
+    seed.add_argument("--calls", type=int, default=3000, help="calls per demo company")
+    seed.add_argument("--largest", type=int, default=3000,
+                      help="calls for the unlimited-tier company (benchmarks use 100000)")
+    seed.set_defaults(handler=cmd_seed)
+
+    worker = commands.add_parser("worker", help="deliver the durable outbox")
+    worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    worker.add_argument("--poll-interval", type=float, default=1.0)
+    worker.set_defaults(handler=cmd_worker)
+    return parser
+
+
+def main(argv=None):
+    from .policy import PolicyError
+    from .settings import SettingsError
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except (PolicyError, SettingsError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The per-request context every pipeline stage reads and writes (``g.gateway``)."""
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, resolved by the authentication stage from one credential."""
+    kind: str                      # "api_key" | "token" | "session"
+    company_id: int
+    tier: str
+    user_id: int | None = None
+    role: str | None = None        # users only
+    api_key_id: int | None = None
+    scopes: tuple = ()             # API keys only: ("read",) or ("read", "write")
+    credential_id: str | None = None  # token jti / session id / key prefix
+
+    @property
+    def rate_key(self):
+        """Identity for per-principal limits: the user, or the API key."""
+        return f"key:{self.api_key_id}" if self.kind == "api_key" else f"user:{self.user_id}"
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    service: str | None = None
+    route_policy: dict = field(default_factory=dict)
+    principal: Principal | None = None
+    client_ip: str | None = None
+    timings: dict = field(default_factory=dict)
+    stages_run: list = field(default_factory=list)
+    short_circuited_by: str | None = None
+    cache_status: str | None = None
+    rate_limit_headers: dict = field(default_factory=dict)
+    upstream: str | None = None
+
+    @property
+    def company_id(self):
+        return self.principal.company_id if self.principal else None
+
+    @property
+    def elapsed(self):
+        return time.perf_counter() - self.started
+
+
+def accept_request_id(header_value):
+    """Keep a well-formed client X-Request-ID; otherwise generate one."""
+    if header_value and REQUEST_ID_PATTERN.match(header_value):
+        return header_value
+    return uuid.uuid4().hex

@@ -1,0 +1,65 @@
+"""Database engine and the request-scoped SQLAlchemy session."""
+import datetime as dt
+import os
+
+from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+# BIGINT ids on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+IdType = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC (MySQL DATETIME has no zone) and always returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Thread-local scoping is greenlet-local under gevent's monkey patching.
+Session = scoped_session(sessionmaker(expire_on_commit=False))
+
+
+def make_engine(url):
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=280, pool_size=10,
+                         max_overflow=20)
+
+
+def bind(engine):
+    Session.remove()
+    Session.configure(bind=engine)

@@ -1,0 +1,89 @@
+"""Every error the gateway answers is application/problem+json (RFC 9457)."""
+import logging
+
+from flask import current_app, g, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("gateway.errors")
+PROBLEM_TYPE_BASE = "https://voice-gateway.dev/problems/"
+
+
+class GatewayProblem(HTTPException):
+    """An HTTP error carrying extra problem fields (layer, limit, service, ...) and headers."""
+
+    def __init__(self, status, title, detail=None, problem_type=None, headers=None, **fields):
+        super().__init__(description=detail)
+        self.code = status
+        self.title = title
+        self.problem_type = problem_type
+        self.fields = fields
+        self.extra_headers = headers or {}
+
+
+def problem_response(status, title, detail=None, problem_type=None, headers=None, **fields):
+    ctx = g.get("gateway")
+    body = {
+        "type": PROBLEM_TYPE_BASE + (problem_type or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "request_id": ctx.request_id if ctx else None,
+    }
+    body.update(fields)
+    response = current_app.response_class(json.dumps(body), status=status,
+                                          mimetype="application/problem+json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_errors(exc):
+    """webargs/flask-smorest put the offending fields under exc.data['messages']."""
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if not messages:
+        return None
+    # {"json": {"field": [...]}} -> {"field": [...]}; keep the location when several
+    if isinstance(messages, dict) and len(messages) == 1:
+        return next(iter(messages.values()))
+    return messages
+
+
+def handle_http_exception(exc):
+    if isinstance(exc, GatewayProblem):
+        return problem_response(exc.code, exc.title, exc.description, exc.problem_type,
+                                exc.extra_headers, **exc.fields)
+    status = exc.code or 500
+    title = exc.name
+    detail = ((getattr(exc, "data", None) or {}).get("message")  # flask_smorest.abort(message=)
+              or exc.description)
+    fields = {}
+    errors = _validation_errors(exc)
+    if status == 422:
+        fields["errors"] = errors or {}
+        detail = "The request did not match the schema; see errors for the offending fields."
+    elif status == 400 and errors:
+        flat = str(errors)
+        if "Invalid JSON" in flat or "JSON" in flat:
+            title, detail = "Malformed JSON", "The request body is not valid JSON."
+        else:
+            fields["errors"] = errors
+    elif status == 413:
+        detail = (f"The request body exceeds the limit of "
+                  f"{current_app.config.get('MAX_CONTENT_LENGTH')} bytes.")
+    headers = {}
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return problem_response(status, title, detail, headers=headers, **fields)
+
+
+def handle_unexpected_exception(exc):
+    # The traceback goes to the log with the request id; the client gets neither.
+    log.exception("unhandled error", extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
+    return problem_response(500, "Internal Server Error",
+                            "The gateway failed to handle the request; quote the request id.")
+
+
+def install(app):
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected_exception)

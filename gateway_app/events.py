@@ -1,0 +1,57 @@
+"""Domain events (calls.created, appointments.updated, ...), delivered after commit.
+
+Services call ``emit`` inside their unit of work; subscribers (the caching stage's
+invalidation) only hear of it once the transaction has committed, and never if it
+rolled back, so no reader can see an invalidation for data that does not exist.
+"""
+import logging
+from dataclasses import dataclass
+
+from flask import current_app, has_app_context
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
+
+log = logging.getLogger("gateway.events")
+_PENDING = "gateway_pending_events"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: str
+    company_id: int
+    user_id: int | None = None
+    data: tuple = ()
+
+
+def subscribe(app, handler):
+    """Subscribers belong to one app, so test apps built side by side never cross-talk."""
+    app.extensions.setdefault("gateway_event_subscribers", []).append(handler)
+    return handler
+
+
+def emit(session, name, company_id, user_id=None, **data):
+    session.info.setdefault(_PENDING, []).append(
+        DomainEvent(name, company_id, user_id, tuple(sorted(data.items()))))
+
+
+def publish(domain_event):
+    if not has_app_context():
+        log.warning("event outside an app context dropped", extra={"event": domain_event.name})
+        return
+    for handler in current_app.extensions.get("gateway_event_subscribers", []):
+        try:
+            handler(domain_event)
+        except Exception:  # a failing subscriber must not undo a committed write
+            log.exception("event subscriber failed", extra={"event": domain_event.name})
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _deliver_after_commit(session):
+    pending = session.info.pop(_PENDING, [])
+    for domain_event in pending:
+        publish(domain_event)
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _drop_on_rollback(session):
+    session.info.pop(_PENDING, None)

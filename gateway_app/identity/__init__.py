@@ -1,0 +1,1 @@
+"""Credentials: passwords, access/refresh tokens, API keys, sessions."""

@@ -1,0 +1,55 @@
+"""Metrics & monitoring: Prometheus request metrics and one JSON access-log line per request."""
+import json
+import logging
+
+from prometheus_client import Counter, Histogram
+
+from .base import Stage
+
+access_log = logging.getLogger("gateway.access")
+_metrics = {}
+
+
+def request_metrics(buckets):
+    """Created once per process: prometheus refuses duplicate names on re-registration."""
+    if not _metrics:
+        _metrics["requests"] = Counter(
+            "gateway_requests_total", "Requests answered by the gateway",
+            ["service", "method", "status"])
+        _metrics["latency"] = Histogram(
+            "gateway_request_duration_seconds", "Time from first pipeline stage to response",
+            ["service", "method", "status"], buckets=buckets)
+    return _metrics
+
+
+class MetricsStage(Stage):
+    name = "metrics"
+    section = "metrics"
+    always_after = True
+
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        self.metrics = request_metrics(self.config["latency_buckets"])
+        self.log_enabled = app.config.get("ACCESS_LOG", True)
+
+    def after(self, ctx, request, response):
+        elapsed = ctx.elapsed
+        service = ctx.service or "gateway"
+        status = str(response.status_code)
+        self.metrics["requests"].labels(service, request.method, status).inc()
+        self.metrics["latency"].labels(service, request.method, status).observe(elapsed)
+        if self.log_enabled:
+            access_log.info(json.dumps({
+                "request_id": ctx.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "latency_ms": round(elapsed * 1000, 2),
+                "service": ctx.service,
+                "company_id": ctx.company_id,
+                "principal": ctx.principal.kind if ctx.principal else None,
+                "client_ip": ctx.client_ip,
+                "cache": ctx.cache_status,
+                "short_circuited_by": ctx.short_circuited_by,
+            }, separators=(",", ":")))
+        return response

@@ -1,0 +1,78 @@
+"""Settings read from the environment, exactly as CONTRACT.md section 1 lists them."""
+import os
+import secrets
+
+PROVIDERS = ("calcom", "retell", "stripe", "sendgrid")
+PROVIDER_DEFAULT_URLS = {
+    "calcom": "https://api.cal.com/v2",
+    "retell": "https://api.retellai.com",
+    "stripe": "https://api.stripe.com/v1",
+    "sendgrid": "https://api.sendgrid.com",
+}
+DEFAULT_SQLITE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                   "var", "gateway.db")
+
+
+class SettingsError(Exception):
+    """The environment cannot run the gateway (for example no SECRET_KEY in production)."""
+
+
+def normalise_database_url(url):
+    """Platform add-ons hand out ``mysql://`` URLs; PyMySQL is the driver we use."""
+    for scheme in ("mysql://", "mariadb://"):
+        if url.startswith(scheme):
+            return "mysql+pymysql://" + url[len(scheme):]
+    if url.startswith("mariadb+pymysql://"):
+        return "mysql+pymysql://" + url[len("mariadb+pymysql://"):]
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+def database_url(env):
+    for name in ("DATABASE_URL", "JAWSDB_URL", "JAWSDB_MARIA_URL", "CLEARDB_DATABASE_URL"):
+        if env.get(name):
+            return normalise_database_url(env[name])
+    return "sqlite:///" + DEFAULT_SQLITE_PATH
+
+
+def _env_flag(env, name, default=False):
+    value = env.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def from_environment(env=None):
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if env is None else env
+    production = env.get("GATEWAY_ENV", env.get("FLASK_ENV", "development")) == "production" \
+        or bool(env.get("DYNO"))
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if production:
+            raise SettingsError("SECRET_KEY must be set in production")
+        secret = secrets.token_hex(32)
+    config = {
+        "ENV_PRODUCTION": production,
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URL": database_url(env),
+        "REDIS_URL": env.get("REDIS_TLS_URL") or env.get("REDIS_URL") or None,
+        "REDIS_SOCKET_TIMEOUT": float(env.get("REDIS_SOCKET_TIMEOUT", "0.25")),
+        "REDIS_POOL_SIZE": int(env.get("REDIS_POOL_SIZE", "200")),
+        "GATEWAY_ADMIN_TOKEN": env.get("GATEWAY_ADMIN_TOKEN") or None,
+        "GATEWAY_CONFIG": env.get("GATEWAY_CONFIG") or None,
+        "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
+        "SESSION_COOKIE_SECURE": production,
+        "FILE_STORAGE_DIR": env.get("FILE_STORAGE_DIR") or os.path.join(
+            os.path.dirname(DEFAULT_SQLITE_PATH), "files"),
+        "ACCESS_LOG": _env_flag(env, "GATEWAY_ACCESS_LOG", True),
+    }
+    for provider in PROVIDERS:
+        upper = provider.upper()
+        config[f"{upper}_BASE_URL"] = (env.get(f"{upper}_BASE_URL")
+                                       or PROVIDER_DEFAULT_URLS[provider]).rstrip("/")
+        config[f"{upper}_API_KEY"] = env.get(f"{upper}_API_KEY") or None
+    for name in ("CALCOM_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "SENDGRID_WEBHOOK_PUBLIC_KEY"):
+        config[name] = env.get(name) or None
+    return config

@@ -1,0 +1,38 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="voice-gateway",
+    version="0.1.0",
+    description="API gateway for a multi-tenant AI voice-agent SaaS",
+    packages=find_packages(include=["gateway_app", "gateway_app.*", "blueprints", "blueprints.*"]),
+    package_data={"gateway_app": ["migrations/*.py", "migrations/versions/*.py",
+                                  "migrations/script.py.mako"]},
+    python_requires=">=3.11",
+    install_requires=[
+        "flask>=3.1,<4",
+        "flask-limiter>=4.1,<5",
+        "limits>=5.8,<6",
+        "flask-caching>=2.5,<3",
+        "pybreaker>=1.4,<2",
+        "requests>=2.32,<3",
+        "gunicorn>=23",
+        "gevent>=24",
+        "redis>=6,<9",
+        "sqlalchemy>=2.0,<3",
+        "alembic>=1.13,<2",
+        "pymysql>=1.1,<2",
+        "flask-smorest>=0.45,<1",
+        "marshmallow>=3.20",
+        "pyjwt>=2.8,<3",
+        "argon2-cffi>=23",
+        "prometheus-client>=0.20",
+        "pyyaml>=6",
+        "cryptography>=42",
+        "phonenumbers>=8.13",
+        "email-validator>=2",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2"],
+    },
+    entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
+)

@@ -1,0 +1,49 @@
+"""The real web process: gunicorn with 4 gevent workers and Redis."""
+import concurrent.futures
+import re
+
+import pytest
+import requests
+
+from gateway_app.migrate import upgrade
+from tests.support.servers import Gunicorn
+
+pytestmark = pytest.mark.gunicorn
+
+
+@pytest.fixture
+def served(tmp_path, redis_url, redis_client):
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url,
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=4).start()
+    yield server
+    server.stop()
+
+
+def test_four_workers_serve_probes_and_aggregate_metrics(served):
+    session = requests.Session()
+    assert session.get(served.url + "/health", timeout=5).json() == {"status": "ok"}
+    assert session.get(served.url + "/ready", timeout=5).status_code == 200
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: requests.get(served.url + "/health", timeout=5).status_code,
+                                 range(200)))
+    assert statuses == [200] * 200
+    metrics = session.get(served.url + "/metrics", timeout=5).text
+    pids = set(re.findall(r'pid="(\d+)"', metrics))
+    counted = sum(float(v) for v in re.findall(
+        r'gateway_requests_total\{method="GET",service="gateway",status="200"\} (\S+)', metrics))
+    # the aggregate counts every worker's requests: 1 + 1 + 200 health/ready probes
+    assert counted >= 202, metrics[:2000]
+    assert not pids  # aggregated, not per-pid series
+    spec = session.get(served.url + "/openapi.json", timeout=5).json()
+    assert spec["openapi"].startswith("3.")
+
+
+def test_malformed_and_oversized_requests_get_contract_errors(served):
+    bad = requests.post(served.url + "/api/v1/auth/token", data="{oops",
+                        headers={"Content-Type": "application/json"}, timeout=5)
+    assert bad.status_code == 400 and bad.headers["Content-Type"] == "application/problem+json"
+    big = requests.post(served.url + "/api/v1/auth/token", data=b"x" * (2 * 1024 * 1024),
+                        headers={"Content-Type": "application/json"}, timeout=10)
+    assert big.status_code == 413

@@ -1,0 +1,135 @@
+"""Operations basics through HTTP: errors as problem+json, request ids, probes, metrics."""
+import pytest
+
+from tests.conftest import build_app
+
+
+def assert_problem(response, status):
+    assert response.status_code == status
+    assert response.content_type == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    assert {"type", "title", "detail", "request_id"} <= set(body)
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def test_health_is_public_and_fast(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_ready_checks_database_and_redis(client):
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json()["checks"]["database"] == "ok"
+    assert response.get_json()["checks"]["redis"] == "ok"
+
+
+def test_ready_names_redis_when_it_is_down(private_redis, tmp_path):
+    app = build_app(f"sqlite:///{tmp_path}/r.db", private_redis.url)
+    client = app.test_client()
+    assert client.get("/ready").status_code == 200
+    private_redis.stop()
+    body = assert_problem(client.get("/ready"), 503)
+    assert body["failed"] == ["redis"]
+    assert body["checks"]["database"] == "ok"
+
+
+def test_ready_names_the_database_when_it_is_down(redis_url, tmp_path):
+    app = build_app(f"sqlite:///{tmp_path}/missing-dir/../r.db", redis_url)
+    app.extensions["gateway_engine"].dispose()
+    from gateway_app.db import bind, make_engine
+    bind(make_engine("mysql+pymysql://nobody@127.0.0.1:1/none"))
+    body = assert_problem(app.test_client().get("/ready"), 503)
+    assert body["failed"] == ["database"]
+
+
+def test_unknown_route_is_problem_404(client):
+    assert_problem(client.get("/api/v1/nothing-here"), 404)
+
+
+def test_wrong_method_is_problem_405_with_allow(client):
+    response = client.delete("/health")
+    assert_problem(response, 405)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/api/v1/auth/token", data="{not json",
+                           content_type="application/json")
+    body = assert_problem(response, 400)
+    assert "JSON" in body["title"]
+
+
+def test_schema_violation_is_422_naming_fields(client):
+    response = client.post("/api/v1/auth/signup", json={"email": "not-an-email"})
+    body = assert_problem(response, 422)
+    assert {"email", "password", "company_name", "name"} <= set(body["errors"])
+
+
+def test_oversized_body_is_413(client):
+    response = client.post("/api/v1/auth/token", data="x" * (1024 * 1024 + 1),
+                           content_type="application/json")
+    assert_problem(response, 413)
+
+
+def test_unhandled_error_is_500_without_traceback(app, client):
+    @app.route("/boom-test")
+    def boom():
+        raise RuntimeError("secret internal detail")
+    app.view_functions["boom"].gateway_policy = {"public": True}
+    response = client.get("/boom-test")
+    body = assert_problem(response, 500)
+    assert "secret internal detail" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert body["title"] == "Internal Server Error"
+
+
+def test_request_id_is_kept_when_well_formed_and_replaced_otherwise(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-12345678"}).headers[
+        "X-Request-ID"] == "abc-12345678"
+    replaced = client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert replaced.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert len(replaced.headers["X-Request-ID"]) == 32
+
+
+def test_access_log_is_one_json_line_per_request(tmp_path, redis_url, caplog):
+    import json
+    import logging
+    app = build_app(f"sqlite:///{tmp_path}/log.db", redis_url, ACCESS_LOG=True)
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        app.test_client().get("/health", headers={"X-Request-ID": "log-test-0001"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access"]
+    assert lines[-1]["request_id"] == "log-test-0001"
+    assert lines[-1]["status"] == 200
+    assert "latency_ms" in lines[-1] and "company_id" in lines[-1]
+
+
+def test_metrics_exposes_request_counts(client):
+    client.get("/health")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "gateway_requests_total" in text
+    assert "gateway_request_duration_seconds_bucket" in text
+
+
+def test_openapi_document_and_docs(client):
+    spec = client.get("/openapi.json")
+    assert spec.status_code == 200
+    document = spec.get_json()
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/auth/signup" in document["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_bad_credentials_are_401_not_anonymous(client):
+    response = client.get("/api/v1/auth/signup", headers={"Authorization": "Bearer nonsense"})
+    assert response.status_code in (401, 405)
+    assert_problem(client.post("/api/v1/auth/token", json={"email": "x@y.z", "password": "p"},
+                               headers={"Authorization": "Basic abc"}), 401)
+
+
+@pytest.mark.parametrize("security_header", ["X-Content-Type-Options", "X-Frame-Options"])
+def test_security_headers(client, security_header):
+    assert security_header in client.get("/health").headers
