@@ -54,3 +54,18 @@ def accept_request_id(header_value):
     if header_value and REQUEST_ID_PATTERN.match(header_value):
         return header_value
     return uuid.uuid4().hex
+
+
+def client_ip_of(remote_addr, forwarded_for, trusted_hops):
+    """The client address, believing X-Forwarded-For only across ``trusted_hops`` proxies.
+
+    Each trusted proxy appends the address it received from, so the client is the
+    entry ``trusted_hops`` from the right; anything further left is client-supplied
+    and may be spoofed.
+    """
+    if trusted_hops <= 0 or not forwarded_for:
+        return remote_addr
+    hops = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+    if len(hops) < trusted_hops:
+        return hops[0] if hops else remote_addr
+    return hops[-trusted_hops]

@@ -6,6 +6,8 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gateway.errors")
 PROBLEM_TYPE_BASE = "https://voice-gateway.dev/problems/"
+WEBARGS_LOCATIONS = {"json", "query", "querystring", "form", "headers", "files", "path",
+                     "view_args", "cookies", "json_or_form"}
 
 
 class GatewayProblem(HTTPException):
@@ -40,12 +42,14 @@ def problem_response(status, title, detail=None, problem_type=None, headers=None
 def _validation_errors(exc):
     """webargs/flask-smorest put the offending fields under exc.data['messages']."""
     data = getattr(exc, "data", None) or {}
-    messages = data.get("messages")
+    messages = data.get("messages") or data.get("errors")
     if not messages:
         return None
-    # {"json": {"field": [...]}} -> {"field": [...]}; keep the location when several
+    # webargs nests by location: {"json": {"field": [...]}} -> {"field": [...]}
     if isinstance(messages, dict) and len(messages) == 1:
-        return next(iter(messages.values()))
+        location, inner = next(iter(messages.items()))
+        if location in WEBARGS_LOCATIONS and isinstance(inner, dict):
+            return inner
     return messages
 
 

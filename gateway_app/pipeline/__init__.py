@@ -6,7 +6,7 @@ import time
 
 from flask import g, request
 
-from ..context import RequestContext, accept_request_id
+from ..context import RequestContext, accept_request_id, client_ip_of
 from .authentication import AuthenticationStage
 from .authorization import AuthorizationStage
 from .caching import CachingStage
@@ -49,6 +49,7 @@ class Pipeline:
         self.app = app
         self.stages = [stage_class(app, policy) for stage_class in STAGES]
         self.by_name = {stage.name: stage for stage in self.stages}
+        self.trusted_hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
         app.before_request(self.run_before)
         app.after_request(self.run_after)
 
@@ -59,6 +60,8 @@ class Pipeline:
         ctx = RequestContext(request_id=accept_request_id(request.headers.get("X-Request-ID")))
         ctx.route_policy = route_policy_for(self.app, request.endpoint)
         ctx.service = service_for(self.app, request.blueprint)
+        ctx.client_ip = client_ip_of(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                     self.trusted_hops)
         g.gateway = ctx
         for stage in self.stages:
             started = time.perf_counter()

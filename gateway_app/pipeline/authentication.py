@@ -3,6 +3,8 @@
 Checked in the contract's order: API key, bearer token, session. A request that
 carries a bad credential is rejected with 401, never treated as anonymous.
 """
+import hmac
+
 from flask import current_app
 
 from ..context import Principal
@@ -22,10 +24,22 @@ class AuthenticationStage(Stage):
     section = "authentication"
 
     def before(self, ctx, request):
+        if ctx.route_policy.get("admin"):
+            self.check_admin_token(request)
+            return None
         ctx.principal = self.resolve(request)
         if ctx.principal is None and not ctx.route_policy.get("public") and request.endpoint:
             raise unauthorized("This endpoint needs an API key, a bearer token or a session.")
         return None
+
+    def check_admin_token(self, request):
+        expected = current_app.config.get("GATEWAY_ADMIN_TOKEN")
+        if not expected:
+            raise GatewayProblem(404, "Not Found", "The admin API is disabled (GATEWAY_ADMIN_TOKEN unset).")
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                presented.strip().encode(), expected.encode()):
+            raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
     def resolve(self, request):
         authorization = request.headers.get("Authorization")

@@ -6,6 +6,7 @@ dependencies are declared here and enforced by the stages, never inside a view.
 
 POLICY_KEYS = {
     "public",        # no credential required (signup, login, health)
+    "admin",         # operator API: needs the GATEWAY_ADMIN_TOKEN bearer, nothing else
     "permission",    # e.g. "calls:read"; checked by the authorization stage
     "cache",         # caching namespace, e.g. "calls"
     "cache_per_user",  # the response depends on the user, not only the company
@@ -13,6 +14,9 @@ POLICY_KEYS = {
     "upstream",      # provider this view depends on, e.g. "stripe" (circuit breaker fallback)
     "exempt_limits",  # not subject to the user-facing rate limits (signed webhooks, probes)
 }
+
+
+ADMIN = {"admin": True, "exempt_limits": True}
 
 
 def gateway_policy(**declared):

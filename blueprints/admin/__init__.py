@@ -1,0 +1,10 @@
+"""The operator API under /gateway/admin, guarded by GATEWAY_ADMIN_TOKEN.
+
+One module per concern; each adds its routes to ``blp``. The guard lives in the
+authentication stage (``gateway_policy(admin=True)``), like every other credential.
+"""
+from flask_smorest import Blueprint
+
+blp = Blueprint("admin", __name__, url_prefix="/gateway/admin", description="Gateway administration")
+
+from . import breakers, cache, companies, limits, registry  # noqa: E402,F401  (routes)

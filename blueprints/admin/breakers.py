@@ -1,0 +1,2 @@
+"""Admin: breakers."""
+from . import blp  # noqa: F401

@@ -1,0 +1,2 @@
+"""Admin: cache."""
+from . import blp  # noqa: F401

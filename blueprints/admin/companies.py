@@ -1,0 +1,2 @@
+"""Admin: companies."""
+from . import blp  # noqa: F401

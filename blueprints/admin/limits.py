@@ -1,0 +1,2 @@
+"""Admin: limits."""
+from . import blp  # noqa: F401

@@ -1,0 +1,2 @@
+"""Admin: registry."""
+from . import blp  # noqa: F401

@@ -1,0 +1,13 @@
+"""Email goes out through the outbox (kind ``sendgrid.email``), never inline in a request."""
+from .outbox import enqueue
+
+EMAIL_KIND = "sendgrid.email"
+
+
+def queue_email(session, company_id, to, subject, text, category, html=None):
+    """Queue one email in the caller's transaction; the worker sends it through SendGrid."""
+    payload = {"to": [to] if isinstance(to, str) else list(to), "subject": subject,
+               "text": text, "category": category}
+    if html:
+        payload["html"] = html
+    return enqueue(session, EMAIL_KIND, payload, company_id=company_id)
