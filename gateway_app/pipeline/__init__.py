@@ -39,9 +39,10 @@ def route_policy_for(app, endpoint):
     return getattr(view, "gateway_policy", {}) if view else {}
 
 
-def service_for(app, blueprint_name):
+def service_for(app, blueprint_name, route_policy):
     services = app.extensions["gateway"].services
-    return blueprint_name if blueprint_name in services else None
+    declared = route_policy.get("service", blueprint_name)
+    return declared if declared in services else None
 
 
 class Pipeline:
@@ -59,7 +60,7 @@ class Pipeline:
     def run_before(self):
         ctx = RequestContext(request_id=accept_request_id(request.headers.get("X-Request-ID")))
         ctx.route_policy = route_policy_for(self.app, request.endpoint)
-        ctx.service = service_for(self.app, request.blueprint)
+        ctx.service = service_for(self.app, request.blueprint, ctx.route_policy)
         ctx.client_ip = client_ip_of(request.remote_addr, request.headers.get("X-Forwarded-For"),
                                      self.trusted_hops)
         g.gateway = ctx

@@ -5,3 +5,10 @@ from .base import Stage
 class CachingStage(Stage):
     name = "caching"
     section = "caching"
+
+    def stale_response(self, ctx, request):
+        """The last good copy of this request's cache key, marked STALE, or None.
+
+        Used by the circuit-breaker stage and service discovery as their fallback.
+        """
+        return None

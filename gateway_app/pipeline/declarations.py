@@ -12,6 +12,7 @@ POLICY_KEYS = {
     "cache_per_user",  # the response depends on the user, not only the company
     "resource",      # resource-layer limit name, e.g. "call_exports"
     "upstream",      # provider this view depends on, e.g. "stripe" (circuit breaker fallback)
+    "service",       # business service the view belongs to, when not its blueprint's name
     "exempt_limits",  # not subject to the user-facing rate limits (signed webhooks, probes)
 }
 
