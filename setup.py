@@ -30,6 +30,7 @@ setup(
         "cryptography>=42",
         "phonenumbers>=8.13",
         "email-validator>=2",
+        "http-sfv>=0.9",  # RateLimit headers are structured fields
     ],
     extras_require={
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2"],

@@ -58,6 +58,15 @@ class AuthenticationSchema(Schema):
 @_strict
 class LimitListSchema(Schema):
     limits = fields.List(RateString(), required=True, validate=validate.Length(min=1))
+    # policy names for the RateLimit-Policy header, one per limit (default: the layer's name)
+    names = fields.List(fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
+                        load_default=list)
+
+    @validates_schema
+    def one_name_per_limit(self, data, **kwargs):
+        names = data.get("names") or []
+        if names and len(names) != len(data.get("limits", [])):
+            raise ValidationError({"names": ["give one name per limit, or none"]})
 
 
 @_strict
@@ -85,6 +94,7 @@ class RateLimitingSchema(Schema):
     strategy = fields.String(required=True, validate=validate.OneOf(
         ["sliding-window-counter", "fixed-window", "moving-window"]))
     fail_open = fields.Boolean(required=True)
+    storage_retry_interval = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=300))
     layers = fields.Nested(LayersSchema, required=True)
     exempt_paths = fields.List(fields.String(), required=True)
 

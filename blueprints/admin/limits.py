@@ -1,2 +1,30 @@
-"""Admin: limits."""
-from . import blp  # noqa: F401
+"""Admin: reset a rate-limit key, e.g. after a customer's runaway script is fixed.
+
+    DELETE /gateway/admin/rate-limits/<layer>/<key>
+
+Keys are the subjects the layers count for: ``ip`` an address, ``user`` a principal's
+rate key (``user:7`` or ``key:3``), ``company`` a company id, ``endpoint``
+``<rate key>:<service>`` (``user:7:billing``), ``resource`` ``<company id>:<resource>``
+(``3:bookings``).
+"""
+from flask import jsonify
+
+from gateway_app.errors import GatewayProblem
+from gateway_app.extensions import gateway_state
+from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+from gateway_app.ratelimit import LAYERS
+
+from . import blp
+
+
+@blp.route("/rate-limits/<layer>/<path:key>", methods=["DELETE"])
+@gateway_policy(**ADMIN)
+def reset_rate_limit(layer, key):
+    """Reset the counters of one key in one rate-limit layer."""
+    if layer not in LAYERS:
+        raise GatewayProblem(404, "Not Found", f"Unknown rate-limit layer {layer!r}; "
+                             f"expected one of {', '.join(LAYERS)}.")
+    cleared = gateway_state().pipeline.stage("rate_limiting").reset(layer, key)
+    if not cleared:
+        raise GatewayProblem(404, "Not Found", f"{key!r} is not a key of the {layer} layer.")
+    return jsonify(layer=layer, key=key, cleared=cleared)

@@ -1,7 +1,77 @@
-"""Stage 3: rate limiting, the seed's five layers (ip, user, company, endpoint, resource)."""
+"""Stage 3: rate limiting, the seed's five layers (ip, user, company, endpoint, resource).
+
+Every quota that applies to a request is taken in one all-or-nothing step (see
+gateway_app/ratelimit/storage.py): a request refused by one layer spends nothing of the
+others. Anonymous requests meet the ip layer only; routes declaring ``exempt_limits``
+(probes, metrics, signed webhooks, the operator API) and the configured exempt paths
+meet none, so a provider's webhook burst or a health checker is never throttled.
+"""
+import math
+
+from ..errors import GatewayProblem
+from ..extensions import gateway_state
+from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
+from ..ratelimit.headers import limit_header, rate_limit_headers
 from .base import Stage
 
 
 class RateLimitingStage(Stage):
     name = "rate_limiting"
     section = "rate_limiting"
+
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        self.policies = LayerPolicies(self.config, policy["tiers"])
+        self.limiter = GatewayLimiter(gateway_state(app).redis,
+                                      fail_open=self.config["fail_open"],
+                                      retry_interval=self.config["storage_retry_interval"])
+        self.exempt_paths = tuple(self.config["exempt_paths"])
+        self.check_declared_resources(app)
+
+    def check_declared_resources(self, app):
+        for endpoint, view in app.view_functions.items():
+            resource = getattr(view, "gateway_policy", {}).get("resource")
+            if resource is not None and resource not in self.policies.resources:
+                raise ValueError(f"view {endpoint} declares resource {resource!r}, which "
+                                 f"rate_limiting.layers.resource.resources does not define")
+
+    def exempt(self, ctx, request):
+        return bool(ctx.route_policy.get("exempt_limits")) or request.path.startswith(self.exempt_paths)
+
+    def before(self, ctx, request):
+        if self.exempt(ctx, request):
+            return None
+        try:
+            decision = self.limiter.acquire(self.policies.for_request(ctx))
+        except LimiterUnavailable:
+            raise GatewayProblem(
+                503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
+                problem_type="rate-limiter-unavailable",
+                headers={"Retry-After": str(math.ceil(self.limiter.retry_interval))}) from None
+        ctx.rate_limit_headers = rate_limit_headers(decision)
+        if not decision.allowed:
+            self.refuse(ctx, decision)
+        return None
+
+    def refuse(self, ctx, decision):
+        quota, window = decision.breached()
+        self.limiter.metrics["rejections"].labels(quota.layer).inc()
+        ctx.rate_limit_headers["RateLimit"] = limit_header(quota, window)
+        raise GatewayProblem(
+            429, "Too Many Requests",
+            f"The {quota.layer} rate limit ({quota.name}: {quota.limit} per {quota.window} s) "
+            f"is exhausted; retry in {window.retry_after} s.",
+            problem_type="rate-limited", headers={"Retry-After": str(window.retry_after)},
+            layer=quota.layer, policy=quota.name, limit=quota.limit, window=quota.window,
+            retry_after=window.retry_after)
+
+    def after(self, ctx, request, response):
+        for name, value in ctx.rate_limit_headers.items():
+            response.headers[name] = value
+        return response
+
+    def reset(self, layer, subject):
+        """Forget ``subject``'s counts in ``layer``; returns the policy names cleared."""
+        quotas = self.policies.for_subject(layer, subject)
+        self.limiter.reset(quotas)
+        return [quota.name for quota in quotas]

@@ -1,0 +1,85 @@
+"""The gateway's limiter: all five layers in one all-or-nothing step, Redis or memory.
+
+With Redis configured the counters are shared by every worker and instance. When Redis
+fails the limiter either keeps limiting with per-process counters (``fail_open``, as
+Kong, Envoy and Spring Cloud Gateway do) or refuses with 503, and tries Redis again
+every ``storage_retry_interval`` seconds so that it recovers by itself.
+"""
+import logging
+import time
+from dataclasses import dataclass
+
+from redis import RedisError
+
+from .metrics import limiter_metrics
+from .storage import BatchedMemoryStorage, BatchedRedisStorage
+
+log = logging.getLogger("gateway.ratelimit")
+
+
+class LimiterUnavailable(Exception):
+    """Redis is unreachable and the policy is ``fail_open: false``."""
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    quotas: list
+    windows: list
+    degraded: bool = False     # counted per process because Redis is down
+
+    def breached(self):
+        """The refusing quota and window whose budget frees up last (the binding one)."""
+        refused = [(q, w) for q, w in zip(self.quotas, self.windows) if w.used + 1 > w.limit]
+        return max(refused, key=lambda pair: pair[1].retry_after)
+
+    def closest_to_exhaustion(self):
+        return min(zip(self.quotas, self.windows),
+                   key=lambda pair: (pair[1].remaining / pair[1].limit, pair[1].remaining))
+
+
+class GatewayLimiter:
+    def __init__(self, redis_client, fail_open=True, retry_interval=5.0):
+        self.shared = BatchedRedisStorage(redis_client) if redis_client is not None else None
+        self.local = BatchedMemoryStorage()
+        self.fail_open = fail_open
+        self.retry_interval = retry_interval
+        self.outage_until = 0.0    # monotonic time before which Redis is not tried again
+        self.metrics = limiter_metrics()
+
+    @property
+    def in_outage(self):
+        return self.outage_until > 0
+
+    def acquire(self, quotas):
+        entries = [quota.storage_entry() for quota in quotas]
+        if self.shared is not None and time.monotonic() >= self.outage_until:
+            try:
+                allowed, windows = self.shared.acquire_all(entries)
+            except (RedisError, OSError) as exc:
+                self.record_outage(exc)
+            else:
+                if self.in_outage:
+                    log.warning("rate-limit storage recovered: limits are shared again")
+                    self.outage_until = 0.0
+                return Decision(allowed, quotas, windows)
+        degraded = self.shared is not None
+        if degraded and not self.fail_open:
+            raise LimiterUnavailable()
+        allowed, windows = self.local.acquire_all(entries)
+        return Decision(allowed, quotas, windows, degraded=degraded)
+
+    def record_outage(self, exc):
+        self.metrics["storage_errors"].labels("per_process" if self.fail_open else "refuse").inc()
+        if not self.in_outage:
+            log.warning("rate-limit storage unreachable (%s: %s): %s", type(exc).__name__, exc,
+                        "falling back to per-process limits" if self.fail_open
+                        else "refusing requests with 503 (fail_open: false)")
+        self.outage_until = time.monotonic() + self.retry_interval
+
+    def reset(self, quotas):
+        """Forget the counts of ``quotas`` everywhere they may be kept."""
+        for quota in quotas:
+            if self.shared is not None:
+                self.shared.clear_sliding_window(quota.key, quota.window)
+            self.local.clear_sliding_window(quota.key, quota.window)

@@ -1,0 +1,85 @@
+"""Which quotas apply to a request: the seed's five layers read from gateway.yaml.
+
+A quota's storage key names its policy, window and subject but not its size, so a tier
+change applies the new size to the counts already made (the next request sees it).
+"""
+from dataclasses import dataclass
+
+from limits import parse as parse_rate
+
+LAYERS = ("ip", "user", "company", "endpoint", "resource")
+TIER_SCALED = ("company", "endpoint", "resource")
+
+
+@dataclass(frozen=True)
+class Quota:
+    layer: str        # ip | user | company | endpoint | resource
+    name: str         # the policy name in RateLimit-Policy ("ip", "burst", "user", ...)
+    subject: str      # whose budget: an IP, "user:7", a company id, "user:7:billing", "3:bookings"
+    limit: int
+    window: int       # seconds
+
+    @property
+    def key(self):
+        return f"gateway/{self.name}/{self.window}/{self.subject}"
+
+    def storage_entry(self):
+        return self.key, self.limit, self.window
+
+
+def _rate(text):
+    item = parse_rate(text)
+    return item.amount, item.get_expiry()
+
+
+class LayerPolicies:
+    """The rate_limiting section as quotas; ``for_request`` picks the ones a request spends."""
+
+    def __init__(self, section, tiers):
+        layers = section["layers"]
+        self.tiers = {name: tier["multiplier"] for name, tier in tiers.items()}
+        self.fixed = {}   # layer -> [(policy name, amount, window)] for ip, user, company
+        for layer in ("ip", "user", "company"):
+            names = layers[layer].get("names") or []
+            self.fixed[layer] = [
+                (names[i] if i < len(names) else (layer if i == 0 else f"{layer}-{i + 1}"), *_rate(text))
+                for i, text in enumerate(layers[layer]["limits"])]
+        self.services = {name: _rate(text) for name, text in layers["endpoint"]["services"].items()}
+        self.resources = {name: _rate(text) for name, text in layers["resource"]["resources"].items()}
+
+    def multiplier(self, tier):
+        return self.tiers.get(tier, self.tiers["free"])
+
+    def for_request(self, ctx):
+        principal = ctx.principal
+        quotas = [Quota("ip", name, ctx.client_ip or "unknown", amount, window)
+                  for name, amount, window in self.fixed["ip"]]
+        if principal is None:
+            return quotas
+        scale = self.multiplier(principal.tier)
+        quotas += [Quota("user", name, principal.rate_key, amount, window)
+                   for name, amount, window in self.fixed["user"]]
+        quotas += [Quota("company", name, str(principal.company_id), amount * scale, window)
+                   for name, amount, window in self.fixed["company"]]
+        if ctx.service in self.services:
+            amount, window = self.services[ctx.service]
+            quotas.append(Quota("endpoint", "endpoint", f"{principal.rate_key}:{ctx.service}",
+                                amount * scale, window))
+        resource = ctx.route_policy.get("resource")
+        if resource in self.resources:
+            amount, window = self.resources[resource]
+            quotas.append(Quota("resource", "resource", f"{principal.company_id}:{resource}",
+                                amount * scale, window))
+        return quotas
+
+    def for_subject(self, layer, subject):
+        """Every quota of ``layer`` kept for ``subject`` (admin reset); [] if none can exist."""
+        if layer in self.fixed:
+            return [Quota(layer, name, subject, amount, window)
+                    for name, amount, window in self.fixed[layer]]
+        table = self.services if layer == "endpoint" else self.resources if layer == "resource" else {}
+        _owner, _, kind = subject.rpartition(":")
+        if not _owner or kind not in table:
+            return []
+        amount, window = table[kind]
+        return [Quota(layer, layer, subject, amount, window)]
