@@ -1,0 +1,356 @@
+"""Rate limiting (stage 3) through HTTP against real Redis: the seed's five layers at
+their real numbers, tier multipliers, draft-11 headers, rejection bodies, all-or-nothing."""
+import itertools
+
+import http_sfv
+import pytest
+from flask import Flask, jsonify
+from flask_limiter import Limiter
+
+from gateway_app.db import Session
+from gateway_app.models import Company
+from gateway_app.pipeline.declarations import gateway_policy
+from tests.conftest import build_app
+
+ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
+_addresses = itertools.count(1)
+
+
+def fresh_ip():
+    """A client address of its own, so one test's ip budget never meets another's."""
+    n = next(_addresses)
+    return f"198.51.{n // 250}.{n % 250 + 1}"
+
+
+def from_ip(ip):
+    return {"environ_base": {"REMOTE_ADDR": ip}}
+
+
+def register_test_routes(app):
+    """Test-only views declaring what business views declare (services are being written)."""
+    def view(name, **policy):
+        def handler():
+            return jsonify(route=name)
+        handler.__name__ = f"rl_{name}"
+        app.add_url_rule(f"/test-rl/{name}", view_func=gateway_policy(**policy)(handler),
+                         methods=["GET", "POST"])
+    view("public", public=True)
+    view("exempt", public=True, exempt_limits=True)
+    view("private")
+    view("billing", service="billing", permission=None)
+    view("dashboard", service="dashboard", permission=None)
+    view("invites", service="team", permission=None, resource="team_invites")
+    view("bookings", service="team", permission=None, resource="bookings")
+    view("exports", service="billing", permission=None, resource="call_exports")
+
+
+@pytest.fixture(autouse=True)
+def test_routes(app):
+    register_test_routes(app)
+
+
+def stage(app):
+    return app.extensions["gateway"].pipeline.stage("rate_limiting")
+
+
+def preset(app, layer, subject, count):
+    """Put ``count`` requests into the current window of every quota of ``layer`` for ``subject``."""
+    limiter = stage(app).limiter
+    client = limiter.shared.get_connection()
+    for quota in stage(app).policies.for_subject(layer, subject):
+        _previous, current = limiter.shared.window_keys(quota.key)
+        client.set(current, count, px=quota.window * 2000)
+
+
+def used(app, layer, subject):
+    """The weighted count of each quota of ``layer`` for ``subject``, by policy name."""
+    shared = stage(app).limiter.shared
+    counts = {}
+    for quota in stage(app).policies.for_subject(layer, subject):
+        previous, previous_ttl, current, _ = shared.get_sliding_window(quota.key, quota.window)
+        counts[quota.name] = int(previous * previous_ttl / quota.window) + current
+    return counts
+
+
+def hammer(call, times):
+    return [call().status_code for _ in range(times)]
+
+
+def parse_list(value):
+    parsed = http_sfv.List()
+    parsed.parse(value.encode())
+    return parsed
+
+
+def policies(response):
+    return {member.value: dict(member.params) for member in parse_list(response.headers["RateLimit-Policy"])}
+
+
+def test_ip_burst_trips_at_the_51st_anonymous_request(client):
+    ip = fresh_ip()
+    statuses = hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 51)
+    assert statuses == [200] * 50 + [429]
+    refused = client.get("/test-rl/public", **from_ip(ip))
+    body = refused.get_json()
+    assert refused.status_code == 429
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert (body["layer"], body["policy"], body["limit"], body["window"]) == ("ip", "burst", 50, 60)
+    assert body["retry_after"] == int(refused.headers["Retry-After"])
+    assert 1 <= body["retry_after"] <= 120
+    assert parse_list(refused.headers["RateLimit"])[0].value == "burst"
+    assert parse_list(refused.headers["RateLimit"])[0].params["r"] == 0
+    # another address is not affected
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200
+
+
+def test_ip_hourly_limit_trips_at_1000(app, client):
+    ip = fresh_ip()
+    preset(app, "ip", ip, 0)
+    shared = stage(app).limiter.shared
+    hourly = next(q for q in stage(app).policies.for_subject("ip", ip) if q.name == "ip")
+    _previous, current = shared.window_keys(hourly.key)
+    shared.get_connection().set(current, 997, px=7200 * 1000)
+    statuses = hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 4)
+    assert statuses == [200, 200, 200, 429]
+    assert client.get("/test-rl/public", **from_ip(ip)).get_json()["policy"] == "ip"
+
+
+def test_spoofed_forwarded_for_entries_are_ignored(database_url, redis_url, redis_client):
+    app = build_app(database_url, redis_url, TRUSTED_PROXY_HOPS=1)
+    register_test_routes(app)
+    client = app.test_client()
+    # the client prepends a different "address" every time; the proxy appends the real one
+    statuses = [client.get("/test-rl/public", headers={
+        "X-Forwarded-For": f"10.{i}.0.1, 203.0.113.77"}).status_code for i in range(51)]
+    assert statuses == [200] * 50 + [429]
+    assert used(app, "ip", "203.0.113.77")["burst"] == 50
+    app.extensions["gateway_engine"].dispose()
+
+
+def test_anonymous_requests_meet_the_ip_layer_only(client):
+    response = client.get("/test-rl/public", **from_ip(fresh_ip()))
+    assert set(policies(response)) == {"ip", "burst"}
+    assert policies(response)["ip"] == {"q": 1000, "w": 3600}
+    assert policies(response)["burst"] == {"q": 50, "w": 60}
+    assert "Retry-After" not in response.headers
+
+
+def test_exempt_routes_are_not_limited(client):
+    ip = fresh_ip()
+    for path in ("/test-rl/exempt", "/health"):
+        statuses = hammer(lambda: client.get(path, **from_ip(ip)), 55)
+        assert statuses == [200] * 55
+    response = client.get("/health", **from_ip(ip))
+    assert "RateLimit" not in response.headers and "RateLimit-Policy" not in response.headers
+    # exempt traffic spent nothing of the address's budget
+    current = parse_list(client.get("/test-rl/public", **from_ip(ip)).headers["RateLimit"])[0]
+    assert (current.value, current.params["r"]) == ("burst", 49)
+
+
+def test_user_layer_trips_at_500(app, tenant_factory):
+    tenant = tenant_factory()
+    statuses = [tenant.get("/test-rl/private", **from_ip(fresh_ip())).status_code for _ in range(501)]
+    assert statuses == [200] * 500 + [429]
+    refused = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
+    assert refused.get_json()["layer"] == "user"
+    assert used(app, "user", f"user:{tenant.user['id']}") == {"user": 500}
+
+
+@pytest.mark.parametrize("tier, limit", [("free", 2000), ("pro", 6000), ("enterprise", 20000),
+                                         ("unlimited", 100000)])
+def test_company_layer_by_tier(app, tenant_factory, tier, limit):
+    tenant = tenant_factory(tier)
+    company = str(tenant.company["id"])
+    preset(app, "company", company, limit - 2)
+    first = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
+    assert first.status_code == 200
+    assert policies(first)["company"] == {"q": limit, "w": 3600}
+    # the company is the policy closest to exhaustion: one request left
+    assert parse_list(first.headers["RateLimit"])[0].value == "company"
+    assert parse_list(first.headers["RateLimit"])[0].params["r"] == 1
+    assert tenant.get("/test-rl/private", **from_ip(fresh_ip())).status_code == 200
+    refused = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
+    assert refused.status_code == 429
+    assert (refused.get_json()["layer"], refused.get_json()["limit"]) == ("company", limit)
+
+
+def test_company_layer_is_shared_by_the_companys_users(app, tenant_factory):
+    tenant = tenant_factory()
+    preset(app, "company", str(tenant.company["id"]), 1999)
+    assert tenant.get("/test-rl/private", **from_ip(fresh_ip())).status_code == 200
+    other = tenant_factory()  # another company is unaffected
+    assert other.get("/test-rl/private", **from_ip(fresh_ip())).status_code == 200
+    assert tenant.get("/test-rl/private", **from_ip(fresh_ip())).get_json()["layer"] == "company"
+
+
+def test_a_tier_change_applies_to_the_next_request(app, tenant_factory):
+    tenant = tenant_factory("free")
+    preset(app, "company", str(tenant.company["id"]), 2000)
+    assert tenant.get("/test-rl/private", **from_ip(fresh_ip())).status_code == 429
+    company = Session.get(Company, tenant.company["id"])
+    company.tier = "pro"
+    Session.commit()
+    upgraded = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
+    assert upgraded.status_code == 200
+    assert policies(upgraded)["company"]["q"] == 6000
+    # the counts made before the upgrade still count against the new size
+    current = parse_list(upgraded.headers["RateLimit"])[0]
+    assert (current.value, current.params["r"]) == ("company", 6000 - 2001)
+
+
+@pytest.mark.parametrize("tier, limit", [("free", 20), ("pro", 60)])
+def test_endpoint_layer_per_service_times_tier(app, tenant_factory, tier, limit):
+    tenant = tenant_factory(tier)
+    statuses = [tenant.get("/test-rl/billing", **from_ip(fresh_ip())).status_code
+                for _ in range(limit + 1)]
+    assert statuses == [200] * limit + [429]
+    refused = tenant.get("/test-rl/billing", **from_ip(fresh_ip()))
+    assert (refused.get_json()["layer"], refused.get_json()["limit"]) == ("endpoint", limit)
+    # another service has its own budget
+    dashboard = tenant.get("/test-rl/dashboard", **from_ip(fresh_ip()))
+    assert dashboard.status_code == 200
+    assert policies(dashboard)["endpoint"] == {"q": 100 * (3 if tier == "pro" else 1), "w": 3600}
+
+
+def test_endpoint_layer_enterprise_multiplier_by_headers(app, tenant_factory):
+    tenant = tenant_factory("enterprise")
+    response = tenant.get("/test-rl/billing", **from_ip(fresh_ip()))
+    assert policies(response)["endpoint"] == {"q": 200, "w": 3600}
+    assert policies(tenant_factory("unlimited").get("/test-rl/billing", **from_ip(fresh_ip())))[
+        "endpoint"] == {"q": 1000, "w": 3600}
+
+
+def test_resource_layer_per_company_per_day(app, tenant_factory):
+    tenant = tenant_factory()
+    statuses = [tenant.post("/test-rl/invites", **from_ip(fresh_ip())).status_code for _ in range(21)]
+    assert statuses == [200] * 20 + [429]
+    refused = tenant.post("/test-rl/invites", **from_ip(fresh_ip()))
+    body = refused.get_json()
+    assert (body["layer"], body["policy"], body["limit"], body["window"]) == ("resource", "resource", 20, 86400)
+    # other resource types keep their own budget
+    assert tenant.post("/test-rl/bookings", **from_ip(fresh_ip())).status_code == 200
+
+
+def test_resource_layer_scaled_by_tier(app, tenant_factory):
+    tenant = tenant_factory("pro")
+    company = str(tenant.company["id"])
+    preset(app, "resource", f"{company}:bookings", 598)
+    ok = tenant.post("/test-rl/bookings", **from_ip(fresh_ip()))
+    assert ok.status_code == 200 and policies(ok)["resource"] == {"q": 600, "w": 86400}
+    assert tenant.post("/test-rl/bookings", **from_ip(fresh_ip())).status_code == 200
+    assert tenant.post("/test-rl/bookings", **from_ip(fresh_ip())).get_json()["layer"] == "resource"
+
+
+def test_headers_list_every_policy_that_applied(app, tenant_factory):
+    tenant = tenant_factory()
+    response = tenant.post("/test-rl/exports", **from_ip(fresh_ip()))
+    assert response.status_code == 200
+    listed = policies(response)
+    assert list(listed) == ["ip", "burst", "user", "company", "endpoint", "resource"]
+    assert listed == {"ip": {"q": 1000, "w": 3600}, "burst": {"q": 50, "w": 60},
+                      "user": {"q": 500, "w": 3600}, "company": {"q": 2000, "w": 3600},
+                      "endpoint": {"q": 20, "w": 3600}, "resource": {"q": 20, "w": 86400}}
+    current = parse_list(response.headers["RateLimit"])
+    assert len(current) == 1
+    assert current[0].value in ("endpoint", "resource")   # both at 19 of 20
+    assert current[0].params["r"] == 19
+    assert 0 <= current[0].params["t"] <= 86400
+    assert "Retry-After" not in response.headers
+
+
+def test_a_later_layer_rejection_spends_no_earlier_budget(app, tenant_factory):
+    tenant = tenant_factory()
+    ip = fresh_ip()
+    rate_key = f"user:{tenant.user['id']}"
+    company = str(tenant.company["id"])
+    assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 20) == [200] * 20
+    before = (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company))
+    assert before == ({"ip": 20, "burst": 20}, {"user": 20}, {"company": 20})
+    assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 10) == [429] * 10
+    assert (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company)) == before
+    assert used(app, "endpoint", f"{rate_key}:billing") == {"endpoint": 20}
+    # so the address still has 30 of its 50/minute burst for other services
+    assert hammer(lambda: tenant.get("/test-rl/dashboard", **from_ip(ip)), 30) == [200] * 30
+    assert tenant.get("/test-rl/dashboard", **from_ip(ip)).get_json()["policy"] == "burst"
+
+
+def test_plain_flask_limiter_spends_earlier_limits_on_a_later_breach(redis_url, redis_client):
+    """Why the gateway batches: flask-limiter hits limits one by one, smallest window first,
+    so requests refused by a later limit have already spent the earlier ones."""
+    app = Flask("plain")
+    limiter = Limiter(key_func=lambda: "client", app=app, storage_uri=redis_url,
+                      strategy="sliding-window-counter")
+
+    @app.route("/")
+    @limiter.limit("3/minute")      # checked first (smaller window), like the burst
+    @limiter.limit("1/hour")        # a later layer
+    def index():
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/").status_code == 200
+    assert [client.get("/").status_code for _ in range(2)] == [429, 429]
+    minute_keys = [key for key in redis_client.scan_iter("LIMITS:*3/1/minute*") if not key.endswith(b"/-1")]
+    # the two refused requests consumed the 3/minute budget although nothing more was served
+    assert [int(redis_client.get(key)) for key in minute_keys] == [3]
+    assert client.get("/").status_code == 429
+
+
+def test_admin_resets_a_key(app, client):
+    ip = fresh_ip()
+    assert hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 51)[-1] == 429
+    assert client.delete(f"/gateway/admin/rate-limits/ip/{ip}").status_code == 401
+    reset = client.delete(f"/gateway/admin/rate-limits/ip/{ip}", headers=ADMIN)
+    assert reset.status_code == 200
+    assert reset.get_json() == {"layer": "ip", "key": ip, "cleared": ["ip", "burst"]}
+    assert client.get("/test-rl/public", **from_ip(ip)).status_code == 200
+    assert used(app, "ip", ip) == {"ip": 1, "burst": 1}
+
+
+def test_admin_resets_endpoint_and_resource_keys(app, tenant_factory, client):
+    tenant = tenant_factory()
+    rate_key = f"user:{tenant.user['id']}"
+    hammer(lambda: tenant.get("/test-rl/billing", **from_ip(fresh_ip())), 21)
+    reset = client.delete(f"/gateway/admin/rate-limits/endpoint/{rate_key}:billing", headers=ADMIN)
+    assert reset.status_code == 200 and reset.get_json()["cleared"] == ["endpoint"]
+    assert tenant.get("/test-rl/billing", **from_ip(fresh_ip())).status_code == 200
+    company = tenant.company["id"]
+    preset(app, "resource", f"{company}:bookings", 200)
+    assert tenant.post("/test-rl/bookings", **from_ip(fresh_ip())).status_code == 429
+    assert client.delete(f"/gateway/admin/rate-limits/resource/{company}:bookings",
+                         headers=ADMIN).status_code == 200
+    assert tenant.post("/test-rl/bookings", **from_ip(fresh_ip())).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/gateway/admin/rate-limits/galaxy/1",
+                                  "/gateway/admin/rate-limits/endpoint/user:1:nowhere",
+                                  "/gateway/admin/rate-limits/resource/3"])
+def test_admin_reset_of_an_unknown_key_is_404(client, path):
+    response = client.delete(path, headers=ADMIN)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_view_declaring_an_undefined_resource_stops_the_start(database_url, redis_url):
+    import blueprints.ops as ops
+    ops.ready.gateway_policy["resource"] = "moon_landings"
+    try:
+        with pytest.raises(ValueError, match="moon_landings"):
+            build_app(database_url, redis_url)
+    finally:
+        del ops.ready.gateway_policy["resource"]
+
+
+def test_rejections_are_counted_by_layer(client):
+    ip = fresh_ip()
+    metrics = client.get("/metrics").get_data(as_text=True)
+
+    def rejected():
+        text = client.get("/metrics").get_data(as_text=True)
+        line = [ln for ln in text.splitlines()
+                if ln.startswith('gateway_rate_limit_rejections_total{layer="ip"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+    assert metrics is not None
+    before = rejected()
+    hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 53)
+    assert rejected() == before + 3
