@@ -96,7 +96,8 @@ def test_ip_burst_trips_at_the_51st_anonymous_request(client):
     assert refused.headers["Content-Type"] == "application/problem+json"
     assert (body["layer"], body["policy"], body["limit"], body["window"]) == ("ip", "burst", 50, 60)
     assert body["retry_after"] == int(refused.headers["Retry-After"])
-    assert 1 <= body["retry_after"] <= 120
+    # the 50 hits opened a fresh 60 s window; a request fits again once it has ended
+    assert 55 <= body["retry_after"] <= 60
     assert parse_list(refused.headers["RateLimit"])[0].value == "burst"
     assert parse_list(refused.headers["RateLimit"])[0].params["r"] == 0
     # another address is not affected
@@ -113,6 +114,21 @@ def test_ip_hourly_limit_trips_at_1000(app, client):
     statuses = hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 4)
     assert statuses == [200, 200, 200, 429]
     assert client.get("/test-rl/public", **from_ip(ip)).get_json()["policy"] == "ip"
+
+
+def test_retry_after_follows_the_sliding_window(app, client):
+    """80 requests in the previous minute, 45 s of it still weighing: 80*45/60 = 60 counted.
+    One more fits once 80*(45-t)/60 < 50, i.e. after 7.5 s: Retry-After 8."""
+    ip = fresh_ip()
+    shared = stage(app).limiter.shared
+    burst = next(q for q in stage(app).policies.for_subject("ip", ip) if q.name == "burst")
+    previous, current = shared.window_keys(burst.key)
+    shared.get_connection().set(previous, 80, px=45_000)
+    shared.get_connection().set(current, 0, px=105_000)
+    refused = client.get("/test-rl/public", **from_ip(ip))
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "8"
+    assert refused.get_json()["retry_after"] == 8
 
 
 def test_spoofed_forwarded_for_entries_are_ignored(database_url, redis_url, redis_client):

@@ -1,0 +1,117 @@
+"""Rate limiting when Redis fails: fail open with per-process limits (default), or 503;
+recovery when Redis returns; no 500s; and the in-memory mode when no Redis is configured."""
+import copy
+import logging
+import os
+import signal
+import time
+
+import pytest
+import redis as redis_lib
+
+from gateway_app.db import Session
+from gateway_app.policy import load_policy
+from tests.conftest import build_app
+from tests.test_rate_limit import from_ip, fresh_ip, register_test_routes
+
+RETRY_INTERVAL = 0.2
+
+
+def policy_with(fail_open):
+    policy = copy.deepcopy(load_policy())
+    policy["rate_limiting"]["fail_open"] = fail_open
+    policy["rate_limiting"]["storage_retry_interval"] = RETRY_INTERVAL
+    return policy
+
+
+@pytest.fixture
+def make_app(database_url):
+    made = []
+
+    def make(redis_url, fail_open=True):
+        app = build_app(database_url, redis_url, GATEWAY_POLICY=policy_with(fail_open))
+        register_test_routes(app)
+        made.append(app)
+        return app
+    yield make
+    Session.remove()
+    for app in made:
+        app.extensions["gateway_engine"].dispose()
+
+
+def storage_errors(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("gateway_rate_limit_storage_errors_total{"))
+
+
+def shared_keys(url):
+    return redis_lib.Redis.from_url(url).keys("LIMITS:*")
+
+
+def test_redis_down_fails_open_with_per_process_limits_then_recovers(make_app, private_redis, caplog):
+    app = make_app(private_redis.url)
+    client = app.test_client()
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200
+    assert shared_keys(private_redis.url)
+    errors_before = storage_errors(client)
+
+    private_redis.stop()
+    ip = fresh_ip()
+    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+        responses = [client.get("/test-rl/public", **from_ip(ip)) for _ in range(51)]
+    # still limited, per process: exactly the burst passes, nothing fails with 500
+    assert [r.status_code for r in responses] == [200] * 50 + [429]
+    assert all("RateLimit-Policy" in r.headers for r in responses)
+    assert responses[-1].get_json()["layer"] == "ip"
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1   # one line per outage, not one per request
+    assert storage_errors(client) > errors_before
+
+    private_redis.start()       # same port
+    time.sleep(RETRY_INTERVAL + 0.1)
+    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+        recovered = client.get("/test-rl/public", **from_ip(fresh_ip()))
+    assert recovered.status_code == 200
+    assert shared_keys(private_redis.url)   # counted in Redis again (it restarted empty)
+    assert any("recovered" in r.getMessage() for r in caplog.records)
+
+
+def test_redis_down_fail_closed_answers_503(make_app, private_redis):
+    app = make_app(private_redis.url, fail_open=False)
+    client = app.test_client()
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200
+    private_redis.stop()
+    refused = client.get("/test-rl/public", **from_ip(fresh_ip()))
+    assert refused.status_code == 503
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.get_json()["type"].endswith("/rate-limiter-unavailable")
+    assert refused.headers["Retry-After"] == "1"
+    # routes exempt from limits do not depend on the limiter
+    assert client.get("/health").status_code == 200
+    private_redis.start()
+    time.sleep(RETRY_INTERVAL + 0.1)
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200
+
+
+def test_hung_redis_costs_one_socket_timeout_then_fails_open(make_app, private_redis):
+    app = make_app(private_redis.url)
+    client = app.test_client()
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200
+    os.kill(private_redis.process.pid, signal.SIGSTOP)
+    try:
+        statuses = [client.get("/test-rl/public", **from_ip(fresh_ip())).status_code for _ in range(5)]
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+    assert statuses == [200] * 5
+    assert app.extensions["gateway"].pipeline.stage("rate_limiting").limiter.in_outage
+
+
+def test_without_redis_limits_are_kept_in_memory(make_app):
+    app = make_app(None)
+    client = app.test_client()
+    ip = fresh_ip()
+    statuses = [client.get("/test-rl/public", **from_ip(ip)).status_code for _ in range(51)]
+    assert statuses == [200] * 50 + [429]
+    limiter = app.extensions["gateway"].pipeline.stage("rate_limiting").limiter
+    assert limiter.shared is None and not limiter.in_outage
