@@ -128,6 +128,7 @@ def test_retry_after_follows_the_sliding_window(app, client):
     refused = client.get("/test-rl/public", **from_ip(ip))
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "8"
+    assert refused.headers["RateLimit"] == '"burst";r=0;t=8'
     assert refused.get_json()["retry_after"] == 8
 
 
@@ -321,6 +322,25 @@ def test_admin_resets_a_key(app, client):
     assert reset.get_json() == {"layer": "ip", "key": ip, "cleared": ["ip", "burst"]}
     assert client.get("/test-rl/public", **from_ip(ip)).status_code == 200
     assert used(app, "ip", ip) == {"ip": 1, "burst": 1}
+
+
+def test_counts_read_the_same_through_limits_own_sliding_window(app, client):
+    """The batched script keeps limits' keys and arithmetic: limits' single-limit acquire
+    agrees with it about what is left."""
+    ip = fresh_ip()
+    assert hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 49) == [200] * 49
+    shared = stage(app).limiter.shared
+    burst = next(q for q in stage(app).policies.for_subject("ip", ip) if q.name == "burst")
+    assert shared.acquire_sliding_window_entry(burst.key, 50, 60)       # the 50th fits
+    assert not shared.acquire_sliding_window_entry(burst.key, 50, 60)   # the 51st does not
+    assert client.get("/test-rl/public", **from_ip(ip)).status_code == 429
+
+
+def test_the_admin_api_is_not_limited(client):
+    ip = fresh_ip()
+    statuses = hammer(lambda: client.delete(f"/gateway/admin/rate-limits/ip/{ip}",
+                                            headers=ADMIN, **from_ip(ip)), 60)
+    assert statuses == [200] * 60
 
 
 def test_admin_resets_endpoint_and_resource_keys(app, tenant_factory, client):

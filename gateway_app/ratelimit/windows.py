@@ -52,7 +52,8 @@ class Window:
 
     @property
     def reset(self):
-        """Whole seconds until at least one used unit returns (0 when nothing is used)."""
+        """Whole seconds until a used unit returns: for an exhausted window, until a request
+        fits again (Retry-After); 0 when nothing is used."""
         if self.used == 0:
             return 0
-        return math.ceil(self.seconds_until_below(self.used) + 0.001)
+        return math.ceil(self.seconds_until_below(min(self.used, self.limit)) + 0.001)
