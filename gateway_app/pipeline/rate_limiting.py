@@ -10,6 +10,7 @@ import math
 
 from ..errors import GatewayProblem
 from ..extensions import gateway_state
+from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header, rate_limit_headers
 from .base import Stage
@@ -32,7 +33,7 @@ class RateLimitingStage(Stage):
         for endpoint, view in app.view_functions.items():
             resource = getattr(view, "gateway_policy", {}).get("resource")
             if resource is not None and resource not in self.policies.resources:
-                raise ValueError(f"view {endpoint} declares resource {resource!r}, which "
+                raise PolicyError(f"view {endpoint} declares resource {resource!r}, which "
                                  f"rate_limiting.layers.resource.resources does not define")
 
     def exempt(self, ctx, request):
