@@ -7,7 +7,7 @@
 --
 -- KEYS: previous_1, current_1, previous_2, current_2, ...
 -- ARGV: limit_1, expiry_seconds_1, limit_2, expiry_seconds_2, ...
--- Returns {allowed (1|0), then per limit: weighted_before, previous_count, previous_ttl_ms,
+-- Returns {allowed (1|0), then per limit: weighted_count, previous_count, previous_ttl_ms,
 --          current_count, current_ttl_ms} with the counts as they are after this call.
 
 local count = #KEYS / 2
@@ -47,6 +47,7 @@ if allowed == 1 then
             redis.call('set', current_key, 1, 'PX', window[6] * 2)
             window[5] = window[6] * 2
         end
+        window[1] = window[1] + 1
         window[4] = window[4] + 1
     end
 end

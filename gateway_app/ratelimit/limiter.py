@@ -31,7 +31,7 @@ class Decision:
     def breached(self):
         """The refusing quota and window whose budget frees up last (the binding one)."""
         refused = [(q, w) for q, w in zip(self.quotas, self.windows) if w.used + 1 > w.limit]
-        return max(refused, key=lambda pair: pair[1].retry_after)
+        return max(refused or zip(self.quotas, self.windows), key=lambda pair: pair[1].retry_after)
 
     def closest_to_exhaustion(self):
         return min(zip(self.quotas, self.windows),

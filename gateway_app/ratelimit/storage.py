@@ -40,9 +40,9 @@ class BatchedRedisStorage(RedisStorage):
         reply = self.lua_acquire_all(keys, args)
         windows = []
         for index, (_key, limit, expiry) in enumerate(limits):
-            _weighted, previous, previous_ttl, current, current_ttl = reply[1 + 5 * index: 6 + 5 * index]
+            weighted, previous, previous_ttl, current, current_ttl = reply[1 + 5 * index: 6 + 5 * index]
             windows.append(Window(limit, expiry, int(previous), int(previous_ttl) / 1000,
-                                  int(current), int(current_ttl) / 1000))
+                                  int(current), int(current_ttl) / 1000, int(weighted)))
         return bool(reply[0]), windows
 
 

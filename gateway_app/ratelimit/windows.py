@@ -15,9 +15,12 @@ class Window:
     previous_ttl: float      # seconds the previous window still weighs
     current_count: int
     current_ttl: float       # seconds the current key lives (one window more than it counts)
+    weighted: int | None = None  # the count as the storage computed it, when it reports one
 
     @property
     def used(self):
+        if self.weighted is not None:   # the storage's own integer arithmetic decided the request
+            return self.weighted
         return math.floor(self.previous_count * self.previous_ttl / self.expiry) + self.current_count
 
     @property
