@@ -6,7 +6,7 @@ setup(
     description="API gateway for a multi-tenant AI voice-agent SaaS",
     packages=find_packages(include=["gateway_app", "gateway_app.*", "blueprints", "blueprints.*"]),
     package_data={"gateway_app": ["migrations/*.py", "migrations/versions/*.py",
-                                  "migrations/script.py.mako"]},
+                                  "migrations/script.py.mako", "ratelimit/*.lua"]},
     python_requires=">=3.11",
     install_requires=[
         "flask>=3.1,<4",
