@@ -67,23 +67,33 @@ def claim_due(now=None, limit=BATCH):
         .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
         .order_by(OutboxMessage.next_attempt_at).limit(limit)).all()
-    claimed = []
-    for message_id in candidates:
-        # compare-and-set: only one worker wins each lease
-        result = Session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending",
-                   or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
-            .values(locked_until=now + LEASE))
-        if result.rowcount == 1:
-            claimed.append(message_id)
+    claimed = [message_id for message_id in candidates if _lease(message_id, now)]
     Session.commit()
     return claimed
 
 
-def deliver_one(message_id, now=None):
+def _lease(message_id, now):
+    # compare-and-set: only one worker wins each lease
+    result = Session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending",
+               or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
+        .values(locked_until=now + LEASE))
+    return result.rowcount == 1
+
+
+def claim(message_id, now=None):
+    """Lease one message (e.g. to deliver it inside the request that queued it)."""
+    won = _lease(message_id, now or utcnow())
+    Session.commit()
+    return won
+
+
+def deliver_one(message_id, now=None, handler=None):
+    """Deliver one leased message with its kind's handler (or ``handler``, same signature)."""
     message = Session.get(OutboxMessage, message_id)
-    handler = _handlers.get(message.kind)
+    Session.refresh(message)
+    handler = handler or _handlers.get(message.kind)
     message.attempts += 1
     try:
         if handler is None:
