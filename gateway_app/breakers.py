@@ -76,8 +76,9 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
     when the breaker closes (``clear_failures``).
     """
 
-    def __init__(self, name, redis_client, window, probe_ttl):
+    def __init__(self, name, redis_client, window, probe_ttl, clock=time.time):
         super().__init__(name)
+        self.clock = clock
         self.redis = redis_client
         self.window = window
         self.probe_ttl = probe_ttl
@@ -132,7 +133,7 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
 
     # -- failures in the window ------------------------------------------------------------
     def increment_counter(self):
-        now = time.time()
+        now = self.clock()
         self.memory.add_failure(now, self.window)
 
         def add(client):
@@ -146,7 +147,7 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
 
     @property
     def counter(self):
-        now = time.time()
+        now = self.clock()
         return self._shared(
             lambda client: client.zcount(self.key("failures"), f"({now - self.window}", "+inf"),
             lambda: self.memory.count(now, self.window))
@@ -268,7 +269,8 @@ class TransitionRecorder(pybreaker.CircuitBreakerListener):
 class BreakerRegistry:
     """One breaker per upstream, built from the ``circuit_breaker`` policy on first use."""
 
-    def __init__(self, policy_section, redis_client):
+    def __init__(self, policy_section, redis_client, clock=time.time):
+        self.clock = clock
         self.defaults = policy_section["defaults"]
         self.overrides = policy_section["services"]
         self.redis = redis_client
@@ -286,7 +288,8 @@ class BreakerRegistry:
                 if breaker is None:
                     settings = self.settings_for(service)
                     storage = WindowedStorage(service, self.redis, settings["failure_window"],
-                                              probe_ttl=max(30, settings["reset_timeout"]))
+                                              probe_ttl=max(30, settings["reset_timeout"]),
+                                              clock=self.clock)
                     breaker = GatewayBreaker(service, settings, storage, [TransitionRecorder()])
                     self.breakers[service] = breaker
         return breaker
