@@ -1,7 +1,6 @@
 """Billing reads: Stripe through its breaker when linked, else the local mirror (webhooks)."""
 import datetime as dt
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from ..db import Session
@@ -122,7 +121,3 @@ def epoch_iso(seconds):
 
 def company_of(company_id):
     return Session.get(Company, company_id)
-
-
-def configured():
-    return client_for(StripeClient, current_app).configured

@@ -12,7 +12,7 @@ import logging
 
 import pybreaker
 import requests
-from flask import current_app, g, has_app_context, has_request_context
+from flask import current_app, g, has_request_context
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -172,10 +172,6 @@ def client_for(client_class, app=None):
             app.config[f"{upper}_BASE_URL"], app.config.get(f"{upper}_API_KEY"),
             breaker_for(client_class.service, app), timeouts_for(app, client_class.service))
     return client
-
-
-def integration_app_available():
-    return has_app_context()
 
 
 NOT_CONFIGURED_RETRY = 300.0   # seconds: an operator may add the key; the message waits meanwhile
