@@ -55,6 +55,7 @@ class UsageOut(Schema):
     remaining_minutes = fields.Integer()
     overage_minutes = fields.Integer()
     percent_used = fields.Float(allow_none=True)
+    reported_minutes = fields.Integer(metadata={"description": "minutes already reported to Stripe"})
 
 
 @blp.route("/invoices")

@@ -146,16 +146,26 @@ def deliver_due(now=None):
     return results
 
 
-def run_worker(once=False, poll_interval=1.0):
+def run_worker(once=False, poll_interval=1.0, housekeeping=()):
+    """Deliver until stopped. ``housekeeping``: (interval seconds, callable) run between passes."""
     log.info("outbox worker started")
+    last_run = {}
     while True:
-        try:
-            results = deliver_due()
-        except Exception:  # database blip: keep the worker alive, try again next poll
-            log.exception("outbox pass failed")
-            Session.rollback()
-            results = {}
+        for interval, job in housekeeping:
+            if once or time.monotonic() - last_run.get(job, -interval) >= interval:
+                last_run[job] = time.monotonic()
+                run_guarded(job)
+        results = run_guarded(deliver_due) or {}
         if once:
             return results
         if not results:
             time.sleep(poll_interval)
+
+
+def run_guarded(job):
+    try:
+        return job()
+    except Exception:  # database or provider blip: keep the worker alive, try again next poll
+        log.exception("worker job failed", extra={"job": getattr(job, "__name__", str(job))})
+        Session.rollback()
+        return None

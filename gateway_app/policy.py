@@ -163,6 +163,8 @@ class IntegrationsSchema(Schema):
         ["calcom", "retell", "stripe", "sendgrid"])), values=fields.Nested(ProviderTimeoutsSchema),
         load_default=dict)
     booking_confirm_timeout = fields.Float(required=True, validate=validate.Range(min=0.1))
+    stripe_meter_event = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    usage_report_interval = fields.Integer(required=True, validate=positive)
 
     @validates_schema
     def defaults_complete(self, data, **kwargs):

@@ -4,6 +4,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
+from sqlalchemy import func, select
 
 from gateway_app.db import Session
 from gateway_app.models import Call, Company, Invoice, Payment
@@ -196,3 +197,31 @@ def test_open_breaker_serves_the_last_good_copy_as_stale(stripe_tenant, provider
     assert stale.get_json()["data"] == fresh.get_json()["data"]
     # no copy for payments was ever stored: 503
     assert_upstream_503(stripe_tenant.get("/api/v1/billing/payments"))
+
+
+def test_settled_usage_is_reported_to_stripe_once_per_hour(stripe_tenant, mocked):
+    from gateway_app import outbox
+    from gateway_app.integrations.usage_reporting import report_due_usage
+    from gateway_app.models import UsageRecord
+    company = Session.get(Company, stripe_tenant.company["id"])
+    hour = company.created_at.replace(minute=0, second=0, microsecond=0)
+    for offset, seconds in ((5, 90), (20, 30), (70, 600)):     # 2 + 1 min, then 10 min an hour later
+        Session.add(Call(company_id=company.id, direction="inbound", status="answered",
+                         started_at=hour + dt.timedelta(minutes=offset), duration_seconds=seconds))
+    Session.commit()
+    mocked.post(f"{STRIPE}/billing/meter_events", json={"object": "billing.meter_event"})
+    now = hour + dt.timedelta(hours=3, minutes=10)             # hours 0 and 1 have settled
+    assert report_due_usage(now) == 2
+    assert report_due_usage(now) == 0                           # nothing recorded twice
+    assert outbox.deliver_due() == {"done": 2}
+    sent = [parse_qs(call.request.body) for call in mocked.calls]
+    assert [body["payload[value]"] for body in sent] == [["2"], ["10"]]
+    assert {body["payload[stripe_customer_id]"][0] for body in sent} == {"cus_Abc123"}
+    identifiers = [body["identifier"][0] for body in sent]
+    assert identifiers == [f"gw-usage-{company.id}-{hour:%Y%m%dT%H}",
+                           f"gw-usage-{company.id}-{hour + dt.timedelta(hours=1):%Y%m%dT%H}"]
+    assert [call.request.headers["Idempotency-Key"] for call in mocked.calls] == identifiers
+    assert Session.scalar(select(func.count()).select_from(UsageRecord)
+                          .where(UsageRecord.reported_at.is_not(None))) == 2
+    if hour.month == dt.datetime.now(dt.timezone.utc).month:
+        assert stripe_tenant.get("/api/v1/billing/usage").get_json()["reported_minutes"] == 12

@@ -40,8 +40,10 @@ def register(app):
     from ..bookings import BOOKING_KIND, deliver_booking
     from ..notifications import EMAIL_KIND
     from .email import deliver_email
+    from .usage_reporting import METER_EVENT_KIND, deliver_meter_event
     outbox.register_handler(BOOKING_KIND, deliver_booking)
     outbox.register_handler(EMAIL_KIND, deliver_email)
+    outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
 
 
 __all__ = ["CalcomClient", "RetellClient", "StripeClient", "SendgridClient", "client",

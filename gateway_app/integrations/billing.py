@@ -4,7 +4,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from ..db import Session
-from ..models import Call, Company, Invoice, Payment
+from ..models import Call, Company, Invoice, Payment, UsageRecord
 from .http import client_for
 from .stripe import StripeClient
 
@@ -108,7 +108,15 @@ def usage(company, now=None):
             "minutes": minutes, "plan_minutes": plan,
             "remaining_minutes": max(0, plan - minutes),
             "percent_used": round(100.0 * minutes / plan, 1) if plan else None,
-            "overage_minutes": max(0, minutes - plan)}
+            "overage_minutes": max(0, minutes - plan),
+            "reported_minutes": reported_minutes(company.id, start, end)}
+
+
+def reported_minutes(company_id, start, end):
+    """Minutes already reported to Stripe as meter events for this period."""
+    return int(Session.scalar(select(func.coalesce(func.sum(UsageRecord.minutes), 0)).where(
+        UsageRecord.company_id == company_id, UsageRecord.reported_at.is_not(None),
+        UsageRecord.period_start >= start, UsageRecord.period_end <= end)) or 0)
 
 
 def iso(moment):
