@@ -240,7 +240,13 @@ class GatewayBreaker(pybreaker.CircuitBreaker):
         if self.current_state != pybreaker.STATE_OPEN:
             return None
         wait = self.retry_after()
-        return wait if wait > 0 else None
+        if wait <= 0:
+            return None
+        self.count_rejection()
+        return wait
+
+    def count_rejection(self):
+        rejections.labels(self.service).inc()
 
     def describe(self):
         return {"service": self.service, "state": self.current_state,
@@ -269,8 +275,9 @@ class TransitionRecorder(pybreaker.CircuitBreakerListener):
 class BreakerRegistry:
     """One breaker per upstream, built from the ``circuit_breaker`` policy on first use."""
 
-    def __init__(self, policy_section, redis_client, clock=time.time):
+    def __init__(self, policy_section, redis_client, clock=time.time, services=()):
         self.clock = clock
+        self.services = set(services)   # remote-capable business services, listed for operators
         self.defaults = policy_section["defaults"]
         self.overrides = policy_section["services"]
         self.redis = redis_client
@@ -295,7 +302,7 @@ class BreakerRegistry:
         return breaker
 
     def known(self):
-        return sorted(set(self.overrides) | set(self.breakers))
+        return sorted(set(self.overrides) | set(self.breakers) | self.services)
 
 
 def registry(app=None):
@@ -303,8 +310,8 @@ def registry(app=None):
     state = gateway_state(app)
     found = state.components.get("breakers")
     if found is None:
-        found = state.components["breakers"] = BreakerRegistry(state.policy["circuit_breaker"],
-                                                                 state.redis)
+        found = state.components["breakers"] = BreakerRegistry(
+            state.policy["circuit_breaker"], state.redis, services=state.services)
     return found
 
 

@@ -74,3 +74,27 @@ def test_view_failing_upstream_answers_503_and_recovers(database_url, redis_url,
         mocked.replace(responses.GET, url, json={"call_id": "call_abc", "call_status": "ended"})
         ok = app.test_client().get("/probe-retell/call_abc")
         assert ok.status_code == 200 and ok.get_json()["call_status"] == "ended"
+
+
+def test_redis_down_breakers_work_per_process_through_http(database_url, private_redis):
+    from gateway_app.db import Session
+    from gateway_app.models import Company
+    from tests.conftest import PROVIDER_KEYS, sign_up
+    app = build_app(database_url, private_redis.url, **PROVIDER_KEYS)
+    invoices = "https://api.stripe.com/v1/invoices"
+    with app.app_context(), responses.RequestsMock() as mocked:
+        client = app.test_client()
+        tenant = sign_up(client)
+        Session.get(Company, tenant.company["id"]).stripe_customer_id = "cus_down"
+        Session.commit()
+        private_redis.stop()
+        mocked.get(invoices, json={"object": "list", "data": [], "has_more": False})
+        assert tenant.get("/api/v1/billing/invoices").status_code == 200
+        mocked.replace(responses.GET, invoices, status=500)
+        statuses = [tenant.get("/api/v1/billing/invoices").status_code for _ in range(6)]
+        assert statuses == [503] * 6
+        assert len(mocked.calls) == 6              # 1 good + 5 failures; the 6th was refused
+        listed = client.get("/gateway/admin/breakers", headers=ADMIN).get_json()["data"]
+        assert next(row for row in listed if row["service"] == "stripe")["state"] == "open"
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
