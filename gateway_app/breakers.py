@@ -216,7 +216,17 @@ class GatewayBreaker(pybreaker.CircuitBreaker):
     def call(self, func, *args, **kwargs):
         # pybreaker holds self._lock for the whole call, serialising concurrent callers.
         # State changes still take the lock (open/half_open/close); the call does not.
-        return self.state.call(func, *args, **kwargs)
+        attempted = []
+
+        def attempt(*call_args, **call_kwargs):
+            attempted.append(True)
+            return func(*call_args, **call_kwargs)
+        try:
+            return self.state.call(attempt, *args, **kwargs)
+        except pybreaker.CircuitBreakerError:
+            if not attempted:   # refused, as opposed to the failure that tripped the breaker
+                self.count_rejection()
+            raise
 
     def close(self):
         self._state_storage.clear_failures()

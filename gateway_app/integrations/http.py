@@ -106,7 +106,6 @@ class ProviderClient:
             return self.breaker.call(self._send, method, self.base_url + path,
                                      headers=headers, timeout=timeout or self.timeout, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
-            self.breaker.count_rejection()
             raise UpstreamUnavailable(self.service, self.breaker.retry_after(),
                                       f"circuit open ({exc})") from None
         except ProviderFault as exc:
