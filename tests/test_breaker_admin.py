@@ -98,3 +98,21 @@ def test_redis_down_breakers_work_per_process_through_http(database_url, private
         assert next(row for row in listed if row["service"] == "stripe")["state"] == "open"
     Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+def test_a_write_to_an_open_upstream_answers_503_without_running_the_view(database_url, redis_url, redis_client):
+    app = build_app(database_url, redis_url, RETELL_API_KEY="key_test")
+    ran = []
+
+    @app.route("/callback", methods=["POST"])
+    @gateway_policy(public=True, upstream="retell")
+    def callback():
+        ran.append(True)
+        return {"queued": True}, 202
+    with app.app_context():
+        client = app.test_client()
+        client.post("/gateway/admin/breakers/retell", json={"state": "open"}, headers=ADMIN)
+        response = client.post("/callback", json={})
+    assert response.status_code == 503 and ran == []
+    assert response.get_json()["service"] == "retell"
+    assert 59 <= int(response.headers["Retry-After"]) <= 60

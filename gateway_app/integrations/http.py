@@ -64,12 +64,12 @@ class UpstreamUnavailable(Exception):
     copy (GET) or a 503 naming ``service`` with ``Retry-After``.
     """
 
-    def __init__(self, service, retry_after, reason):
+    def __init__(self, service, retry_after, reason, breaker_open=False):
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
         self.retry_after = max(1, int(retry_after or 1))
         self.reason = reason
-        self.breaker_open = isinstance(reason, str) and reason.startswith("circuit")
+        self.breaker_open = breaker_open
 
 
 class ProviderClient:
@@ -107,7 +107,7 @@ class ProviderClient:
                                      headers=headers, timeout=timeout or self.timeout, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise UpstreamUnavailable(self.service, self.breaker.retry_after(),
-                                      f"circuit open ({exc})") from None
+                                      f"circuit open ({exc})", breaker_open=True) from None
         except ProviderFault as exc:
             raise UpstreamUnavailable(self.service, self.breaker.retry_after() or 1,
                                       str(exc)) from exc
