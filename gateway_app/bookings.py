@@ -61,8 +61,9 @@ def deliver_booking(message, timeout=None):
         return appointment.calcom_booking_uid
     company = Session.get(Company, appointment.company_id)
     event_type_id = company.calcom_event_type_id or (company.integrations or {}).get("calcom_event_type_id")
-    if not event_type_id:
-        raise outbox.PermanentFailure("the company has no Cal.com event type linked")
+    if not str(event_type_id or "").isdigit():
+        raise outbox.PermanentFailure(f"the company has no valid Cal.com event type linked "
+                                      f"({event_type_id!r})")
     customer = Session.get(Customer, appointment.customer_id) if appointment.customer_id else None
     calcom = client_for(CalcomClient)
     reference = booking_reference(appointment)

@@ -95,7 +95,10 @@ class ProviderClient:
                 "User-Agent": "voice-gateway/0.1"}
 
     def request(self, method, path, timeout=None, **kwargs):
-        """Send through the breaker; return the ``requests.Response`` of a 2xx/3xx."""
+        """Send through the breaker; return the ``requests.Response`` of a 2xx/3xx.
+
+        ``timeout`` (seconds) shortens the read timeout for a caller that must answer soon.
+        """
         if not self.configured:
             raise NotConfigured(self.service)
         headers = dict(kwargs.pop("headers", None) or {})
@@ -104,13 +107,19 @@ class ProviderClient:
             headers.setdefault("X-Request-ID", request_id)
         try:
             return self.breaker.call(self._send, method, self.base_url + path,
-                                     headers=headers, timeout=timeout or self.timeout, **kwargs)
+                                     headers=headers, timeout=self.timeouts(timeout), **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise UpstreamUnavailable(self.service, self.breaker.retry_after(),
                                       f"circuit open ({exc})", breaker_open=True) from None
         except ProviderFault as exc:
             raise UpstreamUnavailable(self.service, self.breaker.retry_after() or 1,
                                       str(exc)) from exc
+
+    def timeouts(self, read_timeout=None):
+        if read_timeout is None:
+            return self.timeout
+        connect, read = self.timeout
+        return (min(connect, read_timeout), min(read, read_timeout))
 
     def _send(self, method, url, **kwargs):
         try:
