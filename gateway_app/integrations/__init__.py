@@ -1,8 +1,13 @@
 """Provider clients (Cal.com, Retell, Stripe, SendGrid), each behind its circuit breaker.
 
 ``register(app)`` (called from create_app) adds each provider to /ready as an
-informational check ("ok" or "not configured") and installs the error handlers.
+informational check ("ok", "circuit open" or "not configured") and registers the
+outbox handlers that deliver to the providers. The error handlers that turn provider
+exceptions into problems belong to the circuit-breaker stage.
 """
+from flask import current_app
+
+from ..breakers import breaker_for
 from .calcom import CalcomClient
 from .http import NotConfigured, ProviderRejected, UpstreamUnavailable, client_for
 from .retell import RetellClient
@@ -17,12 +22,9 @@ def client(service, app=None):
 
 
 def readiness_check(service):
-    from flask import current_app
-
     def check():
         if not current_app.config.get(f"{service.upper()}_API_KEY"):
             return "not configured"
-        from ..breakers import breaker_for
         state = breaker_for(service).current_state
         return "ok" if state == "closed" else f"circuit {state}"
     check.__name__ = f"check_{service}"
@@ -30,7 +32,8 @@ def readiness_check(service):
 
 
 def register(app):
-    """Report each integration in /ready without making the gateway unready."""
+    """Report each integration in /ready (never making the gateway unready); outbox handlers."""
+    # imported here: these modules import the integrations package themselves
     from blueprints.ops import INFORMATIONAL_CHECKS, READINESS_CHECKS
     for service in CLIENTS:
         name = f"integration:{service}"
