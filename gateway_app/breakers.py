@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("gateway.breakers")
 
+REDIS_RETRY_AFTER = 5.0   # seconds a worker keeps to per-process state after a Redis error
 STATE_VALUES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 transitions = Counter("gateway_breaker_transitions_total",
                       "Circuit breaker state changes seen by this process",
@@ -90,6 +91,8 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
     def _shared(self, operation, fallback):
         if self.redis is None:
             return fallback()
+        if self._redis_failed_at is not None and time.time() - self._redis_failed_at < REDIS_RETRY_AFTER:
+            return fallback()   # do not pay a socket timeout on every call while Redis is down
         try:
             result = operation(self.redis)
         except RedisError as exc:

@@ -235,3 +235,19 @@ def test_transitions_are_counted_in_prometheus(shared_redis):
     call_failing(breaker, 5, func=lambda: fail("quick"))
     assert count("open") == before + 1
     assert REGISTRY.get_sample_value("gateway_breaker_state", {"service": "quick"}) == 2
+
+
+def test_shared_state_resumes_when_redis_returns(private_redis, monkeypatch):
+    monkeypatch.setattr("gateway_app.breakers.REDIS_RETRY_AFTER", 0.0)
+    client = make_redis(private_redis.url)
+    breaker = BreakerRegistry(POLICY, client).get("stripe")
+    private_redis.stop()
+    call_failing(breaker, 5)
+    assert breaker.current_state == "open"            # per process while Redis is down
+    private_redis.start()                              # same port, empty data
+    other_worker = BreakerRegistry(POLICY, make_redis(private_redis.url)).get("stripe")
+    assert other_worker.current_state == "closed"
+    assert breaker.current_state == "closed"           # back on the shared state
+    other_worker.open()
+    assert breaker.current_state == "open"
+    client.close()
