@@ -51,10 +51,11 @@ def add_mirror_rows(company_id, count):
     Session.commit()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_invoices_and_payments_come_from_the_mirror_when_stripe_is_not_configured(tenant, tenant_factory, mocked):
     add_mirror_rows(tenant.company["id"], 3)
-    add_mirror_rows_for_other = tenant_factory()
-    Session.add(Invoice(company_id=add_mirror_rows_for_other.company["id"], stripe_invoice_id="in_theirs",
+    other_tenant = tenant_factory()
+    Session.add(Invoice(company_id=other_tenant.company["id"], stripe_invoice_id="in_theirs",
                         status="open"))
     Session.commit()
 
@@ -159,6 +160,7 @@ def test_stripe_4xx_is_a_502_and_does_not_trip(stripe_tenant, mocked):
     assert stripe_tenant.get("/api/v1/billing/invoices").status_code == 502   # still closed
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_usage_counts_this_months_calls_against_the_plan(tenant):
     company_id = tenant.company["id"]
     this_month = NOW.replace(day=1, hour=12, minute=0, second=0, microsecond=0)
@@ -199,6 +201,7 @@ def test_open_breaker_serves_the_last_good_copy_as_stale(stripe_tenant, provider
     assert_upstream_503(stripe_tenant.get("/api/v1/billing/payments"))
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_settled_usage_is_reported_to_stripe_once_per_hour(stripe_tenant, mocked):
     from gateway_app import outbox
     from gateway_app.integrations.usage_reporting import report_due_usage
