@@ -1,4 +1,84 @@
-"""Billing service."""
+"""Billing service: invoices and payments from Stripe (or the local mirror), plan usage."""
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from blueprints.common import current_company_id
+from gateway_app.integrations import billing
+from gateway_app.pipeline.declarations import gateway_policy
 
 blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
+BILLING = dict(permission="billing:read", cache="billing", upstream="stripe")
+
+
+class BillingPageArgs(Schema):
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
+
+
+class InvoiceOut(Schema):
+    id = fields.String()
+    number = fields.String(allow_none=True)
+    status = fields.String()
+    currency = fields.String()
+    amount_due = fields.Integer()
+    amount_paid = fields.Integer()
+    period_start = fields.String(allow_none=True)
+    period_end = fields.String(allow_none=True)
+    hosted_invoice_url = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+
+
+class PaymentOut(Schema):
+    id = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    status = fields.String()
+    invoice = fields.Raw(allow_none=True)
+    created_at = fields.String(allow_none=True)
+
+
+def billing_page(name, item):
+    return type(name, (Schema,), {
+        "data": fields.List(fields.Nested(item)),
+        "next_cursor": fields.String(allow_none=True),
+        "source": fields.String(metadata={"description": "stripe, or local (webhook mirror)"}),
+        "note": fields.String(),
+    })
+
+
+class UsageOut(Schema):
+    period_start = fields.String()
+    period_end = fields.String()
+    calls = fields.Integer()
+    minutes = fields.Integer()
+    plan_minutes = fields.Integer()
+    remaining_minutes = fields.Integer()
+    overage_minutes = fields.Integer()
+    percent_used = fields.Float(allow_none=True)
+    reported_minutes = fields.Integer(metadata={"description": "minutes already reported to Stripe"})
+
+
+@blp.route("/invoices")
+@blp.arguments(BillingPageArgs, location="query")
+@blp.response(200, billing_page("InvoicePage", InvoiceOut))
+@gateway_policy(**BILLING)
+def invoices(args):
+    """The company's invoices, newest first (Stripe, or the local mirror)."""
+    return billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+
+
+@blp.route("/payments")
+@blp.arguments(BillingPageArgs, location="query")
+@blp.response(200, billing_page("PaymentPage", PaymentOut))
+@gateway_policy(**BILLING)
+def payments(args):
+    """The company's payments, newest first (Stripe, or the local mirror)."""
+    return billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+
+
+@blp.route("/usage")
+@blp.response(200, UsageOut)
+@gateway_policy(permission="billing:read", cache="billing")
+def usage():
+    """Calls and minutes this month against the plan's minutes."""
+    return billing.usage(billing.company_of(current_company_id()))

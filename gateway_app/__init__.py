@@ -4,7 +4,7 @@ import logging
 from flask import Flask
 from flask_smorest import Api
 
-from . import errors
+from . import errors, integrations
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
 from .pipeline import Pipeline
@@ -56,6 +56,7 @@ def create_app(config=None):
     from blueprints import register_all
     register_all(api)
     app.extensions["gateway"].pipeline = Pipeline(app, policy)
+    integrations.register(app)
 
     @app.teardown_appcontext
     def remove_session(_exc):

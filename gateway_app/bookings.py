@@ -1,15 +1,103 @@
-"""A booking must reach Cal.com: it travels through the outbox (kind ``calcom.booking``)."""
+"""A booking must reach Cal.com: it travels through the outbox (kind ``calcom.booking``).
+
+``submit_booking`` stores the appointment and its outbox message together, then, when
+Cal.com looks healthy, tries to confirm right away within ``booking_confirm_timeout``;
+otherwise (or if that attempt fails) the worker delivers it later and the client got 202.
+"""
+import datetime as dt
+from functools import partial
+
+from flask import current_app
+
+from . import outbox
+from .breakers import breaker_for
+from .db import Session
+from .events import emit
+from .integrations.calcom import CalcomClient
+from .integrations.http import client_for, outbox_delivery
+from .models import Appointment, Company, Customer
+from .notifications import queue_email
 from .outbox import enqueue
 
 BOOKING_KIND = "calcom.booking"
+SEARCH_MARGIN = dt.timedelta(minutes=1)
 
 
 def submit_booking(session, appointment):
-    """Queue the Cal.com booking of ``appointment`` in the caller's transaction.
+    """Queue the Cal.com booking of ``appointment`` and try to confirm it now.
 
-    Call before commit, with the appointment flushed (it needs its id). Returns the HTTP
-    status the booking answers: 202 while the booking waits in the outbox.
+    Call with the appointment added and flushed (it needs its id). COMMITS the
+    session: the appointment, everything else the caller staged, and the outbox
+    message are stored together before Cal.com is called. Returns the HTTP status
+    for the client: 201 when Cal.com confirmed in time (``appointment.status`` is
+    "confirmed", ``calcom_booking_uid`` set), 202 when the booking waits in the outbox.
     """
-    enqueue(session, BOOKING_KIND, {"appointment_id": appointment.id},
-            company_id=appointment.company_id)
-    return 202
+    message = enqueue(session, BOOKING_KIND, {"appointment_id": appointment.id},
+                      company_id=appointment.company_id)
+    session.commit()
+    if not can_confirm_now() or not outbox.claim(message.id):
+        return 202
+    timeout = current_app.extensions["gateway"].policy["integrations"]["booking_confirm_timeout"]
+    outbox.deliver_one(message.id, handler=partial(deliver_booking, timeout=timeout))
+    return 201 if appointment.status == "confirmed" else 202
+
+
+def can_confirm_now():
+    calcom = client_for(CalcomClient)
+    return calcom.configured and breaker_for("calcom").current_state == "closed"
+
+
+def booking_reference(appointment):
+    """Our key for the booking in Cal.com's metadata (Cal.com has no idempotency keys)."""
+    return f"gw-appointment-{appointment.id}"
+
+
+def deliver_booking(message, timeout=None):
+    """Outbox handler: create the Cal.com booking once, confirm the appointment."""
+    appointment = Session.get(Appointment, message.payload["appointment_id"])
+    if appointment is None or appointment.status == "cancelled":
+        return None
+    if appointment.calcom_booking_uid:
+        return appointment.calcom_booking_uid
+    company = Session.get(Company, appointment.company_id)
+    event_type_id = company.calcom_event_type_id or (company.integrations or {}).get("calcom_event_type_id")
+    if not str(event_type_id or "").isdigit():
+        raise outbox.PermanentFailure(f"the company has no valid Cal.com event type linked "
+                                      f"({event_type_id!r})")
+    customer = Session.get(Customer, appointment.customer_id) if appointment.customer_id else None
+    calcom = client_for(CalcomClient)
+    reference = booking_reference(appointment)
+    with outbox_delivery():
+        booking = None
+        if message.attempts > 1:  # an earlier attempt may have reached Cal.com before failing
+            booking = calcom.find_booking(event_type_id, appointment.starts_at - SEARCH_MARGIN,
+                                          appointment.ends_at + SEARCH_MARGIN, reference)
+        if booking is None:
+            booking = calcom.create_booking(
+                event_type_id, appointment.starts_at, attendee_of(appointment, customer),
+                {"gateway_reference": reference, "appointment_id": str(appointment.id)},
+                timeout=timeout)
+    confirm(appointment, booking, customer)
+    return booking["uid"]
+
+
+def attendee_of(appointment, customer):
+    attendee = {"name": (customer.name if customer else None) or appointment.title,
+                "timeZone": appointment.timezone or "UTC"}
+    if customer and customer.email:
+        attendee["email"] = customer.email
+    if customer and customer.phone:
+        attendee["phoneNumber"] = customer.phone
+    return attendee
+
+
+def confirm(appointment, booking, customer):
+    appointment.calcom_booking_uid = booking["uid"]
+    appointment.status = "confirmed"
+    emit(Session, "appointments.updated", appointment.company_id, appointment_id=appointment.id)
+    if customer and customer.email:
+        when = appointment.starts_at.strftime("%Y-%m-%d %H:%M UTC")
+        queue_email(Session, appointment.company_id, customer.email,
+                    f"Your appointment is confirmed: {appointment.title}",
+                    f"Hello {customer.name},\n\nyour appointment '{appointment.title}' on {when} "
+                    f"is confirmed.\n", category="booking_confirmation")

@@ -28,11 +28,15 @@ def cmd_seed(args):
 
 
 def cmd_worker(args):
+    """Drain the outbox (bookings, emails, meter events) and report settled usage to Stripe."""
     from . import create_app
+    from .integrations.usage_reporting import report_due_usage
     from .outbox import run_worker
     app = create_app()
+    interval = app.extensions["gateway"].policy["integrations"]["usage_report_interval"]
     with app.app_context():
-        run_worker(once=args.once, poll_interval=args.poll_interval)
+        run_worker(once=args.once, poll_interval=args.poll_interval,
+                   housekeeping=[(interval, report_due_usage)])
     return 0
 
 

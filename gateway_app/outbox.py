@@ -67,23 +67,33 @@ def claim_due(now=None, limit=BATCH):
         .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
         .order_by(OutboxMessage.next_attempt_at).limit(limit)).all()
-    claimed = []
-    for message_id in candidates:
-        # compare-and-set: only one worker wins each lease
-        result = Session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending",
-                   or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
-            .values(locked_until=now + LEASE))
-        if result.rowcount == 1:
-            claimed.append(message_id)
+    claimed = [message_id for message_id in candidates if _lease(message_id, now)]
     Session.commit()
     return claimed
 
 
-def deliver_one(message_id, now=None):
+def _lease(message_id, now):
+    # compare-and-set: only one worker wins each lease
+    result = Session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending",
+               or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < now))
+        .values(locked_until=now + LEASE))
+    return result.rowcount == 1
+
+
+def claim(message_id, now=None):
+    """Lease one message (e.g. to deliver it inside the request that queued it)."""
+    won = _lease(message_id, now or utcnow())
+    Session.commit()
+    return won
+
+
+def deliver_one(message_id, now=None, handler=None):
+    """Deliver one leased message with its kind's handler (or ``handler``, same signature)."""
     message = Session.get(OutboxMessage, message_id)
-    handler = _handlers.get(message.kind)
+    Session.refresh(message)
+    handler = handler or _handlers.get(message.kind)
     message.attempts += 1
     try:
         if handler is None:
@@ -136,16 +146,26 @@ def deliver_due(now=None):
     return results
 
 
-def run_worker(once=False, poll_interval=1.0):
+def run_worker(once=False, poll_interval=1.0, housekeeping=()):
+    """Deliver until stopped. ``housekeeping``: (interval seconds, callable) run between passes."""
     log.info("outbox worker started")
+    last_run = {}
     while True:
-        try:
-            results = deliver_due()
-        except Exception:  # database blip: keep the worker alive, try again next poll
-            log.exception("outbox pass failed")
-            Session.rollback()
-            results = {}
+        for interval, job in housekeeping:
+            if once or time.monotonic() - last_run.get(job, -interval) >= interval:
+                last_run[job] = time.monotonic()
+                run_guarded(job)
+        results = run_guarded(deliver_due) or {}
         if once:
             return results
         if not results:
             time.sleep(poll_interval)
+
+
+def run_guarded(job):
+    try:
+        return job()
+    except Exception:  # database or provider blip: keep the worker alive, try again next poll
+        log.exception("worker job failed", extra={"job": getattr(job, "__name__", str(job))})
+        Session.rollback()
+        return None

@@ -158,6 +158,33 @@ class CircuitBreakerSchema(Schema):
 
 
 @_strict
+class ProviderTimeoutsSchema(Schema):
+    connect_timeout = fields.Float(validate=validate.Range(min=0.05))
+    read_timeout = fields.Float(validate=validate.Range(min=0.05))
+    retries = fields.Integer(validate=validate.Range(min=0, max=5))
+    retry_backoff = fields.Float(validate=validate.Range(min=0))
+    pool_size = fields.Integer(validate=positive)
+
+
+@_strict
+class IntegrationsSchema(Schema):
+    defaults = fields.Nested(ProviderTimeoutsSchema, required=True)
+    providers = fields.Dict(keys=fields.String(validate=validate.OneOf(
+        ["calcom", "retell", "stripe", "sendgrid"])), values=fields.Nested(ProviderTimeoutsSchema),
+        load_default=dict)
+    booking_confirm_timeout = fields.Float(required=True, validate=validate.Range(min=0.1))
+    stripe_meter_event = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    usage_report_interval = fields.Integer(required=True, validate=positive)
+
+    @validates_schema
+    def defaults_complete(self, data, **kwargs):
+        missing = [k for k in ProviderTimeoutsSchema().fields if k not in data.get("defaults", {})]
+        if missing:
+            raise ValidationError({"defaults": {k: ["Missing data for required field."]
+                                                for k in missing}})
+
+
+@_strict
 class HealthCheckSchema(Schema):
     path = fields.String(required=True)
     interval = fields.Integer(required=True, validate=positive)
@@ -200,6 +227,7 @@ class PolicySchema(Schema):
     rate_limiting = fields.Nested(RateLimitingSchema, required=True)
     caching = fields.Nested(CachingSchema, required=True)
     circuit_breaker = fields.Nested(CircuitBreakerSchema, required=True)
+    integrations = fields.Nested(IntegrationsSchema, required=True)
     service_discovery = fields.Nested(ServiceDiscoverySchema, required=True)
     transform = fields.Nested(TransformSchema, required=True)
     metrics = fields.Nested(MetricsSchema, required=True)

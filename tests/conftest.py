@@ -163,3 +163,22 @@ def tenant_factory(client):
 @pytest.fixture
 def tenant(tenant_factory):
     return tenant_factory()
+
+
+PROVIDER_KEYS = {"CALCOM_API_KEY": "cal_live_test", "RETELL_API_KEY": "key_test",
+                 "STRIPE_API_KEY": "sk_test_123", "SENDGRID_API_KEY": "SG.test"}
+
+
+@pytest.fixture
+def provider_app(database_url, redis_url, redis_client):
+    """An app with every integration configured (provider HTTP mocked with `responses`)."""
+    app = build_app(database_url, redis_url, **PROVIDER_KEYS)
+    with app.app_context():
+        yield app
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def provider_client(provider_app):
+    return provider_app.test_client()

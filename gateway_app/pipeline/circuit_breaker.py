@@ -1,7 +1,68 @@
-"""Stage 5: circuit breaker. A view that depends on an open upstream gets its fallback."""
+"""Stage 5: circuit breaker. A view that depends on an open upstream gets its fallback.
+
+Views declare ``gateway_policy(upstream="stripe")``. While that upstream's breaker is
+open, the view is not run: a GET is answered from the caching stage's last good copy
+(``X-Cache: STALE``), anything else with 503 naming the service and ``Retry-After``
+(seconds until the next probe). A call that fails inside the view raises
+``UpstreamUnavailable`` and gets the same fallback through the error handler below.
+"""
+from flask import current_app, g, request
+
+from ..breakers import breaker_for
+from ..errors import problem_response
+from ..integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
 from .base import Stage
 
 
 class CircuitBreakerStage(Stage):
     name = "circuit_breaker"
     section = "circuit_breaker"
+
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        install_error_handlers(app)
+
+    def before(self, ctx, request):
+        upstream = ctx.route_policy.get("upstream")
+        if not upstream:
+            return None
+        ctx.upstream = upstream
+        wait = breaker_for(upstream, self.app).rejecting()
+        if wait is None:
+            return None
+        return self.fallback(ctx, request, upstream, wait, "its circuit breaker is open")
+
+    def fallback(self, ctx, request, service, retry_after, reason):
+        if request.method == "GET":
+            stale = self.app.extensions["gateway"].pipeline.stage("caching").stale_response(ctx, request)
+            if stale is not None:
+                return stale
+        return problem_response(
+            503, "Service Unavailable",
+            f"The upstream service '{service}' is unavailable ({reason}); retry after "
+            f"{retry_after} s.", problem_type="upstream-unavailable",
+            headers={"Retry-After": str(retry_after)}, service=service, retry_after=retry_after)
+
+
+def handle_upstream_unavailable(exc):
+    stage = current_app.extensions["gateway"].pipeline.stage("circuit_breaker")
+    return stage.fallback(g.gateway, request, exc.service, exc.retry_after,
+                          "its circuit breaker is open" if exc.breaker_open else "the call failed")
+
+
+def handle_not_configured(exc):
+    return problem_response(503, "Service Unavailable", str(exc),
+                            problem_type="integration-not-configured", service=exc.service)
+
+
+def handle_provider_rejected(exc):
+    return problem_response(502, "Bad Gateway",
+                            f"{exc.service} refused the request (HTTP {exc.status}).",
+                            problem_type="upstream-rejected", service=exc.service,
+                            upstream_status=exc.status)
+
+
+def install_error_handlers(app):
+    app.register_error_handler(UpstreamUnavailable, handle_upstream_unavailable)
+    app.register_error_handler(NotConfigured, handle_not_configured)
+    app.register_error_handler(ProviderRejected, handle_provider_rejected)

@@ -1,0 +1,131 @@
+"""Billing reads: Stripe through its breaker when linked, else the local mirror (webhooks)."""
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from ..db import Session
+from ..models import Call, Company, Invoice, Payment, UsageRecord
+from .http import client_for
+from .stripe import StripeClient
+
+LOCAL_NOTE = ("Stripe is not configured for this gateway or company; these are the records "
+              "received through Stripe webhooks.")
+
+
+def stripe_customer(company):
+    """The company's Stripe customer id when Stripe can be asked, else None (use the mirror)."""
+    stripe = client_for(StripeClient)
+    customer = company.stripe_customer_id or (company.integrations or {}).get("stripe_customer_id")
+    return customer if stripe.configured and customer else None
+
+
+def stripe_page(listing, mapper):
+    data = [mapper(item) for item in listing.get("data", [])]
+    next_cursor = listing["data"][-1]["id"] if listing.get("has_more") and listing.get("data") else None
+    return {"data": data, "next_cursor": next_cursor, "source": "stripe"}
+
+
+def invoice_from_stripe(item):
+    return {"id": item["id"], "number": item.get("number"), "status": item.get("status"),
+            "currency": item.get("currency"), "amount_due": item.get("amount_due", 0),
+            "amount_paid": item.get("amount_paid", 0),
+            "period_start": epoch_iso(item.get("period_start")),
+            "period_end": epoch_iso(item.get("period_end")),
+            "hosted_invoice_url": item.get("hosted_invoice_url"),
+            "created_at": epoch_iso(item.get("created"))}
+
+
+def invoice_from_mirror(row):
+    return {"id": row.stripe_invoice_id, "number": row.number, "status": row.status,
+            "currency": row.currency, "amount_due": row.amount_due, "amount_paid": row.amount_paid,
+            "period_start": iso(row.period_start), "period_end": iso(row.period_end),
+            "hosted_invoice_url": row.hosted_invoice_url, "created_at": iso(row.created_at)}
+
+
+def payment_from_stripe(item):
+    return {"id": item["id"], "amount": item.get("amount", 0), "currency": item.get("currency"),
+            "status": item.get("status"), "invoice": item.get("invoice"),
+            "created_at": epoch_iso(item.get("created"))}
+
+
+def payment_from_mirror(row):
+    return {"id": row.stripe_payment_id, "amount": row.amount, "currency": row.currency,
+            "status": row.status, "invoice": row.invoice_id, "created_at": iso(row.created_at)}
+
+
+def list_invoices(company, limit, cursor):
+    customer = stripe_customer(company)
+    if customer:
+        return stripe_page(client_for(StripeClient).list_invoices(customer, limit, cursor),
+                           invoice_from_stripe)
+    return mirror_page(Invoice, Invoice.stripe_invoice_id, company, limit, cursor, invoice_from_mirror)
+
+
+def list_payments(company, limit, cursor):
+    customer = stripe_customer(company)
+    if customer:
+        return stripe_page(client_for(StripeClient).list_payment_intents(customer, limit, cursor),
+                           payment_from_stripe)
+    return mirror_page(Payment, Payment.stripe_payment_id, company, limit, cursor, payment_from_mirror)
+
+
+def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
+    """Newest first; the cursor is the Stripe id of the last row served, as with Stripe."""
+    query = select(model).where(model.company_id == company.id)
+    if cursor:
+        last = Session.scalar(select(model).where(model.company_id == company.id,
+                                                  stripe_id_column == cursor))
+        if last is not None:
+            query = query.where((model.created_at < last.created_at)
+                                | ((model.created_at == last.created_at) & (model.id < last.id)))
+    rows = Session.scalars(query.order_by(model.created_at.desc(), model.id.desc())
+                           .limit(limit + 1)).all()
+    next_cursor = getattr(rows[limit - 1], stripe_id_column.key) if len(rows) > limit else None
+    return {"data": [mapper(row) for row in rows[:limit]], "next_cursor": next_cursor,
+            "source": "local", "note": LOCAL_NOTE}
+
+
+def current_period(now=None):
+    """The calendar month (UTC) the plan's minutes apply to."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + dt.timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def usage_between(company_id, start, end):
+    calls, seconds = Session.execute(
+        select(func.count(Call.id), func.coalesce(func.sum(Call.duration_seconds), 0))
+        .where(Call.company_id == company_id, Call.started_at >= start, Call.started_at < end)).one()
+    return int(calls), -(-int(seconds) // 60)   # minutes rounded up
+
+
+def usage(company, now=None):
+    start, end = current_period(now)
+    calls, minutes = usage_between(company.id, start, end)
+    plan = company.plan_minutes
+    return {"period_start": iso(start), "period_end": iso(end), "calls": calls,
+            "minutes": minutes, "plan_minutes": plan,
+            "remaining_minutes": max(0, plan - minutes),
+            "percent_used": round(100.0 * minutes / plan, 1) if plan else None,
+            "overage_minutes": max(0, minutes - plan),
+            "reported_minutes": reported_minutes(company.id, start, end)}
+
+
+def reported_minutes(company_id, start, end):
+    """Minutes already reported to Stripe as meter events for this period."""
+    return int(Session.scalar(select(func.coalesce(func.sum(UsageRecord.minutes), 0)).where(
+        UsageRecord.company_id == company_id, UsageRecord.reported_at.is_not(None),
+        UsageRecord.period_start >= start, UsageRecord.period_end <= end)) or 0)
+
+
+def iso(moment):
+    return moment.isoformat() if moment else None
+
+
+def epoch_iso(seconds):
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat() if seconds else None
+
+
+def company_of(company_id):
+    return Session.get(Company, company_id)
