@@ -114,6 +114,9 @@ def test_an_ended_call_arriving_first_creates_the_call_once(webhooks, company):
     assert webhooks.retell(retell_event("call_ended")).get_json() == {"status": "processed"}
     assert webhooks.retell(retell_event("call_started")).get_json() == {"status": "processed"}
     assert count(Call) == 1
+    Session.expire_all()
+    call = Session.scalar(select(Call))
+    assert call.status == "answered" and call.duration_seconds == 125  # not reopened
 
 
 @pytest.mark.parametrize("reason, call_status, expected", [

@@ -117,8 +117,11 @@ def update_call(call, data):
     if data.get("transcript") is not None:
         call.transcript = data["transcript"]
     if data.get("call_status"):
-        call.status = call_status(data["call_status"], data.get("disconnection_reason"),
-                                  data.get("call_analysis") or {})
+        status = call_status(data["call_status"], data.get("disconnection_reason"),
+                             data.get("call_analysis") or {})
+        # a late call_started must not reopen a call that has already ended
+        if not (status == "ongoing" and call.ended_at is not None):
+            call.status = status
     apply_analysis(call, data.get("call_analysis"), data.get("disconnection_reason"))
 
 
