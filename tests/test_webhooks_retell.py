@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from gateway_app.db import Session
 from gateway_app.events import subscribe
 from gateway_app.models import Call, Customer, WebhookEvent
-from tests.conftest import WEBHOOK_NOW, build_app, link_provider_accounts
+from tests.conftest import WEBHOOK_NOW, build_app, link_provider_accounts, sign_up
 
 AGENT = "agent_3f9d2a"
 VECTOR_BODY = b'{"event":"call_ended","call":{"call_id":"call_abc"}}'
@@ -37,15 +37,15 @@ def retell_event(event, call_id="call_5b1e7c", agent_id=AGENT, **call_fields):
 
 
 @pytest.fixture
-def company(webhooks, client_for_tenants):
-    return link_provider_accounts(client_for_tenants()["company"]["id"], retell_agent_id=AGENT)
+def new_company(webhook_app):
+    """A signed-up company whose settings link the given Retell agent."""
+    return lambda agent: link_provider_accounts(sign_up(webhook_app.test_client()).company["id"],
+                                                retell_agent_id=agent)
 
 
 @pytest.fixture
-def client_for_tenants(webhook_app):
-    from tests.conftest import sign_up
-    client = webhook_app.test_client()
-    return lambda: sign_up(client).__dict__
+def company(new_company):
+    return new_company(AGENT)
 
 
 @pytest.fixture
@@ -133,8 +133,8 @@ def test_disconnection_reason_decides_the_status(webhooks, company, reason, call
     assert call.outcome == ("transferred" if reason == "call_transfer" else None)
 
 
-def test_outbound_calls_link_the_callee_and_reuse_known_customers(webhooks, company, client_for_tenants):
-    other = link_provider_accounts(client_for_tenants()["company"]["id"], retell_agent_id="agent_other")
+def test_outbound_calls_link_the_callee_and_reuse_known_customers(webhooks, company, new_company):
+    other = new_company("agent_other")
     Session.add(Customer(company_id=other.id, name="Someone else's", phone="+14155550199"))
     Session.add(Customer(company_id=company.id, name="Dana", phone="+14155550199"))
     Session.commit()
@@ -154,14 +154,14 @@ def test_a_number_that_is_not_e164_creates_no_customer(webhooks, company):
     assert count(Customer) == 0
 
 
-def test_unknown_agent_is_acknowledged_and_applies_once_linked(webhooks, client_for_tenants, caplog):
+def test_unknown_agent_is_acknowledged_and_applies_once_linked(webhooks, new_company, caplog):
     event = retell_event("call_started", agent_id="agent_nobody")
     caplog.set_level("INFO", logger="gateway.webhooks")
     response = webhooks.retell(event)
     assert response.status_code == 200 and response.get_json() == {"status": "ignored"}
     assert "agent_nobody" in caplog.text
     assert count(Call) == 0 and count(WebhookEvent) == 0
-    company = link_provider_accounts(client_for_tenants()["company"]["id"], retell_agent_id="agent_nobody")
+    company = new_company("agent_nobody")
     assert webhooks.retell(event).get_json() == {"status": "processed"}
     assert Session.scalar(select(Call)).company_id == company.id
 

@@ -157,6 +157,9 @@ def test_unknown_customer_and_unhandled_types_are_acknowledged(webhooks, company
     assert "cus_Stranger" in caplog.text
     assert webhooks.stripe(stripe_event("customer.created", {"id": CUSTOMER, "object": "customer"})
                            ).get_json() == {"status": "ignored"}
+    upcoming = invoice("draft")
+    del upcoming["id"]  # Stripe's preview of the next invoice has none
+    assert webhooks.stripe(stripe_event("invoice.upcoming", upcoming)).get_json() == {"status": "ignored"}
     assert count(Invoice) == 0 and count(WebhookEvent) == 0
 
 

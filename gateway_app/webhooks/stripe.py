@@ -24,6 +24,8 @@ SUBSCRIPTION_EVENTS = ("customer.subscription.created", "customer.subscription.u
                        "customer.subscription.deleted")
 PAYMENT_EVENTS = {"payment_intent.succeeded": "succeeded", "charge.succeeded": "succeeded",
                   "payment_intent.payment_failed": "failed", "charge.failed": "failed"}
+# previews of an invoice that does not exist yet (no id): nothing to mirror
+PREVIEW_INVOICE_EVENTS = ("invoice.upcoming", "invoice.will_be_due")
 # subscription statuses that keep the paid tier, and those that end it
 KEEPS_TIER = ("active", "trialing", "past_due")
 ENDS_TIER = ("canceled", "incomplete_expired", "unpaid", "paused")
@@ -97,7 +99,7 @@ def verify(body, headers):
 
 def route(event_type):
     """(schema of data.object, effect) for the events we mirror, or None."""
-    if event_type.startswith("invoice."):
+    if event_type.startswith("invoice.") and event_type not in PREVIEW_INVOICE_EVENTS:
         return InvoiceSchema, mirror_invoice
     if event_type in PAYMENT_EVENTS:
         return PaymentSchema, mirror_payment
