@@ -51,8 +51,8 @@ def process_once(provider, event_id, event_type, effect):
             return PROCESSED
         except Ignored as exc:
             Session.rollback()
-            log.info("%s webhook %s (%s) ignored: %s", provider, event_id, event_type, exc,
-                     extra={"provider": provider, "event_id": event_id})
+            log.warning("%s webhook %s (%s) ignored: %s", provider, event_id, event_type, exc,
+                        extra={"provider": provider, "event_id": event_id})
             return IGNORED
         except (IntegrityError, OperationalError) as exc:
             Session.rollback()
