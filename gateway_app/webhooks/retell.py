@@ -73,21 +73,27 @@ def handle(document):
 
 def apply_call_event(session, record, data):
     call = session.scalar(select(Call).where(Call.retell_call_id == data["call_id"]))
-    company_id = call.company_id if call else company_for_agent(session, data.get("agent_id"))
-    record.company_id = company_id
     if call is None:
-        call = Call(company_id=company_id, retell_call_id=data["call_id"], direction="inbound",
-                    status="ongoing", started_at=dt.datetime.now(dt.timezone.utc))
-        update_call(call, data)
-        link_customer(session, call)
-        session.add(call)
-        session.flush()
-        emit(session, "calls.created", company_id, call_id=call.id)
+        call = create_call(session, data)
     else:
         update_call(call, data)
         if call.customer_id is None:
             link_customer(session, call)
-        emit(session, "calls.updated", company_id, call_id=call.id)
+        emit(session, "calls.updated", call.company_id, call_id=call.id)
+    record.company_id = call.company_id
+
+
+def create_call(session, data):
+    """Whichever event of a call arrives first creates it (deliveries are unordered)."""
+    company_id = company_for_agent(session, data.get("agent_id"))
+    call = Call(company_id=company_id, retell_call_id=data["call_id"], direction="inbound",
+                status="ongoing", started_at=dt.datetime.now(dt.timezone.utc))
+    update_call(call, data)
+    link_customer(session, call)
+    session.add(call)
+    session.flush()
+    emit(session, "calls.created", company_id, call_id=call.id)
+    return call
 
 
 def company_for_agent(session, agent_id):
