@@ -1,4 +1,90 @@
-"""Inbound provider webhooks, each verified with the provider's own signature scheme."""
+"""Inbound provider webhooks, each verified with the provider's own signature scheme.
+
+No user credential: the signature over the raw body is the credential. Verification and
+processing live in gateway_app/webhooks/; this module maps them onto HTTP.
+"""
+import json
+
+from flask import request
 from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields
+
+from gateway_app.errors import GatewayProblem
+from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.webhooks import calcom, retell, sendgrid, stripe
+from gateway_app.webhooks.common import NotConfigured
+from gateway_app.webhooks.dedupe import RetryDelivery
+from gateway_app.webhooks.signatures import SignatureError
 
 blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
+
+# seconds a provider should wait before delivering again after a 503
+RETRY_AFTER = "30"
+
+
+class WebhookAck(Schema):
+    status = fields.String(metadata={"description": "processed | duplicate | ignored"})
+    events = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                         metadata={"description": "SendGrid batches: outcome -> count"})
+
+
+def parse_json(body):
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise GatewayProblem(400, "Malformed JSON", "The request body is not valid JSON.") from None
+
+
+def receive(provider):
+    """Verify the raw body as sent, then parse it, then process it once."""
+    body = request.get_data(cache=True)
+    name = provider.PROVIDER
+    try:
+        provider.verify(body, request.headers)
+    except NotConfigured as exc:
+        raise GatewayProblem(503, "Not Configured", str(exc), provider=name,
+                             headers={"Retry-After": RETRY_AFTER}) from None
+    except SignatureError as exc:
+        raise GatewayProblem(401, "Unauthorized", str(exc), provider=name) from None
+    document = parse_json(body)
+    try:
+        return provider.handle(document)
+    except ValidationError as exc:
+        raise GatewayProblem(422, "Unprocessable Entity",
+                             "The event did not have the shape this provider sends; see errors.",
+                             provider=name, errors=exc.messages) from None
+    except RetryDelivery as exc:
+        raise GatewayProblem(503, "Service Unavailable", str(exc), provider=name,
+                             headers={"Retry-After": RETRY_AFTER}) from None
+
+
+@blp.route("/retell", methods=["POST"])
+@blp.response(200, WebhookAck)
+@gateway_policy(public=True, exempt_limits=True)
+def retell_webhook():
+    """Retell call events (x-retell-signature)."""
+    return receive(retell)
+
+
+@blp.route("/calcom", methods=["POST"])
+@blp.response(200, WebhookAck)
+@gateway_policy(public=True, exempt_limits=True)
+def calcom_webhook():
+    """Cal.com booking events (X-Cal-Signature-256)."""
+    return receive(calcom)
+
+
+@blp.route("/stripe", methods=["POST"])
+@blp.response(200, WebhookAck)
+@gateway_policy(public=True, exempt_limits=True)
+def stripe_webhook():
+    """Stripe events (Stripe-Signature)."""
+    return receive(stripe)
+
+
+@blp.route("/sendgrid", methods=["POST"])
+@blp.response(200, WebhookAck)
+@gateway_policy(public=True, exempt_limits=True)
+def sendgrid_webhook():
+    """SendGrid Event Webhook batches (X-Twilio-Email-Event-Webhook-Signature)."""
+    return receive(sendgrid)

@@ -221,6 +221,14 @@ class MetricsSchema(Schema):
 
 
 @_strict
+class WebhooksSchema(Schema):
+    """How far a signed webhook's timestamp may be from our clock, either way (seconds)."""
+    retell_tolerance = fields.Integer(load_default=300, validate=positive)
+    stripe_tolerance = fields.Integer(load_default=300, validate=positive)
+    sendgrid_tolerance = fields.Integer(load_default=600, validate=positive)
+
+
+@_strict
 class PolicySchema(Schema):
     tiers = fields.Dict(keys=fields.String(), values=fields.Nested(TierSchema), required=True)
     authentication = fields.Nested(AuthenticationSchema, required=True)
@@ -231,6 +239,7 @@ class PolicySchema(Schema):
     service_discovery = fields.Nested(ServiceDiscoverySchema, required=True)
     transform = fields.Nested(TransformSchema, required=True)
     metrics = fields.Nested(MetricsSchema, required=True)
+    webhooks = fields.Nested(WebhooksSchema, load_default=lambda: WebhooksSchema().load({}))
 
     @validates_schema
     def free_tier_exists(self, data, **kwargs):

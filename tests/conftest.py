@@ -173,6 +173,106 @@ PROVIDER_KEYS = {"CALCOM_API_KEY": "cal_live_test", "RETELL_API_KEY": "key_test"
 def provider_app(database_url, redis_url, redis_client):
     """An app with every integration configured (provider HTTP mocked with `responses`)."""
     app = build_app(database_url, redis_url, **PROVIDER_KEYS)
+
+# --- inbound provider webhooks -------------------------------------------------------
+
+# DESIGN.md's test vectors are signed at this instant (Retell v=1700000000000, Stripe t=1700000000)
+WEBHOOK_NOW = 1700000000.0
+WEBHOOK_SECRETS = {"RETELL_API_KEY": "key_test", "STRIPE_WEBHOOK_SECRET": "whsec_test",
+                   "CALCOM_WEBHOOK_SECRET": "calsecret"}
+
+
+class PinnedClock:
+    """The webhook verification clock (app.config["WEBHOOK_CLOCK"]), set by the test."""
+
+    def __init__(self, value=WEBHOOK_NOW):
+        self.value = value
+
+    def __call__(self):
+        return self.value
+
+
+class WebhookSender:
+    """Posts provider-shaped, correctly signed deliveries; every signing input can be overridden."""
+
+    def __init__(self, client, clock, sendgrid_private_key):
+        self.client = client
+        self.clock = clock
+        self.sendgrid_private_key = sendgrid_private_key
+
+    @staticmethod
+    def body_of(payload):
+        import json
+        if isinstance(payload, (bytes, str)):
+            return payload.encode() if isinstance(payload, str) else payload
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def post(self, path, body, headers):
+        return self.client.post(path, data=body, headers={"Content-Type": "application/json", **headers})
+
+    def retell(self, payload, at_ms=None, key="key_test", headers=None):
+        from gateway_app.webhooks.signatures import retell_digest
+        body = self.body_of(payload)
+        version = int(self.clock() * 1000) if at_ms is None else at_ms
+        signature = f"v={version},d={retell_digest(key, body, version)}"
+        return self.post("/webhooks/retell", body,
+                         {"x-retell-signature": signature} if headers is None else headers)
+
+    def calcom(self, payload, secret="calsecret", headers=None):
+        from gateway_app.webhooks.signatures import calcom_digest
+        body = self.body_of(payload)
+        return self.post("/webhooks/calcom", body,
+                         {"X-Cal-Signature-256": calcom_digest(secret, body)} if headers is None else headers)
+
+    def stripe(self, payload, at=None, secret="whsec_test", headers=None):
+        from gateway_app.webhooks.signatures import stripe_digest
+        body = self.body_of(payload)
+        timestamp = int(self.clock()) if at is None else at
+        signature = f"t={timestamp},v1={stripe_digest(secret, body, timestamp)}"
+        return self.post("/webhooks/stripe", body,
+                         {"Stripe-Signature": signature} if headers is None else headers)
+
+    def sendgrid_headers(self, body, at=None, private_key=None):
+        import base64
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        timestamp = str(int(self.clock()) if at is None else at)
+        signature = (private_key or self.sendgrid_private_key).sign(
+            timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+                "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+
+    def sendgrid(self, events, at=None, private_key=None, headers=None):
+        body = self.body_of(events)
+        return self.post("/webhooks/sendgrid", body,
+                         self.sendgrid_headers(body, at, private_key) if headers is None else headers)
+
+
+def sendgrid_public_key_b64(private_key):
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    der = private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="session")
+def sendgrid_private_key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def webhook_clock():
+    return PinnedClock()
+
+
+@pytest.fixture
+def webhook_app(database_url, redis_url, redis_client, webhook_clock, sendgrid_private_key):
+    """The gateway with every provider's webhook secret set and the verification clock pinned."""
+    app = build_app(database_url, redis_url, WEBHOOK_CLOCK=webhook_clock,
+                    SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid_public_key_b64(sendgrid_private_key),
+                    **WEBHOOK_SECRETS)
     with app.app_context():
         yield app
     Session.remove()
@@ -182,3 +282,17 @@ def provider_app(database_url, redis_url, redis_client):
 @pytest.fixture
 def provider_client(provider_app):
     return provider_app.test_client()
+
+
+@pytest.fixture
+def webhooks(webhook_app, webhook_clock, sendgrid_private_key):
+    return WebhookSender(webhook_app.test_client(), webhook_clock, sendgrid_private_key)
+
+
+def link_provider_accounts(company_id, **provider_ids):
+    """What the settings service does with `integrations`: copy the ids onto the company."""
+    company = Session.get(Company, company_id)
+    for name, value in provider_ids.items():
+        setattr(company, name, value)
+    Session.commit()
+    return company
