@@ -173,6 +173,16 @@ PROVIDER_KEYS = {"CALCOM_API_KEY": "cal_live_test", "RETELL_API_KEY": "key_test"
 def provider_app(database_url, redis_url, redis_client):
     """An app with every integration configured (provider HTTP mocked with `responses`)."""
     app = build_app(database_url, redis_url, **PROVIDER_KEYS)
+    with app.app_context():
+        yield app
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def provider_client(provider_app):
+    return provider_app.test_client()
+
 
 # --- inbound provider webhooks -------------------------------------------------------
 
@@ -277,11 +287,6 @@ def webhook_app(database_url, redis_url, redis_client, webhook_clock, sendgrid_p
         yield app
     Session.remove()
     app.extensions["gateway_engine"].dispose()
-
-
-@pytest.fixture
-def provider_client(provider_app):
-    return provider_app.test_client()
 
 
 @pytest.fixture
