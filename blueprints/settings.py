@@ -243,7 +243,7 @@ def create_api_key(data):
     audit(Session, "api_key.created", "api_key", key.id, name=key.name, scopes=key.scopes)
     emit(Session, "settings.changed", key.company_id, user_id=principal().user_id)
     Session.commit()
-    return {**ApiKeyOut().dump(key), "key": generated.secret}
+    return {**{name: getattr(key, name) for name in ApiKeyOut().fields}, "key": generated.secret}
 
 
 @blp.route("/api-keys/<int:key_id>", methods=["DELETE"])
