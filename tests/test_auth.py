@@ -163,3 +163,29 @@ def test_token_flow_on_both_databases(client, tenant):
     rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert rotated.status_code == 200
     assert client.get(ME, headers=bearer(rotated.get_json()["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+def test_concurrent_use_of_one_refresh_token_yields_one_winner(app, client, tenant):
+    """Two requests spending the same refresh token at once: exactly one new pair, and
+    the loser's attempt counts as reuse, so the family ends revoked."""
+    import concurrent.futures
+    import threading
+    pair = token_pair(client, tenant.user["email"])
+    barrier = threading.Barrier(2)
+
+    def spend(_):
+        with app.app_context():
+            barrier.wait()
+            response = app.test_client().post("/api/v1/auth/refresh",
+                                              json={"refresh_token": pair["refresh_token"]})
+            Session.remove()
+            return response.status_code, response.get_json()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(spend, range(2)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 401]
+    for status, body in results:
+        if status == 200:  # the winner's new token belongs to the revoked family
+            assert client.post("/api/v1/auth/refresh",
+                               json={"refresh_token": body["refresh_token"]}).status_code == 401

@@ -113,6 +113,7 @@ def request_as(tenant, method, path, body):
                               json=body if method in ("POST", "PUT", "PATCH") else None)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_company_b_cannot_see_or_change_company_a_resources(app):
     client = app.test_client()
     company_a, company_b = sign_up(client, name="Company A"), sign_up(client, name="Company B")

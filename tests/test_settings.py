@@ -1,4 +1,5 @@
 """Settings service: company settings and provider links, profile and password, API keys."""
+import pytest
 from sqlalchemy import select
 
 from gateway_app.db import Session
@@ -51,6 +52,7 @@ def test_company_settings_validation(tenant):
     assert set(response.get_json()["errors"]) == {"timezone", "business_hours", "integrations"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_a_provider_account_links_one_company_only(tenant, tenant_factory):
     other = tenant_factory()
     assert tenant.patch(COMPANY, json={"integrations": {"calcom_event_type_id": "42"}}).status_code == 200

@@ -1,4 +1,5 @@
 """Team service: members, invitations (with their email), roles, the last-owner rule."""
+import pytest
 from sqlalchemy import select
 
 from gateway_app.db import Session
@@ -75,6 +76,7 @@ def test_role_change_applies_to_the_next_request(client, tenant):
     assert audit.details == {"previous": "viewer", "role": "admin"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_the_last_owner_cannot_be_demoted_or_removed(client, tenant):
     owner_id = tenant.user["id"]
     assert tenant.patch(f"{MEMBERS}/{owner_id}", json={"role": "admin"}).status_code == 409
