@@ -6,6 +6,7 @@ session cookie on a public route such as /auth/login is the one exception: brows
 send cookies unasked). Resolved principals are cached (identity/principal_cache.py)
 so a warm request costs no database query.
 """
+import contextlib
 import hmac
 
 from flask import current_app
@@ -153,7 +154,8 @@ class AuthenticationStage(Stage):
         versions = self.identity.principals.current_versions(record["company_id"], record["user_id"])
         user = self.active_user(record["user_id"], record["company_id"], record["cv"])
         if user is None:
-            sessions.destroy(handle)
+            with contextlib.suppress(StoreUnavailable):  # it expires by itself otherwise
+                sessions.destroy(handle)
             raise unauthorized("The session is no longer valid.")
         principal = self.user_principal("session", user, handle)
         self.identity.principals.put(cache_key, principal, versions)
