@@ -1,4 +1,5 @@
 """Sign-up and credentials: bearer tokens with rotating refresh tokens, sessions, invitations."""
+import datetime as dt
 import hashlib
 
 from flask import current_app, g
@@ -231,11 +232,14 @@ def login(data):
 @blp.response(200, UserOut)
 @gateway_policy(public=True)
 def accept_invite(data):
-    """Activate an invited member with the token from the invitation email."""
+    """Activate an invited member with the token from the invitation email (valid for
+    authentication.invite_ttl)."""
     user = Session.scalar(select(User).where(
         User.invite_token_hash == invite_token_digest(data["token"]), User.status == "invited"))
     if user is None:
         abort(400, message="The invitation is invalid or has already been used.")
+    if user.created_at < utcnow() - dt.timedelta(seconds=auth_config()["invite_ttl"]):
+        abort(400, message="The invitation has expired; ask for a new one.")
     user.password_hash = hash_password(data["password"])
     user.status = "active"
     user.invite_token_hash = None

@@ -1,6 +1,7 @@
 """The cross-tenant walk: every /api/v1 route with a path parameter, every method.
 
-Company B's owner, using B's credentials on company A's resource ids, must get 404
+Company B's owner, using B's credentials (bearer token, session, write API key) on company
+A's resource ids, must get 404
 and change nothing; A's owner on the same request must not get 404 (the control that
 proves the id and route are real). New routes are covered automatically: the walk
 reads app.url_map, and a route whose parameter has no factory below fails the test
@@ -15,8 +16,9 @@ from sqlalchemy import select
 
 from gateway_app.db import Session, utcnow
 from gateway_app.identity.api_keys import GeneratedKey
+from gateway_app.identity.permissions import USER_ONLY_PERMISSIONS
 from gateway_app.models import ApiKey, Appointment, Call, Customer, User
-from tests.conftest import sign_up
+from tests.conftest import PASSWORD, sign_up
 
 PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -108,42 +110,74 @@ def snapshot(rows):
     return state
 
 
-def request_as(tenant, method, path, body):
-    return tenant.client.open(path, method=method, headers=tenant.headers,
-                              json=body if method in ("POST", "PUT", "PATCH") else None)
+class Caller:
+    """One of company B's credentials: bearer token, session (with CSRF) or write API key."""
+
+    def __init__(self, app, tenant, kind):
+        self.kind = kind
+        self.client = app.test_client()
+        self.headers = {}
+        if kind == "token":
+            self.headers = tenant.headers
+        elif kind == "session":
+            login = self.client.post("/api/v1/auth/login", json={"email": tenant.user["email"],
+                                                                 "password": PASSWORD})
+            self.headers = {"X-CSRF-Token": login.get_json()["csrf_token"]}
+        else:
+            created = tenant.post("/api/v1/settings/api-keys", json={"name": "walk", "scopes": ["write"]})
+            self.headers = {"X-API-Key": created.get_json()["key"]}
+
+    def may_use(self, app, rule):
+        """API keys never get user-only permissions: such routes answer 403 whatever the id."""
+        permission = app.view_functions[rule.endpoint].gateway_policy.get("permission")
+        return self.kind != "api_key" or permission not in USER_ONLY_PERMISSIONS
+
+    def request(self, method, path, body):
+        return self.client.open(path, method=method, headers=self.headers,
+                                json=body if method in ("POST", "PUT", "PATCH") else None)
+
+
+def concrete_path(rule, rows):
+    path = rule.rule
+    for argument, row in rows.items():
+        path = PARAMETER.sub(lambda m, a=argument, r=row: str(r.id) if m.group(1) == a else m.group(0), path)
+    return path
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_company_b_cannot_see_or_change_company_a_resources(app):
     client = app.test_client()
     company_a, company_b = sign_up(client, name="Company A"), sign_up(client, name="Company B")
-    walked = []
-    for rule, method in parameterised_routes(app):
-        rows = create_for_company_a(rule, company_a.company["id"])
-        path = rule.rule
-        for argument, row in rows.items():
-            path = PARAMETER.sub(lambda m, a=argument, r=row: str(r.id) if m.group(1) == a else m.group(0), path)
-        template = PARAMETER.sub("<id>", rule.rule)
-        body = SAMPLE_BODIES.get((method, template), {})
-        before = snapshot(rows)
+    owner_a = Caller(app, company_a, "token")
+    walked = set()
+    for kind in ("token", "session", "api_key"):
+        caller = Caller(app, company_b, kind)
+        for rule, method in parameterised_routes(app):
+            if not caller.may_use(app, rule):
+                continue
+            rows = create_for_company_a(rule, company_a.company["id"])
+            path, template = concrete_path(rule, rows), PARAMETER.sub("<id>", rule.rule)
+            body = SAMPLE_BODIES.get((method, template), {})
+            before = snapshot(rows)
 
-        response = request_as(company_b, method, path, body)
-        assert response.status_code == 404, (
-            f"{method} {template} as company B answered {response.status_code} "
-            f"{response.get_data(as_text=True)[:300]}; expected 404. If this is a 422, add a valid body "
-            f"to SAMPLE_BODIES[({method!r}, {template!r})].")
-        Session.remove()
-        assert snapshot(rows) == before, f"{method} {template} as company B changed company A's data"
+            response = caller.request(method, path, body)
+            assert response.status_code == 404, (
+                f"{method} {template} with company B's {kind} answered {response.status_code} "
+                f"{response.get_data(as_text=True)[:300]}; expected 404. If this is a 422, add a valid "
+                f"body to SAMPLE_BODIES[({method!r}, {template!r})].")
+            Session.remove()
+            assert snapshot(rows) == before, f"{method} {template} with company B's {kind} changed A's data"
 
-        control = request_as(company_a, method, path, body)
-        assert control.status_code != 404 and control.status_code < 500, (
-            f"control: {method} {template} as company A answered {control.status_code}; the walk "
-            f"only proves something if the owner reaches the resource")
-        Session.remove()
-        walked.append((method, template))
-    # the routes of this branch; merged services add theirs automatically
-    assert {("PATCH", "/api/v1/team/members/<id>"), ("DELETE", "/api/v1/team/members/<id>"),
-            ("DELETE", "/api/v1/settings/api-keys/<id>")} <= set(walked)
+            control = owner_a.request(method, path, body)
+            assert control.status_code != 404 and control.status_code < 500, (
+                f"control: {method} {template} as company A answered {control.status_code}; the walk "
+                f"only proves something if the owner reaches the resource")
+            Session.remove()
+            walked.add((kind, method, template))
+    # this branch's routes; services merged later are walked automatically
+    assert {("token", "PATCH", "/api/v1/team/members/<id>"), ("session", "DELETE", "/api/v1/team/members/<id>"),
+            ("api_key", "PATCH", "/api/v1/team/members/<id>"),
+            ("token", "DELETE", "/api/v1/settings/api-keys/<id>")} <= walked
 
 
 def test_every_factory_creates_a_row_of_the_given_company(app):

@@ -112,3 +112,14 @@ def test_roles_and_permissions_expose_the_matrix(tenant):
     assert matrix["calls:read"]["api_key_scope"] == "read"
     assert matrix["customers:write"]["api_key_scope"] == "write"
     assert matrix["api_keys:manage"]["api_key_scope"] is None
+
+
+def test_an_expired_invitation_cannot_be_accepted(client, tenant):
+    import datetime as dt
+    member = invite(tenant)
+    row = Session.get(User, member["id"])
+    row.created_at = row.created_at - dt.timedelta(days=8)
+    Session.commit()
+    expired = client.post("/api/v1/auth/accept-invite",
+                          json={"token": invitation_token(member["email"]), "password": PASSWORD})
+    assert expired.status_code == 400 and "expired" in expired.get_json()["detail"]
