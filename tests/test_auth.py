@@ -189,3 +189,24 @@ def test_concurrent_use_of_one_refresh_token_yields_one_winner(app, client, tena
         if status == 200:  # the winner's new token belongs to the revoked family
             assert client.post("/api/v1/auth/refresh",
                                json={"refresh_token": body["refresh_token"]}).status_code == 401
+
+
+def test_the_failed_login_count_is_shared_by_workers(database_url, redis_url, redis_client):
+    from tests.conftest import build_app, sign_up
+    worker_a, worker_b = build_app(database_url, redis_url), build_app(database_url, redis_url)
+    try:
+        with worker_a.app_context():
+            email = sign_up(worker_a.test_client()).user["email"]
+            Session.remove()
+        wrong = {"email": email, "password": "wrong-password"}
+        for worker, attempts in ((worker_a, 3), (worker_b, 2)):
+            with worker.app_context():
+                for _ in range(attempts):
+                    assert worker.test_client().post("/api/v1/auth/token", json=wrong).status_code == 401
+                Session.remove()
+        with worker_a.app_context():
+            assert worker_a.test_client().post("/api/v1/auth/token", json=wrong).status_code == 429
+            Session.remove()
+    finally:
+        worker_a.extensions["gateway_engine"].dispose()
+        worker_b.extensions["gateway_engine"].dispose()

@@ -17,16 +17,14 @@ log = logging.getLogger("gateway.identity")
 
 
 class LoginThrottle:
-    def __init__(self, limit, redis_url=None, socket_timeout=0.25):
-        self.limit_text = limit
+    def __init__(self, limit, redis_url=None, redis_client=None):
         self.item = parse(limit)
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared = None
-        if redis_url:
-            options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
-            if redis_url.startswith("rediss://"):
-                options["ssl_cert_reqs"] = None
-            self.shared = MovingWindowRateLimiter(RedisStorage(redis_url, **options))
+        if redis_url and redis_client is not None:
+            # the gateway's pool: blocking, short timeouts, no hidden retries (redis_store.py)
+            self.shared = MovingWindowRateLimiter(
+                RedisStorage(redis_url, connection_pool=redis_client.connection_pool))
 
     def _run(self, operation, *args):
         if self.shared is not None:
