@@ -210,3 +210,15 @@ def test_the_failed_login_count_is_shared_by_workers(database_url, redis_url, re
     finally:
         worker_a.extensions["gateway_engine"].dispose()
         worker_b.extensions["gateway_engine"].dispose()
+
+
+def test_logout_without_a_body_revokes_the_access_token(client, tenant):
+    response = client.post("/api/v1/auth/logout", headers=tenant.headers)
+    assert response.status_code == 204
+    assert tenant.get(ME).status_code == 401
+
+
+def test_api_keys_cannot_log_out(client, tenant):
+    key = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": ["read"]}).get_json()["key"]
+    response = client.post("/api/v1/auth/logout", headers={"X-API-Key": key}, json={})
+    assert response.status_code == 400 and "settings/api-keys" in response.get_json()["detail"]

@@ -9,7 +9,7 @@ from sqlalchemy import MetaData, select
 from gateway_app.db import Session
 from gateway_app.identity.tokens import issue_access_token
 from gateway_app.models import User
-from tests.conftest import PASSWORD, build_app, sign_up
+from tests.conftest import PASSWORD, api_key_headers, build_app, sign_up
 
 PROFILE = "/api/v1/settings/profile"
 SECRET = "test-secret-key-0123456789abcdef0123456789"
@@ -70,9 +70,7 @@ def test_a_bad_credential_is_never_treated_as_anonymous(client):
 
 
 def make_key(tenant, scopes):
-    response = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": scopes})
-    assert response.status_code == 201
-    return {"X-API-Key": response.get_json()["key"]}
+    return api_key_headers(tenant, scopes)
 
 
 def test_a_read_key_cannot_write(client, tenant):

@@ -5,7 +5,7 @@ from sqlalchemy import select
 from gateway_app.db import Session
 from gateway_app.events import subscribe
 from gateway_app.models import AuditLog, Company
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, add_member
 
 COMPANY = "/api/v1/settings/company"
 PROFILE = "/api/v1/settings/profile"
@@ -61,8 +61,7 @@ def test_a_provider_account_links_one_company_only(tenant, tenant_factory):
 
 
 def test_viewer_reads_but_cannot_change_settings(client, tenant):
-    from tests.test_team import invite, join
-    viewer = join(client, invite(tenant, "viewer"))
+    viewer = add_member(tenant, "viewer")
     assert viewer.get(COMPANY).status_code == 200
     denied = viewer.patch(COMPANY, json={"name": "Hijacked"})
     assert denied.status_code == 403 and denied.get_json()["permission"] == "settings:write"
