@@ -132,3 +132,23 @@ def test_secrets_never_appear_in_logs_responses_database_or_redis(database_url, 
             Session.remove()
     finally:
         app.extensions["gateway_engine"].dispose()
+
+
+# Routes any authenticated caller may use, by design.
+NO_PERMISSION_NEEDED = {"auth.logout"}
+
+
+def test_every_api_route_is_public_or_declares_a_known_permission(app):
+    from gateway_app.identity.permissions import PERMISSIONS
+    problems = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint in NO_PERMISSION_NEEDED:
+            continue
+        policy = getattr(app.view_functions[rule.endpoint], "gateway_policy", {})
+        if policy.get("public"):
+            continue
+        permission = policy.get("permission")
+        if permission not in PERMISSIONS:
+            problems.append(f"{rule.endpoint} ({rule.rule}): permission={permission!r}")
+    assert not problems, ("declare gateway_policy(permission=...) with a permission of "
+                          "gateway_app/identity/permissions.py on: " + "; ".join(problems))
