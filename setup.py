@@ -25,6 +25,7 @@ setup(
         "marshmallow>=3.20",
         "pyjwt>=2.8,<3",
         "argon2-cffi>=23",
+        "itsdangerous>=2.2",
         "prometheus-client>=0.20",
         "pyyaml>=6",
         "cryptography>=42",

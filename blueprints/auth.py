@@ -1,25 +1,34 @@
-"""Sign-up and credentials: tokens, refresh, sessions."""
-from flask import current_app
+"""Sign-up and credentials: bearer tokens with rotating refresh tokens, sessions, invitations."""
+import datetime as dt
+import hashlib
+
+from flask import current_app, g
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
+from werkzeug.http import dump_cookie
 
-from gateway_app.db import Session
+from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state
+from gateway_app.identity import refresh_tokens
 from gateway_app.identity.passwords import hash_password, verify_password
+from gateway_app.identity.sessions import COOKIE_NAME
+from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
 from gateway_app.models import Company, User
 from gateway_app.pipeline.declarations import gateway_policy
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
 
+PASSWORD_FIELD = dict(required=True, load_only=True, validate=validate.Length(min=10, max=256))
+
 
 class SignupSchema(Schema):
     company_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=256))
+    password = fields.String(**PASSWORD_FIELD)
 
 
 class CompanyOut(Schema):
@@ -52,12 +61,39 @@ class TokenOut(Schema):
     expires_in = fields.Integer()
 
 
+class RefreshSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class LogoutSchema(Schema):
+    refresh_token = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class LoginOut(Schema):
+    csrf_token = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserOut)
+
+
+class AcceptInviteSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    password = fields.String(**PASSWORD_FIELD)
+
+
 def auth_config():
     return gateway_state().policy["authentication"]
 
 
+def identity():
+    return gateway_state().components["identity"]
+
+
 def normalise_email(email):
     return email.strip().lower()
+
+
+def invite_token_digest(token):
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @blp.route("/signup", methods=["POST"])
@@ -78,12 +114,37 @@ def signup(data):
 
 
 def authenticate_password(email, password):
-    """The user for these credentials, or a 401 that reads the same for every failure."""
-    user = Session.scalar(select(User).where(User.email == normalise_email(email)))
+    """The user for these credentials, or a 401 that reads the same for every failure.
+
+    Unknown email and wrong password cost one argon2 verification each; an account
+    with too many recent failures answers 429 before any verification.
+    """
+    account = normalise_email(email)
+    throttle = identity().throttle
+    retry_after = throttle.retry_after(account)
+    if retry_after is not None:
+        raise GatewayProblem(429, "Too Many Requests",
+                             "Too many failed logins for this account; try again later.",
+                             headers={"Retry-After": str(retry_after)}, layer="login",
+                             limit=auth_config()["failed_login_limit"])
+    user = Session.scalar(select(User).where(User.email == account))
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or user.status != "active":
+        throttle.failed(account)
         raise GatewayProblem(401, "Unauthorized", "Invalid email or password.")
+    throttle.succeeded(account)
+    user.last_login_at = utcnow()
     return user
+
+
+def token_pair(user, refresh_token):
+    config = auth_config()
+    return {
+        "access_token": issue_access_token(current_app.config["SECRET_KEY"], config, user),
+        "refresh_token": refresh_token,
+        "token_type": "Bearer",
+        "expires_in": config["access_token_ttl"],
+    }
 
 
 @blp.route("/token", methods=["POST"])
@@ -91,12 +152,96 @@ def authenticate_password(email, password):
 @blp.response(200, TokenOut)
 @gateway_policy(public=True)
 def token(data):
-    """Exchange email and password for a bearer access token."""
+    """Exchange email and password for an access token (15 min) and a refresh token."""
     user = authenticate_password(data["email"], data["password"])
-    config = auth_config()
-    return {
-        "access_token": issue_access_token(current_app.config["SECRET_KEY"], config, user),
-        "refresh_token": None,
-        "token_type": "Bearer",
-        "expires_in": config["access_token_ttl"],
-    }
+    refresh = refresh_tokens.issue(Session, user.id, auth_config()["refresh_token_ttl"])
+    Session.commit()
+    return token_pair(user, refresh)
+
+
+@blp.route("/refresh", methods=["POST"])
+@blp.arguments(RefreshSchema)
+@blp.response(200, TokenOut)
+@gateway_policy(public=True)
+def refresh(data):
+    """Spend a refresh token for a new pair. A token used twice revokes its whole family."""
+    try:
+        user, next_refresh = refresh_tokens.rotate(Session, data["refresh_token"],
+                                                   auth_config()["refresh_token_ttl"])
+    except refresh_tokens.RefreshError:
+        Session.commit()  # keeps a family revocation made on reuse
+        raise GatewayProblem(401, "Unauthorized", "The refresh token is invalid, expired or revoked.")
+    Session.commit()
+    return token_pair(user, next_refresh)
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.arguments(LogoutSchema)
+@blp.response(204)
+@gateway_policy()
+def logout(data):
+    """Revoke the credential used: the access token (and the refresh token's family, if
+    sent), or the session."""
+    principal = g.gateway.principal
+    services = identity()
+    if principal.kind == "api_key":
+        abort(400, message="API keys are revoked with DELETE /api/v1/settings/api-keys/<id>.")
+    headers = {}
+    if principal.kind == "token":
+        services.revoke_access_token(principal.credential_id)
+        if data.get("refresh_token"):
+            family = refresh_tokens.family_of(Session, data["refresh_token"], principal.user_id)
+            if family:
+                refresh_tokens.revoke_family(Session, family)
+                Session.commit()
+    else:
+        try:
+            services.sessions.destroy(principal.credential_id)
+        except StoreUnavailable:
+            raise GatewayProblem(503, "Service Unavailable", "The session store is unreachable.")
+        headers["Set-Cookie"] = dump_cookie(COOKIE_NAME, "", max_age=0, expires=0, path="/",
+                                            httponly=True, samesite="Lax",
+                                            secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    services.user_changed(principal.user_id)
+    return "", 204, headers
+
+
+@blp.route("/login", methods=["POST"])
+@blp.arguments(CredentialsSchema)
+@blp.response(200, LoginOut)
+@gateway_policy(public=True)
+def login(data):
+    """Start a server-side session (cookie). Send the returned csrf_token as X-CSRF-Token
+    on every state-changing request."""
+    user = authenticate_password(data["email"], data["password"])
+    services = identity()
+    try:
+        cookie_value, csrf_token = services.sessions.create(user)
+    except StoreUnavailable:
+        Session.rollback()
+        raise GatewayProblem(503, "Service Unavailable", "The session store is unreachable.")
+    Session.commit()
+    ttl = auth_config()["session_ttl"]
+    cookie = dump_cookie(COOKIE_NAME, cookie_value, max_age=ttl, path="/", httponly=True,
+                         samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return {"csrf_token": csrf_token, "expires_in": ttl, "user": user}, 200, {"Set-Cookie": cookie}
+
+
+@blp.route("/accept-invite", methods=["POST"])
+@blp.arguments(AcceptInviteSchema)
+@blp.response(200, UserOut)
+@gateway_policy(public=True)
+def accept_invite(data):
+    """Activate an invited member with the token from the invitation email (valid for
+    authentication.invite_ttl)."""
+    user = Session.scalar(select(User).where(
+        User.invite_token_hash == invite_token_digest(data["token"]), User.status == "invited"))
+    if user is None:
+        abort(400, message="The invitation is invalid or has already been used.")
+    if user.created_at < utcnow() - dt.timedelta(seconds=auth_config()["invite_ttl"]):
+        abort(400, message="The invitation has expired; ask for a new one.")
+    user.password_hash = hash_password(data["password"])
+    user.status = "active"
+    user.invite_token_hash = None
+    Session.commit()
+    return user

@@ -53,6 +53,8 @@ class AuthenticationSchema(Schema):
     audience = fields.String(required=True, validate=validate.Length(min=1))
     principal_cache_ttl = fields.Integer(required=True, validate=validate.Range(min=0, max=3600))
     failed_login_limit = RateString(required=True)
+    api_key_last_used_interval = fields.Integer(required=True, validate=positive)
+    invite_ttl = fields.Integer(required=True, validate=positive)
 
 
 @_strict

@@ -301,3 +301,30 @@ def link_provider_accounts(company_id, **provider_ids):
         setattr(company, name, value)
     Session.commit()
     return company
+
+# -- identity helpers (API keys, members of other roles), made through HTTP ----------------------
+def api_key_headers(tenant, scopes=("read", "write"), name="test key"):
+    """``{"X-API-Key": ...}`` for a new key of the tenant's company."""
+    response = tenant.post("/api/v1/settings/api-keys", json={"name": name, "scopes": list(scopes)})
+    assert response.status_code == 201, response.get_json()
+    return {"X-API-Key": response.get_json()["key"]}
+
+
+def add_member(tenant, role="member"):
+    """A Tenant (same client and company) for a new active member with ``role``:
+    invited through the team service, joined with the emailed invitation token."""
+    from sqlalchemy import select
+
+    from gateway_app.models import OutboxMessage
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    invited = tenant.post("/api/v1/team/members", json={"email": email, "name": role.title(), "role": role})
+    assert invited.status_code == 201, invited.get_json()
+    message = next(m for m in Session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "sendgrid.email"))
+                   if m.payload["to"] == [email])
+    token = message.payload["text"].rsplit(" ", 1)[-1]
+    accepted = tenant.client.post("/api/v1/auth/accept-invite", json={"token": token, "password": PASSWORD})
+    assert accepted.status_code == 200, accepted.get_json()
+    pair = tenant.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert pair.status_code == 200, pair.get_json()
+    return Tenant(tenant.client, tenant.company, {**invited.get_json(), "email": email},
+                  pair.get_json()["access_token"])

@@ -19,6 +19,7 @@ PERMISSIONS = {
     "analytics:read": ALL,
     "settings:read": ALL,
     "settings:write": MANAGERS,
+    "profile:read": ALL,
     "profile:write": ALL,
     "api_keys:manage": MANAGERS,
     "billing:read": MANAGERS,
@@ -37,12 +38,16 @@ DESCRIPTIONS = {
     "analytics:read": "View reports, KPIs and trends",
     "settings:read": "View company settings",
     "settings:write": "Change company settings",
-    "profile:write": "Change one's own profile",
+    "profile:read": "View one's own profile",
+    "profile:write": "Change one's own profile and password",
     "api_keys:manage": "Create, list and revoke API keys",
     "billing:read": "View invoices, usage and payments",
     "team:read": "List team members",
     "team:manage": "Invite, change roles and remove members",
 }
+
+# These act on the calling user, or mint credentials: an API key (no user) never has them.
+USER_ONLY_PERMISSIONS = {"profile:read", "profile:write", "api_keys:manage"}
 
 # A read-only API key may use these; every other permission needs the `write` scope.
 READ_PERMISSIONS = {p for p in PERMISSIONS if p.endswith(":read")}
@@ -53,6 +58,8 @@ def role_allows(role, permission):
 
 
 def scopes_allow(scopes, permission):
+    if permission in USER_ONLY_PERMISSIONS:
+        return False
     needed = "read" if permission in READ_PERMISSIONS else "write"
     return needed in scopes
 

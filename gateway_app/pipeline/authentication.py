@@ -1,17 +1,27 @@
 """Stage 1: authentication. Resolves one credential into a Principal.
 
 Checked in the contract's order: API key, bearer token, session. A request that
-carries a bad credential is rejected with 401, never treated as anonymous.
+carries a bad credential is rejected with 401, never treated as anonymous (a stale
+session cookie on a public route such as /auth/login is the one exception: browsers
+send cookies unasked). Resolved principals are cached (identity/principal_cache.py)
+so a warm request costs no database query.
 """
+import contextlib
 import hmac
 
 from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import Principal
 from ..db import Session
 from ..errors import GatewayProblem
+from ..identity.api_keys import hash_key, key_matches, prefix_of
+from ..identity.services import IdentityServices
+from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
+from ..identity.store import StoreUnavailable
 from ..identity.tokens import TokenError, decode_access_token
-from ..models import User
+from ..models import ApiKey, Company, User
 from .base import Stage
 
 
@@ -23,12 +33,24 @@ class AuthenticationStage(Stage):
     name = "authentication"
     section = "authentication"
 
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        state = app.extensions["gateway"]
+        self.identity = IdentityServices(app, self.config, state.redis)
+        state.components["identity"] = self.identity
+
     def before(self, ctx, request):
         if ctx.route_policy.get("admin"):
             self.check_admin_token(request)
             return None
-        ctx.principal = self.resolve(request)
-        if ctx.principal is None and not ctx.route_policy.get("public") and request.endpoint:
+        public = bool(ctx.route_policy.get("public"))
+        try:
+            ctx.principal = self.resolve(request, public)
+        except SQLAlchemyError:
+            Session.rollback()
+            raise GatewayProblem(503, "Service Unavailable",
+                                 "Credentials cannot be checked: the database is unreachable.")
+        if ctx.principal is None and not public and request.endpoint:
             raise unauthorized("This endpoint needs an API key, a bearer token or a session.")
         return None
 
@@ -41,23 +63,115 @@ class AuthenticationStage(Stage):
                 presented.strip().encode(), expected.encode()):
             raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
-    def resolve(self, request):
+    def resolve(self, request, public):
+        api_key = request.headers.get("X-API-Key")
+        if api_key is not None:
+            return self.principal_from_api_key(api_key.strip())
         authorization = request.headers.get("Authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise unauthorized("Authorization must be 'Bearer <access_token>'.")
             return self.principal_from_token(token.strip())
+        cookie = request.cookies.get(COOKIE_NAME)
+        if cookie:
+            return self.principal_from_session(cookie, request, public)
         return None
 
+    # -- API keys --------------------------------------------------------------------------
+    def principal_from_api_key(self, presented):
+        prefix = prefix_of(presented)
+        if prefix is None:
+            raise unauthorized("The API key is malformed.")
+        cache = self.identity.principals
+        cache_key = "key:" + hash_key(presented)
+        principal = cache.get(cache_key)
+        if principal is None:
+            principal = self.load_api_key(prefix, presented)
+        self.identity.note_key_used(principal.api_key_id)
+        return principal
+
+    def load_api_key(self, prefix, presented):
+        company_id = Session.scalar(select(ApiKey.company_id).where(ApiKey.prefix == prefix))
+        if company_id is None:
+            raise unauthorized("The API key is invalid or revoked.")
+        # versions first: a tier change or revocation committed after this point is noticed
+        versions = self.identity.principals.current_versions(company_id, None)
+        found = Session.execute(select(ApiKey, Company.tier).join(Company, Company.id == ApiKey.company_id)
+                                .where(ApiKey.prefix == prefix)).first()
+        if found is None or found[0].revoked_at is not None or not key_matches(found[0].key_hash, presented):
+            raise unauthorized("The API key is invalid or revoked.")
+        key, tier = found
+        principal = Principal(kind="api_key", company_id=key.company_id, tier=tier,
+                              api_key_id=key.id, scopes=tuple(key.scopes), credential_id=prefix)
+        self.identity.principals.put("key:" + hash_key(presented), principal, versions)
+        return principal
+
+    # -- bearer tokens ---------------------------------------------------------------------
     def principal_from_token(self, token):
         try:
             claims = decode_access_token(current_app.config["SECRET_KEY"], self.config, token)
         except TokenError:
             raise unauthorized("The access token is invalid or expired.") from None
-        user = Session.get(User, int(claims["sub"]))
-        if (user is None or user.status != "active" or user.company_id != claims.get("cid")
-                or user.credential_version != claims.get("cv")):
+        cache_key = "token:" + claims["jti"]
+        principal = self.identity.principals.get(cache_key)
+        if principal is not None:
+            return principal
+        user_id, company_id = int(claims["sub"]), claims.get("cid")
+        versions = self.identity.principals.current_versions(company_id, user_id)
+        if self.identity.access_token_revoked(claims["jti"]):
+            raise unauthorized("The access token has been revoked.")
+        user = self.active_user(user_id, company_id, claims.get("cv"))
+        if user is None:
             raise unauthorized("The access token is no longer valid.")
-        return Principal(kind="token", company_id=user.company_id, tier=user.company.tier,
-                         user_id=user.id, role=user.role, credential_id=claims["jti"])
+        principal = self.user_principal("token", user, claims["jti"])
+        self.identity.principals.put(cache_key, principal, versions)
+        return principal
+
+    # -- sessions --------------------------------------------------------------------------
+    def principal_from_session(self, cookie, request, public):
+        sessions = self.identity.sessions
+        try:
+            handle, record = sessions.load(cookie)
+        except SessionInvalid as exc:
+            if public:
+                return None
+            raise unauthorized(f"The session is invalid: {exc}.") from None
+        except StoreUnavailable:
+            if public:
+                return None
+            raise GatewayProblem(503, "Service Unavailable",
+                                 "Sessions cannot be checked: the session store is unreachable.")
+        if request.method not in SAFE_METHODS and not public and not sessions.csrf_ok(
+                record, request.headers.get("X-CSRF-Token")):
+            raise GatewayProblem(403, "Forbidden",
+                                 "State-changing session requests need the X-CSRF-Token header "
+                                 "returned by login.", problem_type="csrf-failed")
+        cache_key = "session:" + handle
+        principal = self.identity.principals.get(cache_key)
+        if principal is not None:
+            return principal
+        versions = self.identity.principals.current_versions(record["company_id"], record["user_id"])
+        user = self.active_user(record["user_id"], record["company_id"], record["cv"])
+        if user is None:
+            with contextlib.suppress(StoreUnavailable):  # it expires by itself otherwise
+                sessions.destroy(handle)
+            raise unauthorized("The session is no longer valid.")
+        principal = self.user_principal("session", user, handle)
+        self.identity.principals.put(cache_key, principal, versions)
+        return principal
+
+    # -- shared ----------------------------------------------------------------------------
+    @staticmethod
+    def active_user(user_id, company_id, credential_version):
+        """The user a credential names, if it is still active at the version it was issued."""
+        user = Session.get(User, user_id)
+        if (user is None or user.status != "active" or user.company_id != company_id
+                or user.credential_version != credential_version):
+            return None
+        return user
+
+    @staticmethod
+    def user_principal(kind, user, credential_id):
+        return Principal(kind=kind, company_id=user.company_id, tier=user.company.tier,
+                         user_id=user.id, role=user.role, credential_id=credential_id)

@@ -4,7 +4,7 @@ Tenant scoping is not decided here: the company always comes from the principal,
 and services query within it, so another company's resource is simply not found.
 """
 from ..errors import GatewayProblem
-from ..identity.permissions import role_allows, scopes_allow
+from ..identity.permissions import USER_ONLY_PERMISSIONS, role_allows, scopes_allow
 from .base import Stage
 
 
@@ -18,7 +18,9 @@ class AuthorizationStage(Stage):
             return None
         if principal.kind == "api_key":
             allowed = scopes_allow(principal.scopes, permission)
-            reason = f"This API key's scopes do not include {permission}."
+            reason = (f"{permission} needs a user's credential (bearer token or session)."
+                      if permission in USER_ONLY_PERMISSIONS
+                      else f"This API key's scopes do not include {permission}.")
         else:
             allowed = role_allows(principal.role, permission)
             reason = f"The role '{principal.role}' does not have the permission {permission}."

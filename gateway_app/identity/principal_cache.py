@@ -1,0 +1,125 @@
+"""The resolved-Principal cache (the seed's "user session data"), with versioned invalidation.
+
+A warm request must not touch the database, yet a tier change (admin API) must apply
+to the very next request and a role change, revocation or logout promptly, in every
+worker. So each cached entry records the company's and the user's *version* as they
+were read before the database was; changing a company or a user increments its
+version in the shared store, and an entry whose recorded versions differ from the
+current ones is a miss. A warm lookup is one MGET of two small keys (plus one GET
+when the entry is not in this worker's L1).
+
+When the store is unreachable nothing is served from cache (every lookup resolves
+from the database) and a missed version bump can leave an entry stale for at most
+``ttl`` seconds - the bound README states.
+"""
+import dataclasses
+import json
+import logging
+import threading
+import time
+
+from ..context import Principal
+from .store import StoreUnavailable
+
+log = logging.getLogger("gateway.identity")
+
+
+def _company_version_key(company_id):
+    return f"ver:c:{company_id}"
+
+
+def _user_version_key(user_id):
+    return f"ver:u:{user_id}"
+
+
+class LocalEntries:
+    """This worker's L1: credential key -> (entry, expiry). Bounded; oldest dropped first."""
+
+    def __init__(self, ttl, max_entries=10000, clock=time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self.entries = {}
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            found = self.entries.get(key)
+            if found is None:
+                return None
+            if found[1] <= self.clock():
+                del self.entries[key]
+                return None
+            return found[0]
+
+    def put(self, key, entry):
+        with self.lock:
+            if len(self.entries) >= self.max_entries:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = (entry, self.clock() + self.ttl)
+
+
+class PrincipalCache:
+    def __init__(self, store, ttl, local=None):
+        self.store = store
+        self.ttl = ttl
+        self.local = local  # None when the store itself is in-process
+
+    # -- versions ---------------------------------------------------------------------------
+    def current_versions(self, company_id, user_id):
+        """(company version, user version) now, or None when the store is unreachable."""
+        try:
+            return tuple(self.store.mget([_company_version_key(company_id),
+                                          _user_version_key(user_id)]))
+        except StoreUnavailable:
+            return None
+
+    def bump_company(self, company_id):
+        """Every cached principal of this company becomes a miss (tier change, key revoked)."""
+        self._bump(_company_version_key(company_id))
+
+    def bump_user(self, user_id):
+        """Every cached principal of this user becomes a miss (role, password, logout)."""
+        self._bump(_user_version_key(user_id))
+
+    def _bump(self, key):
+        try:
+            self.store.incr(key)
+        except StoreUnavailable:
+            log.warning("principal cache version bump failed; cached entries expire within %ss",
+                        self.ttl)
+
+    # -- entries ----------------------------------------------------------------------------
+    def get(self, credential_key):
+        if self.ttl <= 0:
+            return None
+        try:
+            entry = self.local.get(credential_key) if self.local else None
+            if entry is None:
+                raw = self.store.get("principal:" + credential_key)
+                if raw is None:
+                    return None
+                entry = json.loads(raw)
+                if self.local:
+                    self.local.put(credential_key, entry)
+        except StoreUnavailable:
+            return None
+        principal = entry["principal"]
+        current = self.current_versions(principal["company_id"], principal["user_id"])
+        if current is None or list(current) != entry["versions"]:
+            return None
+        return Principal(**{**principal, "scopes": tuple(principal["scopes"])})
+
+    def put(self, credential_key, principal, versions):
+        """``versions`` must have been read BEFORE the database, so a change committed
+        in between leaves an entry that is already out of date."""
+        if self.ttl <= 0 or versions is None:
+            return
+        entry = {"principal": dataclasses.asdict(principal),
+                 "versions": list(versions)}
+        try:
+            self.store.set("principal:" + credential_key, json.dumps(entry), self.ttl)
+        except StoreUnavailable:
+            return
+        if self.local:
+            self.local.put(credential_key, entry)

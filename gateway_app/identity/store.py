@@ -1,0 +1,108 @@
+"""A small key-value store for credentials state: Redis when configured, in-process otherwise.
+
+Sessions, the principal cache, its invalidation versions and the access-token
+denylist all need the same few operations with expiry. With Redis they are shared
+by every worker; without it (the embedded single-worker default) a process-local
+dict does the same job. Redis failures surface as ``StoreUnavailable`` so each
+caller decides how to degrade.
+"""
+import threading
+import time
+
+import redis
+
+PREFIX = "gw:identity:"
+SWEEP_EVERY = 1000
+
+
+class StoreUnavailable(Exception):
+    pass
+
+
+class RedisStore:
+    def __init__(self, client):
+        self.client = client
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def get(self, key):
+        value = self._call("get", PREFIX + key)
+        return value.decode() if value is not None else None
+
+    def mget(self, keys):
+        values = self._call("mget", [PREFIX + key for key in keys])
+        return [value.decode() if value is not None else None for value in values]
+
+    def set(self, key, value, ttl, only_if_absent=False):
+        """True when stored (False: ``only_if_absent`` and the key existed)."""
+        return bool(self._call("set", PREFIX + key, value, ex=max(1, int(ttl)), nx=only_if_absent))
+
+    def delete(self, *keys):
+        if keys:
+            self._call("delete", *[PREFIX + key for key in keys])
+
+    def incr(self, key):
+        return self._call("incr", PREFIX + key)
+
+
+class MemoryStore:
+    """Process-local twin of RedisStore; expired entries are dropped when read."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.data = {}
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def _live(self, key):
+        entry = self.data.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= self.clock():
+            del self.data[key]
+            return None
+        return value
+
+    def get(self, key):
+        with self.lock:
+            return self._live(key)
+
+    def mget(self, keys):
+        with self.lock:
+            return [self._live(key) for key in keys]
+
+    def set(self, key, value, ttl, only_if_absent=False):
+        with self.lock:
+            if only_if_absent and self._live(key) is not None:
+                return False
+            self.data[key] = (str(value), self.clock() + ttl)
+            self.writes += 1
+            if self.writes % SWEEP_EVERY == 0:
+                self._sweep()
+            return True
+
+    def _sweep(self):
+        """Sessions that are never read again would otherwise stay forever."""
+        now = self.clock()
+        for key in [k for k, (_, expires) in self.data.items() if expires is not None and expires <= now]:
+            del self.data[key]
+
+    def delete(self, *keys):
+        with self.lock:
+            for key in keys:
+                self.data.pop(key, None)
+
+    def incr(self, key):
+        with self.lock:
+            value = int(self._live(key) or 0) + 1
+            self.data[key] = (str(value), None)
+            return value
+
+
+def make_store(redis_client):
+    return RedisStore(redis_client) if redis_client is not None else MemoryStore()
