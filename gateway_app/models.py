@@ -95,6 +95,7 @@ class Customer(TimestampMixin, Base):
         Index("ix_customers_company_phone", "company_id", "phone"),
         Index("ix_customers_company_email", "company_id", "email"),
         Index("ix_customers_company_updated", "company_id", "updated_at"),
+        Index("ix_customers_company_created", "company_id", "created_at"),  # dashboard KPIs
     )
 
 
@@ -122,6 +123,8 @@ class Call(TimestampMixin, Base):
         Index("ix_calls_company_status_started", "company_id", "status", "started_at"),
         Index("ix_calls_company_customer_started", "company_id", "customer_id", "started_at"),
     )
+    # loaded explicitly (joinedload) by the call lists, never one query per row
+    customer: Mapped["Customer | None"] = relationship(lazy="select")
 
 
 class Appointment(TimestampMixin, Base):
@@ -144,6 +147,7 @@ class Appointment(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_appointments_company_starts", "company_id", "starts_at"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
+        Index("ix_appointments_company_created", "company_id", "created_at"),  # dashboard KPIs
         UniqueConstraint("company_id", "idempotency_key", name="uq_appointments_idempotency"),
     )
 
