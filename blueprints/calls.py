@@ -40,9 +40,10 @@ class DateOrDateTime(fields.Field):
 
 
 class CallFilterArgs(Schema):
-    from_ = DateOrDateTime(data_key="from", load_default=None,
-                           metadata={"description": "Start of the range (inclusive)."})
+    from_ = DateOrDateTime(data_key="from", load_default=None, metadata={
+        "type": "string", "description": "Start of the range (inclusive): a date or a date-time."})
     to = DateOrDateTime(load_default=None, metadata={
+        "type": "string",
         "description": "End of the range: a date includes that whole day, a date-time is exclusive."})
     direction = fields.String(load_default=None, validate=validate.OneOf(CALL_DIRECTIONS))
     status = fields.String(load_default=None, validate=validate.OneOf(CALL_STATUSES))
