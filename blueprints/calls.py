@@ -182,8 +182,10 @@ def export_calls(args):
 @gateway_policy(permission="calls:export")
 def download_export(export_id):
     """An asynchronous export: the CSV when ready, 202 while pending."""
-    stored = get_owned_or_404(StoredFile, export_id)
-    if stored.kind != call_exports.KIND:
+    stored = Session.scalar(select(StoredFile).where(
+        StoredFile.id == export_id, StoredFile.company_id == current_company_id(),
+        StoredFile.kind == call_exports.KIND))
+    if stored is None:
         raise GatewayProblem(404, "Not Found", f"No export with id {export_id}.")
     status = call_exports.effective_status(stored)
     if status == "pending":

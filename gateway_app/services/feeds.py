@@ -34,7 +34,7 @@ def page_feed(sources, args, encode_cursor):
     query = select(feed.c.kind, feed.c.id, feed.c.at)
     if args.get("cursor") is not None:
         at, kind, row_id = decode_position(args["cursor"])
-        query = query.where(or_(feed.c.at < at,
+        query = query.where(feed.c.at <= at, or_(feed.c.at < at,
                                 and_(feed.c.at == at, or_(feed.c.kind < kind,
                                                           and_(feed.c.kind == kind, feed.c.id < row_id)))))
     limit = args["limit"]
