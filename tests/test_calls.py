@@ -273,12 +273,12 @@ def test_export_needs_the_export_permission(tenant):
 
 
 def wait_for_export(tenant, location):
-    for _ in range(200):  # the background writer takes milliseconds here
+    for _ in range(100):  # the background writer takes milliseconds here; few polls, few requests
         response = get(tenant, location)
         if response.status_code != 202:
             return response
         assert response.get_json()["status"] == "pending"
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise AssertionError("export still pending")
 
 
@@ -317,3 +317,55 @@ def test_async_export_that_cannot_be_written_is_reported_failed(app, tenant, tmp
     assert failed.status_code == 410
     assert failed.get_json()["export_id"] == accepted.get_json()["id"]
     assert get(tenant, "/api/v1/calls/exports/999999").status_code == 404
+
+
+@pytest.mark.gunicorn
+def test_exports_under_gunicorn_gevent_workers(tmp_path, redis_url, redis_client):
+    """Streamed and background exports in the real web process (2 gevent workers)."""
+    import requests
+    import sqlalchemy
+    from sqlalchemy.orm import Session as OrmSession
+
+    from gateway_app.migrate import upgrade
+    from gateway_app.models import Call
+    from tests.conftest import PASSWORD
+    from tests.support.servers import Gunicorn
+
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url,
+                       "FILE_STORAGE_DIR": str(tmp_path / "files"),
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=2).start()
+    try:
+        http = requests.Session()
+        signup = http.post(server.url + "/api/v1/auth/signup", json={
+            "company_name": "Served", "name": "Owner", "email": "served@example.com",
+            "password": PASSWORD}, timeout=10).json()
+        token = http.post(server.url + "/api/v1/auth/token", json={
+            "email": "served@example.com", "password": PASSWORD}, timeout=10).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        engine = sqlalchemy.create_engine(database)
+        with OrmSession(engine) as session:
+            session.add_all(Call(company_id=signup["company"]["id"], direction="inbound",
+                                 status="answered", started_at=BASE - dt.timedelta(minutes=n))
+                            for n in range(2500))  # more than two export batches
+            session.commit()
+        engine.dispose()
+
+        streamed = http.get(server.url + "/api/v1/calls/export", stream=True, timeout=30)
+        assert streamed.status_code == 200
+        assert "Content-Length" not in streamed.headers  # sent as it is generated
+        lines = list(csv.reader(line.decode() for line in streamed.iter_lines()))
+        assert len(lines) == 2501 and lines[0] == list(calls_queries.EXPORT_HEADER)
+
+        accepted = http.get(server.url + "/api/v1/calls/export", params={"async": "true"}, timeout=10)
+        assert accepted.status_code == 202
+        for _ in range(100):
+            done = http.get(server.url + accepted.headers["Location"], timeout=10)
+            if done.status_code != 202:
+                break
+            time.sleep(0.05)
+        assert done.status_code == 200
+        assert done.text.count("\n") == 2501
+    finally:
+        server.stop()
