@@ -20,10 +20,10 @@ def search_query(company_id, q, region):
     phone = phone_or_none(q, region)
     if phone is not None:
         matches.append(Customer.phone == phone)
-    digits = "".join(ch for ch in q if ch.isdigit())
-    if len(digits) >= 4 and len(digits) == len(text.replace(" ", "").replace("-", "").lstrip("+")):
-        # a fragment of a number ("4567") matches stored E.164 numbers containing it
-        matches.append(Customer.phone.contains(digits, autoescape=True))
+    fragment = text.lstrip("+").replace(" ", "").replace("-", "")
+    if len(fragment) >= 4 and fragment.isdigit():
+        # part of a number ("4567") matches the stored E.164 numbers containing it
+        matches.append(Customer.phone.contains(fragment, autoescape=True))
     return query.where(or_(*matches))
 
 
