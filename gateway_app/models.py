@@ -95,7 +95,6 @@ class Customer(TimestampMixin, Base):
         Index("ix_customers_company_phone", "company_id", "phone"),
         Index("ix_customers_company_email", "company_id", "email"),
         Index("ix_customers_company_updated", "company_id", "updated_at"),
-        Index("ix_customers_company_created", "company_id", "created_at"),  # dashboard KPIs
     )
 
 
@@ -147,7 +146,6 @@ class Appointment(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_appointments_company_starts", "company_id", "starts_at"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
-        Index("ix_appointments_company_created", "company_id", "created_at"),  # dashboard KPIs
         UniqueConstraint("company_id", "idempotency_key", name="uq_appointments_idempotency"),
     )
 
