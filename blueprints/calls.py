@@ -1,4 +1,203 @@
-"""Calls service."""
+"""Calls service: the call log, one call's details, and the CSV export."""
+import datetime as dt
+
+from flask import Response, send_file, stream_with_context, url_for
 from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from gateway_app.db import Session
+from gateway_app.errors import GatewayProblem
+from gateway_app.models import (CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
+                                Appointment, Call, Customer, StoredFile)
+from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services import call_exports
+from gateway_app.services.calls_queries import calls_list_query, csv_chunks, export_rows
+from gateway_app.services.periods import UTC, company_zone, resolve_bound
+
+from .common import PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
 
 blp = Blueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
+
+MAX_RANGE = dt.timedelta(days=366)
+
+
+class DateOrDateTime(fields.Field):
+    """``2026-03-01`` (a whole local day) or an ISO 8601 date-time (naive = company time)."""
+
+    default_error_messages = {"invalid": "Not a valid ISO 8601 date or date-time."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            if len(value) == 10:
+                return dt.date.fromisoformat(value)
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class CallFilterArgs(Schema):
+    from_ = DateOrDateTime(data_key="from", load_default=None, metadata={
+        "type": "string", "description": "Start of the range (inclusive): a date or a date-time."})
+    to = DateOrDateTime(load_default=None, metadata={
+        "type": "string",
+        "description": "End of the range: a date includes that whole day, a date-time is exclusive."})
+    direction = fields.String(load_default=None, validate=validate.OneOf(CALL_DIRECTIONS))
+    status = fields.String(load_default=None, validate=validate.OneOf(CALL_STATUSES))
+    sentiment = fields.String(load_default=None, validate=validate.OneOf(SENTIMENTS))
+    outcome = fields.String(load_default=None, validate=validate.OneOf(CALL_OUTCOMES))
+    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+                      metadata={"description": "Words to find in call summaries."})
+
+    @validates_schema
+    def range_is_bounded(self, data, **kwargs):
+        # validated in UTC: the company's timezone moves the bounds by hours, not by a year
+        start = resolve_bound(data.get("from_"), UTC)
+        end = resolve_bound(data.get("to"), UTC, end=True)
+        if start is None or end is None:
+            return
+        if end <= start:
+            raise ValidationError("Must be after 'from'.", "to")
+        if end - start > MAX_RANGE:
+            raise ValidationError("The range may cover at most one year.", "to")
+
+
+class CallListArgs(CallFilterArgs, PageArgs):
+    pass
+
+
+class CallExportArgs(CallFilterArgs):
+    run_async = fields.Boolean(data_key="async", load_default=False, metadata={
+        "description": "Generate the file in the background and answer 202 with its location."})
+
+
+class CustomerRef(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class CallOut(Schema):
+    id = fields.Integer()
+    retell_call_id = fields.String(allow_none=True)
+    direction = fields.String()
+    status = fields.String()
+    from_number = fields.String(allow_none=True)
+    to_number = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+    duration_seconds = fields.Integer()
+    outcome = fields.String(allow_none=True)
+    sentiment = fields.String(allow_none=True)
+    summary = fields.String(allow_none=True)
+    customer_id = fields.Integer(allow_none=True)
+    customer = fields.Nested(CustomerRef, allow_none=True)
+
+
+class AppointmentRef(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    status = fields.String()
+
+
+class CallDetailOut(CallOut):
+    transcript = fields.String(allow_none=True)
+    analysis = fields.Dict(allow_none=True)
+    appointments = fields.List(fields.Nested(AppointmentRef),
+                               metadata={"description": "Appointments booked during this call."})
+
+
+class ExportOut(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "pending | ready | failed"})
+    created_at = fields.DateTime()
+    size_bytes = fields.Integer(allow_none=True)
+    download_url = fields.String()
+
+
+CallPage = page_schema(CallOut, "CallPage")
+
+
+def resolved_filters(args):
+    """The validated filters with the date range as UTC instants in the company's timezone."""
+    zone = company_zone(current_company_id())
+    filters = {name: args.get(name) for name in
+               ("direction", "status", "sentiment", "outcome", "customer_id", "q")}
+    filters["started_from"] = resolve_bound(args.get("from_"), zone)
+    filters["started_before"] = resolve_bound(args.get("to"), zone, end=True)
+    return filters
+
+
+@blp.route("")
+@blp.arguments(CallListArgs, location="query")
+@blp.response(200, CallPage)
+@gateway_policy(permission="calls:read", cache="calls")
+def list_calls(args):
+    """The call log, newest first, filtered; items omit the transcript."""
+    query = calls_list_query(current_company_id(), resolved_filters(args)).options(
+        joinedload(Call.customer).load_only(Customer.id, Customer.name))
+    return page_newest_first(query, Call.started_at, Call.id, args)
+
+
+@blp.route("/<int:call_id>")
+@blp.response(200, CallDetailOut)
+@gateway_policy(permission="calls:read", cache="calls")
+def get_call(call_id):
+    """One call with its transcript, analysis and the appointments it booked."""
+    call = get_owned_or_404(Call, call_id)
+    call.appointments = Session.scalars(
+        select(Appointment).where(Appointment.company_id == call.company_id,
+                                  Appointment.call_id == call.id)
+        .order_by(Appointment.starts_at)).all()
+    return call
+
+
+@blp.route("/export")
+@blp.arguments(CallExportArgs, location="query")
+@blp.response(200, description="CSV of the matching calls, newest first, streamed.",
+              content_type="text/csv")
+@blp.alt_response(202, schema=ExportOut, description="Asynchronous export accepted.")
+@gateway_policy(permission="calls:export", resource="call_exports")
+def export_calls(args):
+    """The matching calls as CSV (same filters as the list), or an asynchronous export."""
+    company_id = current_company_id()
+    filters = resolved_filters(args)
+    if args["run_async"]:
+        stored = call_exports.start_export(company_id, filters)
+        body = ExportOut().dump(export_view(stored))
+        return body, 202, {"Location": body["download_url"]}
+    stamp = dt.datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Response(stream_with_context(csv_chunks(export_rows(company_id, filters))),
+                    mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="calls-{stamp}.csv"'})
+
+
+@blp.route("/exports/<int:export_id>")
+@blp.response(200, description="The finished CSV.", content_type="text/csv")
+@blp.alt_response(202, schema=ExportOut, description="Still being generated.")
+@gateway_policy(permission="calls:export")
+def download_export(export_id):
+    """An asynchronous export: the CSV when ready, 202 while pending."""
+    stored = Session.scalar(select(StoredFile).where(
+        StoredFile.id == export_id, StoredFile.company_id == current_company_id(),
+        StoredFile.kind == call_exports.KIND))
+    if stored is None:
+        raise GatewayProblem(404, "Not Found", f"No export with id {export_id}.")
+    status = call_exports.effective_status(stored)
+    if status == "pending":
+        return ExportOut().dump(export_view(stored)), 202
+    if status == "failed":
+        raise GatewayProblem(410, "Export Failed",
+                             "Generating this export failed; request a new one.", export_id=stored.id)
+    return send_file(call_exports.absolute_path(stored), mimetype="text/csv", as_attachment=True,
+                     download_name=f"calls-export-{stored.id}.csv", max_age=0)
+
+
+def export_view(stored):
+    return {"id": stored.id, "status": call_exports.effective_status(stored),
+            "created_at": stored.created_at, "size_bytes": stored.size_bytes,
+            "download_url": url_for("calls.download_export", export_id=stored.id)}

@@ -1,4 +1,192 @@
-"""Customers service."""
-from flask_smorest import Blueprint
+"""Customers service: search, profiles, create/update with duplicate detection, timeline."""
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields, validate
+
+from gateway_app import events
+from gateway_app.audit import audit
+from gateway_app.db import Session
+from gateway_app.errors import GatewayProblem
+from gateway_app.models import Customer
+from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services.contacts import (DEFAULT_REGION, SUPPORTED_REGIONS, InvalidPhoneNumber,
+                                           normalise_email, normalise_phone)
+from gateway_app.services.customers_queries import (find_duplicate, profile_figures, search_query,
+                                                    timeline_sources)
+from gateway_app.services.feeds import page_feed
+
+from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
+                     get_owned_or_404, page_newest_first, page_schema)
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
+
+REGION_FIELD = dict(validate=validate.OneOf(sorted(SUPPORTED_REGIONS)), metadata={
+    "description": "Region (ISO 3166 alpha-2) for phone numbers written without a country code; "
+                   "default US."})
+
+
+class RegionArgs(Schema):
+    region = fields.String(load_default=DEFAULT_REGION, **REGION_FIELD)
+
+
+class CustomerSearchArgs(PageArgs, RegionArgs):
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=200), metadata={
+        "description": "Part of a name or e-mail, or a phone number in any common format."})
+
+
+class CustomerIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    phone = fields.String(allow_none=True, validate=validate.Length(min=1, max=40),
+                          metadata={"description": "Any common format; stored as E.164."})
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
+
+
+class CustomerPatchIn(CustomerIn):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class CustomerOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class CustomerProfileOut(CustomerOut):
+    calls_count = fields.Integer()
+    last_call_at = fields.DateTime(allow_none=True)
+    total_call_seconds = fields.Integer()
+    appointments_count = fields.Integer()
+    next_appointment_at = fields.DateTime(allow_none=True)
+
+
+class TimelineItemOut(Schema):
+    type = fields.String(attribute="kind", metadata={"description": "call | appointment"})
+    id = fields.Function(lambda item: item.row.id)
+    at = fields.DateTime(metadata={"description": "When the call started / the appointment starts."})
+    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None)
+    appointment = fields.Function(
+        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None)
+
+
+def timeline_call(call):
+    return {"direction": call.direction, "status": call.status, "outcome": call.outcome,
+            "sentiment": call.sentiment, "duration_seconds": call.duration_seconds,
+            "summary": call.summary}
+
+
+def timeline_appointment(appointment):
+    return {"title": appointment.title, "status": appointment.status,
+            "starts_at": appointment.starts_at.isoformat(), "ends_at": appointment.ends_at.isoformat()}
+
+
+CustomerPage = page_schema(CustomerOut, "CustomerPage")
+TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
+
+
+def contact_fields(data, region):
+    """Phone as E.164 and e-mail lower-cased; a phone that does not parse is a 422 on ``phone``."""
+    cleaned = dict(data)
+    if cleaned.get("phone") is not None:
+        try:
+            cleaned["phone"] = normalise_phone(cleaned["phone"], region)
+        except InvalidPhoneNumber as exc:
+            abort(422, errors={"phone": [str(exc)]})
+    if cleaned.get("email") is not None:
+        cleaned["email"] = normalise_email(cleaned["email"])
+    if "name" in cleaned:
+        cleaned["name"] = cleaned["name"].strip()
+        if not cleaned["name"]:
+            abort(422, errors={"name": ["Must not be blank."]})
+    return cleaned
+
+
+def refuse_duplicate(company_id, data, exclude_id=None):
+    duplicate = find_duplicate(company_id, data.get("phone"), data.get("email"), exclude_id)
+    if duplicate is not None:
+        field, existing_id = duplicate
+        raise GatewayProblem(409, "Conflict", f"Customer {existing_id} already has this {field}.",
+                             problem_type="duplicate-customer", field=field,
+                             existing_customer_id=existing_id)
+
+
+def record_change(action, customer, **details):
+    """Audit row and customers.updated event, both committed with the change."""
+    audit(Session, action, "customer", customer.id, **details)
+    events.emit(Session, "customers.updated", customer.company_id,
+                user_id=current_principal().user_id, customer_id=customer.id)
+
+
+@blp.route("")
+@blp.arguments(CustomerSearchArgs, location="query")
+@blp.response(200, CustomerPage)
+@gateway_policy(permission="customers:read", cache="customers")
+def search_customers(args):
+    """Customers by name, e-mail or phone, most recently changed first."""
+    query = search_query(current_company_id(), args.get("q"), args["region"])
+    return page_newest_first(query, Customer.updated_at, Customer.id, args)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(RegionArgs, location="query", as_kwargs=True)
+@blp.arguments(CustomerIn)
+@blp.response(201, CustomerOut)
+@blp.alt_response(409, description="A customer with this phone or e-mail exists (existing_customer_id).")
+@gateway_policy(permission="customers:write")
+def create_customer(data, region):
+    """Create a customer; a phone or e-mail another customer has is refused with 409."""
+    company_id = current_company_id()
+    data = contact_fields(data, region)
+    refuse_duplicate(company_id, data)
+    customer = Customer(company_id=company_id, **data)
+    Session.add(customer)
+    Session.flush()
+    record_change("customer.created", customer, fields=sorted(data))
+    Session.commit()
+    return customer
+
+
+@blp.route("/<int:customer_id>")
+@blp.response(200, CustomerProfileOut)
+@gateway_policy(permission="customers:read", cache="customers")
+def get_customer(customer_id):
+    """A customer's profile with call and appointment figures."""
+    customer = get_owned_or_404(Customer, customer_id)
+    return {**{name: getattr(customer, name) for name in CustomerOut._declared_fields},
+            **profile_figures(customer)}
+
+
+@blp.route("/<int:customer_id>", methods=["PATCH"])
+@blp.arguments(RegionArgs, location="query", as_kwargs=True)
+@blp.arguments(CustomerPatchIn)
+@blp.response(200, CustomerOut)
+@gateway_policy(permission="customers:write")
+def update_customer(data, customer_id, region):
+    """Change some fields of a customer (null clears phone, e-mail or notes)."""
+    customer = get_owned_or_404(Customer, customer_id)
+    data = contact_fields(data, region)
+    refuse_duplicate(customer.company_id, data, exclude_id=customer.id)
+    changed = sorted(name for name, value in data.items() if getattr(customer, name) != value)
+    for name in changed:
+        setattr(customer, name, data[name])
+    if changed:
+        record_change("customer.updated", customer, fields=changed)
+        Session.commit()
+    return customer
+
+
+@blp.route("/<int:customer_id>/timeline")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, TimelinePage)
+@gateway_policy(permission="customers:read")
+def customer_timeline(args, customer_id):
+    """The customer's calls and appointments, newest first.
+
+    Not cached: it changes with calls and with appointments, and no cache namespace
+    is invalidated by both calls.created and appointments.updated.
+    """
+    customer = get_owned_or_404(Customer, customer_id)
+    return page_feed(timeline_sources(customer.company_id, customer.id), args, encode_cursor)

@@ -1,4 +1,141 @@
-"""Dashboard service."""
+"""Dashboard service: overview, KPI tiles against the previous period, activity feed."""
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from gateway_app.db import utcnow
+from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services import dashboard_queries
+from gateway_app.services.feeds import page_feed
+from gateway_app.services.periods import PERIODS, company_zone
+
+from .common import PageArgs, current_company_id, encode_cursor, page_schema
 
 blp = Blueprint("dashboard", __name__, url_prefix="/api/v1/dashboard", description="Dashboard service")
+POLICY = dict(permission="dashboard:read", cache="dashboard")
+
+
+class CallCounts(Schema):
+    total = fields.Integer()
+    answered = fields.Integer()
+    missed = fields.Integer()
+
+
+class CallsOverview(Schema):
+    today = fields.Nested(CallCounts)
+    this_week = fields.Nested(CallCounts)
+
+
+class BookedFromCalls(Schema):
+    today = fields.Integer()
+    this_week = fields.Integer()
+
+
+class UpcomingAppointment(Schema):
+    id = fields.Integer()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    status = fields.String()
+    customer_id = fields.Integer(allow_none=True)
+
+
+class Upcoming(Schema):
+    count = fields.Integer()
+    next = fields.List(fields.Nested(UpcomingAppointment))
+
+
+class OverviewOut(Schema):
+    timezone = fields.String()
+    today_start = fields.DateTime()
+    week_start = fields.DateTime(metadata={"description": "Monday 00:00 in the company's timezone."})
+    calls = fields.Nested(CallsOverview)
+    appointments_booked_from_calls = fields.Nested(BookedFromCalls)
+    upcoming_appointments = fields.Nested(Upcoming)
+    conversion_rate = fields.Float(metadata={
+        "description": "Share of this week's answered calls that booked an appointment."})
+
+
+class MetricsArgs(Schema):
+    period = fields.String(load_default="day", validate=validate.OneOf(PERIODS))
+
+
+class Tile(Schema):
+    key = fields.String()
+    label = fields.String()
+    value = fields.Float()
+    previous = fields.Float()
+    change = fields.Float()
+    change_percent = fields.Float(allow_none=True, metadata={
+        "description": "Change relative to the previous period; null when it was 0."})
+
+
+class Span(Schema):
+    from_ = fields.DateTime(data_key="from", attribute="from")
+    to = fields.DateTime()
+
+
+class MetricsOut(Schema):
+    period = fields.String()
+    timezone = fields.String()
+    current = fields.Nested(Span, metadata={"description": "This period so far."})
+    previous = fields.Nested(Span, metadata={
+        "description": "The previous period up to the same elapsed time."})
+    tiles = fields.List(fields.Nested(Tile))
+
+
+class ActivityItemOut(Schema):
+    type = fields.String(attribute="kind", metadata={"description": "call | booking | customer"})
+    id = fields.Integer()
+    at = fields.DateTime()
+    data = fields.Dict()
+
+
+ActivityPage = page_schema(ActivityItemOut, "DashboardActivityPage")
+
+
+@blp.route("/overview")
+@blp.response(200, OverviewOut)
+@gateway_policy(**POLICY)
+def overview():
+    """Calls today and this week, bookings from calls, upcoming appointments, conversion."""
+    company_id = current_company_id()
+    return dashboard_queries.overview(company_id, company_zone(company_id), utcnow())
+
+
+@blp.route("/metrics")
+@blp.arguments(MetricsArgs, location="query")
+@blp.response(200, MetricsOut)
+@gateway_policy(**POLICY)
+def metrics(args):
+    """KPI tiles for this day/week/month so far against the same stretch of the previous one."""
+    company_id = current_company_id()
+    return dashboard_queries.metrics(company_id, company_zone(company_id), args["period"], utcnow())
+
+
+@blp.route("/activity")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, ActivityPage)
+@gateway_policy(**POLICY)
+def activity(args):
+    """Calls, bookings and customer changes in one feed, newest first."""
+    company_id = current_company_id()
+    page = page_feed(dashboard_queries.activity_sources(company_id), args, encode_cursor)
+    names = dashboard_queries.customer_names(
+        company_id, [item.row for item in page["data"] if item.kind == "customer"])
+    page["data"] = [{"kind": item.kind, "id": item.row.id, "at": item.at,
+                     "data": activity_data(item, names)} for item in page["data"]]
+    return page
+
+
+def activity_data(item, customer_names):
+    row = item.row
+    if item.kind == "call":
+        return {"direction": row.direction, "status": row.status, "outcome": row.outcome,
+                "customer_id": row.customer_id, "summary": row.summary}
+    if item.kind == "booking":
+        return {"title": row.title, "status": row.status, "starts_at": row.starts_at.isoformat(),
+                "customer_id": row.customer_id, "call_id": row.call_id}
+    customer_id = int(row.target_id) if row.target_id and row.target_id.isdigit() else None
+    return {"action": row.action, "customer_id": customer_id,
+            "customer_name": customer_names.get(customer_id),
+            "fields": (row.details or {}).get("fields", []), "user_id": row.user_id}

@@ -122,6 +122,8 @@ class Call(TimestampMixin, Base):
         Index("ix_calls_company_status_started", "company_id", "status", "started_at"),
         Index("ix_calls_company_customer_started", "company_id", "customer_id", "started_at"),
     )
+    # loaded explicitly (joinedload) by the call lists, never one query per row
+    customer: Mapped["Customer | None"] = relationship(lazy="select")
 
 
 class Appointment(TimestampMixin, Base):

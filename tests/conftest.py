@@ -328,3 +328,41 @@ def add_member(tenant, role="member"):
     assert pair.status_code == 200, pair.get_json()
     return Tenant(tenant.client, tenant.company, {**invited.get_json(), "email": email},
                   pair.get_json()["access_token"])
+
+# --- business-service helpers (calls, customers, dashboard) ---
+
+def user_with_role(tenant, role):
+    """A second user of ``tenant``'s company with ``role``, signed in with a bearer token."""
+    from gateway_app.identity.passwords import hash_password
+    from gateway_app.models import User
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    Session.add(User(company_id=tenant.company["id"], email=email, name=role.title(), role=role,
+                     password_hash=hash_password(PASSWORD)))
+    Session.commit()
+    token = tenant.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert token.status_code == 200, token.get_json()
+    return Tenant(tenant.client, tenant.company, {"email": email, "role": role},
+                  token.get_json()["access_token"])
+
+
+def insert_call(company_id, started_at, **fields):
+    """A call row as the Retell webhook would store it (committed)."""
+    from gateway_app.models import Call
+    values = dict(direction="inbound", status="answered", duration_seconds=60)
+    values.update(fields)
+    call = Call(company_id=company_id, started_at=started_at, **values)
+    Session.add(call)
+    Session.commit()
+    return call
+
+
+def insert_appointment(company_id, starts_at, **fields):
+    import datetime as dt
+
+    from gateway_app.models import Appointment
+    values = dict(title="Appointment", status="confirmed", ends_at=starts_at + dt.timedelta(minutes=30))
+    values.update(fields)
+    appointment = Appointment(company_id=company_id, starts_at=starts_at, **values)
+    Session.add(appointment)
+    Session.commit()
+    return appointment
