@@ -1,5 +1,6 @@
 """Calls service: the call log, one call's details, and the CSV export."""
 import datetime as dt
+import os
 
 from flask import Response, send_file, stream_with_context, url_for
 from flask_smorest import Blueprint
@@ -193,7 +194,11 @@ def download_export(export_id):
     if status == "failed":
         raise GatewayProblem(410, "Export Failed",
                              "Generating this export failed; request a new one.", export_id=stored.id)
-    return send_file(call_exports.absolute_path(stored), mimetype="text/csv", as_attachment=True,
+    path = call_exports.absolute_path(stored)
+    if not os.path.exists(path):  # file storage lost it (cleaned up, or another dyno's disk)
+        raise GatewayProblem(410, "Export Gone", "This export's file no longer exists; "
+                             "request a new one.", export_id=stored.id)
+    return send_file(path, mimetype="text/csv", as_attachment=True,
                      download_name=f"calls-export-{stored.id}.csv", max_age=0)
 
 

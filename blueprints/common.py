@@ -67,7 +67,9 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
     if cursor is not None:
         sort_value, last_id = cursor
         sort_value = parse_sort_value(sort_column, sort_value)
-        query = query.where(or_(sort_column < sort_value,
+        # the plain bound lets the (company, sort) index seek; the OR alone makes it scan
+        query = query.where(sort_column <= sort_value,
+                            or_(sort_column < sort_value,
                                 and_(sort_column == sort_value, id_column < last_id)))
     limit = args["limit"]
     rows = Session.scalars(query.order_by(sort_column.desc(), id_column.desc()).limit(limit + 1)).all()

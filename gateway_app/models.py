@@ -1,6 +1,7 @@
 """The data model. Every business row belongs to one company (tenant)."""
 from sqlalchemy import (JSON, Boolean, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, IdType, UTCDateTime, utcnow
@@ -95,6 +96,7 @@ class Customer(TimestampMixin, Base):
         Index("ix_customers_company_phone", "company_id", "phone"),
         Index("ix_customers_company_email", "company_id", "email"),
         Index("ix_customers_company_updated", "company_id", "updated_at"),
+        Index("ix_customers_company_created", "company_id", "created_at"),
     )
 
 
@@ -115,7 +117,8 @@ class Call(TimestampMixin, Base):
     outcome: Mapped[str | None] = mapped_column(String(20))
     sentiment: Mapped[str | None] = mapped_column(String(10))
     summary: Mapped[str | None] = mapped_column(Text)
-    transcript: Mapped[str | None] = mapped_column(Text)
+    # MariaDB's TEXT holds 64 KB; a long call's transcript needs MEDIUMTEXT
+    transcript: Mapped[str | None] = mapped_column(Text().with_variant(MEDIUMTEXT(), "mysql"))
     analysis: Mapped[dict | None] = mapped_column(JSON)
     __table_args__ = (
         Index("ix_calls_company_started", "company_id", "started_at", "id"),
@@ -146,6 +149,7 @@ class Appointment(TimestampMixin, Base):
     __table_args__ = (
         Index("ix_appointments_company_starts", "company_id", "starts_at"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
+        Index("ix_appointments_company_created", "company_id", "created_at"),
         UniqueConstraint("company_id", "idempotency_key", name="uq_appointments_idempotency"),
     )
 

@@ -193,13 +193,14 @@ def test_list_costs_the_same_queries_for_3_or_30_calls(app, tenant):
 
     for n in range(3):
         insert_call(company_id, BASE + dt.timedelta(minutes=n), customer_id=customers[n].id)
+    queries_for_page()  # warms the principal cache, so both counts measure the view alone
     few = queries_for_page()
     for n in range(3, 30):
         insert_call(company_id, BASE + dt.timedelta(minutes=n), customer_id=customers[n].id)
     many = queries_for_page()
 
     assert few[1] == 3 and many[1] == 30
-    assert few[0] == many[0] <= 3  # the principal, the company's timezone, one page query
+    assert few[0] == many[0] <= 2  # the company's timezone, one page query
 
 
 def read_csv(response):

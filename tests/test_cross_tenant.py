@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gateway_app.db import Session, utcnow
 from gateway_app.identity.api_keys import GeneratedKey
 from gateway_app.identity.permissions import USER_ONLY_PERMISSIONS
-from gateway_app.models import ApiKey, Appointment, Call, Customer, User
+from gateway_app.models import ApiKey, Appointment, Call, Customer, StoredFile, User
 from tests.conftest import PASSWORD, sign_up
 
 PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -54,6 +54,11 @@ def make_appointment(company_id):
                        ends_at=starts + dt.timedelta(minutes=30), status="confirmed")
 
 
+def make_export(company_id):
+    return StoredFile(company_id=company_id, kind="calls_export", status="ready", ready=True,
+                      path=f"calls-export-{uuid.uuid4().hex}.csv")
+
+
 # The URL segment right before a path parameter names the collection the id belongs to.
 FACTORIES = {
     "members": make_member,
@@ -61,6 +66,7 @@ FACTORIES = {
     "customers": make_customer,
     "calls": make_call,
     "appointments": make_appointment,
+    "exports": make_export,
 }
 
 # Writes whose schema must be satisfied for the request to reach the tenant lookup.

@@ -7,8 +7,6 @@ import pytest
 from flask import Flask, jsonify
 from flask_limiter import Limiter
 
-from gateway_app.db import Session
-from gateway_app.models import Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.policy import PolicyError, load_policy, validate_policy
 from tests.conftest import build_app
@@ -205,9 +203,9 @@ def test_a_tier_change_applies_to_the_next_request(app, tenant_factory):
     tenant = tenant_factory("free")
     preset(app, "company", str(tenant.company["id"]), 2000)
     assert tenant.get("/test-rl/private", **from_ip(fresh_ip())).status_code == 429
-    company = Session.get(Company, tenant.company["id"])
-    company.tier = "pro"
-    Session.commit()
+    changed = app.test_client().patch(f"/gateway/admin/companies/{tenant.company['id']}",
+                                      json={"tier": "pro"}, headers=ADMIN)
+    assert changed.status_code == 200, changed.get_json()
     upgraded = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
     assert upgraded.status_code == 200
     assert policies(upgraded)["company"]["q"] == 6000

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 84d848d1cc29
+Revision ID: 848a70a04784
 Revises: 
-Create Date: 2026-11-26 06:13:31.229510
+Create Date: 2026-11-26 06:45:37.558768
 """
 from alembic import op
 import sqlalchemy as sa
 import gateway_app.db
+from sqlalchemy.dialects import mysql
 
-
-revision = '84d848d1cc29'
+revision = '848a70a04784'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -47,6 +47,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.create_index('ix_customers_company_created', ['company_id', 'created_at'], unique=False)
         batch_op.create_index('ix_customers_company_email', ['company_id', 'email'], unique=False)
         batch_op.create_index('ix_customers_company_name', ['company_id', 'name'], unique=False)
         batch_op.create_index('ix_customers_company_phone', ['company_id', 'phone'], unique=False)
@@ -190,7 +191,7 @@ def upgrade():
     sa.Column('outcome', sa.String(length=20), nullable=True),
     sa.Column('sentiment', sa.String(length=10), nullable=True),
     sa.Column('summary', sa.Text(), nullable=True),
-    sa.Column('transcript', sa.Text(), nullable=True),
+    sa.Column('transcript', sa.Text().with_variant(mysql.MEDIUMTEXT(), 'mysql'), nullable=True),
     sa.Column('analysis', sa.JSON(), nullable=True),
     sa.Column('created_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], ondelete='CASCADE'),
@@ -260,6 +261,7 @@ def upgrade():
     sa.UniqueConstraint('company_id', 'idempotency_key', name='uq_appointments_idempotency')
     )
     with op.batch_alter_table('appointments', schema=None) as batch_op:
+        batch_op.create_index('ix_appointments_company_created', ['company_id', 'created_at'], unique=False)
         batch_op.create_index('ix_appointments_company_customer', ['company_id', 'customer_id', 'starts_at'], unique=False)
         batch_op.create_index('ix_appointments_company_starts', ['company_id', 'starts_at'], unique=False)
 
@@ -295,6 +297,7 @@ def downgrade():
     with op.batch_alter_table('appointments', schema=None) as batch_op:
         batch_op.drop_index('ix_appointments_company_starts')
         batch_op.drop_index('ix_appointments_company_customer')
+        batch_op.drop_index('ix_appointments_company_created')
 
     op.drop_table('appointments')
     with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
@@ -343,6 +346,7 @@ def downgrade():
         batch_op.drop_index('ix_customers_company_phone')
         batch_op.drop_index('ix_customers_company_name')
         batch_op.drop_index('ix_customers_company_email')
+        batch_op.drop_index('ix_customers_company_created')
 
     op.drop_table('customers')
     op.drop_table('companies')
