@@ -8,11 +8,16 @@ import socket
 import threading
 
 import pytest
+import requests
+import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from gateway_app.discovery.registry import make_instance
-from tests.conftest import build_app
+from gateway_app.migrate import upgrade
+from gateway_app.policy import DEFAULT_PATH
+from tests.conftest import build_app, sign_up
+from tests.support.servers import Gunicorn
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 SERVICE_PATH = "/api/v1/analytics/kpis"
@@ -25,6 +30,7 @@ class Instance:
         self.name = name
         self.health_status = 200
         self.answer_status = 200
+        self.health_hits = 0
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -33,6 +39,7 @@ class Instance:
     @Request.application
     def wsgi(self, request):
         if request.path == "/health":
+            self.health_hits += 1
             return Response("ok", status=self.health_status)
         body = {"instance": self.name, "method": request.method, "path": request.path,
                 "query": request.query_string.decode(), "body": request.get_data(as_text=True),
@@ -42,6 +49,19 @@ class Instance:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def stop_monitor(app):
+    app.extensions["gateway"].pipeline.stage("service_discovery").monitor.stop()
+
+
+@pytest.fixture(autouse=True)
+def monitors_stop_with_the_test(request):
+    """Registering starts the app's health monitor thread; end it with the test."""
+    yield
+    app = request.node.funcargs.get("app")
+    if app is not None:
+        stop_monitor(app)
 
 
 @pytest.fixture
@@ -239,6 +259,8 @@ def test_instances_from_the_policy_file_and_the_registry_shared_by_workers(
     # the shared counter continues the rotation across workers
     turns = [first_registry.next_turn("customers"), second_registry.next_turn("customers")]
     assert turns[1] == turns[0] + 1
+    stop_monitor(first)
+    stop_monitor(second)
 
 
 def test_instance_addresses():
@@ -247,3 +269,72 @@ def test_instance_addresses():
     assert make_instance("10.0.1.10:8080", "config").host_port == ("10.0.1.10", 8080)
     with pytest.raises(ValueError):
         make_instance("not an address", "admin")
+
+
+def test_redis_outage_keeps_routing_with_the_last_known_instances(tmp_path, private_redis, instances):
+    a = instances("A")
+    app = build_app(f"sqlite:///{tmp_path}/outage.db", private_redis.url)
+    client = app.test_client()
+    with app.app_context():
+        tenant = sign_up(client)
+        register(client, a.url)
+        assert served_by(tenant, 1) == ["A"]
+        registry = app.extensions["gateway"].pipeline.stage("service_discovery").registry
+        private_redis.stop()
+        registry.cached_lists["analytics"] = (0.0, registry.cached_lists["analytics"][1])  # expired
+        assert served_by(tenant, 2) == ["A", "A"]
+        refused = client.post("/gateway/admin/registry/analytics/instances", json={"url": "h:1"},
+                              headers=ADMIN)
+        assert refused.status_code == 503 and refused.get_json()["service"] == "registry"
+    stop_monitor(app)
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.mark.gunicorn
+def test_four_workers_share_the_rotation_and_one_checks_health(tmp_path, redis_url, redis_client, instances):
+    a, b, c = instances("A"), instances("B"), instances("C")
+    c.health_status = 503
+    with open(DEFAULT_PATH, encoding="utf-8") as handle:
+        policy = yaml.safe_load(handle)
+    policy["service_discovery"]["health_check"].update(interval=1, timeout=0.5)
+    policy["service_discovery"]["services"]["analytics"]["instances"] = [a.url, b.url, c.url]
+    policy_path = tmp_path / "gateway.yaml"
+    policy_path.write_text(yaml.safe_dump(policy))
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "GATEWAY_CONFIG": str(policy_path),
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef",
+                       "GATEWAY_ADMIN_TOKEN": "admin-token-for-tests"}, workers=4).start()
+    http = requests.Session()
+    http.headers["Connection"] = "close"   # an idle keep-alive connection would hold up the graceful stop
+    try:
+        http.post(server.url + "/api/v1/auth/signup", timeout=10, json={
+            "company_name": "Remote Co", "name": "Owner", "email": "remote@example.com",
+            "password": "correct horse battery staple"})
+        token = http.post(server.url + "/api/v1/auth/token", timeout=10, json={
+            "email": "remote@example.com", "password": "correct horse battery staple"}).json()["access_token"]
+        for _ in range(100):   # the first health round runs one interval after start
+            listed = http.get(server.url + "/gateway/admin/registry/analytics/instances",
+                              headers=ADMIN, timeout=5).json()
+            if {i["url"]: i["healthy"] for i in listed["instances"]}.get(c.url) is False:
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail(f"C was never marked unhealthy: {listed}")
+
+        names = []
+        for _ in range(8):   # a new connection each time, so the requests spread over the workers
+            response = http.get(server.url + SERVICE_PATH, timeout=10, headers={
+                "Authorization": f"Bearer {token}", "Cache-Control": "no-cache"})
+            assert response.status_code == 200, response.text
+            names.append(response.json()["instance"])
+        assert set(names) == {"A", "B"}
+        assert all(first != second for first, second in zip(names, names[1:])), names
+
+        a.health_hits = 0
+        threading.Event().wait(3)
+        # one lock per interval: about 3 checks in 3 s, where 4 unsynchronised workers make ~12
+        assert 1 <= a.health_hits <= 4, a.health_hits
+    finally:
+        http.close()
+        server.stop()

@@ -75,6 +75,7 @@ def register_instance(body, service):
         raise GatewayProblem(422, "Unprocessable Content", str(exc), errors={"url": [str(exc)]})
     except RedisError as exc:
         raise registry_unavailable(exc)
+    discovery().monitor.ensure_started()
     if created:
         audit(Session, "registry.instance_added", "service", service, url=instance.url)
         Session.commit()

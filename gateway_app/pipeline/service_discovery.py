@@ -35,6 +35,8 @@ class ServiceDiscoveryStage(Stage):
         self.connect_timeout = self.config["proxy"]["connect_timeout"]
         self.read_timeout = self.config["proxy"]["read_timeout"]
         self.http = requests.Session()   # pooled connections to the instances
+        if any(self.registry.configured.values()):
+            self.monitor.ensure_started()
 
     def remote_service(self, ctx, request):
         """The remote service this request goes to, or None when it is served locally.
