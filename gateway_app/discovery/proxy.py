@@ -14,7 +14,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-api-key", "cookie",
                               "x-csrf-token"}
-# requests has already decoded the body, so the length and encoding no longer describe it
+# requests has already decoded the body, so the length and encoding no longer describe it;
+# cookies on the gateway's domain are the gateway's own (its session), never an instance's
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
 IDENTITY_PREFIX = "x-gateway-"
 
