@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway_app.discovery.registry import make_instance
 from gateway_app.migrate import upgrade
-from gateway_app.policy import DEFAULT_PATH
+from gateway_app.policy import DEFAULT_PATH, load_policy
 from tests.conftest import build_app, sign_up
 from tests.support.servers import Gunicorn
 
@@ -338,3 +338,25 @@ def test_four_workers_share_the_rotation_and_one_checks_health(tmp_path, redis_u
     finally:
         http.close()
         server.stop()
+
+
+def test_without_redis_the_registry_and_rotation_are_in_process(tmp_path, instances):
+    a, b = instances("A"), instances("B")
+    policy = load_policy()
+    policy["service_discovery"]["services"]["analytics"]["instances"] = [a.url, b.url]
+    app = build_app(f"sqlite:///{tmp_path}/embedded.db", None, GATEWAY_POLICY=policy)
+    client = app.test_client()
+    try:
+        with app.app_context():
+            tenant = sign_up(client)
+            assert served_by(tenant, 4) == ["A", "B", "A", "B"]
+            overview = client.get("/gateway/admin/registry", headers=ADMIN).get_json()["data"]
+            analytics = next(entry for entry in overview if entry["service"] == "analytics")
+            assert analytics["mode"] == "remote" and {i["source"] for i in analytics["instances"]} == {"config"}
+            assert next(entry for entry in overview if entry["service"] == "calls")["mode"] == "local"
+            configured = analytics["instances"][0]["id"]
+            refused = client.delete(f"/gateway/admin/registry/analytics/instances/{configured}", headers=ADMIN)
+            assert refused.status_code == 409 and refused.get_json()["service"] == "analytics"
+    finally:
+        stop_monitor(app)
+        app.extensions["gateway_engine"].dispose()
