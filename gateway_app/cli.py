@@ -34,6 +34,10 @@ def cmd_worker(args):
     from .outbox import run_worker
     app = create_app()
     interval = app.extensions["gateway"].policy["integrations"]["usage_report_interval"]
+
+    # fail at start with a clear message; later database blips are retried by the loop
+    with app.extensions["gateway_engine"].connect():
+        pass
     with app.app_context():
         run_worker(once=args.once, poll_interval=args.poll_interval,
                    housekeeping=[(interval, report_due_usage)])
@@ -64,15 +68,37 @@ def build_parser():
     return parser
 
 
+def one_line(text):
+    return " ".join(str(text).split())
+
+
+def database_problem(exc):
+    """Name the database the command could not use, without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    from .settings import from_environment
+    try:
+        url = make_url(from_environment()["SQLALCHEMY_DATABASE_URL"]).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "DATABASE_URL is not a database URL (expected e.g. mysql://user:pass@host/db)"
+    reason = getattr(exc, "orig", None) or exc
+    return f"cannot use the database {url} (DATABASE_URL): {one_line(reason)}"
+
+
 def main(argv=None):
+    from sqlalchemy.exc import SQLAlchemyError
     from .policy import PolicyError
     from .settings import SettingsError
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
     except (PolicyError, SettingsError) as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
+        print(f"gateway: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"gateway: {database_problem(exc)}", file=sys.stderr)
         return 1
 
 

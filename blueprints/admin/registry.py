@@ -1,2 +1,112 @@
-"""Admin: registry."""
-from . import blp  # noqa: F401
+"""Admin: the service registry (list, register, unregister instances; check health now)."""
+from flask import current_app
+from marshmallow import Schema, fields
+from redis.exceptions import RedisError
+
+from gateway_app.db import Session
+from gateway_app.discovery.registry import InvalidInstance
+from gateway_app.audit import audit
+from gateway_app.errors import GatewayProblem
+from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+
+from . import blp
+
+
+class InstanceIn(Schema):
+    url = fields.String(required=True, metadata={
+        "description": "http(s)://host:port (HTTP health check) or host:port (TCP connect check)"})
+
+
+def discovery():
+    return current_app.extensions["gateway"].pipeline.stage("service_discovery")
+
+
+def known_service(service):
+    registry = discovery().registry
+    if not registry.knows(service):
+        raise GatewayProblem(404, "Not Found", f"There is no service named {service!r}.",
+                             service=service)
+    return registry
+
+
+def registry_unavailable(exc):
+    return GatewayProblem(503, "Service Unavailable",
+                          f"The registry store (Redis) is unavailable: {exc.__class__.__name__}.",
+                          service="registry")
+
+
+def describe(registry, service):
+    health = registry.health(service)
+    instances = []
+    for instance in registry.instances(service):
+        checked = health.get(instance.id)
+        instances.append({
+            "id": instance.id, "address": instance.address, "url": instance.url,
+            "check": instance.check,
+            "source": instance.source,
+            "healthy": checked.healthy if checked else True,
+            "checked_at": checked.checked_at if checked else None,
+            "detail": checked.detail if checked else "not checked yet"})
+    return {"service": service, "version": registry.versions[service],
+            "mode": "remote" if instances else "local", "instances": instances}
+
+
+@blp.route("/registry", methods=["GET"])
+@gateway_policy(**ADMIN)
+def list_services():
+    registry = discovery().registry
+    return {"data": [describe(registry, service) for service in registry.versions]}
+
+
+@blp.route("/registry/<service>/instances", methods=["GET"])
+@gateway_policy(**ADMIN)
+def list_instances(service):
+    return describe(known_service(service), service)
+
+
+@blp.route("/registry/<service>/instances", methods=["POST"])
+@blp.arguments(InstanceIn)
+@gateway_policy(**ADMIN)
+def register_instance(body, service):
+    registry = known_service(service)
+    try:
+        instance, created = registry.add(service, body["url"])
+    except InvalidInstance as exc:
+        raise GatewayProblem(422, "Unprocessable Content", str(exc), errors={"url": [str(exc)]})
+    except RedisError as exc:
+        raise registry_unavailable(exc)
+    discovery().monitor.ensure_started()
+    if created:
+        audit(Session, "registry.instance_added", "service", service, url=instance.url)
+        Session.commit()
+    entry = next(item for item in describe(registry, service)["instances"] if item["id"] == instance.id)
+    return entry, 201 if created else 200
+
+
+@blp.route("/registry/<service>/instances/<instance_id>", methods=["DELETE"])
+@gateway_policy(**ADMIN)
+def unregister_instance(service, instance_id):
+    registry = known_service(service)
+    configured = [i for i in registry.configured[service] if i.id == instance_id]
+    if configured:
+        raise GatewayProblem(409, "Conflict", "This instance is listed in the policy file; "
+                             "remove it from service_discovery.services there.", service=service)
+    try:
+        removed = registry.remove(service, instance_id)
+    except RedisError as exc:
+        raise registry_unavailable(exc)
+    if not removed:
+        raise GatewayProblem(404, "Not Found", f"The {service} service has no instance {instance_id!r}.",
+                             service=service)
+    audit(Session, "registry.instance_removed", "service", service, instance_id=instance_id)
+    Session.commit()
+    return "", 204
+
+
+@blp.route("/registry/<service>/health-check", methods=["POST"])
+@gateway_policy(**ADMIN)
+def check_now(service):
+    """Run the active health check of this service's instances now, not at the next interval."""
+    registry = known_service(service)
+    discovery().monitor.check_all([service])
+    return describe(registry, service)

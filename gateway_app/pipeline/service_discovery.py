@@ -1,8 +1,95 @@
 """Stage 6: service discovery. A local service falls through to its blueprint; a remote
-one is proxied to a healthy instance chosen round robin."""
+one is proxied to a healthy instance chosen round robin.
+
+It runs after authentication, authorization, rate limiting and caching, so a remote
+service keeps the gateway's credentials, permissions, limits and cache. When every
+instance fails, the caching stage's last good copy is served, else 503 naming the
+service.
+"""
+import re
+
+import requests
+from flask import current_app
+
+from ..discovery.balancer import failover_order
+from ..discovery.health import HealthMonitor
+from ..discovery.proxy import (UpstreamFailure, outbound_request, send_to_instance,
+                               to_flask_response)
+from ..discovery.registry import Registry
+from ..errors import GatewayProblem
+from .authentication import unauthorized
 from .base import Stage
+
+SERVICE_PATH = re.compile(r"^/api/v1/([a-z]+)(/|$)")
 
 
 class ServiceDiscoveryStage(Stage):
     name = "service_discovery"
     section = "service_discovery"
+
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        redis = app.extensions["gateway"].redis
+        self.registry = Registry(self.config, redis)
+        self.monitor = HealthMonitor(self.registry, self.config["health_check"], redis)
+        self.connect_timeout = self.config["proxy"]["connect_timeout"]
+        self.read_timeout = self.config["proxy"]["read_timeout"]
+        self.http = requests.Session()   # pooled connections to the instances
+        if any(self.registry.configured.values()):
+            self.monitor.ensure_started()
+
+    def remote_service(self, ctx, request):
+        """The remote service this request goes to, or None when it is served locally.
+
+        A path the gateway has no view for still belongs to a remote service when it
+        sits under the service's prefix: the instances may serve more than the gateway
+        declares.
+        """
+        if ctx.service is not None:
+            return ctx.service if self.registry.is_remote(ctx.service) else None
+        if request.endpoint is not None:
+            return None
+        match = SERVICE_PATH.match(request.path)
+        if match and self.registry.is_remote(match.group(1)):
+            return match.group(1)
+        return None
+
+    def before(self, ctx, request):
+        service = self.remote_service(ctx, request)
+        if service is None:
+            return None
+        if ctx.principal is None and not ctx.route_policy.get("public"):
+            # an undeclared path skipped the authentication stage's check
+            raise unauthorized("This endpoint needs an API key, a bearer token or a session.")
+        ctx.service = service
+        ctx.upstream = f"service:{service}"
+        self.monitor.ensure_started()
+        return self.forward(service, ctx, request)
+
+    def forward(self, service, ctx, request):
+        outbound = outbound_request(request, ctx)
+        failures = []
+        for instance in failover_order(self.registry, service):
+            try:
+                upstream = send_to_instance(self.http, instance, outbound,
+                                            self.connect_timeout, self.read_timeout)
+            except UpstreamFailure as failure:
+                # passive health: stop sending traffic until the next active check passes
+                self.registry.record_health(service, instance.id, False, f"passive: {failure.detail}")
+                failures.append(failure)
+                continue
+            return to_flask_response(current_app.response_class, upstream, instance)
+        return self.all_instances_failed(service, ctx, request, failures)
+
+    def all_instances_failed(self, service, ctx, request, failures):
+        current_app.logger.warning("service %s: no instance answered (%s)", service,
+                                   "; ".join(str(failure) for failure in failures) or "none healthy")
+        stale = current_app.extensions["gateway"].pipeline.stage("caching").stale_response(ctx, request)
+        if stale is not None:
+            return stale
+        retry_after = self.config["health_check"]["interval"]
+        raise GatewayProblem(
+            503, "Service Unavailable",
+            f"No healthy instance of the {service} service answered; retry after the next health check.",
+            problem_type="service-unavailable", headers={"Retry-After": str(retry_after)},
+            service=service)

@@ -1,0 +1,1 @@
+"""Service discovery: registry, health checks, load balancer and the upstream proxy."""

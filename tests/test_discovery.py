@@ -1,0 +1,362 @@
+"""Service discovery (stage 6): registry admin API, health checks, round robin, failover.
+
+The instances are real HTTP servers on loopback; each answers /health and echoes any
+other request (which instance it is, the path, the headers it received).
+"""
+import json
+import socket
+import threading
+
+import pytest
+import requests
+import yaml
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from gateway_app.discovery.registry import make_instance
+from gateway_app.migrate import upgrade
+from gateway_app.policy import DEFAULT_PATH, load_policy
+from tests.conftest import build_app, sign_up
+from tests.support.servers import Gunicorn
+
+ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
+SERVICE_PATH = "/api/v1/analytics/kpis"
+
+
+class Instance:
+    """A remote service instance: /health answers ``health_status``, anything else echoes."""
+
+    def __init__(self, name):
+        self.name = name
+        self.health_status = 200
+        self.answer_status = 200
+        self.health_hits = 0
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @Request.application
+    def wsgi(self, request):
+        if request.path == "/health":
+            self.health_hits += 1
+            return Response("ok", status=self.health_status)
+        body = {"instance": self.name, "method": request.method, "path": request.path,
+                "query": request.query_string.decode(), "body": request.get_data(as_text=True),
+                "headers": dict(request.headers)}
+        return Response(json.dumps(body), status=self.answer_status, mimetype="application/json")
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def stop_monitor(app):
+    app.extensions["gateway"].pipeline.stage("service_discovery").monitor.stop()
+
+
+@pytest.fixture(autouse=True)
+def monitors_stop_with_the_test(request):
+    """Registering starts the app's health monitor thread; end it with the test."""
+    yield
+    app = request.node.funcargs.get("app")
+    if app is not None:
+        stop_monitor(app)
+
+
+@pytest.fixture
+def instances():
+    started = {}
+
+    def start(name):
+        started[name] = Instance(name)
+        return started[name]
+    yield start
+    for instance in started.values():
+        instance.stop()
+
+
+def closed_port_url():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def register(client, url, service="analytics"):
+    response = client.post(f"/gateway/admin/registry/{service}/instances", json={"url": url},
+                           headers=ADMIN)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def served_by(tenant, count, path=SERVICE_PATH):
+    names = []
+    for _ in range(count):
+        response = tenant.get(path, headers={"Cache-Control": "no-cache"})  # bypass the cache stage
+        assert response.status_code == 200, response.get_json()
+        names.append(response.get_json()["instance"])
+    return names
+
+
+def test_registration_makes_a_service_remote_and_listable(client, tenant, instances):
+    a = instances("A")
+    listed = client.get("/gateway/admin/registry/analytics/instances", headers=ADMIN).get_json()
+    assert listed["mode"] == "local" and listed["instances"] == []
+
+    entry = register(client, a.url)
+    assert entry["url"] == a.url and entry["check"] == "http" and entry["source"] == "admin"
+    again = client.post("/gateway/admin/registry/analytics/instances", json={"url": a.url}, headers=ADMIN)
+    assert again.status_code == 200 and again.get_json()["id"] == entry["id"]
+
+    listed = client.get("/gateway/admin/registry/analytics/instances", headers=ADMIN).get_json()
+    assert listed["mode"] == "remote"
+    assert [i["url"] for i in listed["instances"]] == [a.url]
+    assert served_by(tenant, 1) == ["A"]
+
+    deleted = client.delete(f"/gateway/admin/registry/analytics/instances/{entry['id']}", headers=ADMIN)
+    assert deleted.status_code == 204
+    assert client.get("/gateway/admin/registry/analytics/instances", headers=ADMIN).get_json()["mode"] == "local"
+    missing = client.delete(f"/gateway/admin/registry/analytics/instances/{entry['id']}", headers=ADMIN)
+    assert missing.status_code == 404
+
+
+def test_bad_registrations_are_rejected(client):
+    bad = client.post("/gateway/admin/registry/analytics/instances", json={"url": "ftp://x/y"}, headers=ADMIN)
+    assert bad.status_code == 422 and "url" in bad.get_json()["errors"]
+    missing = client.post("/gateway/admin/registry/analytics/instances", json={}, headers=ADMIN)
+    assert missing.status_code == 422 and "url" in missing.get_json()["errors"]
+    unknown = client.post("/gateway/admin/registry/nosuch/instances", json={"url": "h:1"}, headers=ADMIN)
+    assert unknown.status_code == 404 and unknown.get_json()["service"] == "nosuch"
+
+
+def test_admin_registry_needs_the_admin_token(client, tmp_path, redis_url):
+    assert client.get("/gateway/admin/registry/analytics/instances").status_code == 401
+    wrong = client.post("/gateway/admin/registry/analytics/instances", json={"url": "h:1"},
+                        headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401
+
+    disabled = build_app(f"sqlite:///{tmp_path}/disabled.db", redis_url, GATEWAY_ADMIN_TOKEN=None)
+    response = disabled.test_client().get("/gateway/admin/registry/analytics/instances", headers=ADMIN)
+    assert response.status_code == 404
+
+
+def test_round_robin_skips_an_instance_that_fails_its_health_check(client, tenant, instances):
+    a, b, c = instances("A"), instances("B"), instances("C")
+    for instance in (a, b, c):
+        register(client, instance.url)
+    c.health_status = 503
+    checked = client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN).get_json()
+    health = {i["url"]: i["healthy"] for i in checked["instances"]}
+    assert health == {a.url: True, b.url: True, c.url: False}
+
+    names = served_by(tenant, 4)
+    assert set(names) == {"A", "B"}
+    assert names[0::2] == [names[0]] * 2 and names[1::2] == [names[1]] * 2 and names[0] != names[1]
+
+    c.health_status = 200  # recovers at the next check
+    client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN)
+    assert set(served_by(tenant, 3)) == {"A", "B", "C"}
+
+
+def test_tcp_check_for_host_port_instances(client, instances):
+    a = instances("A")
+    entry = register(client, a.url.removeprefix("http://"))
+    assert entry["check"] == "tcp"
+    down = register(client, closed_port_url().removeprefix("http://"))
+    checked = client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN).get_json()
+    health = {i["id"]: (i["healthy"], i["detail"]) for i in checked["instances"]}
+    assert health[entry["id"]] == (True, "tcp connect ok")
+    assert health[down["id"]][0] is False and "tcp connect failed" in health[down["id"]][1]
+
+
+def test_passive_failover_marks_the_failed_instance(client, tenant, instances):
+    a = instances("A")
+    register(client, a.url)
+    dead = register(client, closed_port_url())
+    broken = instances("B")
+    broken.answer_status = 502
+    broken_entry = register(client, broken.url)
+
+    assert served_by(tenant, 4) == ["A"] * 4      # every failure fails over to A
+    listed = client.get("/gateway/admin/registry/analytics/instances", headers=ADMIN).get_json()
+    health = {i["id"]: i for i in listed["instances"]}
+    assert health[dead["id"]]["healthy"] is False and health[dead["id"]]["detail"].startswith("passive")
+    assert health[broken_entry["id"]]["healthy"] is False
+
+
+def test_all_instances_down_answers_503_naming_the_service(client, tenant, instances):
+    register(client, closed_port_url())
+    broken = instances("B")
+    broken.answer_status = 500
+    register(client, broken.url)
+    response = tenant.get(SERVICE_PATH)
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    body = response.get_json()
+    assert body["service"] == "analytics" and body["request_id"]
+    assert int(response.headers["Retry-After"]) > 0
+    # nothing healthy is left: the next request fails fast the same way
+    assert tenant.get(SERVICE_PATH).status_code == 503
+
+
+def test_request_and_identity_are_forwarded_credentials_are_not(client, tenant, instances):
+    a = instances("A")
+    register(client, a.url)
+    response = tenant.client.post(
+        "/api/v1/analytics/reports?period=week&x=1", data=b'{"n": 1}',
+        headers={**tenant.headers, "Content-Type": "application/json", "X-Request-ID": "req-12345678",
+                 "X-API-Key": "should-not-leak", "X-Gateway-Company-Id": "999", "Cookie": "session=abc",
+                 "Connection": "keep-alive, X-Private", "X-Private": "hop", "X-Custom": "kept"})
+    assert response.status_code == 200, response.get_json()
+    echoed = response.get_json()
+    assert echoed["method"] == "POST" and echoed["path"] == "/api/v1/analytics/reports"
+    assert echoed["query"] == "period=week&x=1" and echoed["body"] == '{"n": 1}'
+    headers = {name.lower(): value for name, value in echoed["headers"].items()}
+    assert headers["x-request-id"] == "req-12345678"
+    assert headers["x-gateway-company-id"] == str(tenant.company["id"])
+    assert headers["x-gateway-user-id"] == str(tenant.user["id"])
+    assert headers["x-gateway-role"] == "owner"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-custom"] == "kept"
+    for leaked in ("authorization", "x-api-key", "cookie", "x-private"):
+        assert leaked not in headers
+    assert response.headers["X-Request-ID"] == "req-12345678"
+
+
+def test_remote_services_keep_the_gateways_authentication(client, instances):
+    a = instances("A")
+    register(client, a.url)
+    response = client.get(SERVICE_PATH)
+    assert response.status_code == 401
+    assert client.get(SERVICE_PATH, headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_local_services_are_not_proxied(client, tenant, instances):
+    register(client, instances("A").url, service="analytics")
+    # /health belongs to no business service and stays local
+    assert client.get("/health").get_json() == {"status": "ok"}
+    assert tenant.get("/api/v1/team/roles").headers.get("X-Gateway-Instance") is None
+
+
+def test_instances_from_the_policy_file_and_the_registry_shared_by_workers(
+        tmp_path, redis_url, redis_client, instances):
+    """Two apps on one Redis are two workers: one registers, the other routes to it."""
+    a, b = instances("A"), instances("B")
+    first = build_app(f"sqlite:///{tmp_path}/shared.db", redis_url)
+    policy = first.extensions["gateway"].policy
+    policy["service_discovery"]["services"]["calls"]["instances"] = [a.url]
+    second = build_app(f"sqlite:///{tmp_path}/shared.db", redis_url, GATEWAY_POLICY=policy)
+    first_registry = first.extensions["gateway"].pipeline.stage("service_discovery").registry
+    second_registry = second.extensions["gateway"].pipeline.stage("service_discovery").registry
+    assert [i.url for i in second_registry.instances("calls")] == [a.url]
+    assert [i.source for i in second_registry.instances("calls")] == ["config"]
+
+    assert first.test_client().post("/gateway/admin/registry/customers/instances",
+                                    json={"url": b.url}, headers=ADMIN).status_code == 201
+    second_registry.cached_lists.clear()   # the other worker's one-second list cache
+    assert [i.url for i in second_registry.instances("customers")] == [b.url]
+    # the shared counter continues the rotation across workers
+    turns = [first_registry.next_turn("customers"), second_registry.next_turn("customers")]
+    assert turns[1] == turns[0] + 1
+    stop_monitor(first)
+    stop_monitor(second)
+
+
+def test_instance_addresses():
+    assert make_instance("http://10.0.1.10:8080/", "config").url == "http://10.0.1.10:8080"
+    assert make_instance("10.0.1.10:8080", "config").check == "tcp"
+    assert make_instance("10.0.1.10:8080", "config").host_port == ("10.0.1.10", 8080)
+    with pytest.raises(ValueError):
+        make_instance("not an address", "admin")
+
+
+def test_redis_outage_keeps_routing_with_the_last_known_instances(tmp_path, private_redis, instances):
+    a = instances("A")
+    app = build_app(f"sqlite:///{tmp_path}/outage.db", private_redis.url)
+    client = app.test_client()
+    with app.app_context():
+        tenant = sign_up(client)
+        register(client, a.url)
+        assert served_by(tenant, 1) == ["A"]
+        registry = app.extensions["gateway"].pipeline.stage("service_discovery").registry
+        private_redis.stop()
+        registry.cached_lists["analytics"] = (0.0, registry.cached_lists["analytics"][1])  # expired
+        assert served_by(tenant, 2) == ["A", "A"]
+        refused = client.post("/gateway/admin/registry/analytics/instances", json={"url": "h:1"},
+                              headers=ADMIN)
+        assert refused.status_code == 503 and refused.get_json()["service"] == "registry"
+    stop_monitor(app)
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.mark.gunicorn
+def test_four_workers_share_the_rotation_and_one_checks_health(tmp_path, redis_url, redis_client, instances):
+    a, b, c = instances("A"), instances("B"), instances("C")
+    c.health_status = 503
+    with open(DEFAULT_PATH, encoding="utf-8") as handle:
+        policy = yaml.safe_load(handle)
+    policy["service_discovery"]["health_check"].update(interval=1, timeout=0.5)
+    policy["service_discovery"]["services"]["analytics"]["instances"] = [a.url, b.url, c.url]
+    policy_path = tmp_path / "gateway.yaml"
+    policy_path.write_text(yaml.safe_dump(policy))
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "GATEWAY_CONFIG": str(policy_path),
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef",
+                       "GATEWAY_ADMIN_TOKEN": "admin-token-for-tests"}, workers=4).start()
+    http = requests.Session()
+    http.headers["Connection"] = "close"   # an idle keep-alive connection would hold up the graceful stop
+    try:
+        http.post(server.url + "/api/v1/auth/signup", timeout=10, json={
+            "company_name": "Remote Co", "name": "Owner", "email": "remote@example.com",
+            "password": "correct horse battery staple"})
+        token = http.post(server.url + "/api/v1/auth/token", timeout=10, json={
+            "email": "remote@example.com", "password": "correct horse battery staple"}).json()["access_token"]
+        for _ in range(100):   # the first health round runs one interval after start
+            listed = http.get(server.url + "/gateway/admin/registry/analytics/instances",
+                              headers=ADMIN, timeout=5).json()
+            if {i["url"]: i["healthy"] for i in listed["instances"]}.get(c.url) is False:
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail(f"C was never marked unhealthy: {listed}")
+
+        names = []
+        for _ in range(8):   # a new connection each time, so the requests spread over the workers
+            response = http.get(server.url + SERVICE_PATH, timeout=10, headers={
+                "Authorization": f"Bearer {token}", "Cache-Control": "no-cache"})
+            assert response.status_code == 200, response.text
+            names.append(response.json()["instance"])
+        assert set(names) == {"A", "B"}
+        assert all(first != second for first, second in zip(names, names[1:])), names
+
+        a.health_hits = 0
+        threading.Event().wait(3)
+        # one lock per interval: about 3 checks in 3 s, where 4 unsynchronised workers make ~12
+        assert 1 <= a.health_hits <= 4, a.health_hits
+    finally:
+        http.close()
+        server.stop()
+
+
+def test_without_redis_the_registry_and_rotation_are_in_process(tmp_path, instances):
+    a, b = instances("A"), instances("B")
+    policy = load_policy()
+    policy["service_discovery"]["services"]["analytics"]["instances"] = [a.url, b.url]
+    app = build_app(f"sqlite:///{tmp_path}/embedded.db", None, GATEWAY_POLICY=policy)
+    client = app.test_client()
+    try:
+        with app.app_context():
+            tenant = sign_up(client)
+            assert served_by(tenant, 4) == ["A", "B", "A", "B"]
+            overview = client.get("/gateway/admin/registry", headers=ADMIN).get_json()["data"]
+            analytics = next(entry for entry in overview if entry["service"] == "analytics")
+            assert analytics["mode"] == "remote" and {i["source"] for i in analytics["instances"]} == {"config"}
+            assert next(entry for entry in overview if entry["service"] == "calls")["mode"] == "local"
+            configured = analytics["instances"][0]["id"]
+            refused = client.delete(f"/gateway/admin/registry/analytics/instances/{configured}", headers=ADMIN)
+            assert refused.status_code == 409 and refused.get_json()["service"] == "analytics"
+    finally:
+        stop_monitor(app)
+        app.extensions["gateway_engine"].dispose()
