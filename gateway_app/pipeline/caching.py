@@ -69,6 +69,8 @@ class CachingStage(Stage):
     # --- pipeline -----------------------------------------------------------------
 
     def before(self, ctx, request):
+        # g outlives the request when a caller holds the app context (tests, CLI)
+        g.pop("gateway_cache", None)
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None

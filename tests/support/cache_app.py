@@ -11,10 +11,11 @@ test can tell fresh data from stale, and how many times its handler ran in this 
 """
 import itertools
 
-from flask import Blueprint, abort, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from gateway_app import events
 from gateway_app.db import Session
+from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import SERVICES
 from gateway_app.models import Company
 from gateway_app.pipeline.declarations import gateway_policy
@@ -87,6 +88,19 @@ def build_blueprint(namespaces):
         next(handler_runs)
         return jsonify(blob="x" * 300_000)
 
+    @blp.get("/calls-flaky")
+    @gateway_policy(**calls)
+    def calls_flaky():
+        """Falls back as the circuit breaker does while CACHE_TEST_UPSTREAM_DOWN is set."""
+        if current_app.config.get("CACHE_TEST_UPSTREAM_DOWN"):
+            stage = current_app.extensions["gateway"].pipeline.stage("caching")
+            stale = stage.stale_response(g.gateway, request)
+            if stale is None:
+                raise GatewayProblem(503, "Service Unavailable", "Upstream down, no cached copy.",
+                                     service="calls")
+            return stale
+        return answer("calls")
+
     @blp.post("/events")
     @gateway_policy(exempt_limits=True)
     def emit_event():
@@ -96,6 +110,9 @@ def build_blueprint(namespaces):
         if "name" in body:
             company.name = body["name"]
         events.emit(Session, body["event"], company.id, user_id=body.get("user_id"))
+        if body.get("rollback"):
+            Session.rollback()
+            return jsonify(name=Session.get(Company, company.id).name)
         Session.commit()
         return jsonify(name=company.name)
 
