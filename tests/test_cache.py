@@ -1,7 +1,13 @@
 """The caching stage through HTTP: tiers, headers, ETag/304, what is never stored, isolation."""
-import pytest
+import threading
+import time
+import uuid
+from contextlib import contextmanager
 
-from gateway_app.db import Base, Session
+import pytest
+import redis as redis_lib
+
+from gateway_app.db import Session
 from gateway_app.identity.passwords import hash_password
 from gateway_app.models import User
 from tests.conftest import PASSWORD, Tenant, build_app
@@ -209,3 +215,46 @@ def test_without_redis_both_tiers_live_in_the_process(tmp_path):
         assert fresh.headers["X-Cache"] == "MISS" and fresh.get_json()["name"] == "Renamed"
         Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+@contextmanager
+def redis_commands(redis_url):
+    """The commands Redis receives meanwhile (MONITOR), up to a sentinel sent at the end."""
+    client = redis_lib.Redis.from_url(redis_url, socket_timeout=0.1)
+    seen, stop = [], threading.Event()
+    with client.monitor() as monitor:
+        def collect():
+            while not stop.is_set():
+                try:
+                    seen.append(monitor.next_command()["command"])
+                except redis_lib.TimeoutError:
+                    continue
+        collector = threading.Thread(target=collect)
+        collector.start()
+        try:
+            yield seen
+        finally:
+            sentinel = f"end-{uuid.uuid4().hex}"
+            redis_lib.Redis.from_url(redis_url).echo(sentinel)
+            deadline = time.monotonic() + 5
+            while not any(sentinel in command for command in seen) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.set()
+            collector.join()
+    client.close()
+
+
+def cache_commands(seen):
+    return [command.split()[0].upper() for command in seen if "gw:cache:" in command]
+
+
+def test_an_l1_hit_costs_one_redis_round_trip_and_no_payload(redis_url, tenant):
+    tenant.get("/test/cache/calls")
+    with redis_commands(redis_url) as seen:
+        for _ in range(5):
+            assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+    assert cache_commands(seen) == ["MGET"] * 5
+    tenant.get("/test/cache/customers")
+    with redis_commands(redis_url) as seen:
+        assert tenant.get("/test/cache/customers").headers["X-Cache"] == "HIT-L2"
+    assert cache_commands(seen) == ["MGET", "GET"]
