@@ -5,10 +5,65 @@ next reader creates a fresh one instead of counting up again from a value that o
 entries (still alive in some worker's L1) were stored under.
 """
 import secrets
+import threading
+import time
 
 
 def new_token():
     return secrets.token_hex(6)
+
+
+class _Batch:
+    def __init__(self):
+        self.keys = set()
+        self.done = threading.Event()
+        self.values = None
+        self.error = None
+
+
+class BatchedReads:
+    """Concurrent reads of one worker share one MGET, never one sent before they arrived.
+
+    The first reader waits one scheduler turn so readers already running (other gevent
+    greenlets) can add their keys, closes the batch and fetches; readers arriving later
+    start the next batch. Every reader therefore sees values read by Redis after it
+    started, which is all consistency needs, and a busy worker pays far less than one
+    round trip per request.
+    """
+
+    # a safety net only: the leader's fetch is bounded by the Redis socket timeout
+    FOLLOWER_WAIT = 10.0
+
+    def __init__(self, fetch):
+        self.fetch = fetch              # sorted keys -> {key: token}
+        self.lock = threading.Lock()
+        self.open = None
+
+    def read(self, keys):
+        with self.lock:
+            leader = self.open is None
+            if leader:
+                self.open = _Batch()
+            batch = self.open
+            batch.keys.update(keys)
+        if leader:
+            self.run(batch)
+        elif not batch.done.wait(self.FOLLOWER_WAIT):
+            raise TimeoutError("the shared generation read did not finish")
+        if batch.error is not None:
+            raise batch.error
+        return [batch.values[key] for key in keys]
+
+    def run(self, batch):
+        time.sleep(0)  # under gevent: let the greenlets that are ready join this batch
+        with self.lock:
+            self.open = None
+        try:
+            batch.values = self.fetch(sorted(batch.keys))
+        except Exception as exc:  # handed to every reader of the batch, who decide
+            batch.error = exc
+        finally:
+            batch.done.set()
 
 
 class RedisGenerations:
@@ -18,9 +73,13 @@ class RedisGenerations:
         self.client = client
         # invalidations that could not be written (Redis down), replayed before the next read
         self.pending = set()
+        self.batched = BatchedReads(self.fetch)
 
     def read(self, keys):
         """Current tokens for ``keys``, creating missing ones; one round trip in the common case."""
+        return self.batched.read(keys)
+
+    def fetch(self, keys):
         pipe = self.client.pipeline(transaction=False)
         replaying = sorted(self.pending)
         for key in replaying:
@@ -35,7 +94,7 @@ class RedisGenerations:
                 pipe.set(key, new_token(), nx=True)  # concurrent creators agree on the first
             pipe.mget(keys)
             values = pipe.execute()[-1]
-        return [value.decode() for value in values]
+        return {key: value.decode() for key, value in zip(keys, values)}
 
     def bump(self, keys):
         """Replace the tokens; on failure they are remembered and replayed by the next read."""
