@@ -258,3 +258,17 @@ def test_an_l1_hit_costs_one_redis_round_trip_and_no_payload(redis_url, tenant):
     with redis_commands(redis_url) as seen:
         assert tenant.get("/test/cache/customers").headers["X-Cache"] == "HIT-L2"
     assert cache_commands(seen) == ["MGET", "GET"]
+
+
+def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
+    from flask import Blueprint
+
+    from gateway_app.pipeline.caching import CachingStage
+    from gateway_app.pipeline.declarations import gateway_policy
+    from gateway_app.policy import PolicyError
+
+    blp = Blueprint("misdeclared", __name__)
+    blp.add_url_rule("/misdeclared", "calendar", gateway_policy(cache="calender")(lambda: "x"))
+    app.register_blueprint(blp)
+    with pytest.raises(PolicyError, match="misdeclared.calendar declares cache='calender'"):
+        CachingStage(app, app.extensions["gateway"].policy)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flask import g
 
 from .. import events
+from ..policy import PolicyError
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
                      serve, stale_key)
@@ -48,7 +49,16 @@ class CachingStage(Stage):
         self.rules = InvalidationRules(self.config)
         self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
         self.max_entry_bytes = self.config["max_entry_bytes"]
+        self.check_declarations(app)
         events.subscribe(app, self.invalidator.on_event)
+
+    def check_declarations(self, app):
+        """A view naming a namespace the policy lacks stops the start, naming both."""
+        for endpoint, view in app.view_functions.items():
+            namespace = getattr(view, "gateway_policy", {}).get("cache")
+            if namespace and namespace not in self.tiers.namespaces:
+                raise PolicyError(f"view {endpoint} declares cache={namespace!r}, which is not in "
+                                  f"caching.namespaces ({', '.join(sorted(self.tiers.namespaces))})")
 
     # --- what a request may use ---------------------------------------------------
 
