@@ -3,18 +3,19 @@
 A view opts in with ``gateway_policy(cache="calls")`` (plus ``cache_per_user=True`` when
 its answer depends on the user). GET and HEAD only; the key is the company (and user),
 the path and the normalised query, under the namespace's current generation tokens,
-which are read from Redis on every lookup: that one round trip is what lets an L1 entry
-be served without ever outliving an invalidation made by another worker.
+which are read from Redis on every lookup: that one round trip (shared by concurrent
+requests of a worker) is what lets an L1 entry be served without ever outliving an
+invalidation made by another worker.
 """
 from dataclasses import dataclass
 
 from flask import g
 
 from .. import events
-from ..policy import PolicyError
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
                      serve, stale_key)
+from ..policy import PolicyError
 from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
@@ -73,8 +74,9 @@ class CachingStage(Stage):
         return CacheScope.of(namespace, ctx.principal, per_user)
 
     def count(self, scope, outcome, tier=None):
-        tier = tier or self.tiers.tier_of(scope.namespace).upper()
-        self.metrics["lookups"].labels(scope.namespace, tier.lower(), outcome).inc()
+        """``tier``: where a hit came from; otherwise the namespace's configured tier."""
+        tier = (tier or self.tiers.tier_of(scope.namespace)).lower()
+        self.metrics["lookups"].labels(scope.namespace, tier, outcome).inc()
 
     # --- pipeline -----------------------------------------------------------------
 
