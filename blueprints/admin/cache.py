@@ -52,6 +52,6 @@ def purge_cache(data):
         stage.invalidator.purge(namespaces, data.get("company_id"))
     except CacheUnavailable:
         raise GatewayProblem(503, "Service Unavailable",
-                             "Redis is unreachable; the purge will be applied when it answers again.",
+                             "Redis is unreachable; this process will apply the purge when Redis answers again.",
                              problem_type="cache-unavailable", headers={"Retry-After": "5"})
     return {"namespaces": namespaces, "company_id": data.get("company_id")}

@@ -4,6 +4,7 @@ A token is random, never a counter: when Redis restarts empty or evicts a token,
 next reader creates a fresh one instead of counting up again from a value that old
 entries (still alive in some worker's L1) were stored under.
 """
+import itertools
 import secrets
 import threading
 import time
@@ -71,8 +72,10 @@ class RedisGenerations:
 
     def __init__(self, client):
         self.client = client
-        # invalidations that could not be written (Redis down), replayed before the next read
-        self.pending = set()
+        # invalidations that could not be written (Redis down), replayed before the next read;
+        # key -> sequence, so a key deferred again during a replay stays pending
+        self.pending = {}
+        self.sequence = itertools.count()
         self.batched = BatchedReads(self.fetch)
 
     def read(self, keys):
@@ -80,13 +83,10 @@ class RedisGenerations:
         return self.batched.read(keys)
 
     def fetch(self, keys):
-        pipe = self.client.pipeline(transaction=False)
-        replaying = sorted(self.pending)
-        for key in replaying:
-            pipe.set(key, new_token())
-        pipe.mget(keys)
-        values = pipe.execute()[-1]
-        self.pending.difference_update(replaying)
+        if self.pending:
+            values = self.replay_pending_then_read(keys)
+        else:
+            values = self.client.mget(keys)
         missing = [key for key, value in zip(keys, values) if value is None]
         if missing:
             pipe = self.client.pipeline(transaction=False)
@@ -96,6 +96,23 @@ class RedisGenerations:
             values = pipe.execute()[-1]
         return {key: value.decode() for key, value in zip(keys, values)}
 
+    def replay_pending_then_read(self, keys):
+        """Write the invalidations Redis missed, then read, in one round trip."""
+        replaying = dict(self.pending)
+        pipe = self.client.pipeline(transaction=False)
+        for key in sorted(replaying):
+            pipe.set(key, new_token())
+        pipe.mget(keys)
+        values = pipe.execute()[-1]
+        for key, sequence in replaying.items():
+            if self.pending.get(key) == sequence:
+                del self.pending[key]
+        return values
+
+    def defer(self, keys):
+        for key in keys:
+            self.pending[key] = next(self.sequence)
+
     def bump(self, keys):
         """Replace the tokens; on failure they are remembered and replayed by the next read."""
         try:
@@ -104,7 +121,7 @@ class RedisGenerations:
                 pipe.set(key, new_token())
             pipe.execute()
         except Exception:
-            self.pending.update(keys)
+            self.defer(keys)
             raise
 
 
@@ -113,7 +130,6 @@ class LocalGenerations:
 
     def __init__(self):
         self.tokens = {}
-        self.pending = set()
 
     def read(self, keys):
         return [self.tokens.setdefault(key, new_token()) for key in keys]
@@ -121,3 +137,5 @@ class LocalGenerations:
     def bump(self, keys):
         for key in keys:
             self.tokens[key] = new_token()
+
+    defer = bump  # nothing can be unreachable in the process

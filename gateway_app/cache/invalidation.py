@@ -41,29 +41,32 @@ class Invalidator:
         if not namespaces:
             return
         keys = self.keys_for_event(event, namespaces)
-        try:
-            if not self.tiers.guard.available():
-                raise ConnectionError("Redis marked unreachable")
-            self.tiers.generations.bump(keys)
-        except REDIS_FAULTS as exc:
-            self.tiers.generations.pending.update(keys)
-            # kept in generations.pending and written before this process reads again;
-            # until then every process bypasses or has not yet heard of the outage (README)
-            self.tiers.guard.failed("invalidate", exc)
+        if not self.write_or_defer(keys):
+            # written before this process reads tokens again; until then every process
+            # either bypasses or has not noticed the outage (README, consistency guarantee)
             log.warning("cache: invalidation of %s for company %s queued until Redis answers",
                         ",".join(namespaces), event.company_id)
         for namespace in namespaces:
             self.metrics["invalidations"].labels(namespace, event.name).inc()
+
+    def write_or_defer(self, keys):
+        """True once written; False when Redis is (or was just found) unreachable."""
+        if not self.tiers.guard.available():
+            self.tiers.generations.defer(keys)
+            return False
+        try:
+            self.tiers.generations.bump(keys)   # defers the keys itself when it fails
+        except REDIS_FAULTS as exc:
+            self.tiers.guard.failed("invalidate", exc)
+            return False
+        return True
 
     def purge(self, namespaces, company_id=None):
         if company_id is None:
             keys = [global_generation_key(namespace) for namespace in namespaces]
         else:
             keys = [company_generation_key(namespace, company_id) for namespace in namespaces]
-        try:
-            self.tiers.generations.bump(keys)
-        except REDIS_FAULTS as exc:
-            self.tiers.guard.failed("purge", exc)
-            raise CacheUnavailable(str(exc)) from exc
+        if not self.write_or_defer(keys):
+            raise CacheUnavailable("Redis is unreachable; the purge is queued in this process")
         for namespace in namespaces:
             self.metrics["invalidations"].labels(namespace, "admin.purge").inc()
