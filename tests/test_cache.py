@@ -272,3 +272,32 @@ def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
     app.register_blueprint(blp)
     with pytest.raises(PolicyError, match="misdeclared.calendar declares cache='calender'"):
         CachingStage(app, app.extensions["gateway"].policy)
+
+
+def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived():
+    from gateway_app.cache.generations import BatchedReads
+
+    fetch_started = []
+
+    def fetch(keys):
+        fetch_started.append(time.monotonic())
+        fetch_id = len(fetch_started) - 1
+        time.sleep(0.005)   # a round trip, during which new readers arrive
+        return {key: str(fetch_id) for key in keys}
+
+    reads = BatchedReads(fetch)
+    violations = []
+
+    def reader(index):
+        arrived = time.monotonic()
+        (fetch_id,) = reads.read([f"key-{index % 3}"])
+        if fetch_started[int(fetch_id)] < arrived:
+            violations.append((index, fetch_id))
+
+    threads = [threading.Thread(target=reader, args=(index,)) for index in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not violations
+    assert len(fetch_started) <= 40

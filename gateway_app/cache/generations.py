@@ -19,7 +19,8 @@ class _Batch:
         self.keys = set()
         self.done = threading.Event()
         self.values = None
-        self.error = None
+        # what readers see if the leader never finishes (killed greenlet)
+        self.error = ConnectionError("the shared generation read was abandoned")
 
 
 class BatchedReads:
@@ -56,15 +57,21 @@ class BatchedReads:
         return [batch.values[key] for key in keys]
 
     def run(self, batch):
-        time.sleep(0)  # under gevent: let the greenlets that are ready join this batch
-        with self.lock:
-            self.open = None
         try:
+            time.sleep(0)  # under gevent: let the greenlets that are ready join this batch
+            self.close(batch)
             batch.values = self.fetch(sorted(batch.keys))
+            batch.error = None
         except Exception as exc:  # handed to every reader of the batch, who decide
             batch.error = exc
-        finally:
+        finally:  # even when the leader is killed, no reader may join or wait for a dead batch
+            self.close(batch)
             batch.done.set()
+
+    def close(self, batch):
+        with self.lock:
+            if self.open is batch:
+                self.open = None
 
 
 class RedisGenerations:
