@@ -4,7 +4,8 @@ same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
 
     /work/main/.venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
 
-Also counts the Redis commands an L1 hit costs (INFO commandstats).
+Also measures a view that builds the page from the database (25 calls), cached and not,
+and counts the Redis commands an L1 hit costs (INFO commandstats).
 """
 from gevent import monkey
 
@@ -22,18 +23,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench.cache_harness import BenchGunicorn, hammer  # noqa: E402
+from bench.cache_harness import BenchGunicorn, hammer, seed_calls  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
 from tests.support.servers import PrivateRedis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
 
-def sign_up(base_url):
+def sign_up(base_url, database):
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    requests.post(base_url + "/api/v1/auth/signup", json={
+    signup = requests.post(base_url + "/api/v1/auth/signup", json={
         "company_name": "Bench", "name": "Bench", "email": email, "password": PASSWORD},
-        timeout=10).raise_for_status()
+        timeout=10)
+    signup.raise_for_status()
+    seed_calls(database, signup.json()["company"]["id"])
     token = requests.post(base_url + "/api/v1/auth/token",
                           json={"email": email, "password": PASSWORD}, timeout=10)
     token.raise_for_status()
@@ -68,7 +71,7 @@ def main():
     gateway = BenchGunicorn(env, "bench.cache_harness:gateway_app()").start()
     bare = BenchGunicorn(env, "bench.cache_harness:bare_app()").start()
     try:
-        auth = sign_up(gateway.url)
+        auth = sign_up(gateway.url, database)
         targets = {
             "bare Flask view": (bare, "/bench/bare", {}, None),
             "gateway, L1 hit": (gateway, "/bench/l1", auth, "HIT-L1"),
@@ -76,6 +79,8 @@ def main():
             "gateway, uncached handler": (gateway, "/bench/uncached", auth, None),
             "gateway public route, L1 hit": (gateway, "/bench/public/l1", {}, "HIT-L1"),
             "gateway public route, uncached": (gateway, "/bench/public/uncached", {}, None),
+            "gateway, L1 hit of a DB-backed view": (gateway, "/bench/db/l1", auth, "HIT-L1"),
+            "gateway, DB-backed view uncached": (gateway, "/bench/db/uncached", auth, None),
         }
         for name, (server, path, headers, expected) in targets.items():
             requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache

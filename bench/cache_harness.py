@@ -31,7 +31,47 @@ ROUTES = {
     "/bench/uncached": (None, False),
     "/bench/public/l1": ("settings", True),
     "/bench/public/uncached": (None, True),
+    "/bench/db/l1": ("settings", False),
+    "/bench/db/uncached": (None, False),
 }
+
+
+def calls_page():
+    """The same page built the way a service would: 25 newest calls of the company."""
+    from flask import g
+    from sqlalchemy import select
+
+    from gateway_app.db import Session
+    from gateway_app.models import Call
+
+    rows = Session.scalars(select(Call).where(Call.company_id == g.gateway.principal.company_id)
+                           .order_by(Call.started_at.desc(), Call.id.desc()).limit(25)).all()
+    return {"data": [{"id": row.id, "status": row.status, "direction": row.direction,
+                      "from_number": row.from_number, "to_number": row.to_number,
+                      "duration_seconds": row.duration_seconds, "sentiment": row.sentiment,
+                      "summary": row.summary, "started_at": row.started_at.isoformat()}
+                     for row in rows], "next_cursor": None}
+
+
+def seed_calls(database_url, company_id, count=25):
+    import datetime as dt
+
+    import sqlalchemy
+    from sqlalchemy.orm import Session as OrmSession
+
+    from gateway_app.models import Call
+
+    engine = sqlalchemy.create_engine(database_url)
+    started = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.timezone.utc)
+    with OrmSession(engine) as session:
+        session.add_all([Call(company_id=company_id, direction="inbound", status="ended",
+                              from_number="+14155550100", to_number="+14155550199",
+                              started_at=started - dt.timedelta(minutes=n), duration_seconds=60 + n,
+                              sentiment="positive",
+                              summary="Caller booked a cleaning for next Tuesday at 10am.")
+                         for n in range(count)])
+        session.commit()
+    engine.dispose()
 
 
 def gateway_app():
@@ -45,8 +85,8 @@ def gateway_app():
         if namespace:
             declared["cache"] = namespace
 
-        def view():
-            return jsonify(PAYLOAD)
+        def view(from_database=path.startswith("/bench/db/")):
+            return jsonify(calls_page() if from_database else PAYLOAD)
         blp.add_url_rule(path, path.strip("/").replace("/", "_"), gateway_policy(**declared)(view))
     app.register_blueprint(blp)
     return app

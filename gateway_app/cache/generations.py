@@ -7,7 +7,9 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 import threading
-import time
+
+from gevent import monkey
+from gevent import sleep as gevent_sleep
 
 
 def new_token():
@@ -40,6 +42,8 @@ class BatchedReads:
         self.fetch = fetch              # sorted keys -> {key: token}
         self.lock = threading.Lock()
         self.open = None
+        # with OS threads a yield costs a scheduler round and gathers nobody
+        self.gevent = monkey.is_module_patched("threading")
 
     def read(self, keys):
         with self.lock:
@@ -58,7 +62,8 @@ class BatchedReads:
 
     def run(self, batch):
         try:
-            time.sleep(0)  # under gevent: let the greenlets that are ready join this batch
+            if self.gevent:
+                gevent_sleep(0)  # let the greenlets that are ready join this batch
             self.close(batch)
             batch.values = self.fetch(sorted(batch.keys))
             batch.error = None

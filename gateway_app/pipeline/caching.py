@@ -35,8 +35,18 @@ class Lookup:
 
 
 def client_refuses_cache(request):
+    headers = request.headers
+    if "Cache-Control" not in headers and "Pragma" not in headers:  # the usual case, unparsed
+        return False
     control = request.cache_control
     return bool(control.no_cache or control.no_store or "no-cache" in request.pragma)
+
+
+def conditional(response, request):
+    """304 when the client's If-None-Match matches the response's ETag."""
+    if "If-None-Match" not in request.headers:
+        return response
+    return response.make_conditional(request)
 
 
 class CachingStage(Stage):
@@ -107,7 +117,7 @@ class CachingStage(Stage):
             return None
         ctx.cache_status = lookup.status = f"HIT-{tier}"
         self.count(scope, "hit", tier)
-        return serve(stored, lookup.status).make_conditional(request)
+        return conditional(serve(stored, lookup.status), request)
 
     def bypass(self, ctx, lookup):
         ctx.cache_status = lookup.status = "BYPASS"
@@ -126,7 +136,7 @@ class CachingStage(Stage):
             self.tiers.put(lookup.scope.namespace, lookup.key,
                            stale_key(lookup.scope, lookup.fingerprint), stored)
         response.headers["ETag"] = stored[3]
-        return response.make_conditional(request)
+        return conditional(response, request)
 
     # --- fallback for the circuit breaker and service discovery ---------------------
 
