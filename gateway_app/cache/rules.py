@@ -16,14 +16,14 @@ class InvalidationRules:
 
     def with_cascades(self, namespaces):
         """``namespaces`` plus every namespace depending on them, transitively (cycles allowed)."""
-        result, todo = set(), list(namespaces)
-        while todo:
-            namespace = todo.pop()
+        result, waiting = set(), list(namespaces)
+        while waiting:
+            namespace = waiting.pop()
             if namespace in result:
                 continue
             result.add(namespace)
             for dependent in self.cascades.get(namespace, []):
-                todo.extend(self.expand(dependent))
+                waiting.extend(self.expand(dependent))
         return result
 
     def namespaces_for_event(self, event_name):
