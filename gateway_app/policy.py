@@ -105,6 +105,8 @@ class RateLimitingSchema(Schema):
 class NamespaceSchema(Schema):
     tier = fields.String(required=True, validate=validate.OneOf(["l1", "l2"]))
     ttl = fields.Integer(required=True, validate=positive)
+    # entries are always per user, and an event naming a user invalidates only that user's
+    user_scoped = fields.Boolean(load_default=False)
 
 
 @_strict
@@ -118,6 +120,8 @@ class CachingSchema(Schema):
     namespaces = fields.Dict(keys=fields.String(), values=fields.Nested(NamespaceSchema),
                              required=True)
     stale_ttl = fields.Integer(required=True, validate=positive)
+    max_entry_bytes = fields.Integer(load_default=262144, validate=positive)
+    redis_retry_after_ms = fields.Integer(load_default=1000, validate=validate.Range(min=0, max=60000))
     invalidation = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                                required=True)
     cascades = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),

@@ -1,2 +1,57 @@
-"""Admin: cache."""
-from . import blp  # noqa: F401
+"""Admin: purge the response cache by namespace, company or namespace pattern.
+
+A purge replaces generation tokens, so it reaches every worker's L1 and the shared L2
+at once; nothing is scanned or deleted (entries expire on their own).
+"""
+from flask_smorest import abort
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from gateway_app.cache import CacheUnavailable
+from gateway_app.errors import GatewayProblem
+from gateway_app.extensions import gateway_state
+from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+
+from . import blp
+
+
+def caching_stage():
+    return gateway_state().pipeline.stage("caching")
+
+
+class PurgeSchema(Schema):
+    namespace = fields.String(validate=validate.Length(min=1, max=64))
+    company_id = fields.Integer(validate=validate.Range(min=1))
+    pattern = fields.String(validate=validate.Length(min=1, max=64))
+
+    @validates_schema
+    def names_known_namespaces(self, data, **kwargs):
+        rules = caching_stage().rules
+        if "namespace" in data and data["namespace"] not in rules.namespaces:
+            raise ValidationError({"namespace": [f"unknown namespace; known: {', '.join(rules.namespaces)}"]})
+        if "pattern" in data and not rules.expand(data["pattern"]):
+            raise ValidationError({"pattern": ["matches no namespace"]})
+
+
+class PurgeOut(Schema):
+    namespaces = fields.List(fields.String())
+    company_id = fields.Integer(allow_none=True)
+
+
+@blp.route("/cache/purge", methods=["POST"])
+@blp.arguments(PurgeSchema)
+@blp.response(200, PurgeOut)
+@gateway_policy(**ADMIN)
+def purge_cache(data):
+    """Invalidate cached responses: all of them, or those of a namespace, a pattern
+    (``settings*``) and/or one company."""
+    stage = caching_stage()
+    namespaces = stage.rules.select(data.get("namespace"), data.get("pattern"))
+    if not namespaces:
+        abort(422, errors={"json": {"pattern": ["namespace and pattern select no namespace together"]}})
+    try:
+        stage.invalidator.purge(namespaces, data.get("company_id"))
+    except CacheUnavailable:
+        raise GatewayProblem(503, "Service Unavailable",
+                             "Redis is unreachable; this process will apply the purge when Redis answers again.",
+                             problem_type="cache-unavailable", headers={"Retry-After": "5"})
+    return {"namespaces": namespaces, "company_id": data.get("company_id")}

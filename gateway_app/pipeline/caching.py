@@ -1,14 +1,158 @@
-"""Stage 4: caching. L1 in the worker, L2 in Redis, invalidated by domain events."""
+"""Stage 4: caching. L1 in the worker, L2 in Redis, invalidated by domain events.
+
+A view opts in with ``gateway_policy(cache="calls")`` (plus ``cache_per_user=True`` when
+its answer depends on the user). GET and HEAD only; the key is the company (and user),
+the path and the normalised query, under the namespace's current generation tokens,
+which are read from Redis on every lookup: that one round trip (shared by concurrent
+requests of a worker) is what lets an L1 entry be served without ever outliving an
+invalidation made by another worker.
+"""
+from dataclasses import dataclass
+
+from flask import g
+
+from .. import events
+from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
+                     cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
+                     serve, stale_key)
+from ..policy import PolicyError
 from .base import Stage
+
+CACHEABLE_METHODS = ("GET", "HEAD")
+
+
+@dataclass
+class Lookup:
+    """This request's cache decision, kept on ``g`` between ``before`` and ``after``."""
+    scope: CacheScope
+    fingerprint: str
+    status: str = "MISS"          # HIT-L1 | HIT-L2 | MISS | BYPASS | STALE
+    key: str | None = None        # entry key to store under; None: do not store
+
+    @property
+    def answered_from_cache(self):
+        return self.status not in ("MISS", "BYPASS")
+
+
+def client_refuses_cache(request):
+    headers = request.headers
+    if "Cache-Control" not in headers and "Pragma" not in headers:  # the usual case, unparsed
+        return False
+    control = request.cache_control
+    return bool(control.no_cache or control.no_store or "no-cache" in request.pragma)
+
+
+def conditional(response, request):
+    """304 when the client's If-None-Match matches the response's ETag."""
+    if "If-None-Match" not in request.headers:
+        return response
+    return response.make_conditional(request)
 
 
 class CachingStage(Stage):
     name = "caching"
     section = "caching"
 
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        self.metrics = cache_metrics()
+        self.tiers = TieredCache(app, self.config, app.extensions["gateway"].redis, self.metrics)
+        self.rules = InvalidationRules(self.config)
+        self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
+        self.max_entry_bytes = self.config["max_entry_bytes"]
+        self.check_declarations(app)
+        events.subscribe(app, self.invalidator.on_event)
+
+    def check_declarations(self, app):
+        """A view naming a namespace the policy lacks stops the start, naming both."""
+        for endpoint, view in app.view_functions.items():
+            namespace = getattr(view, "gateway_policy", {}).get("cache")
+            if namespace and namespace not in self.tiers.namespaces:
+                raise PolicyError(f"view {endpoint} declares cache={namespace!r}, which is not in "
+                                  f"caching.namespaces ({', '.join(sorted(self.tiers.namespaces))})")
+
+    # --- what a request may use ---------------------------------------------------
+
+    def scope_for(self, ctx, request):
+        namespace = ctx.route_policy.get("cache")
+        if not namespace or request.method not in CACHEABLE_METHODS:
+            return None
+        if namespace not in self.tiers.namespaces:
+            raise LookupError(f"view {request.endpoint} declares unknown cache namespace {namespace!r}")
+        per_user = (ctx.route_policy.get("cache_per_user", False)
+                    or self.tiers.namespaces[namespace].get("user_scoped", False))
+        return CacheScope.of(namespace, ctx.principal, per_user)
+
+    def count(self, scope, outcome, tier=None):
+        """``tier``: where a hit came from; otherwise the namespace's configured tier."""
+        tier = (tier or self.tiers.tier_of(scope.namespace)).lower()
+        self.metrics["lookups"].labels(scope.namespace, tier, outcome).inc()
+
+    # --- pipeline -----------------------------------------------------------------
+
+    def before(self, ctx, request):
+        # g outlives the request when a caller holds the app context (tests, CLI)
+        g.pop("gateway_cache", None)
+        scope = self.scope_for(ctx, request)
+        if scope is None:
+            return None
+        lookup = Lookup(scope, request_fingerprint(request.path, request.args))
+        g.gateway_cache = lookup
+        generations = self.tiers.current_generations(scope)
+        if generations is MISSING:
+            return self.bypass(ctx, lookup)
+        lookup.key = entry_key(scope, generations, lookup.fingerprint)
+        if client_refuses_cache(request):
+            # the client asks for a fresh answer: skip the lookup, store what the handler says
+            if request.cache_control.no_store:
+                lookup.key = None
+            return self.bypass(ctx, lookup)
+        stored, tier = self.tiers.get(scope.namespace, lookup.key)
+        if stored is MISSING:
+            lookup.key = None
+            return self.bypass(ctx, lookup)
+        if stored is None:
+            ctx.cache_status = lookup.status = "MISS"
+            self.count(scope, "miss")
+            return None
+        ctx.cache_status = lookup.status = f"HIT-{tier}"
+        self.count(scope, "hit", tier)
+        return conditional(serve(stored, lookup.status), request)
+
+    def bypass(self, ctx, lookup):
+        ctx.cache_status = lookup.status = "BYPASS"
+        self.count(lookup.scope, "bypass")
+        return None
+
+    def after(self, ctx, request, response):
+        lookup = g.get("gateway_cache")
+        if lookup is None or lookup.answered_from_cache:
+            return response
+        response.headers["X-Cache"] = lookup.status
+        if refusal_reason(response, self.max_entry_bytes) is not None:
+            return response
+        stored = capture(response)
+        if lookup.key is not None:
+            self.tiers.put(lookup.scope.namespace, lookup.key,
+                           stale_key(lookup.scope, lookup.fingerprint), stored)
+        response.headers["ETag"] = stored[3]
+        return conditional(response, request)
+
+    # --- fallback for the circuit breaker and service discovery ---------------------
+
     def stale_response(self, ctx, request):
         """The last good copy of this request's cache key, marked STALE, or None.
 
         Used by the circuit-breaker stage and service discovery as their fallback.
         """
-        return None
+        scope = self.scope_for(ctx, request)
+        if scope is None:
+            return None
+        fingerprint = request_fingerprint(request.path, request.args)
+        stored = self.tiers.stale(stale_key(scope, fingerprint))
+        if stored is None:
+            return None
+        g.gateway_cache = Lookup(scope, fingerprint, status="STALE")
+        ctx.cache_status = "STALE"
+        self.count(scope, "stale")
+        return serve(stored, "STALE")

@@ -1,0 +1,120 @@
+"""Benchmark of the caching stage (not a test): throughput of a cached GET on an L1 hit
+and an L2 hit, against the same handler uncached and a bare Flask view answering the
+same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
+
+    /work/main/.venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
+
+Also measures a view that builds the page from the database (25 calls), cached and not,
+and counts the Redis commands an L1 hit costs (INFO commandstats).
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+
+from bench.cache_harness import BenchGunicorn, hammer, seed_calls  # noqa: E402
+from gateway_app.migrate import upgrade  # noqa: E402
+from tests.support.servers import PrivateRedis  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+
+
+def sign_up(base_url, database):
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    signup = requests.post(base_url + "/api/v1/auth/signup", json={
+        "company_name": "Bench", "name": "Bench", "email": email, "password": PASSWORD},
+        timeout=10)
+    signup.raise_for_status()
+    seed_calls(database, signup.json()["company"]["id"])
+    token = requests.post(base_url + "/api/v1/auth/token",
+                          json={"email": email, "password": PASSWORD}, timeout=10)
+    token.raise_for_status()
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def check(url, headers, expected_cache):
+    response = requests.get(url, headers=headers, timeout=10)
+    response.raise_for_status()
+    got = response.headers.get("X-Cache")
+    if got != expected_cache:
+        raise SystemExit(f"{url}: expected X-Cache {expected_cache}, got {got}")
+
+
+def redis_calls(client, command):
+    return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    store = PrivateRedis().start()
+    workdir = tempfile.mkdtemp(prefix="gw-bench-cache-")
+    database = f"sqlite:///{workdir}/bench.db"
+    upgrade(database)
+    env = {"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
+           "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
+    gateway = BenchGunicorn(env, "bench.cache_harness:gateway_app()").start()
+    bare = BenchGunicorn(env, "bench.cache_harness:bare_app()").start()
+    try:
+        auth = sign_up(gateway.url, database)
+        targets = {
+            "bare Flask view": (bare, "/bench/bare", {}, None),
+            "gateway, L1 hit": (gateway, "/bench/l1", auth, "HIT-L1"),
+            "gateway, L2 hit": (gateway, "/bench/l2", auth, "HIT-L2"),
+            "gateway, uncached handler": (gateway, "/bench/uncached", auth, None),
+            "gateway public route, L1 hit": (gateway, "/bench/public/l1", {}, "HIT-L1"),
+            "gateway public route, uncached": (gateway, "/bench/public/uncached", {}, None),
+            "gateway, L1 hit of a DB-backed view": (gateway, "/bench/db/l1", auth, "HIT-L1"),
+            "gateway, DB-backed view uncached": (gateway, "/bench/db/uncached", auth, None),
+        }
+        for name, (server, path, headers, expected) in targets.items():
+            requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache
+            check(server.url + path, headers, expected)
+
+        client = redis.Redis.from_url(store.url)
+        before = {c: redis_calls(client, c) for c in ("mget", "get", "set", "setex")}
+        rps, statuses = hammer(gateway.port, "/bench/l1", auth, 1.0, 4)
+        served = sum(statuses.values())
+        per_hit = {c: (redis_calls(client, c) - before[c]) / served for c in before}
+
+        results = {name: [] for name in targets}
+        for _round in range(args.rounds):     # interleaved, so drift in machine load is shared
+            for name, (server, path, headers, _expected) in targets.items():
+                rps, statuses = hammer(server.port, path, headers, args.seconds, args.connections)
+                if set(statuses) != {"200"}:
+                    raise SystemExit(f"{name}: unexpected statuses {statuses}")
+                results[name].append(rps)
+        for name, (server, path, headers, expected) in targets.items():
+            check(server.url + path, headers, expected)   # still the tier we meant to measure
+    finally:
+        gateway.stop()
+        bare.stop()
+        store.cleanup()
+
+    bare_rps = statistics.median(results["bare Flask view"])
+    print(f"{args.rounds} rounds x {args.seconds:.0f} s, {args.connections} keep-alive connections, "
+          f"1 gevent worker per server, median req/s:")
+    for name, samples in results.items():
+        median = statistics.median(samples)
+        print(f"  {name:34s} {median:8.0f} req/s  {median / bare_rps:5.2f}x bare"
+              f"   (rounds: {', '.join(f'{s:.0f}' for s in samples)})")
+    print("Redis commands per L1 hit: " + ", ".join(f"{c} {v:.2f}" for c, v in per_hit.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""What is stored for a response, when a response may be stored, and how a copy is served."""
+import time
+
+from flask import current_app
+from werkzeug.http import generate_etag, quote_etag
+
+# added per request by other stages or by the server, never part of a stored copy
+PER_REQUEST_HEADERS = {"x-request-id", "date", "content-length", "x-cache", "age", "etag",
+                       "set-cookie", "retry-after"}
+
+
+def strong_etag(body):
+    return quote_etag(generate_etag(body))
+
+
+def refusal_reason(response, max_bytes):
+    """Why ``response`` must not be stored, or None. Errors, cookies and private data never are."""
+    if not 200 <= response.status_code < 300 or response.status_code == 206:
+        return "status"
+    if response.is_streamed or response.direct_passthrough:
+        return "streamed"
+    if "Set-Cookie" in response.headers:
+        return "set-cookie"
+    control = response.cache_control
+    if control.private or control.no_store:
+        return "cache-control"
+    if response.content_length is not None and response.content_length > max_bytes:
+        return "too-large"
+    return None
+
+
+def capture(response):
+    """The stored form: a plain tuple, so a stored copy never depends on a class path."""
+    body = response.get_data()
+    headers = [(name, value) for name, value in response.headers.items()
+               if name.lower() not in PER_REQUEST_HEADERS]
+    return (response.status_code, headers, body, strong_etag(body), time.time())
+
+
+def age_of(stored):
+    return max(0, int(time.time() - stored[4]))
+
+
+def serve(stored, cache_status):
+    status, headers, body, etag, _stored_at = stored
+    response = current_app.response_class(body, status=status, headers=headers)
+    response.headers["ETag"] = etag
+    response.headers["Age"] = str(age_of(stored))
+    response.headers["X-Cache"] = cache_status
+    return response

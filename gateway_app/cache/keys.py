@@ -1,0 +1,73 @@
+"""Cache keys: who an entry belongs to, which request it answers, under which generations.
+
+An entry key embeds the generation tokens of its namespace (global, per company and,
+for per-user entries, per user). Invalidating means replacing a token, so every key
+built under the old token becomes unreachable at once, in every worker and instance,
+without finding or deleting the entries themselves.
+"""
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+GENERATION_PREFIX = "gw:cache:gen"
+PUBLIC_COMPANY = "public"
+
+
+def global_generation_key(namespace):
+    return f"{GENERATION_PREFIX}:{namespace}"
+
+
+def company_generation_key(namespace, company):
+    return f"{GENERATION_PREFIX}:{namespace}:c{company}"
+
+
+def user_generation_key(namespace, company, user):
+    return f"{GENERATION_PREFIX}:{namespace}:c{company}:{user}"
+
+
+def user_scope_of_event(user_id):
+    """The user part of a per-user scope, as Principal.rate_key spells it for users."""
+    return f"user:{user_id}"
+
+
+@dataclass(frozen=True)
+class CacheScope:
+    """The namespace, company and (for per-user entries) principal an entry belongs to."""
+    namespace: str
+    company: str
+    user: str | None = None
+
+    @classmethod
+    def of(cls, namespace, principal, per_user):
+        if principal is None:
+            return cls(namespace, PUBLIC_COMPANY)
+        return cls(namespace, str(principal.company_id), principal.rate_key if per_user else None)
+
+    def generation_keys(self):
+        keys = [global_generation_key(self.namespace),
+                company_generation_key(self.namespace, self.company)]
+        if self.user is not None:
+            keys.append(user_generation_key(self.namespace, self.company, self.user))
+        return keys
+
+    @property
+    def owner(self):
+        return f"{self.namespace}:{self.company}:{self.user or '-'}"
+
+
+def normalised_query(args):
+    """The query string with parameters sorted, so ?a=1&b=2 and ?b=2&a=1 share an entry."""
+    return urlencode(sorted(args.items(multi=True)))
+
+
+def request_fingerprint(path, args):
+    return hashlib.sha256(f"{path}?{normalised_query(args)}".encode()).hexdigest()[:40]
+
+
+def entry_key(scope, generations, fingerprint):
+    return f"e:{scope.owner}:{'.'.join(generations)}:{fingerprint}"
+
+
+def stale_key(scope, fingerprint):
+    """The last good copy of a request: no generations, so it outlives invalidation."""
+    return f"s:{scope.owner}:{fingerprint}"

@@ -1,0 +1,89 @@
+"""The two tiers: L1 in this worker process, L2 in Redis (in-process without REDIS_URL).
+
+Both are flask-caching backends. A namespace of tier ``l1`` is kept in both tiers (L1 for
+speed, L2 so a worker that has not seen the request yet still hits); a namespace of tier
+``l2`` (larger, longer-lived data) is kept in Redis only. Stale copies (no generation in
+their key) live in L2 for ``stale_ttl``.
+"""
+import time
+
+from flask_caching import Cache
+
+from .generations import LocalGenerations, RedisGenerations
+from .guard import REDIS_FAULTS, RedisGuard
+
+MISSING = object()  # Redis could not answer
+
+
+def flask_cache_backend(app, config):
+    cache = Cache(config=config)
+    cache.init_app(app)
+    return app.extensions["cache"][cache]
+
+
+class TieredCache:
+    def __init__(self, app, config, redis_client, metrics):
+        self.namespaces = config["namespaces"]
+        self.stale_ttl = config["stale_ttl"]
+        self.shared = redis_client is not None
+        # cachelib prunes only once it holds more than its threshold, then inserts
+        threshold = max(1, config["l1"]["max_entries"] - 1)
+        self.l1 = flask_cache_backend(app, {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": threshold})
+        if self.shared:
+            self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": redis_client,
+                                                "CACHE_KEY_PREFIX": "gw:cache:"})
+            self.generations = RedisGenerations(redis_client)
+        else:
+            self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": threshold})
+            self.generations = LocalGenerations()
+        self.guard = RedisGuard(config["redis_retry_after_ms"], metrics)
+
+    def tier_of(self, namespace):
+        return self.namespaces[namespace]["tier"]
+
+    def ttl_of(self, namespace):
+        return self.namespaces[namespace]["ttl"]
+
+    def redis_call(self, operation, function, *args):
+        """``function(*args)``, or MISSING when Redis is (or was just found) unreachable."""
+        if not self.shared:
+            return function(*args)
+        if not self.guard.available():
+            return MISSING
+        try:
+            result = function(*args)
+        except REDIS_FAULTS as exc:
+            self.guard.failed(operation, exc)
+            return MISSING
+        self.guard.succeeded()
+        return result
+
+    def current_generations(self, scope):
+        """The scope's generation tokens (one Redis round trip), or MISSING."""
+        return self.redis_call("generations", self.generations.read, scope.generation_keys())
+
+    def get(self, namespace, key):
+        """``(stored, "L1" | "L2")``, ``(None, None)`` on a miss, or ``(MISSING, None)``."""
+        if self.tier_of(namespace) == "l1":
+            stored = self.l1.get(key)
+            if stored is not None:
+                return stored, "L1"
+        stored = self.redis_call("get", self.l2.get, key)
+        if stored is MISSING or stored is None:
+            return stored, None
+        if self.tier_of(namespace) == "l1":
+            remaining = self.ttl_of(namespace) - int(time.time() - stored[4])
+            if remaining > 0:
+                self.l1.set(key, stored, timeout=remaining)
+        return stored, "L2"
+
+    def put(self, namespace, key, stale_key, stored):
+        ttl = self.ttl_of(namespace)
+        if self.tier_of(namespace) == "l1":
+            self.l1.set(key, stored, timeout=ttl)
+        if self.redis_call("set", self.l2.set, key, stored, ttl) is not MISSING:
+            self.redis_call("set-stale", self.l2.set, stale_key, stored, self.stale_ttl)
+
+    def stale(self, stale_key):
+        stored = self.redis_call("get-stale", self.l2.get, stale_key)
+        return None if stored is MISSING else stored
