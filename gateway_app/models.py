@@ -139,11 +139,15 @@ class Appointment(TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     calcom_booking_uid: Mapped[str | None] = mapped_column(String(100), unique=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # what the keyed request asked for and what it was answered, so a retry gets the same
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    booking_status_code: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,
                                                nullable=False)
     __table_args__ = (
         Index("ix_appointments_company_starts", "company_id", "starts_at"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
+        Index("ix_appointments_company_created", "company_id", "created_at"),
         UniqueConstraint("company_id", "idempotency_key", name="uq_appointments_idempotency"),
     )
 
