@@ -176,9 +176,10 @@ def rolled_back_on_refusal():
 
 
 def requested_times(booking, tz):
-    starts_at = as_utc(booking["starts_at"], tz)
+    """UTC start and end, to the second (what every database stores alike)."""
+    starts_at = as_utc(booking["starts_at"], tz).replace(microsecond=0)
     if booking["ends_at"] is not None:
-        ends_at = as_utc(booking["ends_at"], tz)
+        ends_at = as_utc(booking["ends_at"], tz).replace(microsecond=0)
     else:
         ends_at = starts_at + dt.timedelta(minutes=booking["duration_minutes"])
     if ends_at <= starts_at:
@@ -282,6 +283,7 @@ def book(booking, headers):
         audit(Session, "appointment.booked", "appointment", appointment.id,
               starts_at=starts_at.isoformat(), ends_at=ends_at.isoformat(), customer_id=booking["customer_id"])
         Session.commit()
+    Session.refresh(appointment)  # as stored: MySQL DATETIME keeps no fractional seconds
     return rendered(appointment, tz), status_code
 
 

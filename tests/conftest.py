@@ -163,3 +163,19 @@ def tenant_factory(client):
 @pytest.fixture
 def tenant(tenant_factory):
     return tenant_factory()
+
+
+def add_member(tenant, role):
+    """Another user of ``tenant``'s company with ``role``, signed in with a bearer token."""
+    from gateway_app.identity.passwords import hash_password
+    from gateway_app.models import User
+
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    user = User(company_id=tenant.company["id"], email=email, name=role.title(), role=role,
+                password_hash=hash_password(PASSWORD))
+    Session.add(user)
+    Session.commit()
+    token = tenant.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert token.status_code == 200, token.get_json()
+    return Tenant(tenant.client, tenant.company, {"id": user.id, "email": email, "role": role},
+                  token.get_json()["access_token"])
