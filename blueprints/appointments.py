@@ -25,6 +25,7 @@ blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", des
 
 DEFAULT_CALENDAR_DAYS = 7
 MAX_DURATION_MINUTES = 24 * 60
+PAST_GRACE = dt.timedelta(minutes=5)  # a slot agreed on a call may be posted a moment late
 UPDATED = "appointments.updated"
 
 
@@ -182,6 +183,8 @@ def requested_times(booking, tz):
         ends_at = as_utc(booking["ends_at"], tz).replace(microsecond=0)
     else:
         ends_at = starts_at + dt.timedelta(minutes=booking["duration_minutes"])
+    if starts_at < utcnow() - PAST_GRACE:
+        abort(422, errors={"starts_at": ["Must not be in the past."]})
     if ends_at <= starts_at:
         abort(422, errors={"ends_at": ["Must be after starts_at."]})
     if ends_at - starts_at > dt.timedelta(minutes=MAX_DURATION_MINUTES):
@@ -220,12 +223,55 @@ def check_links(company_id, booking):
             abort(422, errors={"call_id": [f"No call with id {booking['call_id']}."]})
 
 
-def refuse_overlap(company_id, starts_at, ends_at, exclude_id=None):
-    clash = Session.scalar(rules.overlapping(company_id, starts_at, ends_at, exclude_id))
+def overlap_problem(clash):
+    return GatewayProblem(409, "Slot not available", "The requested time overlaps another appointment.",
+                          conflicting_appointment_id=clash)
+
+
+class AlreadyBooked(Exception):
+    """The request's Idempotency-Key has an appointment already: answer with it."""
+
+    def __init__(self, appointment):
+        super().__init__(appointment.id)
+        self.appointment = appointment
+
+
+def earlier_booking(company_id, key):
+    original = keyed_appointment(company_id, key) if key is not None else None
+    if original is not None:
+        raise AlreadyBooked(original)
+
+
+def insert_if_free(appointment):
+    """Flush ``appointment`` unless its slot is taken; concurrent bookings are decided here.
+
+    MariaDB: the caller holds the company row lock, so checks and insert are serialised.
+    SQLite: reads are not serialised, so the slot is checked again once the insert holds
+    the write lock, and a concurrent retry shows up as the unique key violation.
+    """
+    company_id, key = appointment.company_id, appointment.idempotency_key
+    clash = Session.scalar(rules.overlapping(company_id, appointment.starts_at, appointment.ends_at))
     if clash is not None:
-        raise GatewayProblem(409, "Slot not available",
-                             "The requested time overlaps another appointment.",
-                             conflicting_appointment_id=clash)
+        earlier_booking(company_id, key)  # a retry that committed meanwhile took "our" slot
+        raise overlap_problem(clash)
+    Session.add(appointment)
+    try:
+        Session.flush()
+    except IntegrityError:
+        Session.rollback()
+        earlier_booking(company_id, key)
+        # no retry explains it, e.g. the customer was deleted meanwhile
+        raise GatewayProblem(409, "Booking conflict", "The booking conflicted with a concurrent change; retry it.")
+    clash = Session.scalar(rules.overlapping(company_id, appointment.starts_at, appointment.ends_at,
+                                             exclude_id=appointment.id))
+    if clash is not None:
+        raise overlap_problem(clash)
+
+
+def lock_company(company_id):
+    """The company row, locked: serialises the company's bookings on MariaDB (no-op on SQLite)."""
+    return Session.scalars(select(Company).where(Company.id == company_id).with_for_update()
+                           .execution_options(populate_existing=True)).one()
 
 
 @blp.route("", methods=["POST"])
@@ -243,39 +289,23 @@ def book(booking, headers):
     """
     company_id, key = current_company_id(), headers["idempotency_key"]
     with rolled_back_on_refusal():
-        # Serialises the company's bookings on MariaDB (SQLite serialises writers itself).
-        company = Session.scalars(select(Company).where(Company.id == company_id).with_for_update()
-                                  .execution_options(populate_existing=True)).one()
+        company = lock_company(company_id)
         tz = zone_or_utc(company.timezone)
         starts_at, ends_at = requested_times(booking, tz)
-        wanted = {**booking, "starts_at": starts_at, "ends_at": ends_at}
-        fingerprint = rules.booking_fingerprint(wanted)
-        if key is not None:
-            original = keyed_appointment(company_id, key)
-            if original is not None:
-                return replay(original, fingerprint)
-        check_links(company_id, booking)
-        if not rules.within_business_hours(starts_at, ends_at, tz, company.business_hours):
-            abort(422, errors={"starts_at": ["Outside the company's business hours."]})
-        refuse_overlap(company_id, starts_at, ends_at)
+        fingerprint = rules.booking_fingerprint({**booking, "starts_at": starts_at, "ends_at": ends_at})
         appointment = Appointment(
             company_id=company_id, customer_id=booking["customer_id"], call_id=booking["call_id"],
             title=booking["title"], notes=booking["notes"], starts_at=starts_at, ends_at=ends_at,
             status="pending", timezone=tz.key, idempotency_key=key,
             idempotency_fingerprint=fingerprint if key is not None else None)
-        Session.add(appointment)
         try:
-            Session.flush()
-        except IntegrityError:
-            # A concurrent retry with the same key committed first: answer with its booking.
-            Session.rollback()
-            original = keyed_appointment(company_id, key) if key is not None else None
-            if original is None:
-                raise
-            return replay(original, fingerprint)
-        # Again, now that this row holds SQLite's write lock: a booking committed between
-        # the first check and the insert is visible here.
-        refuse_overlap(company_id, starts_at, ends_at, exclude_id=appointment.id)
+            earlier_booking(company_id, key)
+            check_links(company_id, booking)
+            if not rules.within_business_hours(starts_at, ends_at, tz, company.business_hours):
+                abort(422, errors={"starts_at": ["Outside the company's business hours."]})
+            insert_if_free(appointment)
+        except AlreadyBooked as retried:
+            return replay(retried.appointment, fingerprint)
         status_code = bookings.submit_booking(Session, appointment)
         appointment.booking_status_code = status_code
         events.emit(Session, UPDATED, company_id, user_id=current_principal().user_id,
