@@ -10,8 +10,8 @@ from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import analytics_queries as queries
-from gateway_app.services.timeranges import (GRANULARITIES, Period, TimezoneField, local_midnight, periods,
-                                             range_errors, zone)
+from gateway_app.services.timeranges import (GRANULARITIES, TimezoneField, periods, range_errors, whole_range,
+                                             zone_or_utc)
 
 blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics", description="Analytics service")
 
@@ -95,13 +95,8 @@ class TrendOut(RangeOut):
 
 def requested_range(args):
     """(first day, last day, zone): defaults to the last 30 days in the company's timezone."""
-    if args["tz"] is not None:
-        tz = args["tz"]
-    else:
-        try:
-            tz = zone(Session.scalar(select(Company.timezone).where(Company.id == current_company_id())))
-        except ValueError:
-            tz = zone("UTC")
+    tz = args["tz"] or zone_or_utc(Session.scalar(select(Company.timezone)
+                                                  .where(Company.id == current_company_id())))
     last = args["to"] or (args["from_"] + dt.timedelta(days=DEFAULT_RANGE_DAYS - 1) if args["from_"]
                           else dt.datetime.now(tz).date())
     first = args["from_"] or last - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)
@@ -137,9 +132,7 @@ def reports(args):
 def kpis(args):
     """Answer rate, average handle time, booking conversion and sentiment mix over the range."""
     first, last, tz = requested_range(args)
-    whole = Period(first, last + dt.timedelta(days=1), local_midnight(first, tz),
-                   local_midnight(last + dt.timedelta(days=1), tz))
-    counts = queries.period_counts(current_company_id(), [whole])[0]
+    counts = queries.period_counts(current_company_id(), [whole_range(first, last, tz)])[0]
     return {"from_": first, "to": last, "timezone": tz.key, **queries.derived_metrics(counts),
             "sentiment": queries.sentiment_mix(counts)}
 

@@ -1,7 +1,6 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
 import contextlib
 import datetime as dt
-import logging
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -18,9 +17,8 @@ from gateway_app.errors import GatewayProblem
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Call, Company, Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments_rules as rules
-from gateway_app.services.timeranges import LocalRange, TimezoneField, as_utc, range_errors, zone
+from gateway_app.services.timeranges import LocalRange, TimezoneField, as_utc, range_errors, zone_or_utc
 
-log = logging.getLogger("gateway.appointments")
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
 
 DEFAULT_CALENDAR_DAYS = 7
@@ -110,15 +108,6 @@ def rendered(appointment, tz):
         "timezone": tz.key, "calcom_booking_uid": appointment.calcom_booking_uid,
         "created_at": appointment.created_at, "updated_at": appointment.updated_at,
     }
-
-
-def zone_or_utc(name):
-    """A stored timezone that zoneinfo no longer knows must not break the calendar."""
-    try:
-        return zone(name)
-    except ValueError:
-        log.warning("unknown stored timezone; using UTC", extra={"timezone": name})
-        return zone("UTC")
 
 
 def company_zone():

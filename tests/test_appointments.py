@@ -189,6 +189,22 @@ def test_no_business_hours_means_always_open(tenant, customer_id):
     assert response.status_code == 202
 
 
+def test_malformed_business_hours_close_that_day_only(tenant, customer_id):
+    set_company(tenant.company["id"], business_hours={"mon": [["9am", "5pm"]], "tue": [["09:00", "17:00"]]})
+    monday = tenant.post("/api/v1/appointments", json=booking(customer_id, starts_at="2030-01-07T10:00:00Z"))
+    assert monday.status_code == 422 and "starts_at" in errors_of(monday)
+    tuesday = tenant.post("/api/v1/appointments", json=booking(customer_id, starts_at="2030-01-08T10:00:00Z"))
+    assert tuesday.status_code == 202
+
+
+def test_a_stored_unknown_timezone_falls_back_to_utc(tenant, customer_id):
+    set_company(tenant.company["id"], timezone="Atlantis/Capital")
+    calendar = tenant.get("/api/v1/appointments?from=2030-01-07&to=2030-01-07")
+    assert calendar.status_code == 200 and calendar.get_json()["timezone"] == "UTC"
+    booked = tenant.post("/api/v1/appointments", json=booking(customer_id))
+    assert booked.status_code == 202 and booked.get_json()["timezone"] == "UTC"
+
+
 # --- overlaps ------------------------------------------------------------------------
 
 @BOTH_DATABASES

@@ -6,11 +6,13 @@ layer only ever compares UTC timestamps against these boundaries, so SQLite and 
 bucket identically without any timezone support in the database.
 """
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields
 
+log = logging.getLogger("gateway.timeranges")
 MAX_RANGE_DAYS = 366  # "at most one year": a leap year's 1 January .. 31 December
 GRANULARITIES = ("day", "week", "month")
 
@@ -23,6 +25,15 @@ def zone(name):
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"Unknown timezone {name!r}; expected an IANA name such as Europe/Berlin.")
+
+
+def zone_or_utc(name):
+    """A stored timezone zoneinfo does not know (any more) must not break a page: UTC."""
+    try:
+        return zone(name)
+    except ValueError:
+        log.warning("unknown stored timezone; using UTC", extra={"timezone": name})
+        return ZoneInfo("UTC")
 
 
 class TimezoneField(fields.String):
@@ -104,6 +115,12 @@ class Period:
         return self.next_first - dt.timedelta(days=1)
 
 
+def whole_range(first, last, tz):
+    """Local dates ``first``..``last`` as one period."""
+    window = LocalRange(first, last, tz)
+    return Period(first, last + dt.timedelta(days=1), window.start_utc, window.end_utc)
+
+
 def periods(first, last, granularity, tz, lead=0):
     """Whole calendar periods covering local dates ``first``..``last``.
 
@@ -118,10 +135,6 @@ def periods(first, last, granularity, tz, lead=0):
         result.append(Period(start, following, local_midnight(start, tz), local_midnight(following, tz)))
         start = following
     return result
-
-
-def to_local(instant, tz):
-    return instant.astimezone(tz)
 
 
 def as_utc(value, tz):
