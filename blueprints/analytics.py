@@ -78,12 +78,18 @@ class KpiOut(RangeOut, Metrics):
                             metadata={"description": f"{', '.join(SENTIMENTS)} and unknown"})
 
 
+def metric_value(description=None):
+    """A count stays an integer and a rate a float: Float() would print every count as 3.0."""
+    metadata = {"type": "number", **({"description": description} if description else {})}
+    return fields.Raw(allow_none=True, metadata=metadata)
+
+
 class TrendPoint(Schema):
     period_start = fields.Date()
     period_end = fields.Date()
-    value = fields.Float(allow_none=True)
-    previous = fields.Float(allow_none=True, metadata={"description": "the value of the period before"})
-    change = fields.Float(allow_none=True)
+    value = metric_value()
+    previous = metric_value("the value of the period before")
+    change = metric_value("value - previous")
     change_percent = fields.Float(allow_none=True)
 
 

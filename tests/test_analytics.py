@@ -144,6 +144,7 @@ def test_trends_compare_each_period_with_the_one_before(tenant):
     assert trend["metric"] == "calls"
     assert [(p["period_start"], p["value"], p["previous"], p["change"], p["change_percent"])
             for p in trend["points"]] == [("2030-01-07", 3, 2, 1, 50.0), ("2030-01-14", 0, 3, -3, -100.0)]
+    assert all(isinstance(p["value"], int) for p in trend["points"])
 
     rate = fetch(tenant, "/api/v1/analytics/trends?from=2030-01-07&to=2030-01-20&granularity=week"
                          "&tz=UTC&metric=answer_rate")
