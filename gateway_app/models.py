@@ -144,6 +144,9 @@ class Appointment(TimestampMixin, Base):
     notes: Mapped[str | None] = mapped_column(Text)
     calcom_booking_uid: Mapped[str | None] = mapped_column(String(100), unique=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # what the keyed request asked for and what it was answered, so a retry gets the same
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    booking_status_code: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,
                                                nullable=False)
     __table_args__ = (

@@ -1,0 +1,1 @@
+"""Domain rules and queries the business-service blueprints share."""

@@ -1,0 +1,110 @@
+"""Analytics aggregates, computed by the database: one GROUP BY query per table.
+
+Periods come from timeranges.periods (local calendar periods as UTC instants). Each row
+is assigned to its period by a balanced CASE tree over those boundaries, the same SQL on
+SQLite and MariaDB, so neither database needs timezone tables or date functions, and a
+row costs log2(periods) comparisons. The range filter uses the (company_id, time) indexes.
+"""
+from sqlalchemy import case, func, literal_column, select
+
+from gateway_app.db import Session
+from gateway_app.models import SENTIMENTS, Appointment, Call
+
+BUCKET = "bucket"
+
+
+def bucket_index(column, boundaries):
+    """SQL for i such that boundaries[i] <= column < boundaries[i + 1] (rows already in range)."""
+    def subtree(low, high):
+        if low == high:
+            return literal_column(str(low))
+        middle = (low + high + 1) // 2
+        return case((column < boundaries[middle], subtree(low, middle - 1)), else_=subtree(middle, high))
+    return subtree(0, len(boundaries) - 2)
+
+
+def _count_if(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _grouped(company_column, time_column, company_id, boundaries, *aggregates):
+    """{bucket index: row} of ``aggregates`` grouped by period."""
+    query = (select(bucket_index(time_column, boundaries).label(BUCKET), *aggregates)
+             .where(company_column == company_id, time_column >= boundaries[0], time_column < boundaries[-1])
+             .group_by(literal_column(BUCKET)))
+    return {int(row[0]): row for row in Session.execute(query)}
+
+
+def call_counts(company_id, boundaries):
+    answered = Call.status == "answered"
+    rows = _grouped(Call.company_id, Call.started_at, company_id, boundaries,
+                    func.count(Call.id),
+                    _count_if(answered),
+                    func.sum(case((answered, Call.duration_seconds), else_=0)),
+                    _count_if(Call.outcome == "booked"),
+                    *(_count_if(Call.sentiment == sentiment) for sentiment in SENTIMENTS))
+    result = {}
+    for index, row in rows.items():
+        calls, answered_calls, handled, booked, *sentiments = (int(value or 0) for value in row[1:])
+        result[index] = {"calls": calls, "answered_calls": answered_calls, "handled_seconds": handled,
+                         "booked_calls": booked, "sentiment": dict(zip(SENTIMENTS, sentiments))}
+    return result
+
+
+def booking_counts(company_id, boundaries):
+    """Bookings are counted when they were made (created_at), not when they take place."""
+    rows = _grouped(Appointment.company_id, Appointment.created_at, company_id, boundaries,
+                    func.count(Appointment.id), _count_if(Appointment.status == "cancelled"))
+    return {index: {"bookings": int(row[1] or 0), "cancelled_bookings": int(row[2] or 0)}
+            for index, row in rows.items()}
+
+
+EMPTY_CALLS = {"calls": 0, "answered_calls": 0, "handled_seconds": 0, "booked_calls": 0,
+               "sentiment": dict.fromkeys(SENTIMENTS, 0)}
+EMPTY_BOOKINGS = {"bookings": 0, "cancelled_bookings": 0}
+
+
+def period_counts(company_id, periods):
+    """Raw counts for each period, in order; two queries whatever the number of periods."""
+    boundaries = [period.start_utc for period in periods] + [periods[-1].end_utc]
+    calls, booked = call_counts(company_id, boundaries), booking_counts(company_id, boundaries)
+    return [{**calls.get(index, EMPTY_CALLS), **booked.get(index, EMPTY_BOOKINGS)}
+            for index in range(len(periods))]
+
+
+def _ratio(numerator, denominator, digits):
+    return round(numerator / denominator, digits) if denominator else None
+
+
+def derived_metrics(counts):
+    """The KPIs of one period's counts; a ratio over nothing is None, not 0."""
+    return {
+        "calls": counts["calls"],
+        "answered_calls": counts["answered_calls"],
+        "bookings": counts["bookings"],
+        "cancelled_bookings": counts["cancelled_bookings"],
+        "answer_rate": _ratio(counts["answered_calls"], counts["calls"], 4),
+        "average_handle_time_seconds": _ratio(counts["handled_seconds"], counts["answered_calls"], 1),
+        "booking_conversion": _ratio(counts["booked_calls"], counts["answered_calls"], 4),
+    }
+
+
+def sentiment_mix(counts):
+    analysed = sum(counts["sentiment"].values())
+    mix = {name: {"count": count, "share": _ratio(count, analysed, 4)}
+           for name, count in counts["sentiment"].items()}
+    mix["unknown"] = {"count": counts["calls"] - analysed, "share": None}
+    return mix
+
+
+TREND_METRICS = ("calls", "answered_calls", "bookings", "cancelled_bookings", "answer_rate",
+                 "average_handle_time_seconds", "booking_conversion")
+
+
+def change_between(value, previous):
+    """Absolute and relative change; relative is None when there is nothing to compare with."""
+    if value is None or previous is None:
+        return None, None
+    change = round(value - previous, 4)
+    percent = round((value - previous) / previous * 100, 1) if previous else None
+    return change, percent
