@@ -1,10 +1,12 @@
 """Fixtures: real Redis and MariaDB, a fresh database per test, tenants made through HTTP."""
+import itertools
 import os
 import uuid
 
 import pytest
 import redis as redis_lib
 import sqlalchemy
+from flask.testing import FlaskClient
 
 from gateway_app import create_app
 from gateway_app.db import Base, Session
@@ -73,6 +75,23 @@ def mysql_database(mysql_url):
     server.dispose()
 
 
+class OwnAddressClient(FlaskClient):
+    """Each request comes from its own client address unless the test names one.
+
+    The ip layer's 50/minute burst is proven in test_rate_limit*.py with explicit
+    addresses; everywhere else a test of 60 requests must not trip over it.
+    """
+
+    _addresses = itertools.count(1)
+
+    def open(self, *args, **kwargs):
+        environ = kwargs.setdefault("environ_base", {})
+        if "REMOTE_ADDR" not in environ and "REMOTE_ADDR" not in self.environ_base:
+            n = next(self._addresses)
+            environ["REMOTE_ADDR"] = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+        return super().open(*args, **kwargs)
+
+
 def build_app(database_url, redis_url=None, **overrides):
     config = {
         "SQLALCHEMY_DATABASE_URL": database_url,
@@ -84,6 +103,7 @@ def build_app(database_url, redis_url=None, **overrides):
     }
     config.update(overrides)
     app = create_app(config)
+    app.test_client_class = OwnAddressClient
     Base.metadata.create_all(app.extensions["gateway_engine"])
     return app
 

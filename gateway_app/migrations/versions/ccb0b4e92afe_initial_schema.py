@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 848a70a04784
+Revision ID: ccb0b4e92afe
 Revises: 
-Create Date: 2026-11-26 06:45:37.558768
+Create Date: 2026-11-26 06:54:50.904042
 """
 from alembic import op
 import sqlalchemy as sa
 import gateway_app.db
 from sqlalchemy.dialects import mysql
 
-revision = '848a70a04784'
+revision = 'ccb0b4e92afe'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -251,6 +251,8 @@ def upgrade():
     sa.Column('notes', sa.Text(), nullable=True),
     sa.Column('calcom_booking_uid', sa.String(length=100), nullable=True),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
+    sa.Column('idempotency_fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('booking_status_code', sa.Integer(), nullable=True),
     sa.Column('updated_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.Column('created_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ondelete='SET NULL'),
