@@ -295,12 +295,16 @@ def book(booking, headers):
             insert_if_free(appointment)
         except AlreadyBooked as retried:
             return replay(retried.appointment, fingerprint)
-        status_code = bookings.submit_booking(Session, appointment)
-        appointment.booking_status_code = status_code
+        message = bookings.queue_booking(Session, appointment)
+        appointment.booking_status_code = 202  # until Cal.com confirms: a retry meanwhile gets 202
         events.emit(Session, UPDATED, company_id, user_id=current_principal().user_id,
                     appointment_id=appointment.id)
         audit(Session, "appointment.booked", "appointment", appointment.id,
               starts_at=starts_at.isoformat(), ends_at=ends_at.isoformat(), customer_id=booking["customer_id"])
+        Session.commit()
+    status_code = bookings.confirm_now(message, appointment)
+    if status_code != appointment.booking_status_code:
+        appointment.booking_status_code = status_code
         Session.commit()
     Session.refresh(appointment)  # as stored: MySQL DATETIME keeps no fractional seconds
     return rendered(appointment, tz), status_code

@@ -1,8 +1,9 @@
 """A booking must reach Cal.com: it travels through the outbox (kind ``calcom.booking``).
 
-``submit_booking`` stores the appointment and its outbox message together, then, when
-Cal.com looks healthy, tries to confirm right away within ``booking_confirm_timeout``;
-otherwise (or if that attempt fails) the worker delivers it later and the client got 202.
+``queue_booking`` stores the outbox message with the appointment; after that commit,
+``confirm_now`` tries Cal.com right away within ``booking_confirm_timeout`` when its
+breaker is closed; otherwise (or if that attempt fails) the worker delivers it later and
+the client got 202.
 """
 import datetime as dt
 from functools import partial
@@ -23,23 +24,35 @@ BOOKING_KIND = "calcom.booking"
 SEARCH_MARGIN = dt.timedelta(minutes=1)
 
 
-def submit_booking(session, appointment):
-    """Queue the Cal.com booking of ``appointment`` and try to confirm it now.
+def queue_booking(session, appointment):
+    """Add the Cal.com booking of ``appointment`` to the outbox, in the caller's transaction.
 
-    Call with the appointment added and flushed (it needs its id). COMMITS the
-    session: the appointment, everything else the caller staged, and the outbox
-    message are stored together before Cal.com is called. Returns the HTTP status
-    for the client: 201 when Cal.com confirmed in time (``appointment.status`` is
-    "confirmed", ``calcom_booking_uid`` set), 202 when the booking waits in the outbox.
+    Call with the appointment added and flushed (it needs its id), before the commit
+    that stores both; then call ``confirm_now`` after that commit.
     """
-    message = enqueue(session, BOOKING_KIND, {"appointment_id": appointment.id},
-                      company_id=appointment.company_id)
-    session.commit()
+    return enqueue(session, BOOKING_KIND, {"appointment_id": appointment.id},
+                   company_id=appointment.company_id)
+
+
+def confirm_now(message, appointment):
+    """After the commit: when Cal.com looks healthy, deliver the booking right away.
+
+    Returns the HTTP status for the client: 201 when Cal.com confirmed within
+    ``booking_confirm_timeout`` (the appointment is "confirmed"), 202 when the booking
+    waits in the outbox for the worker.
+    """
     if not can_confirm_now() or not outbox.claim(message.id):
         return 202
     timeout = current_app.extensions["gateway"].policy["integrations"]["booking_confirm_timeout"]
     outbox.deliver_one(message.id, handler=partial(deliver_booking, timeout=timeout))
     return 201 if appointment.status == "confirmed" else 202
+
+
+def submit_booking(session, appointment):
+    """``queue_booking``, commit, ``confirm_now``: for callers with nothing else to store."""
+    message = queue_booking(session, appointment)
+    session.commit()
+    return confirm_now(message, appointment)
 
 
 def can_confirm_now():

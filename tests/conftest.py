@@ -86,7 +86,7 @@ class OwnAddressClient(FlaskClient):
 
     def open(self, *args, **kwargs):
         environ = kwargs.setdefault("environ_base", {})
-        if "REMOTE_ADDR" not in environ and "REMOTE_ADDR" not in self.environ_base:
+        if "REMOTE_ADDR" not in environ:
             n = next(self._addresses)
             environ["REMOTE_ADDR"] = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
         return super().open(*args, **kwargs)

@@ -5,7 +5,7 @@ import threading
 import pytest
 from sqlalchemy import event, func, select
 
-from gateway_app import bookings, events
+from gateway_app import events
 from gateway_app.db import Session
 from gateway_app.models import Appointment, AuditLog, Call, Company, Customer, OutboxMessage
 from tests.conftest import add_member
@@ -82,19 +82,6 @@ def test_booking_is_stored_pending_and_handed_to_calcom_through_the_outbox(tenan
     fetched = tenant.get(f"/api/v1/appointments/{body['id']}")
     assert fetched.status_code == 200
     assert fetched.get_json()["title"] == "Consultation"
-
-
-def test_booking_answers_the_status_submit_booking_returns(tenant, customer_id, monkeypatch):
-    def confirmed_in_time(session, appointment):
-        appointment.status = "confirmed"
-        appointment.calcom_booking_uid = f"uid-{appointment.id}"
-        return 201
-    monkeypatch.setattr(bookings, "submit_booking", confirmed_in_time)
-    first = tenant.post("/api/v1/appointments", json=booking(customer_id), headers={"Idempotency-Key": "k-201"})
-    assert first.status_code == 201
-    assert first.get_json()["status"] == "confirmed"
-    again = tenant.post("/api/v1/appointments", json=booking(customer_id), headers={"Idempotency-Key": "k-201"})
-    assert again.status_code == 201 and again.get_json()["id"] == first.get_json()["id"]
 
 
 def test_booking_emits_appointments_updated_after_commit(app, tenant, customer_id):
@@ -419,6 +406,7 @@ def test_calendar_queries_do_not_grow_with_the_rows(app, tenant, customer_id):
     start = dt.datetime(2030, 1, 7, 9, tzinfo=UTC)
     make_appointment(company_id, customer_id, start)
     url = "/api/v1/appointments?from=2030-01-01&to=2030-01-31&limit=100"
+    tenant.get(url, headers={"Cache-Control": "no-cache"})  # warms the principal cache
     one = count_queries(app, lambda: tenant.get(url, headers={"Cache-Control": "no-cache"}))
     for i in range(1, 40):
         make_appointment(company_id, customer_id, start + dt.timedelta(hours=i))

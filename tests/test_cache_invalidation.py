@@ -64,9 +64,11 @@ def invalidated(tenant, namespaces=NAMESPACES, suffix=""):
 
 @pytest.mark.parametrize("event, expected", [
     ("calls.created", {"dashboard", "analytics", "calls"}),
-    ("appointments.updated", {"appointments", "analytics"}),
+    ("calls.updated", {"dashboard", "analytics", "calls"}),
+    ("appointments.updated", {"appointments", "analytics", "dashboard"}),
     ("customers.updated", {"customers", "dashboard", "calls"}),   # cascade customers -> calls
-    ("settings.changed", {"settings", "company_settings"}),
+    ("settings.changed", {"settings", "company_settings", "appointments", "analytics", "dashboard"}),
+    ("billing.updated", {"billing"}),
     ("billing.refreshed", set()),                                  # no rule: nothing
 ])
 def test_each_configured_rule_invalidates_its_namespaces_and_only_those(tenant, event, expected):

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from gateway_app.discovery.registry import make_instance
 from gateway_app.migrate import upgrade
 from gateway_app.policy import DEFAULT_PATH, load_policy
-from tests.conftest import build_app, sign_up
+from tests.conftest import api_key_headers, build_app, sign_up
 from tests.support.servers import Gunicorn
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
@@ -206,8 +206,9 @@ def test_request_and_identity_are_forwarded_credentials_are_not(client, tenant, 
     response = tenant.client.post(
         "/api/v1/analytics/reports?period=week&x=1", data=b'{"n": 1}',
         headers={**tenant.headers, "Content-Type": "application/json", "X-Request-ID": "req-12345678",
-                 "X-API-Key": "should-not-leak", "X-Gateway-Company-Id": "999", "Cookie": "session=abc",
-                 "Connection": "keep-alive, X-Private", "X-Private": "hop", "X-Custom": "kept"})
+                 "X-Gateway-Company-Id": "999", "Cookie": "session=abc",
+                 "Connection": "keep-alive, X-Private", "X-Private": "hop", "X-Custom": "kept"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert response.status_code == 200, response.get_json()
     echoed = response.get_json()
     assert echoed["method"] == "POST" and echoed["path"] == "/api/v1/analytics/reports"
@@ -219,9 +220,16 @@ def test_request_and_identity_are_forwarded_credentials_are_not(client, tenant, 
     assert headers["x-gateway-role"] == "owner"
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-custom"] == "kept"
-    for leaked in ("authorization", "x-api-key", "cookie", "x-private"):
+    for leaked in ("authorization", "cookie", "x-private"):
         assert leaked not in headers
     assert response.headers["X-Request-ID"] == "req-12345678"
+
+    key = api_key_headers(tenant, scopes=("read", "write"))
+    with_key = tenant.client.post("/api/v1/analytics/reports", data=b"{}", headers={
+        **key, "Content-Type": "application/json"})
+    assert with_key.status_code == 200, with_key.get_json()
+    forwarded = {name.lower(): value for name, value in with_key.get_json()["headers"].items()}
+    assert "x-api-key" not in forwarded and "x-gateway-api-key-id" in forwarded
 
 
 def test_remote_services_keep_the_gateways_authentication(client, instances):

@@ -21,7 +21,7 @@ from gateway_app.db import Session, utcnow
 from gateway_app.models import Appointment, Company, Customer, OutboxMessage
 from gateway_app.notifications import queue_email
 from gateway_app.policy import load_policy
-from tests.conftest import PROVIDER_KEYS, build_app
+from tests.conftest import PROVIDER_KEYS, build_app, sign_up
 from tests.support.servers import ROOT, free_port
 
 CAL = "https://api.cal.com/v2"
@@ -245,3 +245,38 @@ def test_gateway_worker_delivers_after_an_outage_and_a_restart(tmp_path, redis_u
     finally:
         server.shutdown()
         app.extensions["gateway_engine"].dispose()
+
+
+def book_through_http(app, key):
+    tenant = sign_up(app.test_client())
+    company = Session.get(Company, tenant.company["id"])
+    company.calcom_event_type_id = "77"
+    customer = Customer(company_id=company.id, name="Ada Lovelace", email="ada@example.com")
+    Session.add(customer)
+    Session.commit()
+    body = {"customer_id": customer.id, "starts_at": "2026-12-01T15:00:00+00:00",
+            "duration_minutes": 30, "title": "Cleaning"}
+    return tenant, body, tenant.post("/api/v1/appointments", json=body,
+                                     headers={"Idempotency-Key": key})
+
+
+def test_booking_through_http_is_201_when_calcom_confirms_in_time(quick_app, mocked):
+    mocked.post(f"{CAL}/bookings", status=201, json={"status": "success", "data": cal_booking("bk_http")})
+    tenant, body, first = book_through_http(quick_app, "confirm-1")
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["status"] == "confirmed"
+    retried = tenant.post("/api/v1/appointments", json=body, headers={"Idempotency-Key": "confirm-1"})
+    assert retried.status_code == 201 and retried.get_json()["id"] == first.get_json()["id"]
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1
+
+
+def test_booking_through_http_is_202_while_calcom_fails(quick_app, mocked):
+    mocked.post(f"{CAL}/bookings", status=503, json={"status": "error"})
+    tenant, body, first = book_through_http(quick_app, "outage-1")
+    assert first.status_code == 202, first.get_json()
+    assert first.get_json()["status"] == "pending"
+    [message] = messages("calcom.booking")
+    assert message.status == "pending" and message.attempts == 1
+    retried = tenant.post("/api/v1/appointments", json=body, headers={"Idempotency-Key": "outage-1"})
+    assert retried.status_code == 202 and retried.get_json()["id"] == first.get_json()["id"]
