@@ -31,6 +31,7 @@ class Instance:
         self.health_status = 200
         self.answer_status = 200
         self.health_hits = 0
+        self.answer_hits = 0
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -41,6 +42,7 @@ class Instance:
         if request.path == "/health":
             self.health_hits += 1
             return Response("ok", status=self.health_status)
+        self.answer_hits += 1
         body = {"instance": self.name, "method": request.method, "path": request.path,
                 "query": request.query_string.decode(), "body": request.get_data(as_text=True),
                 "headers": dict(request.headers)}
@@ -368,3 +370,30 @@ def test_without_redis_the_registry_and_rotation_are_in_process(tmp_path, instan
     finally:
         stop_monitor(app)
         app.extensions["gateway_engine"].dispose()
+
+
+def test_a_failing_remote_service_opens_its_breaker_and_is_not_called(client, tenant, instances):
+    a = instances("A")
+    a.answer_status = 500          # healthy by its /health, broken on every request
+    register(client, a.url)
+    for _ in range(5):             # failure_threshold: 5 within failure_window
+        client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN)
+        response = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
+        assert response.status_code == 503
+        assert response.get_json()["service"] == "analytics"
+    health_checks_when_opened = a.health_hits
+    calls_before = requests_seen(a)
+    client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN)
+    refused = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
+    assert refused.status_code == 503
+    assert "circuit breaker is open" in refused.get_json()["detail"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert requests_seen(a) == calls_before      # the open breaker kept the request away
+    assert health_checks_when_opened < a.health_hits   # the instance itself was still reachable
+    state = client.get("/gateway/admin/breakers", headers=ADMIN).get_json()
+    assert {"service": "analytics", "state": "open"}.items() <= next(
+        b for b in state["data"] if b["service"] == "analytics").items()
+
+
+def requests_seen(instance):
+    return instance.answer_hits

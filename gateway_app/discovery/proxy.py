@@ -29,6 +29,14 @@ class UpstreamFailure(Exception):
         self.detail = detail
 
 
+class NoInstanceAnswered(Exception):
+    """Every healthy instance of a service failed (or none was healthy): one breaker failure."""
+
+    def __init__(self, failures):
+        super().__init__("; ".join(str(failure) for failure in failures) or "none healthy")
+        self.failures = failures
+
+
 @dataclass
 class OutboundRequest:
     method: str

@@ -8,13 +8,15 @@ service.
 """
 import re
 
+import pybreaker
 import requests
 from flask import current_app
 
+from ..breakers import breaker_for
 from ..discovery.balancer import failover_order
 from ..discovery.health import HealthMonitor
-from ..discovery.proxy import (UpstreamFailure, outbound_request, send_to_instance,
-                               to_flask_response)
+from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, outbound_request,
+                               send_to_instance, to_flask_response)
 from ..discovery.registry import Registry
 from ..errors import GatewayProblem
 from .authentication import unauthorized
@@ -67,7 +69,25 @@ class ServiceDiscoveryStage(Stage):
         return self.forward(service, ctx, request)
 
     def forward(self, service, ctx, request):
+        """One breaker per remote service: a service whose instances keep failing is not
+        called at all while its breaker is open, and gets the fallback at once."""
+        breaker = breaker_for(service)
+        wait = breaker.rejecting()
+        if wait is not None:
+            return self.fallback(service, ctx, request, wait, "its circuit breaker is open")
         outbound = outbound_request(request, ctx)
+        try:
+            return breaker.call(self.first_answer, service, outbound)
+        except NoInstanceAnswered as exc:
+            current_app.logger.warning("service %s: no instance answered (%s)", service, exc)
+            return self.fallback(service, ctx, request, self.config["health_check"]["interval"],
+                                 "no healthy instance answered")
+        except pybreaker.CircuitBreakerError:
+            return self.fallback(service, ctx, request, breaker.retry_after() or 1,
+                                 "its circuit breaker is open")
+
+    def first_answer(self, service, outbound):
+        """The first instance's answer in round-robin order, failing over on faults."""
         failures = []
         for instance in failover_order(self.registry, service):
             try:
@@ -79,17 +99,13 @@ class ServiceDiscoveryStage(Stage):
                 failures.append(failure)
                 continue
             return to_flask_response(current_app.response_class, upstream, instance)
-        return self.all_instances_failed(service, ctx, request, failures)
+        raise NoInstanceAnswered(failures)
 
-    def all_instances_failed(self, service, ctx, request, failures):
-        current_app.logger.warning("service %s: no instance answered (%s)", service,
-                                   "; ".join(str(failure) for failure in failures) or "none healthy")
+    def fallback(self, service, ctx, request, retry_after, reason):
         stale = current_app.extensions["gateway"].pipeline.stage("caching").stale_response(ctx, request)
         if stale is not None:
             return stale
-        retry_after = self.config["health_check"]["interval"]
         raise GatewayProblem(
-            503, "Service Unavailable",
-            f"No healthy instance of the {service} service answered; retry after the next health check.",
-            problem_type="service-unavailable", headers={"Retry-After": str(retry_after)},
-            service=service)
+            503, "Service Unavailable", f"The {service} service is unavailable: {reason}.",
+            problem_type="service-unavailable", headers={"Retry-After": str(int(retry_after))},
+            service=service, retry_after=int(retry_after))
