@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install migrate seed bench clean
+.PHONY: run test install migrate seed clean
 
 $(BIN)/gateway: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,6 @@ run: seed
 # redis-server on a free port and use the local MariaDB when it is reachable.
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
-
-bench: install
-	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -2,7 +2,7 @@
 import datetime as dt
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from blueprints.common import current_company_id
@@ -10,7 +10,7 @@ from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import analytics_queries as queries
-from gateway_app.services.timeranges import (GRANULARITIES, TimezoneField, periods, range_errors, whole_range,
+from gateway_app.services.timeranges import (GRANULARITIES, LocalDateRangeArgs, periods, whole_range,
                                              zone_or_utc)
 
 blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics", description="Analytics service")
@@ -18,18 +18,8 @@ blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics", descripti
 DEFAULT_RANGE_DAYS = 30
 
 
-class RangeArgs(Schema):
-    from_ = fields.Date(data_key="from", load_default=None,
-                        metadata={"description": "first local day (default: 29 days before `to`)"})
-    to = fields.Date(load_default=None, metadata={"description": "last local day, inclusive (default: today)"})
-    tz = TimezoneField(load_default=None, metadata={"description": "IANA timezone (default: the company's)"})
-
-    @validates_schema
-    def check_range(self, data, **_kwargs):
-        if data.get("from_") and data.get("to"):
-            errors = range_errors(data["from_"], data["to"])
-            if errors:
-                raise ValidationError(errors)
+class RangeArgs(LocalDateRangeArgs):
+    """Defaults: ``to`` today, ``from`` 29 days before it."""
 
 
 class SeriesArgs(RangeArgs):

@@ -17,7 +17,8 @@ from gateway_app.errors import GatewayProblem
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Call, Company, Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments_rules as rules
-from gateway_app.services.timeranges import LocalRange, TimezoneField, as_utc, range_errors, zone_or_utc
+from gateway_app.services.timeranges import (LocalDateRangeArgs, LocalRange, TimezoneField, as_utc,
+                                             zone_or_utc)
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
 
@@ -27,19 +28,9 @@ PAST_GRACE = dt.timedelta(minutes=5)  # a slot agreed on a call may be posted a 
 UPDATED = "appointments.updated"
 
 
-class CalendarArgs(PageArgs):
-    from_ = fields.Date(data_key="from", load_default=None)
-    to = fields.Date(load_default=None)
-    tz = TimezoneField(load_default=None)
+class CalendarArgs(PageArgs, LocalDateRangeArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(APPOINTMENT_STATUSES))
     customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
-
-    @validates_schema
-    def check_range(self, data, **_kwargs):
-        if data.get("from_") and data.get("to"):
-            errors = range_errors(data["from_"], data["to"])
-            if errors:
-                raise ValidationError(errors)
 
 
 class TimezoneArgs(Schema):

@@ -2,11 +2,11 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import event
 
 from gateway_app.db import Session
 from gateway_app.models import Appointment, Call, Company, Customer
 from tests.conftest import add_member
+from tests.support.queries import counted_queries
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 UTC = dt.timezone.utc
@@ -205,16 +205,8 @@ def test_queries_per_request_do_not_grow_with_rows_or_periods(app, tenant):
 
 
 def count_queries(app, tenant, url):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-    engine = app.extensions["gateway_engine"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with counted_queries(app) as statements:
         body = fetch(tenant, url)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     return len(statements), body
 
 

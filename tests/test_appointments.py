@@ -3,12 +3,13 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from gateway_app import events
 from gateway_app.db import Session
 from gateway_app.models import Appointment, AuditLog, Call, Company, Customer, OutboxMessage
 from tests.conftest import add_member
+from tests.support.queries import counted_queries
 
 BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 UTC = dt.timezone.utc
@@ -416,16 +417,8 @@ def test_calendar_queries_do_not_grow_with_the_rows(app, tenant, customer_id):
 
 
 def count_queries(app, send):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-    engine = app.extensions["gateway_engine"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with counted_queries(app) as statements:
         response = send()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200, response.get_json()
     return len(statements), response
 

@@ -1,30 +1,15 @@
 """The principal cache: no database query on a warm request, yet tier, role and
 revocation changes apply on the next request, in every worker."""
-import contextlib
 
 import pytest
 from flask import g
-from sqlalchemy import event
 
 from gateway_app.db import Session
 from tests.conftest import PASSWORD, build_app, sign_up
+from tests.support.queries import counted_queries
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 NO_DB_VIEW = "/api/v1/team/roles"  # answers from the permission matrix alone
-
-
-@contextlib.contextmanager
-def counting_queries(app):
-    statements = []
-    engine = app.extensions["gateway_engine"]
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def credentials(client, tenant):
@@ -49,7 +34,7 @@ def test_a_warm_request_costs_no_database_query(any_store_app, kind):
     headers = credentials(client, tenant)[kind]
     assert client.get(NO_DB_VIEW, headers=headers).status_code == 200  # cold: resolves from the DB
     Session.remove()
-    with counting_queries(any_store_app) as statements:
+    with counted_queries(any_store_app) as statements:
         for _ in range(3):
             assert client.get(NO_DB_VIEW, headers=headers).status_code == 200
     assert statements == []
@@ -61,7 +46,7 @@ def test_a_warm_session_request_costs_no_database_query(any_store_app):
     assert client.post("/api/v1/auth/login", json={"email": tenant.user["email"], "password": PASSWORD}).status_code == 200
     assert client.get(NO_DB_VIEW).status_code == 200
     Session.remove()
-    with counting_queries(any_store_app) as statements:
+    with counted_queries(any_store_app) as statements:
         assert client.get(NO_DB_VIEW).status_code == 200
     assert statements == []
 

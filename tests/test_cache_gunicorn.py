@@ -1,8 +1,6 @@
 """Consistency across processes: real gunicorn, 4 gevent workers, one Redis. After a write's
 response has been received, no worker serves data older than that write, from L1 or L2."""
 import concurrent.futures
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -10,35 +8,24 @@ import requests
 
 from gateway_app.migrate import upgrade
 from tests.conftest import PASSWORD
-from tests.support.servers import ROOT, Gunicorn, wait_for_port
+from tests.support.servers import Gunicorn
 
 pytestmark = pytest.mark.gunicorn
 ROUNDS = 25
 READS_PER_ROUND = 16
 
 
-class CacheTestGunicorn(Gunicorn):
-    """The real app plus the test-only cache routes (tests/support/cache_app.py)."""
-    APP = "tests.support.cache_app:served_app()"
-
-    def start(self, timeout=30):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", self.APP],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        if not wait_for_port(self.port, timeout):
-            self.stop()
-            raise RuntimeError("gunicorn did not start:\n" + self.output())
-        return self
+# the real app plus the test-only cache routes (tests/support/cache_app.py)
+CACHE_APP = "tests.support.cache_app:served_app()"
 
 
 @pytest.fixture
 def served(tmp_path, redis_url, redis_client):
     database = f"sqlite:///{tmp_path}/served.db"
     upgrade(database)
-    server = CacheTestGunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url,
-                                "GATEWAY_ACCESS_LOG": "0",
-                                "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=4).start()
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "GATEWAY_ACCESS_LOG": "0",
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"},
+                      workers=4, app_uri=CACHE_APP).start()
     yield server
     server.stop()
 

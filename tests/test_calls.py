@@ -6,12 +6,12 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
 from gateway_app.db import Session
 from gateway_app.models import Company, Customer
 from gateway_app.services import calls_queries
 from tests.conftest import insert_appointment, insert_call, user_with_role
+from tests.support.queries import counted_queries
 
 UTC = dt.timezone.utc
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
@@ -37,19 +37,6 @@ def add_customer(company_id, name="Jane Roe", phone=None, email=None):
 
 
 @contextmanager
-def counted_queries(app):
-    statements = []
-    engine = app.extensions["gateway_engine"]
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 @BOTH
 def test_list_is_newest_first_without_transcripts(tenant):
     company_id = tenant.company["id"]

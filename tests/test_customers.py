@@ -8,7 +8,7 @@ from gateway_app import events
 from gateway_app.db import Session
 from gateway_app.models import AuditLog
 from tests.conftest import insert_appointment, insert_call, user_with_role
-from tests.test_calls import counted_queries
+from tests.support.queries import counted_queries
 
 UTC = dt.timezone.utc
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)

@@ -11,7 +11,7 @@ import pytest
 from gateway_app.db import Session
 from gateway_app.models import Company, Customer
 from tests.conftest import insert_appointment, insert_call, user_with_role
-from tests.test_calls import counted_queries
+from tests.support.queries import counted_queries
 
 UTC = dt.timezone.utc
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)

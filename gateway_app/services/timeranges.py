@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 log = logging.getLogger("gateway.timeranges")
 MAX_RANGE_DAYS = 366  # "at most one year": a leap year's 1 January .. 31 December
@@ -142,3 +142,18 @@ def as_utc(value, tz):
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value.astimezone(dt.timezone.utc)
+
+
+class LocalDateRangeArgs(Schema):
+    """``?from=&to=`` local days (inclusive) and ``?tz=``, checked as one range."""
+    from_ = fields.Date(data_key="from", load_default=None,
+                        metadata={"description": "first local day"})
+    to = fields.Date(load_default=None, metadata={"description": "last local day, inclusive"})
+    tz = TimezoneField(load_default=None, metadata={"description": "IANA timezone (default: the company's)"})
+
+    @validates_schema
+    def check_range(self, data, **_kwargs):
+        if data.get("from_") and data.get("to"):
+            errors = range_errors(data["from_"], data["to"])
+            if errors:
+                raise ValidationError(errors)
