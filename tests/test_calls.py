@@ -3,7 +3,6 @@ import csv
 import datetime as dt
 import io
 import time
-from contextlib import contextmanager
 
 import pytest
 
@@ -36,7 +35,6 @@ def add_customer(company_id, name="Jane Roe", phone=None, email=None):
     return customer
 
 
-@contextmanager
 @BOTH
 def test_list_is_newest_first_without_transcripts(tenant):
     company_id = tenant.company["id"]
