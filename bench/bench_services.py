@@ -56,7 +56,7 @@ def unlimited_policy(directory):
         policy = yaml.safe_load(handle)
     layers = policy["rate_limiting"]["layers"]
     for layer in ("ip", "user", "company"):
-        layers[layer]["limits"] = ["10000000/hour"]
+        layers[layer]["limits"] = ["10000000/hour" for _ in layers[layer]["limits"]]
     layers["endpoint"]["services"] = {name: "10000000/hour" for name in layers["endpoint"]["services"]}
     path = os.path.join(directory, "gateway.yaml")
     with open(path, "w", encoding="utf-8") as handle:
