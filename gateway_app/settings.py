@@ -73,6 +73,8 @@ def from_environment(env=None):
         config[f"{upper}_BASE_URL"] = (env.get(f"{upper}_BASE_URL")
                                        or PROVIDER_DEFAULT_URLS[provider]).rstrip("/")
         config[f"{upper}_API_KEY"] = env.get(f"{upper}_API_KEY") or None
+    # the sender of every email; not in CONTRACT.md's list, an addition with a safe default
+    config["SENDGRID_FROM_EMAIL"] = env.get("SENDGRID_FROM_EMAIL") or "no-reply@voice-gateway.dev"
     for name in ("CALCOM_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "SENDGRID_WEBHOOK_PUBLIC_KEY"):
         config[name] = env.get(name) or None
     return config

@@ -1,17 +1,13 @@
 """Outbox handler for ``sendgrid.email``: send one queued email through SendGrid."""
-import os
-
 from flask import current_app
 
 from .http import client_for, outbox_delivery
 from .sendgrid import SendgridClient
 
-DEFAULT_FROM = "no-reply@voice-gateway.dev"
 
 
 def sender_address():
-    return (current_app.config.get("SENDGRID_FROM_EMAIL") or os.environ.get("SENDGRID_FROM_EMAIL")
-            or DEFAULT_FROM)
+    return current_app.config["SENDGRID_FROM_EMAIL"]
 
 
 def deliver_email(message):
