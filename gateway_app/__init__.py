@@ -7,6 +7,7 @@ from flask_smorest import Api
 from . import errors, integrations
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
+from .openapi import document_security
 from .pipeline import Pipeline
 from .policy import load_policy
 from .redis_store import make_redis
@@ -55,6 +56,7 @@ def create_app(config=None):
     errors.install(app)  # after Api(), which registers its own JSON error handler
     from blueprints import register_all
     register_all(api)
+    document_security(app, api)
     app.extensions["gateway"].pipeline = Pipeline(app, policy)
     integrations.register(app)
 

@@ -133,3 +133,18 @@ def test_bad_credentials_are_401_not_anonymous(client):
 @pytest.mark.parametrize("security_header", ["X-Content-Type-Options", "X-Frame-Options"])
 def test_security_headers(client, security_header):
     assert security_header in client.get("/health").headers
+
+
+def test_openapi_names_the_credential_of_each_operation(client):
+    document = client.get("/openapi.json").get_json()
+    assert set(document["components"]["securitySchemes"]) == {"apiKey", "bearerToken", "session",
+                                                               "adminToken"}
+    paths = document["paths"]
+    assert paths["/health"]["get"]["security"] == []
+    assert paths["/api/v1/auth/signup"]["post"]["security"] == []
+    assert {"apiKey": []} in paths["/api/v1/calls/{call_id}"]["get"]["security"]
+    assert paths["/gateway/admin/companies/{company_id}"]["patch"]["security"] == [{"adminToken": []}]
+    undocumented = [(path, method) for path, operations in paths.items()
+                    for method, operation in operations.items()
+                    if method in ("get", "post", "patch", "delete") and "security" not in operation]
+    assert undocumented == []
