@@ -28,17 +28,35 @@ class FeedItem:
     row: object
 
 
+def older_than(columns, position):
+    """Entries strictly after ``position`` in (at, kind, id) descending order."""
+    at, kind, row_id = position
+    return and_(columns.at <= at, or_(columns.at < at,
+                                      and_(columns.at == at, or_(columns.kind < kind,
+                                                                 and_(columns.kind == kind,
+                                                                      columns.id < row_id)))))
+
+
+def newest_first(query, columns):
+    return query.order_by(columns.at.desc(), columns.kind.desc(), columns.id.desc())
+
+
+def source_page(source, position, size):
+    """One source's next ``size`` entries: each branch sorts and limits on its own index,
+    so the union below merges a few pages, never every row of every source."""
+    entries = source.query.subquery()
+    query = select(entries.c.kind, entries.c.id, entries.c.at)
+    if position is not None:
+        query = query.where(older_than(entries.c, position))
+    return select(newest_first(query, entries.c).limit(size).subquery())
+
+
 def page_feed(sources, args, encode_cursor):
     """``{data: [FeedItem], next_cursor}``, newest first; ties ordered by kind, then id."""
-    feed = union_all(*(source.query for source in sources)).subquery("feed")
-    query = select(feed.c.kind, feed.c.id, feed.c.at)
-    if args.get("cursor") is not None:
-        at, kind, row_id = decode_position(args["cursor"])
-        query = query.where(feed.c.at <= at, or_(feed.c.at < at,
-                                and_(feed.c.at == at, or_(feed.c.kind < kind,
-                                                          and_(feed.c.kind == kind, feed.c.id < row_id)))))
+    position = decode_position(args["cursor"]) if args.get("cursor") is not None else None
     limit = args["limit"]
-    entries = Session.execute(query.order_by(feed.c.at.desc(), feed.c.kind.desc(), feed.c.id.desc())
+    feed = union_all(*(source_page(source, position, limit + 1) for source in sources)).subquery("feed")
+    entries = Session.execute(newest_first(select(feed.c.kind, feed.c.id, feed.c.at), feed.c)
                               .limit(limit + 1)).all()
     next_cursor = None
     if len(entries) > limit:
