@@ -332,6 +332,8 @@ def change_status(change, appointment_id):
         Session.rollback()
         refuse_transition(Session.scalar(select(Appointment.status).where(Appointment.id == appointment_id)),
                           requested)
+    if requested == "cancelled":
+        bookings.queue_cancellation(Session, appointment)
     events.emit(Session, UPDATED, appointment.company_id, user_id=current_principal().user_id,
                 appointment_id=appointment.id)
     audit(Session, "appointment.status_changed", "appointment", appointment.id,

@@ -21,6 +21,7 @@ from .notifications import queue_email
 from .outbox import enqueue
 
 BOOKING_KIND = "calcom.booking"
+CANCELLATION_KIND = "calcom.cancellation"
 SEARCH_MARGIN = dt.timedelta(minutes=1)
 
 
@@ -106,6 +107,11 @@ def attendee_of(appointment, customer):
 
 def confirm(appointment, booking, customer):
     appointment.calcom_booking_uid = booking["uid"]
+    Session.refresh(appointment, ["status"])
+    if appointment.status == "cancelled":
+        # cancelled while Cal.com was booking it: undo the booking there too
+        queue_cancellation(Session, appointment)
+        return
     appointment.status = "confirmed"
     emit(Session, "appointments.updated", appointment.company_id, appointment_id=appointment.id)
     if customer and customer.email:
@@ -114,3 +120,24 @@ def confirm(appointment, booking, customer):
                     f"Your appointment is confirmed: {appointment.title}",
                     f"Hello {customer.name},\n\nyour appointment '{appointment.title}' on {when} "
                     f"is confirmed.\n", category="booking_confirmation")
+
+
+def queue_cancellation(session, appointment, reason="Cancelled through the gateway"):
+    """Tell Cal.com an appointment is cancelled, through the outbox, in the caller's transaction.
+
+    A booking that never reached Cal.com needs nothing: its outbox message skips a
+    cancelled appointment.
+    """
+    return enqueue(session, CANCELLATION_KIND, {"appointment_id": appointment.id, "reason": reason},
+                   company_id=appointment.company_id)
+
+
+def deliver_cancellation(message):
+    """Outbox handler: cancel the appointment's Cal.com booking, if it has one."""
+    appointment = Session.get(Appointment, message.payload["appointment_id"])
+    if appointment is None or not appointment.calcom_booking_uid:
+        return None
+    calcom = client_for(CalcomClient)
+    with outbox_delivery():
+        calcom.cancel_booking(appointment.calcom_booking_uid, message.payload["reason"])
+    return appointment.calcom_booking_uid

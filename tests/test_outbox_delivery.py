@@ -280,3 +280,32 @@ def test_booking_through_http_is_202_while_calcom_fails(quick_app, mocked):
     assert message.status == "pending" and message.attempts == 1
     retried = tenant.post("/api/v1/appointments", json=body, headers={"Idempotency-Key": "outage-1"})
     assert retried.status_code == 202 and retried.get_json()["id"] == first.get_json()["id"]
+
+
+def test_cancelling_a_confirmed_appointment_cancels_it_at_calcom(quick_app, mocked):
+    mocked.post(f"{CAL}/bookings", status=201, json={"status": "success", "data": cal_booking("bk_gone")})
+    mocked.post(f"{CAL}/bookings/bk_gone/cancel", status=200,
+                json={"status": "success", "data": cal_booking("bk_gone")})
+    tenant, _, booked = book_through_http(quick_app, "cancel-1")
+    assert booked.status_code == 201
+    cancelled = tenant.patch(f"/api/v1/appointments/{booked.get_json()['id']}/status",
+                             json={"status": "cancelled"})
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    [message] = messages("calcom.cancellation")
+    assert message.status == "pending"
+    outbox.deliver_due(now=later())
+    Session.refresh(message)
+    assert message.status == "done" and message.provider_message_id == "bk_gone"
+    [call] = [c for c in mocked.calls if c.request.url.endswith("/bookings/bk_gone/cancel")]
+    assert json.loads(call.request.body)["cancellationReason"]
+    assert call.request.headers["cal-api-version"]
+
+
+def test_cancelling_before_calcom_booked_it_sends_nothing(quick_app, mocked):
+    mocked.post(f"{CAL}/bookings", status=503, json={"status": "error"})
+    tenant, _, booked = book_through_http(quick_app, "cancel-2")
+    assert booked.status_code == 202
+    tenant.patch(f"/api/v1/appointments/{booked.get_json()['id']}/status", json={"status": "cancelled"})
+    calls_before = len(mocked.calls)
+    assert outbox.deliver_due(now=later()) == {"done": 2}   # the booking and the cancellation
+    assert len(mocked.calls) == calls_before                # neither reached Cal.com

@@ -40,11 +40,12 @@ def register(app):
         READINESS_CHECKS[name] = readiness_check(service)
         INFORMATIONAL_CHECKS.add(name)
     from .. import outbox
-    from ..bookings import BOOKING_KIND, deliver_booking
+    from ..bookings import BOOKING_KIND, CANCELLATION_KIND, deliver_booking, deliver_cancellation
     from ..notifications import EMAIL_KIND
     from .email import deliver_email
     from .usage_reporting import METER_EVENT_KIND, deliver_meter_event
     outbox.register_handler(BOOKING_KIND, deliver_booking)
+    outbox.register_handler(CANCELLATION_KIND, deliver_cancellation)
     outbox.register_handler(EMAIL_KIND, deliver_email)
     outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
 
