@@ -62,6 +62,7 @@ class CachingStage(Stage):
         self.rules = InvalidationRules(self.config)
         self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
         self.max_entry_bytes = self.config["max_entry_bytes"]
+        self.lookup_counters = {}   # (namespace, outcome, tier) -> counter child
         self.check_declarations(app)
         events.subscribe(app, self.invalidator.on_event)
 
@@ -90,8 +91,13 @@ class CachingStage(Stage):
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
-        tier = (tier or self.tiers.tier_of(scope.namespace)).lower()
-        self.metrics["lookups"].labels(scope.namespace, tier, outcome).inc()
+        key = (scope.namespace, outcome, tier)
+        counter = self.lookup_counters.get(key)
+        if counter is None:   # labels() costs a lock and a lookup: each series is kept
+            label = (tier or self.tiers.tier_of(scope.namespace)).lower()
+            counter = self.lookup_counters[key] = self.metrics["lookups"].labels(
+                scope.namespace, label, outcome)
+        counter.inc()
 
     # --- pipeline -----------------------------------------------------------------
 
