@@ -37,8 +37,8 @@ class Lookup:
 
 
 def client_refuses_cache(request):
-    headers = request.headers
-    if "Cache-Control" not in headers and "Pragma" not in headers:  # the usual case, unparsed
+    environ = request.environ  # a missing header costs an exception through request.headers
+    if "HTTP_CACHE_CONTROL" not in environ and "HTTP_PRAGMA" not in environ:  # the usual case
         return False
     control = request.cache_control
     return bool(control.no_cache or control.no_store or "no-cache" in request.pragma)
@@ -46,7 +46,7 @@ def client_refuses_cache(request):
 
 def conditional(response, request):
     """304 when the client's If-None-Match matches the response's ETag."""
-    if "If-None-Match" not in request.headers:
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
         return response
     return response.make_conditional(request)
 
