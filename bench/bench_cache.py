@@ -5,7 +5,10 @@ same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
     /work/main/.venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
 
 Also measures a view that builds the page from the database (25 calls), cached and not,
-and counts the Redis commands an L1 hit costs (INFO commandstats).
+the L1 hit and the uncached handler once more through the rate-limiting stage (the full
+pipeline; the policy is conf/gateway.yaml with the limits raised, as in
+bench/bench_services.py, so the load is never refused), and counts the Redis commands an
+L1 hit costs with and without rate limiting (INFO commandstats).
 """
 from gevent import monkey
 
@@ -23,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
+from bench.bench_services import unlimited_policy  # noqa: E402
 from bench.cache_harness import BenchGunicorn, hammer, seed_calls  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
 from tests.support.servers import PrivateRedis  # noqa: E402
@@ -55,6 +59,18 @@ def redis_calls(client, command):
     return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
 
+def redis_commands_per_request(client, server, path, headers):
+    before = {c: redis_calls(client, c) for c in COUNTED_COMMANDS}
+    _rps, statuses = hammer(server.port, path, headers, 1.0, 4)
+    served = sum(statuses.values())
+    return {c: (redis_calls(client, c) - before[c]) / served for c in before}
+
+
+# evalsha is the rate limiter's one script call; the commands it runs inside Redis
+# (get, set, ...) are counted too but cost no round trip
+COUNTED_COMMANDS = ("mget", "get", "set", "setex", "evalsha")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -67,6 +83,7 @@ def main():
     database = f"sqlite:///{workdir}/bench.db"
     upgrade(database)
     env = {"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
+           "GATEWAY_CONFIG": unlimited_policy(workdir),
            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
     gateway = BenchGunicorn(env, "bench.cache_harness:gateway_app()").start()
     bare = BenchGunicorn(env, "bench.cache_harness:bare_app()").start()
@@ -81,16 +98,16 @@ def main():
             "gateway public route, uncached": (gateway, "/bench/public/uncached", {}, None),
             "gateway, L1 hit of a DB-backed view": (gateway, "/bench/db/l1", auth, "HIT-L1"),
             "gateway, DB-backed view uncached": (gateway, "/bench/db/uncached", auth, None),
+            "rate limited, L1 hit": (gateway, "/bench/limited/l1", auth, "HIT-L1"),
+            "rate limited, uncached handler": (gateway, "/bench/limited/uncached", auth, None),
         }
         for name, (server, path, headers, expected) in targets.items():
             requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache
             check(server.url + path, headers, expected)
 
         client = redis.Redis.from_url(store.url)
-        before = {c: redis_calls(client, c) for c in ("mget", "get", "set", "setex")}
-        rps, statuses = hammer(gateway.port, "/bench/l1", auth, 1.0, 4)
-        served = sum(statuses.values())
-        per_hit = {c: (redis_calls(client, c) - before[c]) / served for c in before}
+        per_hit = {path: redis_commands_per_request(client, gateway, path, auth)
+                   for path in ("/bench/l1", "/bench/limited/l1")}
 
         results = {name: [] for name in targets}
         for _round in range(args.rounds):     # interleaved, so drift in machine load is shared
@@ -113,7 +130,9 @@ def main():
         median = statistics.median(samples)
         print(f"  {name:34s} {median:8.0f} req/s  {median / bare_rps:5.2f}x bare"
               f"   (rounds: {', '.join(f'{s:.0f}' for s in samples)})")
-    print("Redis commands per L1 hit: " + ", ".join(f"{c} {v:.2f}" for c, v in per_hit.items()))
+    for path, counts in per_hit.items():
+        print(f"Redis commands per L1 hit of {path}: "
+              + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()))
 
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ def unlimited_policy(directory):
     with open(os.path.join(ROOT, "conf", "gateway.yaml"), encoding="utf-8") as handle:
         policy = yaml.safe_load(handle)
     layers = policy["rate_limiting"]["layers"]
-    for layer in ("ip", "user", "company"):
-        layers[layer]["limits"] = ["10000000/hour" for _ in layers[layer]["limits"]]
+    for layer in ("ip", "user", "company"):   # same windows, so the policy names still fit
+        layers[layer]["limits"] = ["10000000/" + limit.split("/", 1)[1] for limit in layers[layer]["limits"]]
     layers["endpoint"]["services"] = {name: "10000000/hour" for name in layers["endpoint"]["services"]}
     path = os.path.join(directory, "gateway.yaml")
     with open(path, "w", encoding="utf-8") as handle:

@@ -25,14 +25,17 @@ PAYLOAD = {
     "next_cursor": None,
 }
 ROUTES = {
-    # path: (cache namespace, public)
-    "/bench/l1": ("settings", False),       # tier l1 (300 s: outlives the run)
-    "/bench/l2": ("customers", False),      # tier l2
-    "/bench/uncached": (None, False),
-    "/bench/public/l1": ("settings", True),
-    "/bench/public/uncached": (None, True),
-    "/bench/db/l1": ("settings", False),
-    "/bench/db/uncached": (None, False),
+    # path: (cache namespace, public, rate limited)
+    "/bench/l1": ("settings", False, False),       # tier l1 (300 s: outlives the run)
+    "/bench/l2": ("customers", False, False),      # tier l2
+    "/bench/uncached": (None, False, False),
+    "/bench/public/l1": ("settings", True, False),
+    "/bench/public/uncached": (None, True, False),
+    "/bench/db/l1": ("settings", False, False),
+    "/bench/db/uncached": (None, False, False),
+    # the same through the rate-limiting stage (service "calls"): the full pipeline
+    "/bench/limited/l1": ("settings", False, True),
+    "/bench/limited/uncached": (None, False, True),
 }
 
 
@@ -80,8 +83,8 @@ def gateway_app():
 
     app = create_app()
     blp = Blueprint("bench", __name__)
-    for path, (namespace, public) in ROUTES.items():
-        declared = {"service": "calls", "exempt_limits": True, "public": public}
+    for path, (namespace, public, limited) in ROUTES.items():
+        declared = {"service": "calls", "exempt_limits": not limited, "public": public}
         if namespace:
             declared["cache"] = namespace
 

@@ -2,6 +2,7 @@
 import logging
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import errors, integrations
@@ -30,6 +31,14 @@ def configure_logging():
         logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
+class NoFlaskSession(SecureCookieSessionInterface):
+    """The gateway keeps its own sessions (identity/sessions.py) and never uses Flask's
+    signed-cookie session, whose opening builds a signing serializer on every request."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+
 def create_app(config=None):
     """Build the gateway. ``config`` overrides settings read from the environment."""
     settings = from_environment()
@@ -37,6 +46,7 @@ def create_app(config=None):
     policy = settings.pop("GATEWAY_POLICY", None) or load_policy(settings.get("GATEWAY_CONFIG"))
 
     app = Flask(__name__)
+    app.session_interface = NoFlaskSession()
     app.config.update(API_DOC)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = policy["transform"]["max_content_length"]

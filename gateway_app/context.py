@@ -39,6 +39,8 @@ class RequestContext:
     cache_status: str | None = None
     rate_limit_headers: dict = field(default_factory=dict)
     upstream: str | None = None
+    # Redis values read early for later stages (pipeline/shared_reads.py)
+    shared_reads: object = None
 
     @property
     def company_id(self):

@@ -94,6 +94,13 @@ class RedisGenerations:
         """Current tokens for ``keys``, creating missing ones; one round trip in the common case."""
         return self.batched.read(keys)
 
+    def tokens_read_early(self, values):
+        """Tokens from values another round trip of this request read, or None when this
+        worker still owes Redis invalidations (they must be written before any read)."""
+        if self.pending:
+            return None
+        return [value.decode() for value in values]
+
     def fetch(self, keys):
         if self.pending:
             values = self.replay_pending_then_read(keys)

@@ -6,7 +6,8 @@ worker. So each cached entry records the company's and the user's *version* as t
 were read before the database was; changing a company or a user increments its
 version in the shared store, and an entry whose recorded versions differ from the
 current ones is a miss. A warm lookup is one MGET of two small keys (plus one GET
-when the entry is not in this worker's L1).
+when the entry is not in this worker's L1); that MGET also carries the keys later
+stages will read for the request (pipeline/shared_reads.py).
 
 When the store is unreachable nothing is served from cache (every lookup resolves
 from the database) and a missed version bump can leave an entry stale for at most
@@ -90,7 +91,10 @@ class PrincipalCache:
                         self.ttl)
 
     # -- entries ----------------------------------------------------------------------------
-    def get(self, credential_key):
+    def get(self, credential_key, shared_reads=None):
+        """The cached principal if its versions are current. ``shared_reads``
+        (pipeline/shared_reads.py): keys later stages declare for this principal are read
+        in the same MGET as the versions."""
         if self.ttl <= 0:
             return None
         try:
@@ -105,10 +109,19 @@ class PrincipalCache:
         except StoreUnavailable:
             return None
         principal = entry["principal"]
-        current = self.current_versions(principal["company_id"], principal["user_id"])
-        if current is None or list(current) != entry["versions"]:
+        candidate = Principal(**{**principal, "scopes": tuple(principal["scopes"])})
+        foreign = shared_reads.keys_for(candidate) if shared_reads is not None else []
+        try:
+            current, foreign_values = self.store.mget_with(
+                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)],
+                foreign)
+        except StoreUnavailable:
             return None
-        return Principal(**{**principal, "scopes": tuple(principal["scopes"])})
+        if foreign:
+            shared_reads.record(foreign, foreign_values)
+        if current != entry["versions"]:
+            return None
+        return candidate
 
     def put(self, credential_key, principal, versions):
         """``versions`` must have been read BEFORE the database, so a change committed

@@ -37,6 +37,13 @@ class RedisStore:
         values = self._call("mget", [PREFIX + key for key in keys])
         return [value.decode() if value is not None else None for value in values]
 
+    def mget_with(self, keys, foreign_keys):
+        """``mget(keys)`` plus the raw values of other components' ``foreign_keys``
+        (full Redis keys, outside this store's prefix), in the same round trip."""
+        values = self._call("mget", [PREFIX + key for key in keys] + list(foreign_keys))
+        own = [value.decode() if value is not None else None for value in values[:len(keys)]]
+        return own, values[len(keys):]
+
     def set(self, key, value, ttl, only_if_absent=False):
         """True when stored (False: ``only_if_absent`` and the key existed)."""
         return bool(self._call("set", PREFIX + key, value, ex=max(1, int(ttl)), nx=only_if_absent))
@@ -75,6 +82,10 @@ class MemoryStore:
     def mget(self, keys):
         with self.lock:
             return [self._live(key) for key in keys]
+
+    def mget_with(self, keys, foreign_keys):
+        """Other components' keys live in Redis, which this store stands in for: never read."""
+        return self.mget(keys), [None] * len(foreign_keys)
 
     def set(self, key, value, ttl, only_if_absent=False):
         with self.lock:

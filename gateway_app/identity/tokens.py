@@ -1,5 +1,8 @@
 """Access tokens: short-lived JWTs, HS256 pinned, issuer and audience checked."""
+import collections
 import datetime as dt
+import threading
+import time
 import uuid
 
 import jwt
@@ -34,3 +37,38 @@ def decode_access_token(secret, auth_config, token):
                           options={"require": ["exp", "iat", "jti", "sub", "iss", "aud"]})
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from None
+
+
+class VerifiedTokens:
+    """Claims of the tokens this process has already verified, until each one expires.
+
+    A token presented again is not decoded and its signature not checked again: its
+    claims cannot have changed, and it stays valid exactly until its ``exp`` (checked
+    here with the same clock PyJWT uses, without leeway). Revocation is unaffected: the
+    denylist and the principal versions are checked after this, on every request.
+    Bounded: the least recently used token is dropped first.
+    """
+
+    def __init__(self, secret, auth_config, max_entries=10000, clock=time.time):
+        self.secret = secret
+        self.auth_config = auth_config
+        self.max_entries = max_entries
+        self.clock = clock
+        self.entries = collections.OrderedDict()   # token -> claims
+        self.lock = threading.Lock()
+
+    def claims(self, token):
+        """The verified claims of ``token``; TokenError when it is invalid or expired."""
+        with self.lock:
+            claims = self.entries.get(token)
+            if claims is not None:
+                if int(claims["exp"]) > self.clock():
+                    self.entries.move_to_end(token)
+                    return claims
+                del self.entries[token]
+        claims = decode_access_token(self.secret, self.auth_config, token)
+        with self.lock:
+            self.entries[token] = claims
+            if len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
+        return claims

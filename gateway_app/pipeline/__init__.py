@@ -14,6 +14,7 @@ from .circuit_breaker import CircuitBreakerStage
 from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
 from .service_discovery import ServiceDiscoveryStage
+from .shared_reads import SharedReads
 from .transform import TransformStage
 
 STAGES = [
@@ -50,7 +51,10 @@ class Pipeline:
         self.app = app
         self.stages = [stage_class(app, policy) for stage_class in STAGES]
         self.by_name = {stage.name: stage for stage in self.stages}
+        self.reversed_stages = self.stages[::-1]
+        self.shared_readers = [stage for stage in self.stages if hasattr(stage, "shared_read_keys")]
         self.trusted_hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
+        self.declarations = {}   # endpoint -> (route policy, service)
         app.before_request(self.run_before)
         app.after_request(self.run_after)
 
@@ -58,27 +62,52 @@ class Pipeline:
         return self.by_name[name]
 
     def run_before(self):
-        ctx = RequestContext(request_id=accept_request_id(request.headers.get("X-Request-ID")))
-        ctx.route_policy = route_policy_for(self.app, request.endpoint)
-        ctx.service = service_for(self.app, request.blueprint, ctx.route_policy)
-        ctx.client_ip = client_ip_of(request.remote_addr, request.headers.get("X-Forwarded-For"),
+        current = request._get_current_object()  # the stages get the object, not the proxy
+        headers = current.headers
+        ctx = RequestContext(request_id=accept_request_id(headers.get("X-Request-ID")))
+        ctx.route_policy, ctx.service = self.declarations_of(current.endpoint, current.blueprint)
+        ctx.client_ip = client_ip_of(current.remote_addr, headers.get("X-Forwarded-For"),
                                      self.trusted_hops)
+        ctx.shared_reads = SharedReads(self.shared_read_declaration(ctx, current))
         g.gateway = ctx
+        clock = time.perf_counter
         for stage in self.stages:
-            started = time.perf_counter()
+            started = clock()
             ctx.stages_run.append(stage.name)
-            result = stage.before(ctx, request)
-            ctx.timings[stage.name] = time.perf_counter() - started
+            result = stage.before(ctx, current)
+            ctx.timings[stage.name] = clock() - started
             if result is not None:
                 ctx.short_circuited_by = stage.name
                 return result
         return None
 
+    def declarations_of(self, endpoint, blueprint):
+        """(route policy, service) of an endpoint; views cannot change once requests are
+        served, so each endpoint is looked up once."""
+        found = self.declarations.get(endpoint)
+        if found is None:
+            route_policy = route_policy_for(self.app, endpoint)
+            found = (route_policy, service_for(self.app, blueprint, route_policy))
+            if endpoint is not None:
+                self.declarations[endpoint] = found
+        return found
+
+    def shared_read_declaration(self, ctx, request):
+        """principal -> the Redis keys the stages will read for this request (shared_reads.py)."""
+        def declare(principal):
+            keys = []
+            for stage in self.shared_readers:
+                keys.extend(stage.shared_read_keys(ctx, request, principal))
+            return keys
+        return declare
+
     def run_after(self, response):
         ctx = g.get("gateway")
         if ctx is None:  # a failure before the context existed
             return response
-        for stage in reversed(self.stages):
-            if stage.name in ctx.stages_run or stage.always_after:
-                response = stage.after(ctx, request, response)
+        current = request._get_current_object()
+        ran = ctx.stages_run
+        for stage in self.reversed_stages:
+            if stage.always_after or stage.name in ran:
+                response = stage.after(ctx, current, response)
         return response

@@ -20,7 +20,7 @@ from ..identity.api_keys import hash_key, key_matches, prefix_of
 from ..identity.services import IdentityServices
 from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
 from ..identity.store import StoreUnavailable
-from ..identity.tokens import TokenError, decode_access_token
+from ..identity.tokens import TokenError, VerifiedTokens
 from ..models import ApiKey, Company, User
 from .base import Stage
 
@@ -38,6 +38,7 @@ class AuthenticationStage(Stage):
         state = app.extensions["gateway"]
         self.identity = IdentityServices(app, self.config, state.redis)
         state.components["identity"] = self.identity
+        self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], self.config)
 
     def before(self, ctx, request):
         if ctx.route_policy.get("admin"):
@@ -45,7 +46,7 @@ class AuthenticationStage(Stage):
             return None
         public = bool(ctx.route_policy.get("public"))
         try:
-            ctx.principal = self.resolve(request, public)
+            ctx.principal = self.resolve(request, public, ctx.shared_reads)
         except SQLAlchemyError:
             Session.rollback()
             raise GatewayProblem(503, "Service Unavailable",
@@ -63,29 +64,29 @@ class AuthenticationStage(Stage):
                 presented.strip().encode(), expected.encode()):
             raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
-    def resolve(self, request, public):
+    def resolve(self, request, public, shared_reads=None):
         api_key = request.headers.get("X-API-Key")
         if api_key is not None:
-            return self.principal_from_api_key(api_key.strip())
+            return self.principal_from_api_key(api_key.strip(), shared_reads)
         authorization = request.headers.get("Authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise unauthorized("Authorization must be 'Bearer <access_token>'.")
-            return self.principal_from_token(token.strip())
+            return self.principal_from_token(token.strip(), shared_reads)
         cookie = request.cookies.get(COOKIE_NAME)
         if cookie:
-            return self.principal_from_session(cookie, request, public)
+            return self.principal_from_session(cookie, request, public, shared_reads)
         return None
 
     # -- API keys --------------------------------------------------------------------------
-    def principal_from_api_key(self, presented):
+    def principal_from_api_key(self, presented, shared_reads=None):
         prefix = prefix_of(presented)
         if prefix is None:
             raise unauthorized("The API key is malformed.")
         cache = self.identity.principals
         cache_key = "key:" + hash_key(presented)
-        principal = cache.get(cache_key)
+        principal = cache.get(cache_key, shared_reads)
         if principal is None:
             principal = self.load_api_key(prefix, presented)
         self.identity.note_key_used(principal.api_key_id)
@@ -108,13 +109,13 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- bearer tokens ---------------------------------------------------------------------
-    def principal_from_token(self, token):
+    def principal_from_token(self, token, shared_reads=None):
         try:
-            claims = decode_access_token(current_app.config["SECRET_KEY"], self.config, token)
+            claims = self.verified_tokens.claims(token)
         except TokenError:
             raise unauthorized("The access token is invalid or expired.") from None
         cache_key = "token:" + claims["jti"]
-        principal = self.identity.principals.get(cache_key)
+        principal = self.identity.principals.get(cache_key, shared_reads)
         if principal is not None:
             return principal
         user_id, company_id = int(claims["sub"]), claims.get("cid")
@@ -129,7 +130,7 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- sessions --------------------------------------------------------------------------
-    def principal_from_session(self, cookie, request, public):
+    def principal_from_session(self, cookie, request, public, shared_reads=None):
         sessions = self.identity.sessions
         try:
             handle, record = sessions.load(cookie)
@@ -148,7 +149,7 @@ class AuthenticationStage(Stage):
                                  "State-changing session requests need the X-CSRF-Token header "
                                  "returned by login.", problem_type="csrf-failed")
         cache_key = "session:" + handle
-        principal = self.identity.principals.get(cache_key)
+        principal = self.identity.principals.get(cache_key, shared_reads)
         if principal is not None:
             return principal
         versions = self.identity.principals.current_versions(record["company_id"], record["user_id"])

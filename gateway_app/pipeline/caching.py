@@ -4,8 +4,9 @@ A view opts in with ``gateway_policy(cache="calls")`` (plus ``cache_per_user=Tru
 its answer depends on the user). GET and HEAD only; the key is the company (and user),
 the path and the normalised query, under the namespace's current generation tokens,
 which are read from Redis on every lookup: that one round trip (shared by concurrent
-requests of a worker) is what lets an L1 entry be served without ever outliving an
-invalidation made by another worker.
+requests of a worker, or by the authentication stage's version check when the principal
+was cached: pipeline/shared_reads.py) is what lets an L1 entry be served without ever
+outliving an invalidation made by another worker.
 """
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from ..policy import PolicyError
 from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
+CONTEXT_PRINCIPAL = object()  # scope_for's default: the principal the context holds
 
 
 @dataclass
@@ -35,8 +37,8 @@ class Lookup:
 
 
 def client_refuses_cache(request):
-    headers = request.headers
-    if "Cache-Control" not in headers and "Pragma" not in headers:  # the usual case, unparsed
+    environ = request.environ  # a missing header costs an exception through request.headers
+    if "HTTP_CACHE_CONTROL" not in environ and "HTTP_PRAGMA" not in environ:  # the usual case
         return False
     control = request.cache_control
     return bool(control.no_cache or control.no_store or "no-cache" in request.pragma)
@@ -44,7 +46,7 @@ def client_refuses_cache(request):
 
 def conditional(response, request):
     """304 when the client's If-None-Match matches the response's ETag."""
-    if "If-None-Match" not in request.headers:
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
         return response
     return response.make_conditional(request)
 
@@ -60,6 +62,7 @@ class CachingStage(Stage):
         self.rules = InvalidationRules(self.config)
         self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
         self.max_entry_bytes = self.config["max_entry_bytes"]
+        self.lookup_counters = {}   # (namespace, outcome, tier) -> counter child
         self.check_declarations(app)
         events.subscribe(app, self.invalidator.on_event)
 
@@ -73,7 +76,10 @@ class CachingStage(Stage):
 
     # --- what a request may use ---------------------------------------------------
 
-    def scope_for(self, ctx, request):
+    def scope_for(self, ctx, request, principal=CONTEXT_PRINCIPAL):
+        """``principal``: when known before ``ctx.principal`` is set (shared_read_keys)."""
+        if principal is CONTEXT_PRINCIPAL:
+            principal = ctx.principal
         namespace = ctx.route_policy.get("cache")
         if not namespace or request.method not in CACHEABLE_METHODS:
             return None
@@ -81,14 +87,26 @@ class CachingStage(Stage):
             raise LookupError(f"view {request.endpoint} declares unknown cache namespace {namespace!r}")
         per_user = (ctx.route_policy.get("cache_per_user", False)
                     or self.tiers.namespaces[namespace].get("user_scoped", False))
-        return CacheScope.of(namespace, ctx.principal, per_user)
+        return CacheScope.of(namespace, principal, per_user)
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
-        tier = (tier or self.tiers.tier_of(scope.namespace)).lower()
-        self.metrics["lookups"].labels(scope.namespace, tier, outcome).inc()
+        key = (scope.namespace, outcome, tier)
+        counter = self.lookup_counters.get(key)
+        if counter is None:   # labels() costs a lock and a lookup: each series is kept
+            label = (tier or self.tiers.tier_of(scope.namespace)).lower()
+            counter = self.lookup_counters[key] = self.metrics["lookups"].labels(
+                scope.namespace, label, outcome)
+        counter.inc()
 
     # --- pipeline -----------------------------------------------------------------
+
+    def shared_read_keys(self, ctx, request, principal):
+        """The generation keys this request will read, fetched with the principal's versions."""
+        if not self.tiers.shared:
+            return []
+        scope = self.scope_for(ctx, request, principal)
+        return scope.generation_keys() if scope is not None else []
 
     def before(self, ctx, request):
         # g outlives the request when a caller holds the app context (tests, CLI)
@@ -98,7 +116,9 @@ class CachingStage(Stage):
             return None
         lookup = Lookup(scope, request_fingerprint(request.path, request.args))
         g.gateway_cache = lookup
-        generations = self.tiers.current_generations(scope)
+        keys = scope.generation_keys()
+        read_early = ctx.shared_reads.take(keys) if ctx.shared_reads is not None else None
+        generations = self.tiers.current_generations(keys, read_early)
         if generations is MISSING:
             return self.bypass(ctx, lookup)
         lookup.key = entry_key(scope, generations, lookup.fingerprint)

@@ -31,13 +31,25 @@ class MetricsStage(Stage):
         super().__init__(app, policy)
         self.metrics = request_metrics(self.config["latency_buckets"])
         self.log_enabled = app.config.get("ACCESS_LOG", True)
+        # (service, method, status) -> (counter, histogram) children: labels() costs a lock
+        # and a lookup per call; the set of combinations is small and fixed by the routes
+        self.children = {}
+
+    def series_of(self, service, method, status):
+        key = (service, method, status)
+        found = self.children.get(key)
+        if found is None:
+            labels = (service, method, str(status))
+            found = self.children[key] = (self.metrics["requests"].labels(*labels),
+                                          self.metrics["latency"].labels(*labels))
+        return found
 
     def after(self, ctx, request, response):
         elapsed = ctx.elapsed
-        service = ctx.service or "gateway"
-        status = str(response.status_code)
-        self.metrics["requests"].labels(service, request.method, status).inc()
-        self.metrics["latency"].labels(service, request.method, status).observe(elapsed)
+        requests, latency = self.series_of(ctx.service or "gateway", request.method,
+                                           response.status_code)
+        requests.inc()
+        latency.observe(elapsed)
         if self.log_enabled:
             access_log.info(json.dumps({
                 "request_id": ctx.request_id,

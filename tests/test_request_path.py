@@ -1,0 +1,188 @@
+"""The warm request path through HTTP: what a cached principal and an L1 hit cost in Redis
+round trips, and that the shortcuts taken for speed keep every guarantee (invalidation,
+revocation, token expiry)."""
+import datetime as dt
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+
+import pytest
+import redis as redis_lib
+from flask import Blueprint, jsonify
+
+from gateway_app.db import Session
+from gateway_app.identity import tokens
+from gateway_app.models import User
+from gateway_app.pipeline.declarations import gateway_policy
+from tests.conftest import build_app
+from tests.support.cache_app import register_cache_test_routes
+
+
+def register_rate_limited_cached_route(app):
+    blp = Blueprint("request_path_test", __name__)
+
+    @blp.get("/test/limited/calls")
+    @gateway_policy(cache="calls", service="calls")   # rate limited: exempt_limits is not set
+    def limited_calls():
+        return jsonify(calls=[{"id": 1}])
+
+    app.register_blueprint(blp)
+    return app
+
+
+@pytest.fixture
+def app(database_url, redis_url, redis_client):
+    app = register_rate_limited_cached_route(register_cache_test_routes(
+        build_app(database_url, redis_url)))
+    with app.app_context():
+        yield app
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
+
+
+@contextmanager
+def redis_commands(redis_url):
+    """The commands clients send to Redis meanwhile (MONITOR), without those a script runs
+    inside Redis (they cost no round trip), up to a sentinel sent at the end."""
+    client = redis_lib.Redis.from_url(redis_url, socket_timeout=0.1)
+    seen, stop = [], threading.Event()
+    sentinel = f"end-{uuid.uuid4().hex}"
+    with client.monitor() as monitor:
+        def collect():
+            while not stop.is_set():
+                try:
+                    command = monitor.next_command()
+                except redis_lib.TimeoutError:
+                    continue
+                if command.get("client_type") != "lua":
+                    seen.append(command["command"])
+        collector = threading.Thread(target=collect)
+        collector.start()
+        try:
+            yield seen
+        finally:
+            redis_lib.Redis.from_url(redis_url).echo(sentinel)
+            deadline = time.monotonic() + 5
+            while not any(sentinel in command for command in seen) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.set()
+            collector.join()
+    client.close()
+
+
+# connection set-up, and the ECHO sentinel sent on redis_commands' own connection
+NOT_PER_REQUEST = {"HELLO", "CLIENT", "ECHO"}
+
+
+def command_names(seen):
+    names = [command.split()[0].upper() for command in seen]
+    return [name for name in names if name not in NOT_PER_REQUEST]
+
+
+def warm_credentials(tenant):
+    key = tenant.post("/api/v1/settings/api-keys",
+                      json={"name": "k", "scopes": ["read"]}).get_json()["key"]
+    return {"token": tenant.headers, "api_key": {"X-API-Key": key}}
+
+
+@pytest.mark.parametrize("kind", ["token", "api_key"])
+def test_an_l1_hit_with_a_cached_principal_costs_one_round_trip_in_all(redis_url, tenant, kind):
+    headers = warm_credentials(tenant)[kind]
+    for _ in range(2):   # warm the principal cache, then the response cache
+        tenant.client.get("/test/cache/calls", headers=headers)
+    with redis_commands(redis_url) as seen:
+        for _ in range(5):
+            assert tenant.client.get("/test/cache/calls", headers=headers).headers["X-Cache"] == "HIT-L1"
+    assert command_names(seen) == ["MGET"] * 5
+    # the one MGET carries both consistency checks: the principal's versions and the generations
+    assert all("gw:identity:ver:" in command and "gw:cache:gen:" in command for command in seen
+               if command.upper().startswith("MGET"))
+
+
+def test_a_rate_limited_l1_hit_costs_the_limiter_script_and_one_mget(redis_url, tenant):
+    for _ in range(2):
+        tenant.get("/test/limited/calls")
+    with redis_commands(redis_url) as seen:
+        for _ in range(3):
+            response = tenant.get("/test/limited/calls")
+            assert response.headers["X-Cache"] == "HIT-L1"
+            assert "RateLimit" in response.headers
+    assert command_names(seen) == ["MGET", "EVALSHA"] * 3
+
+
+def test_an_event_invalidates_an_entry_read_with_the_shared_round_trip(tenant):
+    tenant.get("/test/cache/calls")
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+    tenant.post("/test/cache/events", json={"event": "calls.updated", "name": "Renamed"})
+    fresh = tenant.get("/test/cache/calls")
+    assert fresh.headers["X-Cache"] == "MISS"
+    assert fresh.get_json()["name"] == "Renamed"
+
+
+def test_invalidations_this_worker_owes_redis_are_written_before_a_shared_read_is_used(app, tenant):
+    first = tenant.get("/test/cache/calls")
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+    generations = app.extensions["gateway"].pipeline.stage("caching").tiers.generations
+    # as when Redis was down during an invalidation: the bump waits for the next read
+    generations.defer([f"gw:cache:gen:calls:c{tenant.company['id']}"])
+    replayed = tenant.get("/test/cache/calls")
+    assert replayed.headers["X-Cache"] == "MISS"
+    assert replayed.get_json()["run"] != first.get_json()["run"]
+    assert not generations.pending
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+
+
+def test_disabling_a_user_applies_to_the_next_request_of_a_verified_token(app, tenant):
+    assert tenant.get("/api/v1/settings/profile").status_code == 200
+    identity = app.extensions["gateway"].components["identity"]
+    user = Session.get(User, tenant.user["id"])
+    user.status = "disabled"
+    Session.commit()
+    identity.user_changed(user.id)
+    assert tenant.get("/api/v1/settings/profile").status_code == 401
+
+
+def test_a_token_is_verified_once_then_served_from_the_verified_claims(tenant, monkeypatch):
+    decoded = []
+    original = tokens.decode_access_token
+
+    def counting(*args):
+        decoded.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(tokens, "decode_access_token", counting)
+    for _ in range(3):
+        assert tenant.get("/api/v1/settings/profile").status_code == 200
+    assert decoded == [tenant.token]
+    forged = tenant.token[:-2] + ("AA" if not tenant.token.endswith("AA") else "BB")
+    assert tenant.client.get("/api/v1/settings/profile",
+                             headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_a_verified_token_is_refused_once_it_expires(app, tenant):
+    config = app.extensions["gateway"].policy["authentication"]
+    user = Session.get(User, tenant.user["id"])
+    # issued so that it expires one second from now
+    issued = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=config["access_token_ttl"] - 1)
+    token = tokens.issue_access_token(app.config["SECRET_KEY"], config, user, now=issued)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert tenant.client.get("/api/v1/settings/profile", headers=headers).status_code == 200
+    time.sleep(1.1)
+    expired = tenant.client.get("/api/v1/settings/profile", headers=headers)
+    assert expired.status_code == 401
+    assert expired.get_json()["detail"] == "The access token is invalid or expired."
+
+
+def test_verified_tokens_are_bounded_least_recently_used_first():
+    verified = tokens.VerifiedTokens("s" * 40, {"issuer": "i", "audience": "a"}, max_entries=2)
+    far = int(time.time()) + 600
+    verified.entries.update({"a": {"exp": far}, "b": {"exp": far}})
+    assert verified.claims("a") == {"exp": far}         # "a" is now the most recent
+    with pytest.raises(tokens.TokenError):
+        verified.claims("not-a-token")                  # refused tokens are never kept
+    user = type("U", (), {"id": 1, "company_id": 1, "credential_version": 0})()
+    token = tokens.issue_access_token("s" * 40, {"issuer": "i", "audience": "a",
+                                                 "access_token_ttl": 60}, user)
+    verified.claims(token)
+    assert list(verified.entries) == ["a", token]
