@@ -27,9 +27,9 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench.bench_services import unlimited_policy  # noqa: E402
-from bench.cache_harness import BenchGunicorn, hammer, seed_calls  # noqa: E402
+from bench.cache_harness import hammer, seed_calls  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
-from tests.support.servers import PrivateRedis  # noqa: E402
+from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
 
@@ -85,8 +85,8 @@ def main():
     env = {"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
            "GATEWAY_CONFIG": unlimited_policy(workdir),
            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
-    gateway = BenchGunicorn(env, "bench.cache_harness:gateway_app()").start()
-    bare = BenchGunicorn(env, "bench.cache_harness:bare_app()").start()
+    gateway = Gunicorn(env, workers=1, app_uri="bench.cache_harness:gateway_app()").start()
+    bare = Gunicorn(env, workers=1, app_uri="bench.cache_harness:bare_app()").start()
     try:
         auth = sign_up(gateway.url, database)
         targets = {

@@ -16,7 +16,7 @@ import sqlalchemy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.ratelimit_harness import (BenchServer, PrivateRedis, command_calls, redis, round_trips,
+from bench.ratelimit_harness import (bench_server, PrivateRedis, command_calls, redis, round_trips,
                                      run_load)  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
 
@@ -78,7 +78,7 @@ def main():
     database = f"sqlite:///{workdir}/bench.db"
     upgrade(database)
     redis_server = PrivateRedis().start()
-    server = BenchServer({"DATABASE_URL": database, "REDIS_URL": redis_server.url,
+    server = bench_server({"DATABASE_URL": database, "REDIS_URL": redis_server.url,
                           "TRUSTED_PROXY_HOPS": "1",
                           "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}, args.workers).start()
     try:

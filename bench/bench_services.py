@@ -14,9 +14,7 @@ the limiter. Endpoints that answer 404 (not merged yet) are reported as missing.
 import argparse
 import datetime as dt
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from gateway_app.demo import demo_email, demo_password  # noqa: E402
-from tests.support.servers import free_port, wait_for_port  # noqa: E402
+from tests.support.servers import Gunicorn  # noqa: E402
 
 
 def endpoints():
@@ -75,30 +73,6 @@ def seed(database_url, calls, largest):
         seed_demo(calls_per_company=calls, largest_company_calls=largest)
     app.extensions["gateway_engine"].dispose()
     return time.perf_counter() - started
-
-
-class BenchGunicorn:
-    def __init__(self, env, workers):
-        self.port = free_port()
-        self.env = dict(os.environ, **env, PORT=str(self.port), WEB_CONCURRENCY=str(workers),
-                        GATEWAY_BIND="127.0.0.1", GATEWAY_COUNT_QUERIES="1", GATEWAY_ACCESS_LOG="0")
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
-        self.process = None
-
-    def __enter__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "bench.count_queries_app:app"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        if not wait_for_port(self.port, 60):
-            self.__exit__()
-            raise SystemExit(f"gunicorn did not start; see {self.log.name}")
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_exc):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(30)
 
 
 def measure(session, base, path, count):
@@ -153,14 +127,19 @@ def main(argv=None):
                "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789"}
         if args.redis_url:
             env["REDIS_URL"] = args.redis_url
-        with BenchGunicorn(env, args.workers) as base:
-            session = requests.Session()
-            login = session.post(base + "/api/v1/auth/token", timeout=30, json={
-                "email": demo_email("unlimited"), "password": demo_password("unlimited")})
-            login.raise_for_status()
-            session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-            results = [(name, path, measure(session, base, path, args.requests))
-                       for name, path in endpoints()]
+        server = Gunicorn({**env, "GATEWAY_COUNT_QUERIES": "1", "GATEWAY_ACCESS_LOG": "0"},
+                          workers=args.workers, app_uri="bench.count_queries_app:app").start(timeout=60)
+        base = server.url
+        try:
+                session = requests.Session()
+                login = session.post(base + "/api/v1/auth/token", timeout=30, json={
+                    "email": demo_email("unlimited"), "password": demo_password("unlimited")})
+                login.raise_for_status()
+                session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+                results = [(name, path, measure(session, base, path, args.requests))
+                           for name, path in endpoints()]
+        finally:
+            server.stop()
     print_table(results, args.requests)
 
 

@@ -7,13 +7,10 @@ keep-alive HTTP/1.1 load generator on gevent (the machine has no wrk/ab).
 import collections
 import re
 import socket
-import subprocess
-import sys
 import time
 
 from flask import Blueprint, Flask, jsonify
 
-from tests.support.servers import ROOT, Gunicorn, wait_for_port
 
 # a typical first page of the calls list
 PAYLOAD = {
@@ -102,24 +99,6 @@ def bare_app():
     def bare():
         return jsonify(PAYLOAD)
     return app
-
-
-class BenchGunicorn(Gunicorn):
-    """conf/gunicorn.conf.py (gevent) serving the given app factory."""
-
-    def __init__(self, env, app_uri, workers=1):
-        super().__init__(env, workers=workers)
-        self.app_uri = app_uri
-
-    def start(self, timeout=30):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", self.app_uri],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        if not wait_for_port(self.port, timeout):
-            self.stop()
-            raise RuntimeError("gunicorn did not start:\n" + self.output())
-        return self
 
 
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")

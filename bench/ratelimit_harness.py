@@ -1,10 +1,7 @@
 """Pieces of the rate-limit benchmark: servers on loopback, a bounded load generator,
 and Redis round trips counted from INFO commandstats."""
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -14,37 +11,13 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.support.servers import PrivateRedis, free_port, wait_for_port  # noqa: E402
+from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
 
-class BenchServer:
+def bench_server(env, workers):
     """gunicorn -c conf/gunicorn.conf.py bench.ratelimit_wsgi:app with gevent workers."""
-
-    def __init__(self, env, workers):
-        self.port = free_port()
-        self.env = dict(os.environ, **env, PORT=str(self.port), WEB_CONCURRENCY=str(workers),
-                        GATEWAY_BIND="127.0.0.1", GATEWAY_ACCESS_LOG="0", GUNICORN_LOG_LEVEL="warning")
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = tempfile.NamedTemporaryFile(prefix="gw-bench-", suffix=".log", delete=False)
-        self.process = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "bench.ratelimit_wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        if not wait_for_port(self.port, 30):
-            self.stop()
-            raise RuntimeError("gunicorn did not start: see " + self.log.name)
-        return self
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(20)
+    return Gunicorn({"GATEWAY_ACCESS_LOG": "0", "GUNICORN_LOG_LEVEL": "warning", **env},
+                    workers=workers, app_uri="bench.ratelimit_wsgi:app")
 
 
 def command_calls(client):
@@ -93,4 +66,4 @@ def run_load(url, requests_total, threads, max_seconds, headers_for):
     return sum(statuses.values()), elapsed, statuses
 
 
-__all__ = ["BenchServer", "PrivateRedis", "command_calls", "round_trips", "run_load", "redis"]
+__all__ = ["bench_server", "PrivateRedis", "command_calls", "round_trips", "run_load", "redis"]
