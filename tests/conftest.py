@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from gateway_app import create_app
 from gateway_app.db import Base, Session
+from gateway_app.events import subscribe
 from gateway_app.models import Company
 from tests.support.servers import PrivateRedis, mysql_server_url, redis_available
 
@@ -307,6 +308,14 @@ def webhook_app(database_url, redis_url, redis_client, webhook_clock, sendgrid_p
         yield app
     Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def heard(webhook_app):
+    """Domain events the webhook app delivered (after commit), in order."""
+    events = []
+    subscribe(webhook_app, events.append)
+    return events
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway_app.db import Session
@@ -10,6 +10,7 @@ from gateway_app.models import Call, WebhookEvent
 from gateway_app.webhooks import retell
 from gateway_app.webhooks.dedupe import ATTEMPTS, Ignored, RetryDelivery, process_once
 from tests.conftest import sign_up
+from tests.support.queries import count_rows
 
 NOW = dt.datetime(2023, 11, 14, 22, 13, tzinfo=dt.timezone.utc)
 
@@ -17,11 +18,6 @@ NOW = dt.datetime(2023, 11, 14, 22, 13, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def company_id(webhook_app):
     return sign_up(webhook_app.test_client()).company["id"]
-
-
-def count(model):
-    Session.expire_all()
-    return Session.scalar(select(func.count()).select_from(model))
 
 
 def new_call(company_id):
@@ -56,7 +52,7 @@ def test_a_conflict_on_the_effects_own_rows_is_retried_with_the_winner_visible(w
     commit_elsewhere(webhook_app, company_id)
     assert process_once("retell", "call_shared:call_ended", "call_ended", effect) == "processed"
     assert len(attempts) == 2
-    assert count(Call) == 1 and count(WebhookEvent) == 1
+    assert count_rows(Call) == 1 and count_rows(WebhookEvent) == 1
     assert Session.scalar(select(Call.status)) == "answered"
 
 
@@ -70,7 +66,7 @@ def test_the_same_event_again_is_a_duplicate_without_running_the_effect(webhook_
     assert process_once("stripe", "evt_1", "invoice.paid", effect) == "processed"
     assert process_once("stripe", "evt_1", "invoice.paid", effect) == "duplicate"
     assert process_once("sendgrid", "evt_1", "delivered", effect) == "processed"  # ids are per provider
-    assert len(runs) == 2 and count(WebhookEvent) == 2
+    assert len(runs) == 2 and count_rows(WebhookEvent) == 2
 
 
 def test_ignored_and_failed_effects_leave_no_trace(webhook_app, company_id):
@@ -85,7 +81,7 @@ def test_ignored_and_failed_effects_leave_no_trace(webhook_app, company_id):
     assert process_once("retell", "call_shared:call_started", "call_started", ignored) == "ignored"
     with pytest.raises(RuntimeError):
         process_once("retell", "call_shared:call_started", "call_started", broken)
-    assert count(Call) == 0 and count(WebhookEvent) == 0
+    assert count_rows(Call) == 0 and count_rows(WebhookEvent) == 0
     # and the event can still be applied later
     assert process_once("retell", "call_shared:call_started", "call_started",
                         lambda s, r: s.add(new_call(company_id))) == "processed"
@@ -105,6 +101,6 @@ def test_endless_conflicts_answer_503_so_the_provider_delivers_again(webhooks, c
     response = webhooks.retell(event)
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["provider"] == "retell"
-    assert len(tries) == ATTEMPTS and count(WebhookEvent) == 0
+    assert len(tries) == ATTEMPTS and count_rows(WebhookEvent) == 0
     with pytest.raises(RetryDelivery):
         process_once("retell", "x", "call_started", lambda s, r: always_conflicting(s, r, None))

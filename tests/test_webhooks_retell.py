@@ -2,12 +2,12 @@
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gateway_app.db import Session
-from gateway_app.events import subscribe
 from gateway_app.models import Call, Customer, WebhookEvent
 from tests.conftest import WEBHOOK_NOW, build_app, link_provider_accounts, sign_up
+from tests.support.queries import count_rows
 
 AGENT = "agent_3f9d2a"
 VECTOR_BODY = b'{"event":"call_ended","call":{"call_id":"call_abc"}}'
@@ -48,23 +48,12 @@ def company(new_company):
     return new_company(AGENT)
 
 
-@pytest.fixture
-def heard(webhook_app):
-    events = []
-    subscribe(webhook_app, events.append)
-    return events
-
-
-def count(model, *where):
-    return Session.scalar(select(func.count()).select_from(model).where(*where))
-
-
 def test_design_vector_is_accepted_through_http(webhooks):
     response = webhooks.post("/webhooks/retell", VECTOR_BODY, {"x-retell-signature": VECTOR_HEADER})
     assert response.status_code == 200, response.get_json()
     # the vector's call names no agent: verified, then ignored, nothing recorded
     assert response.get_json() == {"status": "ignored"}
-    assert count(WebhookEvent) == 0 and count(Call) == 0
+    assert count_rows(WebhookEvent) == 0 and count_rows(Call) == 0
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
@@ -85,7 +74,7 @@ def test_call_started_creates_the_call_and_its_customer(webhooks, company, heard
 
     again = webhooks.retell(retell_event("call_started"))
     assert again.status_code == 200 and again.get_json() == {"status": "duplicate"}
-    assert count(Call) == 1 and count(Customer) == 1 and count(WebhookEvent) == 1
+    assert count_rows(Call) == 1 and count_rows(Customer) == 1 and count_rows(WebhookEvent) == 1
     assert [e.name for e in heard].count("calls.created") == 1
 
 
@@ -106,14 +95,14 @@ def test_call_ended_and_analyzed_update_the_same_call(webhooks, company, heard):
         "Caller booked a cleaning for Friday.", "positive", "booked")
     assert call.analysis["call_successful"] is True
     assert call.analysis["custom_analysis_data"] == {"outcome": "booked"}
-    assert count(Call) == 1 and count(WebhookEvent) == 3
+    assert count_rows(Call) == 1 and count_rows(WebhookEvent) == 3
     assert [e.name for e in heard].count("calls.created") == 1
 
 
 def test_an_ended_call_arriving_first_creates_the_call_once(webhooks, company):
     assert webhooks.retell(retell_event("call_ended")).get_json() == {"status": "processed"}
     assert webhooks.retell(retell_event("call_started")).get_json() == {"status": "processed"}
-    assert count(Call) == 1
+    assert count_rows(Call) == 1
     Session.expire_all()
     call = Session.scalar(select(Call))
     assert call.status == "answered" and call.duration_seconds == 125  # not reopened
@@ -143,7 +132,7 @@ def test_outbound_calls_link_the_callee_and_reuse_known_customers(webhooks, comp
     assert webhooks.retell(event).get_json() == {"status": "processed"}
     call = Session.scalar(select(Call))
     assert Session.get(Customer, call.customer_id).name == "Dana"
-    assert count(Customer) == 2
+    assert count_rows(Customer) == 2
 
 
 def test_a_number_that_is_not_e164_creates_no_customer(webhooks, company):
@@ -151,7 +140,7 @@ def test_a_number_that_is_not_e164_creates_no_customer(webhooks, company):
     assert webhooks.retell(event).get_json() == {"status": "processed"}
     call = Session.scalar(select(Call))
     assert call.customer_id is None and call.from_number == "anonymous"
-    assert count(Customer) == 0
+    assert count_rows(Customer) == 0
 
 
 def test_unknown_agent_is_acknowledged_and_applies_once_linked(webhooks, new_company, caplog):
@@ -160,7 +149,7 @@ def test_unknown_agent_is_acknowledged_and_applies_once_linked(webhooks, new_com
     response = webhooks.retell(event)
     assert response.status_code == 200 and response.get_json() == {"status": "ignored"}
     assert "agent_nobody" in caplog.text
-    assert count(Call) == 0 and count(WebhookEvent) == 0
+    assert count_rows(Call) == 0 and count_rows(WebhookEvent) == 0
     company = new_company("agent_nobody")
     assert webhooks.retell(event).get_json() == {"status": "processed"}
     assert Session.scalar(select(Call)).company_id == company.id
@@ -169,7 +158,7 @@ def test_unknown_agent_is_acknowledged_and_applies_once_linked(webhooks, new_com
 def test_other_retell_events_are_acknowledged_without_effect(webhooks, company):
     response = webhooks.retell(retell_event("transcript_updated"))
     assert response.get_json() == {"status": "ignored"}
-    assert count(Call) == 0 and count(WebhookEvent) == 0
+    assert count_rows(Call) == 0 and count_rows(WebhookEvent) == 0
 
 
 def assert_problem(response, status):
@@ -191,7 +180,7 @@ def test_bad_signatures_are_401(webhooks, company):
     header = f"v={version},d={retell_digest('key_test', body, version)}"
     tampered = body.replace(b"+14155550123", b"+14155550124")
     assert_problem(webhooks.post("/webhooks/retell", tampered, {"x-retell-signature": header}), 401)
-    assert count(Call) == 0 and count(WebhookEvent) == 0
+    assert count_rows(Call) == 0 and count_rows(WebhookEvent) == 0
     assert webhooks.post("/webhooks/retell", body, {"x-retell-signature": header}).status_code == 200
 
 
@@ -200,7 +189,7 @@ def test_stale_or_future_timestamps_are_401(webhooks, company, skew_seconds):
     at_ms = int((WEBHOOK_NOW + skew_seconds) * 1000)
     body = assert_problem(webhooks.retell(retell_event("call_started"), at_ms=at_ms), 401)
     assert "300 s" in body["detail"] and body["provider"] == "retell"
-    assert count(Call) == 0
+    assert count_rows(Call) == 0
 
 
 @pytest.mark.parametrize("skew_seconds", [-299, 299])

@@ -1,12 +1,13 @@
 """POST /webhooks/sendgrid: SendGrid Event Webhook batches, ECDSA-signed, through HTTP."""
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gateway_app.db import Session
 from gateway_app.models import OutboxMessage, WebhookEvent
 from gateway_app.notifications import queue_email
 from tests.conftest import WEBHOOK_NOW, build_app, sign_up
+from tests.support.queries import count_rows
 
 X_MESSAGE_ID = "W86EgYT6SQKk0lRflfLRsA"
 SG_MESSAGE_ID = X_MESSAGE_ID + ".filterdrecv-5645d9c87f-78xgx-1-5FC5F5B8-1B.0"
@@ -43,10 +44,6 @@ def status_of(message_id):
     return Session.get(OutboxMessage, message_id).delivery_status
 
 
-def count(model, *where):
-    return Session.scalar(select(func.count()).select_from(model).where(*where))
-
-
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_a_batch_updates_the_delivery_status_once_per_event(webhooks, sent_email):
     batch = [sendgrid_event("processed", "ZmFrZS1wcm9jZXNzZWQ"),
@@ -59,7 +56,7 @@ def test_a_batch_updates_the_delivery_status_once_per_event(webhooks, sent_email
     assert status_of(sent_email) == "open"
     again = webhooks.sendgrid(batch)
     assert again.get_json()["events"] == {"processed": 0, "duplicate": 3, "ignored": 0}
-    assert count(WebhookEvent) == 3
+    assert count_rows(WebhookEvent) == 3
     row = Session.scalar(select(WebhookEvent).where(WebhookEvent.event_id == "ZmFrZS1vcGVu"))
     assert (row.provider, row.event_type) == ("sendgrid", "open")
 
@@ -79,7 +76,7 @@ def test_a_partly_known_batch_applies_the_new_events_only(webhooks, sent_email):
                                   sendgrid_event("delivered", "ev-3", sg_message_id="Unknown123.filter.0")])
     assert response.get_json()["events"] == {"processed": 1, "duplicate": 1, "ignored": 1}
     assert status_of(sent_email) == "delivered"
-    assert count(WebhookEvent) == 2
+    assert count_rows(WebhookEvent) == 2
 
 
 def test_another_key_stale_or_future_timestamps_and_missing_headers_are_401(webhooks, sent_email):

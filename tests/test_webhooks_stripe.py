@@ -2,13 +2,13 @@
 import itertools
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gateway_app.db import Session
-from gateway_app.events import subscribe
 from gateway_app.models import AuditLog, Company, Invoice, Payment, WebhookEvent
 from gateway_app.webhooks.signatures import stripe_digest
 from tests.conftest import WEBHOOK_NOW, build_app, link_provider_accounts, sign_up
+from tests.support.queries import count_rows
 
 VECTOR_BODY = b'{"event":"call_ended","call":{"call_id":"call_abc"}}'
 VECTOR_HEADER = "t=1700000000,v1=37355922de351709d176c5157e85fc7d22bb5eb41f23f1a8bab5e702e89f707c"
@@ -65,17 +65,6 @@ def company(webhook_app):
     return link_provider_accounts(tenant.company["id"], stripe_customer_id=CUSTOMER)
 
 
-@pytest.fixture
-def heard(webhook_app):
-    events = []
-    subscribe(webhook_app, events.append)
-    return events
-
-
-def count(model, *where):
-    return Session.scalar(select(func.count()).select_from(model).where(*where))
-
-
 def tier_of(company_id):
     Session.expire_all()
     return Session.get(Company, company_id).tier
@@ -99,7 +88,7 @@ def test_invoice_events_mirror_one_invoice_row(webhooks, company):
     assert (row.company_id, row.stripe_invoice_id, row.status) == (company.id, "in_1OQxInv0001", "paid")
     assert (row.amount_due, row.amount_paid, row.currency, row.number) == (4900, 4900, "usd", "9C1D2E3F-0001")
     assert row.period_end.timestamp() == 1700000000
-    assert count(Invoice) == 1 and count(WebhookEvent) == 3
+    assert count_rows(Invoice) == 1 and count_rows(WebhookEvent) == 3
 
     # Stripe retries the same event id: applied once
     late = stripe_event("invoice.payment_failed", invoice("open"), event_id="evt_late_failure")
@@ -108,7 +97,7 @@ def test_invoice_events_mirror_one_invoice_row(webhooks, company):
     Session.expire_all()
     # a late, out-of-order delivery never moves a paid invoice back to open
     assert Session.scalar(select(Invoice)).status == "paid"
-    assert count(WebhookEvent) == 4
+    assert count_rows(WebhookEvent) == 4
 
 
 def test_a_payment_intent_and_its_charge_mirror_one_payment(webhooks, company, heard):
@@ -119,7 +108,7 @@ def test_a_payment_intent_and_its_charge_mirror_one_payment(webhooks, company, h
     payment = Session.scalar(select(Payment))
     assert (payment.stripe_payment_id, payment.amount, payment.status) == ("pi_3OQxPay0001", 4900, "succeeded")
     assert payment.invoice_id == Session.scalar(select(Invoice.id)) and payment.company_id == company.id
-    assert count(Payment) == 1
+    assert count_rows(Payment) == 1
     assert "billing.updated" in [e.name for e in heard]
 
 
@@ -147,7 +136,7 @@ def test_an_unpaid_or_tierless_subscription_changes_nothing(webhooks, company, h
     assert webhooks.stripe(incomplete).get_json() == {"status": "ignored"}
     tierless = stripe_event("customer.subscription.updated", subscription(lookup_key="gold_plan"))
     assert webhooks.stripe(tierless).get_json() == {"status": "ignored"}
-    assert tier_of(company.id) == "free" and heard == [] and count(WebhookEvent) == 0
+    assert tier_of(company.id) == "free" and heard == [] and count_rows(WebhookEvent) == 0
 
 
 def test_unknown_customer_and_unhandled_types_are_acknowledged(webhooks, company, caplog):
@@ -160,7 +149,7 @@ def test_unknown_customer_and_unhandled_types_are_acknowledged(webhooks, company
     upcoming = invoice("draft")
     del upcoming["id"]  # Stripe's preview of the next invoice has none
     assert webhooks.stripe(stripe_event("invoice.upcoming", upcoming)).get_json() == {"status": "ignored"}
-    assert count(Invoice) == 0 and count(WebhookEvent) == 0
+    assert count_rows(Invoice) == 0 and count_rows(WebhookEvent) == 0
 
 
 def signed(body, timestamp, *secrets):
@@ -189,7 +178,7 @@ def test_bad_or_missing_signatures_are_401(webhooks, company):
         response = webhooks.post("/webhooks/stripe", body, headers)
         assert response.status_code == 401, headers
         assert response.headers["Content-Type"] == "application/problem+json"
-    assert count(Invoice) == 0
+    assert count_rows(Invoice) == 0
 
 
 def test_malformed_json_after_a_valid_signature_is_400(webhooks, company):
