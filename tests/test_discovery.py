@@ -397,3 +397,15 @@ def test_a_failing_remote_service_opens_its_breaker_and_is_not_called(client, te
 
 def requests_seen(instance):
     return instance.answer_hits
+
+
+def test_all_instances_down_serves_the_last_good_copy_as_stale(client, tenant, instances):
+    a = instances("A")
+    register(client, a.url)
+    fresh = tenant.get(SERVICE_PATH)
+    assert fresh.status_code == 200 and fresh.headers["X-Cache"] == "MISS"
+    a.stop()
+    stale = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})  # must reach the instances
+    assert stale.status_code == 200
+    assert stale.headers["X-Cache"] == "STALE"
+    assert stale.get_json() == fresh.get_json()

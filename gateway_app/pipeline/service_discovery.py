@@ -18,7 +18,6 @@ from ..discovery.health import HealthMonitor
 from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, outbound_request,
                                send_to_instance, to_flask_response)
 from ..discovery.registry import Registry
-from ..errors import GatewayProblem
 from .authentication import unauthorized
 from .base import Stage
 
@@ -102,10 +101,6 @@ class ServiceDiscoveryStage(Stage):
         raise NoInstanceAnswered(failures)
 
     def fallback(self, service, ctx, request, retry_after, reason):
-        stale = current_app.extensions["gateway"].pipeline.stage("caching").stale_response(ctx, request)
-        if stale is not None:
-            return stale
-        raise GatewayProblem(
-            503, "Service Unavailable", f"The {service} service is unavailable: {reason}.",
-            problem_type="service-unavailable", headers={"Retry-After": str(int(retry_after))},
-            service=service, retry_after=int(retry_after))
+        """The same fallback as any failing upstream: the last good copy, else 503."""
+        breaker_stage = current_app.extensions["gateway"].pipeline.stage("circuit_breaker")
+        return breaker_stage.fallback(ctx, request, service, int(retry_after), reason)
