@@ -1,17 +1,15 @@
 """The caching stage through HTTP: tiers, headers, ETag/304, what is never stored, isolation."""
 import threading
 import time
-import uuid
-from contextlib import contextmanager
 
 import pytest
-import redis as redis_lib
 
 from gateway_app.db import Session
 from gateway_app.identity.passwords import hash_password
 from gateway_app.models import User
 from tests.conftest import PASSWORD, Tenant, build_app
 from tests.support.cache_app import STATIC_BODY, register_cache_test_routes
+from tests.support.redis_monitor import redis_commands
 
 
 def make_app(database_url, redis_url, **overrides):
@@ -215,33 +213,6 @@ def test_without_redis_both_tiers_live_in_the_process(tmp_path):
         assert fresh.headers["X-Cache"] == "MISS" and fresh.get_json()["name"] == "Renamed"
         Session.remove()
     app.extensions["gateway_engine"].dispose()
-
-
-@contextmanager
-def redis_commands(redis_url):
-    """The commands Redis receives meanwhile (MONITOR), up to a sentinel sent at the end."""
-    client = redis_lib.Redis.from_url(redis_url, socket_timeout=0.1)
-    seen, stop = [], threading.Event()
-    with client.monitor() as monitor:
-        def collect():
-            while not stop.is_set():
-                try:
-                    seen.append(monitor.next_command()["command"])
-                except redis_lib.TimeoutError:
-                    continue
-        collector = threading.Thread(target=collect)
-        collector.start()
-        try:
-            yield seen
-        finally:
-            sentinel = f"end-{uuid.uuid4().hex}"
-            redis_lib.Redis.from_url(redis_url).echo(sentinel)
-            deadline = time.monotonic() + 5
-            while not any(sentinel in command for command in seen) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            stop.set()
-            collector.join()
-    client.close()
 
 
 def cache_commands(seen):

@@ -2,13 +2,9 @@
 round trips, and that the shortcuts taken for speed keep every guarantee (invalidation,
 revocation, token expiry)."""
 import datetime as dt
-import threading
 import time
-import uuid
-from contextlib import contextmanager
 
 import pytest
-import redis as redis_lib
 from flask import Blueprint, jsonify
 
 from gateway_app.db import Session
@@ -17,6 +13,7 @@ from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from tests.conftest import build_app
 from tests.support.cache_app import register_cache_test_routes
+from tests.support.redis_monitor import redis_commands
 
 
 def register_rate_limited_cached_route(app):
@@ -39,36 +36,6 @@ def app(database_url, redis_url, redis_client):
         yield app
     Session.remove()
     app.extensions["gateway_engine"].dispose()
-
-
-@contextmanager
-def redis_commands(redis_url):
-    """The commands clients send to Redis meanwhile (MONITOR), without those a script runs
-    inside Redis (they cost no round trip), up to a sentinel sent at the end."""
-    client = redis_lib.Redis.from_url(redis_url, socket_timeout=0.1)
-    seen, stop = [], threading.Event()
-    sentinel = f"end-{uuid.uuid4().hex}"
-    with client.monitor() as monitor:
-        def collect():
-            while not stop.is_set():
-                try:
-                    command = monitor.next_command()
-                except redis_lib.TimeoutError:
-                    continue
-                if command.get("client_type") != "lua":
-                    seen.append(command["command"])
-        collector = threading.Thread(target=collect)
-        collector.start()
-        try:
-            yield seen
-        finally:
-            redis_lib.Redis.from_url(redis_url).echo(sentinel)
-            deadline = time.monotonic() + 5
-            while not any(sentinel in command for command in seen) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            stop.set()
-            collector.join()
-    client.close()
 
 
 # connection set-up, and the ECHO sentinel sent on redis_commands' own connection
