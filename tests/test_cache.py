@@ -246,7 +246,7 @@ def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
 
 
 def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived():
-    from gateway_app.cache.generations import BatchedReads
+    from gateway_app.redis_store import BatchedReads
 
     fetch_started = []
 

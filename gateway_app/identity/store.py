@@ -11,6 +11,8 @@ import time
 
 import redis
 
+from ..redis_store import BatchedReads
+
 PREFIX = "gw:identity:"
 SWEEP_EVERY = 1000
 
@@ -22,6 +24,18 @@ class StoreUnavailable(Exception):
 class RedisStore:
     def __init__(self, client):
         self.client = client
+        # every request reads its principal's versions: a worker's concurrent requests
+        # share one MGET, never one sent before they arrived
+        self.batched = BatchedReads(self._fetch)
+
+    def _fetch(self, keys):
+        return dict(zip(keys, self.client.mget(keys)))
+
+    def _shared_mget(self, keys):
+        try:
+            return self.batched.read(keys)
+        except (redis.RedisError, ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def _call(self, method, *args, **kwargs):
         try:
@@ -40,7 +54,7 @@ class RedisStore:
     def mget_with(self, keys, foreign_keys):
         """``mget(keys)`` plus the raw values of other components' ``foreign_keys``
         (full Redis keys, outside this store's prefix), in the same round trip."""
-        values = self._call("mget", [PREFIX + key for key in keys] + list(foreign_keys))
+        values = self._shared_mget([PREFIX + key for key in keys] + list(foreign_keys))
         own = [value.decode() if value is not None else None for value in values[:len(keys)]]
         return own, values[len(keys):]
 
