@@ -35,6 +35,9 @@ class Company(TimestampMixin, Base):
     calcom_event_type_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     plan_minutes: Mapped[int] = mapped_column(Integer, default=500, nullable=False)
+    # when the Stripe event that last set `tier` was created: Stripe does not order deliveries,
+    # so a subscription event created before it is stale and must not reset the tier
+    tier_set_at: Mapped[object | None] = mapped_column(UTCDateTime)
 
 
 class User(TimestampMixin, Base):
