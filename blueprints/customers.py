@@ -1,6 +1,9 @@
 """Customers service: search, profiles, create/update with duplicate detection, timeline."""
+from contextlib import contextmanager
+
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
 
 from gateway_app import events
 from gateway_app.audit import audit
@@ -113,6 +116,19 @@ def refuse_duplicate(company_id, data, exclude_id=None):
                              existing_customer_id=existing_id)
 
 
+@contextmanager
+def duplicate_race_as_409(company_id, data, exclude_id=None):
+    """A customer given the same phone or e-mail after ``refuse_duplicate`` looked (a
+    concurrent request or webhook) makes the unique key refuse the write: that is the
+    same 409, naming the customer that won."""
+    try:
+        yield
+    except IntegrityError:
+        Session.rollback()
+        refuse_duplicate(company_id, data, exclude_id)
+        raise  # not a duplicate customer: a genuine fault
+
+
 def record_change(action, customer, **details):
     """Audit row and customers.updated event, both committed with the change."""
     audit(Session, action, "customer", customer.id, **details)
@@ -142,10 +158,11 @@ def create_customer(data, region):
     data = contact_fields(data, region)
     refuse_duplicate(company_id, data)
     customer = Customer(company_id=company_id, **data)
-    Session.add(customer)
-    Session.flush()
-    record_change("customer.created", customer, fields=sorted(data))
-    Session.commit()
+    with duplicate_race_as_409(company_id, data):
+        Session.add(customer)
+        Session.flush()
+        record_change("customer.created", customer, fields=sorted(data))
+        Session.commit()
     return customer
 
 
@@ -170,11 +187,12 @@ def update_customer(data, customer_id, region):
     data = contact_fields(data, region)
     refuse_duplicate(customer.company_id, data, exclude_id=customer.id)
     changed = sorted(name for name, value in data.items() if getattr(customer, name) != value)
-    for name in changed:
-        setattr(customer, name, data[name])
     if changed:
-        record_change("customer.updated", customer, fields=changed)
-        Session.commit()
+        with duplicate_race_as_409(customer.company_id, data, exclude_id=customer.id):
+            for name in changed:
+                setattr(customer, name, data[name])
+            record_change("customer.updated", customer, fields=changed)
+            Session.commit()
     return customer
 
 

@@ -166,14 +166,24 @@ class DemoCompany:
         return f"+1{self.rng.choice(('206', '305', '415', '512', '617', '646', '720', '917'))}" \
                f"{self.rng.randint(200, 999)}{self.rng.randint(0, 9999):04d}"
 
+    def unused_phone(self, used):
+        """A number no other customer of the company has (phones are unique per company)."""
+        phone = self.phone()
+        while phone in used:
+            phone = self.phone()
+        used.add(phone)
+        return phone
+
     def insert_customers(self):
         count = max(200, min(5000, self.call_count // 15))
         rows = []
+        used_phones = set()
         for index in range(count):
             first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)
             created = self.now - dt.timedelta(days=self.rng.uniform(0, HISTORY_DAYS + 30))
             rows.append({
-                "company_id": self.company_id, "name": f"{first} {last}", "phone": self.phone(),
+                "company_id": self.company_id, "name": f"{first} {last}",
+                "phone": self.unused_phone(used_phones),
                 "email": (f"{first}.{last}{index}@{self.rng.choice(EMAIL_DOMAINS)}".lower()
                           if self.rng.random() < 0.8 else None),
                 "notes": self.rng.choice((None, None, "Prefers mornings.", "Referred by a friend.",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 log = logging.getLogger("gateway.events")
 _PENDING = "gateway_pending_events"
+_SAVEPOINT_MARKS = "gateway_savepoint_event_marks"
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,31 @@ def publish(domain_event):
 
 @sa_event.listens_for(OrmSession, "after_commit")
 def _deliver_after_commit(session):
+    if session.get_nested_transaction() is not None:
+        return  # a SAVEPOINT released (SQLAlchemy calls that a commit too): not durable yet
     pending = session.info.pop(_PENDING, [])
     for domain_event in pending:
         publish(domain_event)
 
 
+@sa_event.listens_for(OrmSession, "after_transaction_create")
+def _mark_savepoint(session, transaction):
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINT_MARKS, {})[transaction] = \
+            len(session.info.get(_PENDING, []))
+
+
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _forget_savepoint(session, transaction):
+    session.info.get(_SAVEPOINT_MARKS, {}).pop(transaction, None)
+
+
 @sa_event.listens_for(OrmSession, "after_rollback")
 def _drop_on_rollback(session):
-    session.info.pop(_PENDING, None)
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop(_PENDING, None)
+        return
+    # a rolled-back SAVEPOINT drops only its own events; the enclosing transaction's stay
+    mark = session.info.get(_SAVEPOINT_MARKS, {}).get(savepoint, 0)
+    del session.info.get(_PENDING, [])[mark:]

@@ -35,6 +35,9 @@ class Company(TimestampMixin, Base):
     calcom_event_type_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     plan_minutes: Mapped[int] = mapped_column(Integer, default=500, nullable=False)
+    # when the Stripe event that last set `tier` was created: Stripe does not order deliveries,
+    # so a subscription event created before it is stale and must not reset the tier
+    tier_set_at: Mapped[object | None] = mapped_column(UTCDateTime)
 
 
 class User(TimestampMixin, Base):
@@ -93,8 +96,10 @@ class Customer(TimestampMixin, Base):
                                                nullable=False)
     __table_args__ = (
         Index("ix_customers_company_name", "company_id", "name"),
-        Index("ix_customers_company_phone", "company_id", "phone"),
-        Index("ix_customers_company_email", "company_id", "email"),
+        # one customer per phone and per (lower-cased) e-mail in a company, so a create racing
+        # a webhook's find-or-create fails instead of duplicating; NULLs never collide
+        UniqueConstraint("company_id", "phone", name="uq_customers_company_phone"),
+        UniqueConstraint("company_id", "email", name="uq_customers_company_email"),
         Index("ix_customers_company_updated", "company_id", "updated_at"),
         Index("ix_customers_company_created", "company_id", "created_at"),
     )

@@ -1,5 +1,6 @@
 """Appointments through HTTP: calendar, booking, business hours, overlaps, idempotency, lifecycle."""
 import datetime as dt
+import itertools
 import threading
 
 import pytest
@@ -15,8 +16,12 @@ BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], in
 UTC = dt.timezone.utc
 
 
+_phone_suffixes = itertools.count(100)
+
+
 def make_customer(company_id, name="Ada Lovelace"):
-    customer = Customer(company_id=company_id, name=name, phone="+15550100")
+    # phones are unique per company
+    customer = Customer(company_id=company_id, name=name, phone=f"+1555{next(_phone_suffixes):07d}")
     Session.add(customer)
     Session.commit()
     return customer.id

@@ -8,6 +8,7 @@ reads app.url_map, and a route whose parameter has no factory below fails the te
 with instructions.
 """
 import datetime as dt
+import itertools
 import re
 import uuid
 
@@ -36,9 +37,14 @@ def make_api_key(company_id):
                   key_hash=generated.key_hash, scopes=["read", "write"])
 
 
+_customer_numbers = itertools.count(100)
+
+
 def make_customer(company_id):
-    return Customer(company_id=company_id, name="Customer of A", phone="+15555550100",
-                    email="customer.of.a@example.com")
+    # phones and e-mails are unique per company, and the test makes several of A's customers
+    unique = next(_customer_numbers)
+    return Customer(company_id=company_id, name="Customer of A", phone=f"+1555{unique:07d}",
+                    email=f"customer.of.a.{unique}@example.com")
 
 
 def make_call(company_id):

@@ -9,6 +9,7 @@ from gateway_app.db import Session
 from gateway_app.models import AuditLog
 from tests.conftest import insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
+from tests.support.races import lookup_that_loses_the_race
 
 UTC = dt.timezone.utc
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
@@ -207,3 +208,55 @@ def test_timeline_merges_calls_and_appointments_newest_first(app, tenant, tenant
     assert get(tenant_factory(), f"/api/v1/customers/{customer}/timeline").status_code == 404
     bad = get(tenant, f"/api/v1/customers/{customer}/timeline", cursor="WyJ4IiwieSJd")
     assert bad.status_code == 422 and "cursor" in bad.get_json()["errors"]
+
+
+
+def committed_behind_the_duplicate_check(monkeypatch, app, company_id, **contacts):
+    """The request's duplicate check finds nothing while another connection commits a
+    customer with ``contacts``: two simultaneous writes of one phone or e-mail."""
+    import blueprints.customers as view
+    return lookup_that_loses_the_race(monkeypatch, view, "find_duplicate", app, company_id,
+                                      **contacts)
+
+@BOTH
+@pytest.mark.parametrize("field, contacts", [("phone", {"phone": "+15551234567"}),
+                                             ("email", {"email": "jane@example.com"})])
+def test_a_create_losing_the_race_for_a_phone_or_email_is_409_not_500(
+        app, tenant, heard, monkeypatch, field, contacts):
+    winner = committed_behind_the_duplicate_check(monkeypatch, app, tenant.company["id"], **contacts)
+
+    response = create(tenant, name="Jane", phone="(555) 123-4567", email="Jane@Example.com")
+
+    assert response.status_code == 409, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert (problem["field"], problem["existing_customer_id"]) == (field, winner[0])
+    assert heard == []  # the refused creation's event was rolled back with it
+    assert not Session.scalars(select(AuditLog).where(AuditLog.action == "customer.created")).all()
+    assert ids(get(tenant, "/api/v1/customers")) == [winner[0]]
+
+
+@BOTH
+def test_an_update_losing_the_race_for_a_phone_is_409_and_changes_nothing(
+        app, tenant, heard, monkeypatch):
+    jane = create(tenant, name="Jane", phone="+15550000001", notes="old").get_json()
+    heard.clear()
+    winner = committed_behind_the_duplicate_check(monkeypatch, app, tenant.company["id"],
+                                                  phone="+15552223333")
+
+    response = tenant.patch(f"/api/v1/customers/{jane['id']}",
+                            json={"phone": "555-222-3333", "notes": "new"})
+
+    assert response.status_code == 409, response.get_json()
+    assert (response.get_json()["field"], response.get_json()["existing_customer_id"]) == (
+        "phone", winner[0])
+    assert heard == []
+    kept = get(tenant, f"/api/v1/customers/{jane['id']}").get_json()
+    assert (kept["phone"], kept["notes"]) == ("+15550000001", "old")
+
+
+@BOTH
+def test_null_phones_and_emails_never_collide(tenant):
+    for name in ("No contact 1", "No contact 2"):
+        assert create(tenant, name=name, phone=None, email=None).status_code == 201
+    assert len(ids(get(tenant, "/api/v1/customers"))) == 2

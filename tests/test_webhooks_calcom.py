@@ -8,6 +8,7 @@ from gateway_app.db import Session
 from gateway_app.models import Appointment, Customer, WebhookEvent
 from tests.conftest import build_app, link_provider_accounts, sign_up
 from tests.support.queries import count_rows
+from tests.support.races import lookup_that_loses_the_race
 
 VECTOR_BODY = b'{"event":"call_ended","call":{"call_id":"call_abc"}}'
 VECTOR_SIGNATURE = "2ecb3f9668614a9b7e1681d02071717f2466f40e82e640aca443609c3f4ca0da"
@@ -166,3 +167,49 @@ def test_without_the_secret_the_webhook_is_503(database_url, redis_url, redis_cl
         assert "CALCOM_WEBHOOK_SECRET" in response.get_json()["detail"]
     Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+def attendee(email="Jane@Example.com", phone="+14155550123"):
+    return [{"email": email, "name": "Jane Doe", "phoneNumber": phone, "timeZone": "America/Chicago"}]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+def test_a_booker_who_already_called_is_the_same_customer(webhooks, company):
+    # the voice agent's webhook made this customer from the number alone
+    Session.add(Customer(company_id=company.id, name="+14155550123", phone="+14155550123"))
+    Session.commit()
+    assert webhooks.calcom(booking_event("BOOKING_CREATED", attendees=attendee())
+                           ).get_json() == {"status": "processed"}
+    customer = Session.get(Customer, Session.scalar(select(Appointment)).customer_id)
+    assert (customer.name, customer.email, customer.phone) == (
+        "Jane Doe", "jane@example.com", "+14155550123")
+    assert count_rows(Customer) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+def test_a_phone_another_customer_has_stays_theirs(webhooks, company):
+    Session.add(Customer(company_id=company.id, name="John Doe", phone="+14155550123",
+                         email="john@example.com"))
+    Session.commit()
+    assert webhooks.calcom(booking_event("BOOKING_CREATED", attendees=attendee())
+                           ).get_json() == {"status": "processed"}
+    customer = Session.get(Customer, Session.scalar(select(Appointment)).customer_id)
+    assert (customer.name, customer.email, customer.phone) == ("Jane Doe", "jane@example.com", None)
+    assert count_rows(Customer) == 2
+
+
+# MariaDB only, as in test_webhooks_retell: SQLite's write lock already excludes the race
+@pytest.mark.parametrize("database_url", ["mysql"], indirect=True)
+def test_a_booker_created_concurrently_is_found_not_duplicated(webhook_app, webhooks, company,
+                                                              monkeypatch, caplog):
+    caplog.set_level("INFO", logger="gateway.webhooks")
+    from gateway_app.webhooks import customers
+    winner = lookup_that_loses_the_race(monkeypatch, customers, "_first", webhook_app, company.id,
+                                        email="jane@example.com")
+
+    response = webhooks.calcom(booking_event("BOOKING_CREATED", attendees=attendee(phone=None)))
+
+    assert response.get_json() == {"status": "processed"}
+    assert count_rows(Customer) == 1 and count_rows(Appointment) == 1
+    assert Session.scalar(select(Appointment)).customer_id == winner[0]
+    assert "created concurrently" in caplog.text and "conflicted" not in caplog.text

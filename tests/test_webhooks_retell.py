@@ -8,6 +8,7 @@ from gateway_app.db import Session
 from gateway_app.models import Call, Customer, WebhookEvent
 from tests.conftest import WEBHOOK_NOW, build_app, link_provider_accounts, sign_up
 from tests.support.queries import count_rows
+from tests.support.races import lookup_that_loses_the_race
 
 AGENT = "agent_3f9d2a"
 VECTOR_BODY = b'{"event":"call_ended","call":{"call_id":"call_abc"}}'
@@ -224,3 +225,26 @@ def test_webhooks_need_no_user_credential_and_are_exempt_from_user_limits(webhoo
     for provider in ("retell", "calcom", "stripe", "sendgrid"):
         view = webhook_app.view_functions[f"webhooks.{provider}_webhook"]
         assert view.gateway_policy == {"public": True, "exempt_limits": True}
+
+
+# MariaDB only: on SQLite the event's own row takes the database's one write lock before the
+# customer lookup, so no other writer can slip in between the lookup and the insert
+@pytest.mark.parametrize("database_url", ["mysql"], indirect=True)
+def test_a_caller_created_concurrently_is_found_not_duplicated(webhook_app, webhooks, company,
+                                                              heard, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="gateway.webhooks")
+    from gateway_app.webhooks import customers
+    winner = lookup_that_loses_the_race(monkeypatch, customers, "_first", webhook_app, company.id,
+                                        phone="+14155550123")
+
+    response = webhooks.retell(retell_event("call_started"))
+
+    assert response.status_code == 200 and response.get_json() == {"status": "processed"}
+    assert count_rows(Customer) == 1
+    call = Session.scalar(select(Call).where(Call.retell_call_id == "call_5b1e7c"))
+    assert call.customer_id == winner[0]
+    # the SAVEPOINT undid only the failed insert: the event row and the call were committed
+    assert count_rows(WebhookEvent) == 1 and count_rows(Call) == 1
+    assert [e.name for e in heard] == ["calls.created"]
+    # found in the same attempt (a locking read past the snapshot), not by redoing the event
+    assert "created concurrently" in caplog.text and "conflicted" not in caplog.text

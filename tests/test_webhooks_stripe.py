@@ -200,3 +200,58 @@ def test_without_the_secret_the_webhook_is_503(database_url, redis_url, redis_cl
         assert response.status_code == 503 and response.get_json()["title"] == "Not Configured"
     Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+def subscription_event(event_type, created, **fields):
+    return {**stripe_event(event_type, subscription(**fields)), "created": created}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+def test_an_older_subscription_event_delivered_late_does_not_reset_the_tier(webhooks, company, heard,
+                                                                            caplog):
+    caplog.set_level("WARNING", logger="gateway.webhooks")
+    newer = subscription_event("customer.subscription.updated", int(WEBHOOK_NOW) - 60,
+                               lookup_key="enterprise_monthly")
+    older = subscription_event("customer.subscription.created", int(WEBHOOK_NOW) - 120,
+                               metadata={"tier": "pro"})
+    assert webhooks.stripe(newer).get_json() == {"status": "processed"}
+    assert webhooks.stripe(older).get_json() == {"status": "stale"}
+    assert tier_of(company.id) == "enterprise"
+    assert older["id"] in caplog.text and "older" in caplog.text
+    assert [e.name for e in heard] == ["settings.changed"]
+    # the stale delivery is not recorded, and a redelivery of it is just as stale
+    assert count_rows(WebhookEvent) == 1
+    assert webhooks.stripe(older).get_json() == {"status": "stale"}
+    # an older cancellation must not downgrade either
+    cancelled = subscription_event("customer.subscription.deleted", int(WEBHOOK_NOW) - 90,
+                                   status="canceled", lookup_key="enterprise_monthly")
+    assert webhooks.stripe(cancelled).get_json() == {"status": "stale"}
+    assert tier_of(company.id) == "enterprise"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
+def test_subscription_events_in_order_each_apply_and_record_their_time(webhooks, company):
+    older = subscription_event("customer.subscription.created", int(WEBHOOK_NOW) - 120,
+                               metadata={"tier": "pro"})
+    newer = subscription_event("customer.subscription.updated", int(WEBHOOK_NOW) - 60,
+                               lookup_key="enterprise_monthly")
+    assert webhooks.stripe(older).get_json() == {"status": "processed"}
+    assert tier_of(company.id) == "pro"
+    assert webhooks.stripe(newer).get_json() == {"status": "processed"}
+    assert tier_of(company.id) == "enterprise"
+    assert Session.get(Company, company.id).tier_set_at.timestamp() == int(WEBHOOK_NOW) - 60
+    # an event of the same second as the last applied one still applies (one-second resolution)
+    same_second = subscription_event("customer.subscription.deleted", int(WEBHOOK_NOW) - 60,
+                                     status="canceled", lookup_key="enterprise_monthly")
+    assert webhooks.stripe(same_second).get_json() == {"status": "processed"}
+    assert tier_of(company.id) == "free"
+
+
+def test_an_event_without_created_time_still_applies(webhooks, company):
+    newer = subscription_event("customer.subscription.updated", int(WEBHOOK_NOW),
+                               lookup_key="enterprise_monthly")
+    assert webhooks.stripe(newer).get_json() == {"status": "processed"}
+    undated = stripe_event("customer.subscription.updated", subscription(metadata={"tier": "pro"}))
+    del undated["created"]
+    assert webhooks.stripe(undated).get_json() == {"status": "processed"}
+    assert tier_of(company.id) == "pro"

@@ -11,6 +11,7 @@ log = logging.getLogger("gateway.webhooks")
 PROCESSED = "processed"
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
+STALE = "stale"
 
 
 class NotConfigured(Exception):

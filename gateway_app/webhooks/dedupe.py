@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..db import Session
 from ..models import WebhookEvent
-from .common import DUPLICATE, IGNORED, PROCESSED
+from .common import DUPLICATE, IGNORED, PROCESSED, STALE
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -24,6 +24,15 @@ ATTEMPTS = 3
 
 class Ignored(Exception):
     """The event is valid but concerns no company or row we know; answered 200, not recorded."""
+
+    status = IGNORED
+
+
+class Stale(Ignored):
+    """The event was created before one already applied to the same row; answered 200, not
+    recorded (a redelivery is just as stale)."""
+
+    status = STALE
 
 
 class RetryDelivery(Exception):
@@ -39,7 +48,7 @@ def process_once(provider, event_id, event_type, effect):
     """Apply ``effect(session, record)`` once per (provider, event_id).
 
     ``effect`` sets ``record.company_id`` and adds its rows to the session; it may raise
-    ``Ignored``. Returns PROCESSED, DUPLICATE or IGNORED.
+    ``Ignored`` (or its ``Stale``). Returns PROCESSED, DUPLICATE, IGNORED or STALE.
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -53,7 +62,7 @@ def process_once(provider, event_id, event_type, effect):
             Session.rollback()
             log.warning("%s webhook %s (%s) ignored: %s", provider, event_id, event_type, exc,
                         extra={"provider": provider, "event_id": event_id})
-            return IGNORED
+            return exc.status
         except (IntegrityError, OperationalError) as exc:
             Session.rollback()
             if isinstance(exc, IntegrityError) and already_recorded(provider, event_id):

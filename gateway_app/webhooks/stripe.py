@@ -15,7 +15,7 @@ from ..extensions import gateway_state
 from ..models import TIERS, Company, Invoice, Payment
 from . import signatures
 from .common import IGNORED, now, required_setting, tolerance
-from .dedupe import Ignored, process_once
+from .dedupe import Ignored, Stale, process_once
 
 PROVIDER = "stripe"
 # a mirrored invoice never moves back out of these (Stripe does not order deliveries)
@@ -88,6 +88,8 @@ class EventDataSchema(_Lenient):
 class StripeEventSchema(_Lenient):
     id = fields.String(required=True, validate=validate.Length(min=1, max=255))
     type = fields.String(required=True)
+    created = fields.Integer(load_default=None, allow_none=True,
+                             metadata={"description": "When Stripe created the event (epoch s)."})
     data = fields.Nested(EventDataSchema, required=True)
 
 
@@ -122,7 +124,7 @@ def handle(document):
     def effect(session, record):
         company = company_for_customer(session, obj.get("customer"))
         record.company_id = company.id
-        apply(session, company, event["type"], obj)
+        apply(session, company, event, obj)
 
     return {"status": process_once(PROVIDER, event["id"], event["type"], effect)}
 
@@ -139,7 +141,7 @@ def from_epoch(value):
     return None if value is None else dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
 
 
-def mirror_invoice(session, company, event_type, obj):
+def mirror_invoice(session, company, event, obj):
     invoice = session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == obj["id"]))
     if invoice is None:
         invoice = Invoice(company_id=company.id, stripe_invoice_id=obj["id"], status="draft")
@@ -160,14 +162,14 @@ def mirror_invoice(session, company, event_type, obj):
     emit(session, "billing.updated", company.id, invoice_id=invoice.id)
 
 
-def mirror_payment(session, company, event_type, obj):
+def mirror_payment(session, company, event, obj):
     # a charge and its intent are one payment: key both by the intent when there is one
     key = obj["id"] if obj["object"] == "payment_intent" else (obj.get("payment_intent") or obj["id"])
     payment = session.scalar(select(Payment).where(Payment.stripe_payment_id == key))
     if payment is None:
         payment = Payment(company_id=company.id, stripe_payment_id=key, amount=0, status="pending")
         session.add(payment)
-    status = PAYMENT_EVENTS[event_type]
+    status = PAYMENT_EVENTS[event["type"]]
     if payment.status != "succeeded":
         payment.status = status
     payment.amount = obj.get("amount_received") or obj["amount"]
@@ -213,8 +215,24 @@ def tier_for(event_type, subscription):
     return tier
 
 
-def apply_subscription(session, company, event_type, subscription):
-    tier = tier_for(event_type, subscription)
+def refuse_stale(company, created_at, event):
+    """An event created before the one that last set the tier is out of date: ignore it.
+    Equal times apply (Stripe's ``created`` has one-second resolution)."""
+    if created_at is not None and company.tier_set_at is not None \
+            and created_at < company.tier_set_at:
+        raise Stale(f"{event['type']} {event['id']} created {created_at.isoformat()} is older than "
+                    f"the event that set company {company.id}'s tier "
+                    f"({company.tier_set_at.isoformat()})")
+
+
+def apply_subscription(session, company, event, subscription):
+    # lock the company row so two concurrent subscription events compare times in turn
+    session.refresh(company, with_for_update=True)
+    created_at = from_epoch(event["created"])
+    refuse_stale(company, created_at, event)
+    tier = tier_for(event["type"], subscription)
+    if created_at is not None:
+        company.tier_set_at = created_at
     if company.tier == tier:
         return
     audit(session, "company.tier_changed", "company", company.id, company_id=company.id,

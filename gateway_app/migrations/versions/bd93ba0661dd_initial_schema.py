@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: ccb0b4e92afe
+Revision ID: bd93ba0661dd
 Revises: 
-Create Date: 2026-11-26 06:54:50.904042
+Create Date: 2026-11-26 07:58:26.611399
 """
 from alembic import op
 import sqlalchemy as sa
 import gateway_app.db
 from sqlalchemy.dialects import mysql
 
-revision = 'ccb0b4e92afe'
+revision = 'bd93ba0661dd'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -28,6 +28,7 @@ def upgrade():
     sa.Column('calcom_event_type_id', sa.String(length=100), nullable=True),
     sa.Column('stripe_customer_id', sa.String(length=100), nullable=True),
     sa.Column('plan_minutes', sa.Integer(), nullable=False),
+    sa.Column('tier_set_at', gateway_app.db.UTCDateTime(), nullable=True),
     sa.Column('created_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('calcom_event_type_id'),
@@ -44,13 +45,13 @@ def upgrade():
     sa.Column('updated_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.Column('created_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('company_id', 'email', name='uq_customers_company_email'),
+    sa.UniqueConstraint('company_id', 'phone', name='uq_customers_company_phone')
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.create_index('ix_customers_company_created', ['company_id', 'created_at'], unique=False)
-        batch_op.create_index('ix_customers_company_email', ['company_id', 'email'], unique=False)
         batch_op.create_index('ix_customers_company_name', ['company_id', 'name'], unique=False)
-        batch_op.create_index('ix_customers_company_phone', ['company_id', 'phone'], unique=False)
         batch_op.create_index('ix_customers_company_updated', ['company_id', 'updated_at'], unique=False)
 
     op.create_table('invoices',
@@ -345,9 +346,7 @@ def downgrade():
     op.drop_table('invoices')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index('ix_customers_company_updated')
-        batch_op.drop_index('ix_customers_company_phone')
         batch_op.drop_index('ix_customers_company_name')
-        batch_op.drop_index('ix_customers_company_email')
         batch_op.drop_index('ix_customers_company_created')
 
     op.drop_table('customers')
