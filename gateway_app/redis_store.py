@@ -32,58 +32,59 @@ def make_redis(url, socket_timeout=0.25, pool_size=200):
 
 class _Batch:
     def __init__(self):
-        self.keys = set()
+        self.items = []
         self.done = threading.Event()
-        self.values = None
-        # what readers see if the leader never finishes (killed greenlet)
-        self.error = ConnectionError("the shared read was abandoned")
+        self.results = None
+        # what callers see if the leader never finishes (killed greenlet)
+        self.error = ConnectionError("the shared Redis call was abandoned")
 
 
-class BatchedReads:
-    """Concurrent reads of one worker share one MGET, never one sent before they arrived.
+class CoalescedCalls:
+    """Concurrent calls of one worker go to Redis together, never in one sent before they arrived.
 
-    The first reader waits one scheduler turn so readers already running (other gevent
-    greenlets) can add their keys, closes the batch and fetches; readers arriving later
-    start the next batch. Every reader therefore sees values read by Redis after it
-    started, which is all consistency needs, and a busy worker pays far less than one
-    round trip per request.
+    The first caller waits one scheduler turn so callers already running (other gevent
+    greenlets) can add their items, closes the batch and sends it in one round trip;
+    callers arriving later start the next batch. ``run_batch(items)`` returns one result
+    per item, in order. A busy worker thus pays far less than one round trip per request,
+    and every caller's answer was computed by Redis after the caller started.
     """
 
-    # a safety net only: the leader's fetch is bounded by the Redis socket timeout
+    # a safety net only: the leader's round trip is bounded by the Redis socket timeout
     FOLLOWER_WAIT = 10.0
 
-    def __init__(self, fetch):
-        self.fetch = fetch              # sorted keys -> {key: token}
+    def __init__(self, run_batch):
+        self.run_batch = run_batch
         self.lock = threading.Lock()
         self.open = None
         # with OS threads a yield costs a scheduler round and gathers nobody
         self.gevent = monkey.is_module_patched("threading")
 
-    def read(self, keys):
+    def call(self, item):
         with self.lock:
             leader = self.open is None
             if leader:
                 self.open = _Batch()
             batch = self.open
-            batch.keys.update(keys)
+            index = len(batch.items)
+            batch.items.append(item)
         if leader:
             self.run(batch)
         elif not batch.done.wait(self.FOLLOWER_WAIT):
-            raise TimeoutError("the shared read did not finish")
+            raise TimeoutError("the shared Redis call did not finish")
         if batch.error is not None:
             raise batch.error
-        return [batch.values[key] for key in keys]
+        return batch.results[index]
 
     def run(self, batch):
         try:
             if self.gevent:
                 gevent_sleep(0)  # let the greenlets that are ready join this batch
             self.close(batch)
-            batch.values = self.fetch(sorted(batch.keys))
+            batch.results = self.run_batch(batch.items)
             batch.error = None
-        except Exception as exc:  # handed to every reader of the batch, who decide
+        except Exception as exc:  # handed to every caller of the batch, who decide
             batch.error = exc
-        finally:  # even when the leader is killed, no reader may join or wait for a dead batch
+        finally:  # even when the leader is killed, no caller may join or wait for a dead batch
             self.close(batch)
             batch.done.set()
 
@@ -91,3 +92,18 @@ class BatchedReads:
         with self.lock:
             if self.open is batch:
                 self.open = None
+
+
+class BatchedReads:
+    """Concurrent reads of one worker share one MGET (see CoalescedCalls)."""
+
+    def __init__(self, fetch):
+        self.fetch = fetch              # sorted keys -> {key: value}
+        self.calls = CoalescedCalls(self.read_batch)
+
+    def read(self, keys):
+        return self.calls.call(list(keys))
+
+    def read_batch(self, key_lists):
+        values = self.fetch(sorted(set().union(*key_lists)))
+        return [[values[key] for key in keys] for keys in key_lists]

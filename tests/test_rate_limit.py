@@ -394,3 +394,19 @@ def test_rejections_are_counted_by_layer(client):
     before = rejected()
     hammer(lambda: client.get("/test-rl/public", **from_ip(ip)), 53)
     assert rejected() == before + 3
+
+
+def test_requests_sent_together_are_taken_in_turn_each_all_or_nothing(redis_url, redis_client):
+    """A worker's concurrent requests share one script call: the second of two requests for
+    the last unit of a quota is refused, and its refusal spends nothing of its other quota."""
+    import redis as redis_lib
+
+    from gateway_app.ratelimit.storage import BatchedRedisStorage
+    storage = BatchedRedisStorage(redis_lib.Redis.from_url(redis_url))
+    first = [("batch:shared", 1, 60), ("batch:first-only", 10, 60)]
+    second = [("batch:second-only", 10, 60), ("batch:shared", 1, 60)]
+    (allowed_first, _), (allowed_second, windows) = storage.acquire_batch([first, second])
+    assert allowed_first is True and allowed_second is False
+    assert windows[1].used == 1                       # the unit the first request took
+    untouched, _ = storage.acquire_batch([[("batch:second-only", 1, 60)]])[0]
+    assert untouched is True                          # nothing was spent by the refusal

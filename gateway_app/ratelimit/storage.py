@@ -11,6 +11,7 @@ import threading
 
 from limits.storage import MemoryStorage, RedisStorage
 
+from ..redis_store import CoalescedCalls
 from .windows import Window
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
@@ -22,6 +23,7 @@ class BatchedRedisStorage(RedisStorage):
 
     def __init__(self, client):
         super().__init__("redis://", connection_pool=client.connection_pool)
+        self.coalesced = CoalescedCalls(self.acquire_batch)
 
     def initialize_storage(self, uri):
         super().initialize_storage(uri)
@@ -32,18 +34,33 @@ class BatchedRedisStorage(RedisStorage):
                 self.prefixed_key(self._current_window_key(key)))
 
     def acquire_all(self, limits):
-        """``limits``: [(key, limit, expiry_seconds)]. Returns (allowed, [Window])."""
-        keys, args = [], []
-        for key, limit, expiry in limits:
-            keys.extend(self.window_keys(key))
-            args.extend((limit, expiry))
+        """``limits``: [(key, limit, expiry_seconds)]. Returns (allowed, [Window]).
+
+        A worker's concurrent requests are sent to Redis together: one round trip for all.
+        """
+        return self.coalesced.call(limits)
+
+    def acquire_batch(self, requests):
+        """One script call taking each request's limits in turn; one (allowed, windows) each."""
+        keys, args = [], [len(requests)]
+        for limits in requests:
+            args.append(len(limits))
+            for key, limit, expiry in limits:
+                keys.extend(self.window_keys(key))
+                args.extend((limit, expiry))
         reply = self.lua_acquire_all(keys, args)
-        windows = []
-        for index, (_key, limit, expiry) in enumerate(limits):
-            weighted, previous, previous_ttl, current, current_ttl = reply[1 + 5 * index: 6 + 5 * index]
-            windows.append(Window(limit, expiry, int(previous), int(previous_ttl) / 1000,
-                                  int(current), int(current_ttl) / 1000, int(weighted)))
-        return bool(reply[0]), windows
+        answers, position = [], 0
+        for limits in requests:
+            allowed = bool(reply[position])
+            windows = []
+            for index, (_key, limit, expiry) in enumerate(limits):
+                start = position + 1 + 5 * index
+                weighted, previous, previous_ttl, current, current_ttl = reply[start:start + 5]
+                windows.append(Window(limit, expiry, int(previous), int(previous_ttl) / 1000,
+                                      int(current), int(current_ttl) / 1000, int(weighted)))
+            answers.append((allowed, windows))
+            position += 1 + 5 * len(limits)
+        return answers
 
 
 class BatchedMemoryStorage(MemoryStorage):
