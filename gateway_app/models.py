@@ -1,5 +1,5 @@
 """The data model. Every business row belongs to one company (tenant)."""
-from sqlalchemy import (JSON, Boolean, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -264,4 +264,3 @@ class StoredFile(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
     size_bytes: Mapped[int | None] = mapped_column(Integer)
     params: Mapped[dict | None] = mapped_column(JSON)
-    ready: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)

@@ -61,7 +61,7 @@ def make_appointment(company_id):
 
 
 def make_export(company_id):
-    return StoredFile(company_id=company_id, kind="calls_export", status="ready", ready=True,
+    return StoredFile(company_id=company_id, kind="calls_export", status="ready",
                       path=f"calls-export-{uuid.uuid4().hex}.csv")
 
 

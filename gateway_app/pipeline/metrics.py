@@ -63,5 +63,7 @@ class MetricsStage(Stage):
                 "client_ip": ctx.client_ip,
                 "cache": ctx.cache_status,
                 "short_circuited_by": ctx.short_circuited_by,
+                # where the time went, stage by stage: the first place to look for a slow request
+                "stage_ms": {name: round(seconds * 1000, 3) for name, seconds in ctx.timings.items()},
             }, separators=(",", ":")))
         return response

@@ -46,7 +46,7 @@ def deserialise_filters(params):
 
 def start_export(company_id, filters):
     """Record a pending export, commit it, and generate the file in the background."""
-    stored = StoredFile(company_id=company_id, kind=KIND, status="pending", ready=False,
+    stored = StoredFile(company_id=company_id, kind=KIND, status="pending",
                         path=os.path.join("exports", str(company_id), f"calls-{uuid.uuid4().hex}.csv"),
                         params=serialise_filters(filters))
     Session.add(stored)
@@ -81,7 +81,6 @@ def generate(app, file_id):
     os.replace(partial, target)  # a download never sees a half-written file
     stored.size_bytes = os.path.getsize(target)
     stored.status = "ready"
-    stored.ready = True
     Session.commit()
 
 

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: bd93ba0661dd
+Revision ID: 5a38bfd5911b
 Revises: 
-Create Date: 2026-11-26 07:58:26.611399
+Create Date: 2026-11-26 08:45:54.712448
 """
 from alembic import op
 import sqlalchemy as sa
 import gateway_app.db
 from sqlalchemy.dialects import mysql
 
-revision = 'bd93ba0661dd'
+revision = '5a38bfd5911b'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -103,7 +103,6 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('size_bytes', sa.Integer(), nullable=True),
     sa.Column('params', sa.JSON(), nullable=True),
-    sa.Column('ready', sa.Boolean(), nullable=False),
     sa.Column('created_at', gateway_app.db.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
