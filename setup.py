@@ -17,7 +17,7 @@ setup(
         "requests>=2.32,<3",
         "gunicorn>=23",
         "gevent>=24",
-        "redis>=6,<9",
+        "redis[hiredis]>=6,<9",  # hiredis: the C reply parser redis-py picks up by itself
         "sqlalchemy>=2.0,<3",
         "alembic>=1.13,<2",
         "pymysql>=1.1,<2",

@@ -1,4 +1,5 @@
 """The shared Redis client: blocking pool, short timeouts, no hidden retries (DESIGN.md)."""
+import os
 import ssl
 import threading
 
@@ -30,6 +31,44 @@ def make_redis(url, socket_timeout=0.25, pool_size=200):
     return redis.Redis(connection_pool=pool)
 
 
+class OwnConnection:
+    """One Redis connection kept by one caller that never needs two at once.
+
+    A batcher (CoalescedCalls) has at most one batch in flight, so it needs no pool:
+    taking and returning a pooled connection, and redis-py's per-command retry and
+    observability wrappers, cost more CPU than the round trip itself
+    (bench/redis_call_cost.py: 131 us against 80 us per MGET). Same settings as the pool's connections (timeouts, TLS, no
+    retries); a failed connection is dropped and the next call connects afresh.
+    """
+
+    def __init__(self, client):
+        self.pool = client.connection_pool
+        self.lock = threading.Lock()
+        self.connection = None
+        self.pid = None
+
+    def execute(self, *args):
+        """The raw reply of one command (no response callbacks); redis-py's errors."""
+        with self.lock:
+            connection = self._connection()
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except redis.ResponseError:
+                raise   # the server answered: the connection is fine
+            except BaseException:
+                # a timeout or a killed greenlet leaves a reply unread on the socket
+                connection.disconnect()
+                raise
+
+    def _connection(self):
+        if self.connection is None or self.pid != os.getpid():
+            # after a fork the parent's socket is not ours to use or to close
+            self.connection = self.pool.connection_class(**self.pool.connection_kwargs)
+            self.pid = os.getpid()
+        return self.connection
+
+
 class _Batch:
     def __init__(self):
         self.items = []
@@ -40,13 +79,15 @@ class _Batch:
 
 
 class CoalescedCalls:
-    """Concurrent calls of one worker go to Redis together, never in one sent before they arrived.
+    """Concurrent calls of one worker go to Redis together, one batch in flight at a time.
 
-    The first caller waits one scheduler turn so callers already running (other gevent
-    greenlets) can add their items, closes the batch and sends it in one round trip;
-    callers arriving later start the next batch. ``run_batch(items)`` returns one result
-    per item, in order. A busy worker thus pays far less than one round trip per request,
-    and every caller's answer was computed by Redis after the caller started.
+    Group commit: the first caller of a batch leads it. It waits for the batch in
+    flight (if any) to come back, then one scheduler turn so callers already running
+    (other gevent greenlets) can join, closes the batch and sends it in one round trip.
+    Callers arriving meanwhile form the next batch. ``run_batch(items)`` returns one
+    result per item, in order. A busy worker thus pays far less than one round trip per
+    request, an idle one adds no wait, and every caller's answer was computed by Redis
+    after the caller started.
     """
 
     # a safety net only: the leader's round trip is bounded by the Redis socket timeout
@@ -55,7 +96,8 @@ class CoalescedCalls:
     def __init__(self, run_batch):
         self.run_batch = run_batch
         self.lock = threading.Lock()
-        self.open = None
+        self.open = None        # the batch new callers join
+        self.in_flight = None   # the batch sent and not yet answered
         # with OS threads a yield costs a scheduler round and gathers nobody
         self.gevent = monkey.is_module_patched("threading")
 
@@ -67,17 +109,20 @@ class CoalescedCalls:
             batch = self.open
             index = len(batch.items)
             batch.items.append(item)
+            ahead = self.in_flight
         if leader:
-            self.run(batch)
+            self.lead(batch, ahead)
         elif not batch.done.wait(self.FOLLOWER_WAIT):
             raise TimeoutError("the shared Redis call did not finish")
         if batch.error is not None:
             raise batch.error
         return batch.results[index]
 
-    def run(self, batch):
+    def lead(self, batch, ahead):
         try:
-            if self.gevent:
+            if ahead is not None:
+                ahead.done.wait(self.FOLLOWER_WAIT)
+            elif self.gevent:
                 gevent_sleep(0)  # let the greenlets that are ready join this batch
             self.close(batch)
             batch.results = self.run_batch(batch.items)
@@ -86,12 +131,16 @@ class CoalescedCalls:
             batch.error = exc
         finally:  # even when the leader is killed, no caller may join or wait for a dead batch
             self.close(batch)
+            with self.lock:
+                if self.in_flight is batch:
+                    self.in_flight = None
             batch.done.set()
 
     def close(self, batch):
         with self.lock:
             if self.open is batch:
                 self.open = None
+                self.in_flight = batch
 
 
 class BatchedReads:

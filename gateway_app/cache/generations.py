@@ -7,7 +7,7 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 
-from ..redis_store import BatchedReads
+from ..redis_store import BatchedReads, OwnConnection
 
 
 def new_token():
@@ -24,6 +24,7 @@ class RedisGenerations:
         self.pending = {}
         self.sequence = itertools.count()
         self.batched = BatchedReads(self.fetch)
+        self.batch_connection = OwnConnection(client)
 
     def read(self, keys):
         """Current tokens for ``keys``, creating missing ones; one round trip in the common case."""
@@ -40,7 +41,7 @@ class RedisGenerations:
         if self.pending:
             values = self.replay_pending_then_read(keys)
         else:
-            values = self.client.mget(keys)
+            values = self.batch_connection.execute("MGET", *keys)
         missing = [key for key, value in zip(keys, values) if value is None]
         if missing:
             pipe = self.client.pipeline(transaction=False)

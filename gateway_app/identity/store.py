@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from ..redis_store import BatchedReads
+from ..redis_store import BatchedReads, OwnConnection
 
 PREFIX = "gw:identity:"
 SWEEP_EVERY = 1000
@@ -27,9 +27,10 @@ class RedisStore:
         # every request reads its principal's versions: a worker's concurrent requests
         # share one MGET, never one sent before they arrived
         self.batched = BatchedReads(self._fetch)
+        self.batch_connection = OwnConnection(client)
 
     def _fetch(self, keys):
-        return dict(zip(keys, self.client.mget(keys)))
+        return dict(zip(keys, self.batch_connection.execute("MGET", *keys)))
 
     def _shared_mget(self, keys):
         try:

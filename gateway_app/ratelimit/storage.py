@@ -11,7 +11,9 @@ import threading
 
 from limits.storage import MemoryStorage, RedisStorage
 
-from ..redis_store import CoalescedCalls
+from redis.exceptions import NoScriptError
+
+from ..redis_store import CoalescedCalls, OwnConnection
 from .windows import Window
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
@@ -24,6 +26,7 @@ class BatchedRedisStorage(RedisStorage):
     def __init__(self, client):
         super().__init__("redis://", connection_pool=client.connection_pool)
         self.coalesced = CoalescedCalls(self.acquire_batch)
+        self.batch_connection = OwnConnection(client)
 
     def initialize_storage(self, uri):
         super().initialize_storage(uri)
@@ -40,6 +43,14 @@ class BatchedRedisStorage(RedisStorage):
         """
         return self.coalesced.call(limits)
 
+    def run_acquire_all(self, keys, args):
+        script = self.lua_acquire_all
+        try:
+            return self.batch_connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:   # Redis restarted or its scripts were flushed
+            self.batch_connection.execute("SCRIPT", "LOAD", script.script)
+            return self.batch_connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
     def acquire_batch(self, requests):
         """One script call taking each request's limits in turn; one (allowed, windows) each."""
         keys, args = [], [len(requests)]
@@ -48,7 +59,7 @@ class BatchedRedisStorage(RedisStorage):
             for key, limit, expiry in limits:
                 keys.extend(self.window_keys(key))
                 args.extend((limit, expiry))
-        reply = self.lua_acquire_all(keys, args)
+        reply = self.run_acquire_all(keys, args)
         answers, position = [], 0
         for limits in requests:
             allowed = bool(reply[position])
