@@ -37,8 +37,9 @@ class OwnConnection:
     A batcher (CoalescedCalls) has at most one batch in flight, so it needs no pool:
     taking and returning a pooled connection, and redis-py's per-command retry and
     observability wrappers, cost more CPU than the round trip itself
-    (bench/redis_call_cost.py: 131 us against 80 us per MGET). Same settings as the pool's connections (timeouts, TLS, no
-    retries); a failed connection is dropped and the next call connects afresh.
+    (bench/redis_call_cost.py: 131 us against 80 us per MGET). Same settings as the
+    pool's connections (timeouts, TLS, no retries); a failed connection is dropped and
+    the next call connects afresh.
     """
 
     def __init__(self, client):
