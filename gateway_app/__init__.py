@@ -39,13 +39,29 @@ class NoFlaskSession(SecureCookieSessionInterface):
         return self.make_null_session(app)
 
 
+class GatewayFlask(Flask):
+    """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
+    (``ensure_sync``); the answer cannot change, so it is kept per function."""
+
+    MAX_REMEMBERED = 10000   # hooks, views and error handlers: a fixed set in practice
+
+    def ensure_sync(self, func):
+        remembered = self.__dict__.setdefault("_sync_functions", {})
+        found = remembered.get(func)   # a bound method hashes as its object and function
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(remembered) < self.MAX_REMEMBERED:
+                remembered[func] = found
+        return found
+
+
 def create_app(config=None):
     """Build the gateway. ``config`` overrides settings read from the environment."""
     settings = from_environment()
     settings.update(config or {})
     policy = settings.pop("GATEWAY_POLICY", None) or load_policy(settings.get("GATEWAY_CONFIG"))
 
-    app = Flask(__name__)
+    app = GatewayFlask(__name__)
     app.session_interface = NoFlaskSession()
     app.config.update(API_DOC)
     app.config.update(settings)
@@ -72,6 +88,7 @@ def create_app(config=None):
 
     @app.teardown_appcontext
     def remove_session(_exc):
-        Session.remove()
+        if Session.registry.has():   # most cached and public requests never opened one
+            Session.remove()
 
     return app

@@ -1,7 +1,7 @@
 """The per-request context every pipeline stage reads and writes (``g.gateway``)."""
+import random
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
@@ -39,6 +39,7 @@ class RequestContext:
     cache_status: str | None = None
     rate_limit_headers: dict = field(default_factory=dict)
     upstream: str | None = None
+    cache_lookup: object = None    # the caching stage's decision, from before to after
     # Redis values read early for later stages (pipeline/shared_reads.py)
     shared_reads: object = None
 
@@ -55,7 +56,22 @@ def accept_request_id(header_value):
     """Keep a well-formed client X-Request-ID; otherwise generate one."""
     if header_value and REQUEST_ID_PATTERN.match(header_value):
         return header_value
-    return uuid.uuid4().hex
+    # unique, not secret: random is reseeded in every forked worker, and much cheaper
+    # than uuid4's read of the kernel's random source
+    return f"{random.getrandbits(128):032x}"
+
+
+def request_header(environ, name):
+    """A request header read straight from the WSGI environ (None when absent).
+
+    ``request.headers.get`` raises and catches a KeyError for every absent header, and
+    most of the headers the pipeline looks for are absent from most requests.
+    """
+    return environ.get(environ_key(name))
+
+
+def environ_key(name):
+    return "HTTP_" + name.upper().replace("-", "_")
 
 
 def client_ip_of(remote_addr, forwarded_for, trusted_hops):

@@ -60,8 +60,22 @@ def normalised_query(args):
     return urlencode(sorted(args.items(multi=True)))
 
 
-def request_fingerprint(path, args):
-    return hashlib.sha256(f"{path}?{normalised_query(args)}".encode()).hexdigest()[:40]
+def request_fingerprint(request):
+    """Which request an entry answers: the path and the normalised query, hashed."""
+    raw = (request.path, request.environ.get("QUERY_STRING", ""))
+    found = _fingerprints.get(raw)
+    if found is None:
+        if len(_fingerprints) >= MAX_REMEMBERED_FINGERPRINTS:
+            _fingerprints.clear()
+        found = _fingerprints[raw] = hashlib.sha256(
+            f"{request.path}?{normalised_query(request.args)}".encode()).hexdigest()[:40]
+    return found
+
+
+# (path, raw query string) -> fingerprint: parsing and sorting the query is most of the
+# cost, and the same few URLs are asked for over and over
+_fingerprints = {}
+MAX_REMEMBERED_FINGERPRINTS = 10000
 
 
 def entry_key(scope, generations, fingerprint):

@@ -34,7 +34,7 @@ def _user_version_key(user_id):
 
 
 class LocalEntries:
-    """This worker's L1: credential key -> (entry, expiry). Bounded; oldest dropped first."""
+    """This worker's L1: credential key -> ((principal, versions), expiry). Bounded; oldest dropped first."""
 
     def __init__(self, ttl, max_entries=10000, clock=time.monotonic):
         self.ttl = ttl
@@ -58,6 +58,13 @@ class LocalEntries:
             if len(self.entries) >= self.max_entries:
                 self.entries.pop(next(iter(self.entries)))
             self.entries[key] = (entry, self.clock() + self.ttl)
+
+
+def decoded_entry(raw):
+    """(Principal, versions) from a stored entry; the worker's L1 keeps this form."""
+    entry = json.loads(raw)
+    principal = entry["principal"]
+    return Principal(**{**principal, "scopes": tuple(principal["scopes"])}), entry["versions"]
 
 
 class PrincipalCache:
@@ -98,18 +105,17 @@ class PrincipalCache:
         if self.ttl <= 0:
             return None
         try:
-            entry = self.local.get(credential_key) if self.local else None
-            if entry is None:
+            found = self.local.get(credential_key) if self.local else None
+            if found is None:
                 raw = self.store.get("principal:" + credential_key)
                 if raw is None:
                     return None
-                entry = json.loads(raw)
+                found = decoded_entry(raw)
                 if self.local:
-                    self.local.put(credential_key, entry)
+                    self.local.put(credential_key, found)
         except StoreUnavailable:
             return None
-        principal = entry["principal"]
-        candidate = Principal(**{**principal, "scopes": tuple(principal["scopes"])})
+        candidate, versions = found
         foreign = shared_reads.keys_for(candidate) if shared_reads is not None else []
         try:
             current, foreign_values = self.store.mget_with(
@@ -119,7 +125,7 @@ class PrincipalCache:
             return None
         if foreign:
             shared_reads.record(foreign, foreign_values)
-        if current != entry["versions"]:
+        if current != versions:
             return None
         return candidate
 
@@ -135,4 +141,4 @@ class PrincipalCache:
         except StoreUnavailable:
             return
         if self.local:
-            self.local.put(credential_key, entry)
+            self.local.put(credential_key, (principal, entry["versions"]))

@@ -6,7 +6,7 @@ import time
 
 from flask import g, request
 
-from ..context import RequestContext, accept_request_id, client_ip_of
+from ..context import RequestContext, accept_request_id, client_ip_of, request_header
 from .authentication import AuthenticationStage
 from .authorization import AuthorizationStage
 from .caching import CachingStage
@@ -63,10 +63,10 @@ class Pipeline:
 
     def run_before(self):
         current = request._get_current_object()  # the stages get the object, not the proxy
-        headers = current.headers
-        ctx = RequestContext(request_id=accept_request_id(headers.get("X-Request-ID")))
+        environ = current.environ
+        ctx = RequestContext(request_id=accept_request_id(request_header(environ, "X-Request-ID")))
         ctx.route_policy, ctx.service = self.declarations_of(current.endpoint, current.blueprint)
-        ctx.client_ip = client_ip_of(current.remote_addr, headers.get("X-Forwarded-For"),
+        ctx.client_ip = client_ip_of(current.remote_addr, request_header(environ, "X-Forwarded-For"),
                                      self.trusted_hops)
         ctx.shared_reads = SharedReads(self.shared_read_declaration(ctx, current))
         g.gateway = ctx

@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..context import Principal
+from ..context import Principal, request_header
 from ..db import Session
 from ..errors import GatewayProblem
 from ..identity.api_keys import hash_key, key_matches, prefix_of
@@ -65,15 +65,18 @@ class AuthenticationStage(Stage):
             raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
     def resolve(self, request, public, shared_reads=None):
-        api_key = request.headers.get("X-API-Key")
+        environ = request.environ
+        api_key = request_header(environ, "X-API-Key")
         if api_key is not None:
             return self.principal_from_api_key(api_key.strip(), shared_reads)
-        authorization = request.headers.get("Authorization")
+        authorization = request_header(environ, "Authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise unauthorized("Authorization must be 'Bearer <access_token>'.")
             return self.principal_from_token(token.strip(), shared_reads)
+        if "HTTP_COOKIE" not in environ:   # parsing cookies is the costly part
+            return None
         cookie = request.cookies.get(COOKIE_NAME)
         if cookie:
             return self.principal_from_session(cookie, request, public, shared_reads)

@@ -10,8 +10,6 @@ outliving an invalidation made by another worker.
 """
 from dataclasses import dataclass
 
-from flask import g
-
 from .. import events
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
@@ -25,7 +23,7 @@ CONTEXT_PRINCIPAL = object()  # scope_for's default: the principal the context h
 
 @dataclass
 class Lookup:
-    """This request's cache decision, kept on ``g`` between ``before`` and ``after``."""
+    """This request's cache decision, kept on the request context between ``before`` and ``after``."""
     scope: CacheScope
     fingerprint: str
     status: str = "MISS"          # HIT-L1 | HIT-L2 | MISS | BYPASS | STALE
@@ -109,13 +107,10 @@ class CachingStage(Stage):
         return scope.generation_keys() if scope is not None else []
 
     def before(self, ctx, request):
-        # g outlives the request when a caller holds the app context (tests, CLI)
-        g.pop("gateway_cache", None)
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None
-        lookup = Lookup(scope, request_fingerprint(request.path, request.args))
-        g.gateway_cache = lookup
+        lookup = ctx.cache_lookup = Lookup(scope, request_fingerprint(request))
         keys = scope.generation_keys()
         read_early = ctx.shared_reads.take(keys) if ctx.shared_reads is not None else None
         generations = self.tiers.current_generations(keys, read_early)
@@ -145,7 +140,7 @@ class CachingStage(Stage):
         return None
 
     def after(self, ctx, request, response):
-        lookup = g.get("gateway_cache")
+        lookup = ctx.cache_lookup
         if lookup is None or lookup.answered_from_cache:
             return response
         response.headers["X-Cache"] = lookup.status
@@ -168,11 +163,11 @@ class CachingStage(Stage):
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None
-        fingerprint = request_fingerprint(request.path, request.args)
+        fingerprint = request_fingerprint(request)
         stored = self.tiers.stale(stale_key(scope, fingerprint))
         if stored is None:
             return None
-        g.gateway_cache = Lookup(scope, fingerprint, status="STALE")
+        ctx.cache_lookup = Lookup(scope, fingerprint, status="STALE")
         ctx.cache_status = "STALE"
         self.count(scope, "stale")
         return serve(stored, "STALE")

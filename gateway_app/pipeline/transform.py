@@ -7,11 +7,23 @@ class TransformStage(Stage):
     section = "transform"
     always_after = True
 
+    def __init__(self, app, policy):
+        super().__init__(app, policy)
+        self.security_headers = [(name, name.lower(), value)
+                                 for name, value in self.config.get("security_headers", {}).items()]
+
     def after(self, ctx, request, response):
-        response.headers["X-Request-ID"] = ctx.request_id
-        for name, value in self.config.get("security_headers", {}).items():
-            response.headers.setdefault(name, value)
+        # one pass over the headers instead of one search per header set, kept or removed
+        headers = response.headers
+        present = {name.lower() for name in headers.keys()}
+        if "x-request-id" in present:   # a remote instance's own id is replaced
+            headers["X-Request-ID"] = ctx.request_id
+        else:
+            headers.add("X-Request-ID", ctx.request_id)
+        for name, lowered, value in self.security_headers:
+            if lowered not in present:
+                headers.add(name, value)
         # Retry-After belongs to 429 and 503 only (CONTRACT.md section 4 and 6)
-        if response.status_code not in (429, 503):
-            response.headers.pop("Retry-After", None)
+        if "retry-after" in present and response.status_code not in (429, 503):
+            del headers["Retry-After"]
         return response
