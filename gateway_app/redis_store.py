@@ -91,9 +91,6 @@ class CoalescedCalls:
     after the caller started.
     """
 
-    # a safety net only: the leader's round trip is bounded by the Redis socket timeout
-    FOLLOWER_WAIT = 10.0
-
     def __init__(self, run_batch):
         self.run_batch = run_batch
         self.lock = threading.Lock()
@@ -111,10 +108,13 @@ class CoalescedCalls:
             index = len(batch.items)
             batch.items.append(item)
             ahead = self.in_flight
+        # Waits carry no timeout of their own (under gevent each would arm a timer): a
+        # batch's leader always sets ``done`` (lead's finally, which a killed greenlet
+        # runs too), after a round trip bounded by the Redis socket timeout.
         if leader:
             self.lead(batch, ahead)
-        elif not batch.done.wait(self.FOLLOWER_WAIT):
-            raise TimeoutError("the shared Redis call did not finish")
+        else:
+            batch.done.wait()
         if batch.error is not None:
             raise batch.error
         return batch.results[index]
@@ -122,7 +122,7 @@ class CoalescedCalls:
     def lead(self, batch, ahead):
         try:
             if ahead is not None:
-                ahead.done.wait(self.FOLLOWER_WAIT)
+                ahead.done.wait()
             elif self.gevent:
                 gevent_sleep(0)  # let the greenlets that are ready join this batch
             self.close(batch)

@@ -34,7 +34,11 @@ def _user_version_key(user_id):
 
 
 class LocalEntries:
-    """This worker's L1: credential key -> ((principal, versions), expiry). Bounded; oldest dropped first."""
+    """This worker's L1: credential key -> ((principal, versions), expiry).
+
+    Bounded; the oldest entry is dropped first. Reads take no lock: a dict lookup or
+    removal is atomic, and only writers evict.
+    """
 
     def __init__(self, ttl, max_entries=10000, clock=time.monotonic):
         self.ttl = ttl
@@ -44,14 +48,13 @@ class LocalEntries:
         self.lock = threading.Lock()
 
     def get(self, key):
-        with self.lock:
-            found = self.entries.get(key)
-            if found is None:
-                return None
-            if found[1] <= self.clock():
-                del self.entries[key]
-                return None
-            return found[0]
+        found = self.entries.get(key)
+        if found is None:
+            return None
+        if found[1] <= self.clock():
+            self.entries.pop(key, None)
+            return None
+        return found[0]
 
     def put(self, key, entry):
         with self.lock:

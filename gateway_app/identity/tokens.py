@@ -1,5 +1,6 @@
 """Access tokens: short-lived JWTs, HS256 pinned, issuer and audience checked."""
 import collections
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -46,7 +47,8 @@ class VerifiedTokens:
     claims cannot have changed, and it stays valid exactly until its ``exp`` (checked
     here with the same clock PyJWT uses, without leeway). Revocation is unaffected: the
     denylist and the principal versions are checked after this, on every request.
-    Bounded: the least recently used token is dropped first.
+    Bounded: the least recently used token is dropped first. Reads take no lock (each
+    OrderedDict operation is atomic); only writers evict.
     """
 
     def __init__(self, secret, auth_config, max_entries=10000, clock=time.time):
@@ -59,13 +61,13 @@ class VerifiedTokens:
 
     def claims(self, token):
         """The verified claims of ``token``; TokenError when it is invalid or expired."""
-        with self.lock:
-            claims = self.entries.get(token)
-            if claims is not None:
-                if int(claims["exp"]) > self.clock():
+        claims = self.entries.get(token)
+        if claims is not None:
+            if int(claims["exp"]) > self.clock():
+                with contextlib.suppress(KeyError):   # evicted meanwhile by a writer
                     self.entries.move_to_end(token)
-                    return claims
-                del self.entries[token]
+                return claims
+            self.entries.pop(token, None)
         claims = decode_access_token(self.secret, self.auth_config, token)
         with self.lock:
             self.entries[token] = claims
