@@ -34,12 +34,13 @@ class RequestContext:
     principal: Principal | None = None
     client_ip: str | None = None
     timings: dict = field(default_factory=dict)
-    stages_run: list = field(default_factory=list)
+    stages_reached: int = 0          # how many stages' ``before`` ran (or raised)
     short_circuited_by: str | None = None
     cache_status: str | None = None
     rate_limit_headers: dict = field(default_factory=dict)
     upstream: str | None = None
     cache_lookup: object = None    # the caching stage's decision, from before to after
+    cache_scope: tuple | None = None   # (principal, CacheScope) it was worked out for
     # Redis values read early for later stages (pipeline/shared_reads.py)
     shared_reads: object = None
 

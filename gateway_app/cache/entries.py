@@ -43,9 +43,6 @@ def age_of(stored):
 
 def serve(stored, cache_status):
     status, headers, body, etag, _stored_at = stored
-    response = current_app.response_class(body, status=status, headers=headers)
     # never among the stored headers (PER_REQUEST_HEADERS): added, not searched and replaced
-    response.headers.add("ETag", etag)
-    response.headers.add("Age", str(age_of(stored)))
-    response.headers.add("X-Cache", cache_status)
-    return response
+    return current_app.response_class(body, status=status, headers=[
+        *headers, ("ETag", etag), ("Age", str(age_of(stored))), ("X-Cache", cache_status)])

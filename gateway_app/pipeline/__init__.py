@@ -51,7 +51,9 @@ class Pipeline:
         self.app = app
         self.stages = [stage_class(app, policy) for stage_class in STAGES]
         self.by_name = {stage.name: stage for stage in self.stages}
-        self.reversed_stages = self.stages[::-1]
+        # (position, stage, always_after), last stage first
+        self.reversed_stages = [(position, stage, stage.always_after)
+                                for position, stage in reversed(list(enumerate(self.stages)))]
         self.shared_readers = [stage for stage in self.stages if hasattr(stage, "shared_read_keys")]
         self.trusted_hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
         self.declarations = {}   # endpoint -> (route policy, service)
@@ -71,9 +73,9 @@ class Pipeline:
         ctx.shared_reads = SharedReads(self.shared_read_declaration(ctx, current))
         g.gateway = ctx
         clock = time.perf_counter
-        for stage in self.stages:
+        for position, stage in enumerate(self.stages):
             started = clock()
-            ctx.stages_run.append(stage.name)
+            ctx.stages_reached = position + 1   # counted before: a stage that raises gets its after
             result = stage.before(ctx, current)
             ctx.timings[stage.name] = clock() - started
             if result is not None:
@@ -106,8 +108,8 @@ class Pipeline:
         if ctx is None:  # a failure before the context existed
             return response
         current = request._get_current_object()
-        ran = ctx.stages_run
-        for stage in self.reversed_stages:
-            if stage.always_after or stage.name in ran:
+        reached = ctx.stages_reached
+        for position, stage, always_after in self.reversed_stages:
+            if always_after or position < reached:
                 response = stage.after(ctx, current, response)
         return response

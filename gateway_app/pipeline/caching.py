@@ -78,6 +78,8 @@ class CachingStage(Stage):
         """``principal``: when known before ``ctx.principal`` is set (shared_read_keys)."""
         if principal is CONTEXT_PRINCIPAL:
             principal = ctx.principal
+        if ctx.cache_scope is not None and ctx.cache_scope[0] is principal:
+            return ctx.cache_scope[1]   # declared for the shared read, then looked up
         namespace = ctx.route_policy.get("cache")
         if not namespace or request.method not in CACHEABLE_METHODS:
             return None
@@ -85,7 +87,9 @@ class CachingStage(Stage):
             raise LookupError(f"view {request.endpoint} declares unknown cache namespace {namespace!r}")
         per_user = (ctx.route_policy.get("cache_per_user", False)
                     or self.tiers.namespaces[namespace].get("user_scoped", False))
-        return CacheScope.of(namespace, principal, per_user)
+        scope = CacheScope.of(namespace, principal, per_user)
+        ctx.cache_scope = (principal, scope)
+        return scope
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
