@@ -199,6 +199,21 @@ def test_l1_is_bounded_in_entries(database_url, redis_url, redis_client):
     app.extensions["gateway_engine"].dispose()
 
 
+def test_l1_keeps_the_stored_copy_itself_and_it_cannot_be_changed(app, tenant):
+    """WorkerMemoryCache: no pickling round trip per hit (the body is not copied), which is
+    safe because a stored copy is made of immutable tuples."""
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "MISS"
+    served = tenant.get("/test/cache/calls")
+    assert served.headers["X-Cache"] == "HIT-L1"
+    l1 = app.extensions["gateway"].pipeline.stage("caching").tiers.l1
+    (key,) = [key for key in l1._cache if "calls" in key]
+    first, again = l1.get(key), l1.get(key)
+    assert first is again and first[2] is again[2]
+    assert first[2] == served.get_data()
+    assert isinstance(first, tuple) and isinstance(first[1], tuple)
+    assert all(isinstance(header, tuple) for header in first[1])
+
+
 def test_without_redis_both_tiers_live_in_the_process(tmp_path):
     app = make_app(f"sqlite:///{tmp_path}/local.db", None)
     with app.app_context():

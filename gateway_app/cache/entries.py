@@ -30,10 +30,11 @@ def refusal_reason(response, max_bytes):
 
 
 def capture(response):
-    """The stored form: a plain tuple, so a stored copy never depends on a class path."""
+    """The stored form: plain immutable tuples, so a stored copy never depends on a class
+    path and L1 can keep it as it is (tiers.WorkerMemoryCache)."""
     body = response.get_data()
-    headers = [(name, value) for name, value in response.headers.items()
-               if name.lower() not in PER_REQUEST_HEADERS]
+    headers = tuple((name, value) for name, value in response.headers.items()
+                    if name.lower() not in PER_REQUEST_HEADERS)
     return (response.status_code, headers, body, strong_etag(body), time.time())
 
 

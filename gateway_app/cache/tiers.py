@@ -8,11 +8,32 @@ their key) live in L2 for ``stale_ttl``.
 import time
 
 from flask_caching import Cache
+from flask_caching.backends import SimpleCache
 
 from .generations import LocalGenerations, RedisGenerations
 from .guard import REDIS_FAULTS, RedisGuard
 
 MISSING = object()  # Redis could not answer
+
+
+class KeptObjects:
+    """cachelib's serializer interface, keeping the object itself."""
+
+    @staticmethod
+    def dumps(value):
+        return value
+
+    @staticmethod
+    def loads(value):
+        return value
+
+
+class WorkerMemoryCache(SimpleCache):
+    """flask-caching's SimpleCache (bounds, expiry, lock) without pickling: an L1 entry is
+    an immutable tuple (entries.capture) that never leaves the process, and copying its
+    body out of a pickle on every hit was most of what an L1 lookup cost."""
+
+    serializer = KeptObjects()
 
 
 def flask_cache_backend(app, config):
@@ -28,7 +49,8 @@ class TieredCache:
         self.shared = redis_client is not None
         # cachelib prunes only once it holds more than its threshold, then inserts
         threshold = max(1, config["l1"]["max_entries"] - 1)
-        self.l1 = flask_cache_backend(app, {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": threshold})
+        self.l1 = flask_cache_backend(app, {"CACHE_TYPE": "gateway_app.cache.tiers.WorkerMemoryCache",
+                                            "CACHE_THRESHOLD": threshold})
         if self.shared:
             self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": redis_client,
                                                 "CACHE_KEY_PREFIX": "gw:cache:"})
