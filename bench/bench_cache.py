@@ -55,13 +55,43 @@ def check(url, headers, expected_cache):
         raise SystemExit(f"{url}: expected X-Cache {expected_cache}, got {got}")
 
 
+def worker_pid(server):
+    """The one gevent worker of a gunicorn server (a child of its master)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == server.process.pid:
+                        return int(entry)
+            except (OSError, IndexError):
+                continue
+    raise SystemExit("no gunicorn worker found")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(server, path, headers, seconds, connections):
+    """(req/s, worker CPU microseconds per request) over one load run."""
+    pid = worker_pid(server)
+    cpu_before = cpu_seconds(pid)
+    rps, statuses = hammer(server.port, path, headers, seconds, connections)
+    if set(statuses) != {"200"}:
+        raise SystemExit(f"{path}: unexpected statuses {statuses}")
+    return rps, (cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values())
+
+
 def redis_calls(client, command):
     return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
 
-def redis_commands_per_request(client, server, path, headers):
+def redis_commands_per_request(client, server, path, headers, connections):
     before = {c: redis_calls(client, c) for c in COUNTED_COMMANDS}
-    _rps, statuses = hammer(server.port, path, headers, 1.0, 4)
+    _rps, statuses = hammer(server.port, path, headers, 1.0, connections)
     served = sum(statuses.values())
     return {c: (redis_calls(client, c) - before[c]) / served for c in before}
 
@@ -106,16 +136,17 @@ def main():
             check(server.url + path, headers, expected)
 
         client = redis.Redis.from_url(store.url)
-        per_hit = {path: redis_commands_per_request(client, gateway, path, auth)
+        per_hit = {path: redis_commands_per_request(client, gateway, path, auth, args.connections)
                    for path in ("/bench/l1", "/bench/limited/l1")}
 
         results = {name: [] for name in targets}
+        cpu = {name: [] for name in targets}
         for _round in range(args.rounds):     # interleaved, so drift in machine load is shared
             for name, (server, path, headers, _expected) in targets.items():
-                rps, statuses = hammer(server.port, path, headers, args.seconds, args.connections)
-                if set(statuses) != {"200"}:
-                    raise SystemExit(f"{name}: unexpected statuses {statuses}")
+                hammer(server.port, path, headers, 0.3, args.connections)   # warm after a switch
+                rps, cpu_per_request = measure(server, path, headers, args.seconds, args.connections)
                 results[name].append(rps)
+                cpu[name].append(cpu_per_request)
         for name, (server, path, headers, expected) in targets.items():
             check(server.url + path, headers, expected)   # still the tier we meant to measure
     finally:
@@ -124,14 +155,19 @@ def main():
         store.cleanup()
 
     bare_rps = statistics.median(results["bare Flask view"])
+    bare_cpu = statistics.median(cpu["bare Flask view"])
     print(f"{args.rounds} rounds x {args.seconds:.0f} s, {args.connections} keep-alive connections, "
-          f"1 gevent worker per server, median req/s:")
+          f"1 gevent worker per server; medians of req/s and of the worker's CPU per request "
+          f"(the worker is saturated, so CPU per request is the cost that sets throughput, "
+          f"and the steadier figure when the load generator competes for the CPU):")
     for name, samples in results.items():
         median = statistics.median(samples)
-        print(f"  {name:34s} {median:8.0f} req/s  {median / bare_rps:5.2f}x bare"
-              f"   (rounds: {', '.join(f'{s:.0f}' for s in samples)})")
+        cost = statistics.median(cpu[name])
+        print(f"  {name:34s} {median:6.0f} req/s {median / bare_rps:5.2f}x bare | "
+              f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x bare"
+              f"   (req/s rounds: {', '.join(f'{s:.0f}' for s in samples)})")
     for path, counts in per_hit.items():
-        print(f"Redis commands per L1 hit of {path}: "
+        print(f"Redis commands per L1 hit of {path} ({args.connections} connections): "
               + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()))
 
 
