@@ -3,7 +3,7 @@
 A quota's storage key names its policy, window and subject but not its size, so a tier
 change applies the new size to the counts already made (the next request sees it).
 """
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from limits import parse as parse_rate
 
@@ -11,8 +11,8 @@ LAYERS = ("ip", "user", "company", "endpoint", "resource")
 TIER_SCALED = ("company", "endpoint", "resource")
 
 
-@dataclass(frozen=True)
-class Quota:
+class Quota(NamedTuple):
+    """Immutable; a NamedTuple because every rate-limited request builds one per layer."""
     layer: str        # ip | user | company | endpoint | resource
     name: str         # the policy name in RateLimit-Policy ("ip", "burst", "user", ...)
     subject: str      # whose budget: an IP, "user:7", a company id, "user:7:billing", "3:bookings"

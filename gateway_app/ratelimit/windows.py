@@ -4,11 +4,11 @@ The weighting is limits' (flask-limiter's storage library): the previous window'
 counts in proportion to the time it still has to run, plus everything in the current one.
 """
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
+    """Immutable; a NamedTuple because every rate-limited request builds one per quota."""
     limit: int
     expiry: float            # the window length, seconds
     previous_count: int
