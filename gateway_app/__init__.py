@@ -45,13 +45,16 @@ class GatewayFlask(Flask):
 
     MAX_REMEMBERED = 10000   # hooks, views and error handlers: a fixed set in practice
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sync_functions = {}
+
     def ensure_sync(self, func):
-        remembered = self.__dict__.setdefault("_sync_functions", {})
-        found = remembered.get(func)   # a bound method hashes as its object and function
+        found = self.sync_functions.get(func)   # a bound method hashes as its object and function
         if found is None:
             found = super().ensure_sync(func)
-            if len(remembered) < self.MAX_REMEMBERED:
-                remembered[func] = found
+            if len(self.sync_functions) < self.MAX_REMEMBERED:
+                self.sync_functions[func] = found
         return found
 
 

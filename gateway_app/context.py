@@ -68,11 +68,7 @@ def request_header(environ, name):
     ``request.headers.get`` raises and catches a KeyError for every absent header, and
     most of the headers the pipeline looks for are absent from most requests.
     """
-    return environ.get(environ_key(name))
-
-
-def environ_key(name):
-    return "HTTP_" + name.upper().replace("-", "_")
+    return environ.get("HTTP_" + name.upper().replace("-", "_"))
 
 
 def client_ip_of(remote_addr, forwarded_for, trusted_hops):

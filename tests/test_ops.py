@@ -151,3 +151,35 @@ def test_openapi_names_the_credential_of_each_operation(client):
                     for method, operation in operations.items()
                     if method in ("get", "post", "patch", "delete") and "security" not in operation]
     assert undocumented == []
+
+
+def test_responses_carry_security_headers_and_the_gateway_request_id(app, client):
+    """The transform stage: configured security headers are added unless the view set its
+    own, the gateway's X-Request-ID replaces one the view (or a remote instance) sent, and
+    Retry-After survives only on 429 and 503."""
+    from flask import Response
+
+    from gateway_app.pipeline.declarations import gateway_policy
+
+    def own_headers():
+        return Response("{}", status=200, mimetype="application/json", headers={
+            "X-Frame-Options": "SAMEORIGIN", "X-Request-ID": "upstream-0001", "Retry-After": "30"})
+
+    def busy():
+        return Response("{}", status=503, mimetype="application/json", headers={"Retry-After": "7"})
+
+    app.add_url_rule("/test-transform/own", view_func=gateway_policy(public=True, exempt_limits=True)(own_headers))
+    app.add_url_rule("/test-transform/busy", view_func=gateway_policy(public=True, exempt_limits=True)(busy))
+
+    plain = client.get("/health")
+    assert plain.headers["X-Content-Type-Options"] == "nosniff"
+    assert plain.headers["X-Frame-Options"] == "DENY"
+    assert plain.headers["Referrer-Policy"] == "no-referrer"
+
+    own = client.get("/test-transform/own", headers={"X-Request-ID": "client-0001"})
+    assert own.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert own.headers.getlist("X-Request-ID") == ["client-0001"]
+    assert "Retry-After" not in own.headers
+    assert own.headers["Referrer-Policy"] == "no-referrer"
+
+    assert client.get("/test-transform/busy").headers["Retry-After"] == "7"

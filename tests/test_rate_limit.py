@@ -410,3 +410,18 @@ def test_requests_sent_together_are_taken_in_turn_each_all_or_nothing(redis_url,
     assert windows[1].used == 1                       # the unit the first request took
     untouched, _ = storage.acquire_batch([[("batch:second-only", 1, 60)]])[0]
     assert untouched is True                          # nothing was spent by the refusal
+
+
+def test_limits_still_apply_after_redis_lost_its_scripts(app, tenant, redis_client):
+    """A Redis restart or SCRIPT FLUSH drops the cached script: the next request loads it
+    again and is counted like any other."""
+    ip = fresh_ip()
+    first = tenant.get("/test-rl/private", **from_ip(ip))
+    assert first.status_code == 200
+    redis_client.script_flush()
+    second = tenant.get("/test-rl/private", **from_ip(ip))
+    assert second.status_code == 200
+    before = parse_list(first.headers["RateLimit"])[0]
+    after = parse_list(second.headers["RateLimit"])[0]
+    assert not stage(app).limiter.in_outage     # counted in Redis, not per process
+    assert after.value == before.value and after.params["r"] == before.params["r"] - 1
