@@ -12,7 +12,7 @@ from ..errors import GatewayProblem
 from ..extensions import gateway_state
 from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
-from ..ratelimit.headers import limit_header, rate_limit_headers
+from ..ratelimit.headers import limit_header
 from .base import Stage
 
 
@@ -49,7 +49,8 @@ class RateLimitingStage(Stage):
                 503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
                 problem_type="rate-limiter-unavailable",
                 headers={"Retry-After": str(math.ceil(self.limiter.retry_interval))}) from None
-        ctx.rate_limit_headers = rate_limit_headers(decision)
+        ctx.rate_limit_headers = {"RateLimit-Policy": decision.quota_set.policy_header,
+                                  "RateLimit": limit_header(*decision.closest_to_exhaustion())}
         if not decision.allowed:
             self.refuse(ctx, decision)
         return None

@@ -24,13 +24,14 @@ local function acquire(first_key, first_arg, count, result)
         local current_ttl = tonumber(redis.call('pttl', current_key))
         if current_ttl > 0 and current_ttl < expiry then
             redis.call('rename', current_key, previous_key)
-            redis.call('set', current_key, 0, 'PX', current_ttl + expiry)
+            current_ttl = current_ttl + expiry
+            redis.call('set', current_key, 0, 'PX', current_ttl)
         end
+        current_ttl = math.max(current_ttl, 0)   -- 0: no current key (or one without expiry)
 
         local previous_count = tonumber(redis.call('get', previous_key)) or 0
         local previous_ttl = math.max(tonumber(redis.call('pttl', previous_key)), 0)
         local current_count = tonumber(redis.call('get', current_key)) or 0
-        current_ttl = math.max(tonumber(redis.call('pttl', current_key)), 0)
 
         local weighted = math.floor(previous_count * previous_ttl / expiry) + current_count
         if weighted + 1 > limit then
@@ -43,9 +44,9 @@ local function acquire(first_key, first_arg, count, result)
         for i = 1, count do
             local current_key = KEYS[first_key + 2 * i - 1]
             local window = windows[i]
-            if redis.call('exists', current_key) == 1 then
+            if window[5] > 0 then
                 redis.call('incrby', current_key, 1)
-            else
+            else   -- a new window (an expiry-less key left by hand gets one too)
                 redis.call('set', current_key, 1, 'PX', window[6] * 2)
                 window[5] = window[6] * 2
             end

@@ -6,7 +6,7 @@
 Every request answers both, so the costly parts are done once: a policy name is
 serialised by http_sfv once (it is an sf-string and may need escaping), the integer
 parameters are plain decimal (RFC 8941 section 4.1.4), and a RateLimit-Policy value,
-fixed by the set of quotas, is kept per set.
+fixed by the set of quotas, is built once per set (quotas.QuotaSet).
 """
 import functools
 
@@ -18,25 +18,10 @@ def _name(name):
     return str(http_sfv.Item(name))
 
 
-def _member(name, **params):
-    """``"name";key=value...`` with integer values."""
-    return _name(name) + "".join(f";{key}={int(value)}" for key, value in params.items())
-
-
-@functools.lru_cache(maxsize=1024)
-def _policy_value(entries):
-    return ", ".join(_member(name, q=limit, w=window) for name, limit, window in entries)
-
-
 def policy_header(quotas):
-    return _policy_value(tuple((quota.name, quota.limit, quota.window) for quota in quotas))
+    return ", ".join(f"{_name(quota.name)};q={int(quota.limit)};w={int(quota.window)}"
+                     for quota in quotas)
 
 
 def limit_header(quota, window):
-    return _member(quota.name, r=window.remaining, t=window.reset)
-
-
-def rate_limit_headers(decision):
-    quota, window = decision.closest_to_exhaustion()
-    return {"RateLimit-Policy": policy_header(decision.quotas),
-            "RateLimit": limit_header(quota, window)}
+    return f"{_name(quota.name)};r={int(window.remaining)};t={int(window.reset)}"

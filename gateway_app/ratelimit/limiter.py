@@ -7,11 +7,12 @@ every ``storage_retry_interval`` seconds so that it recovers by itself.
 """
 import logging
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis import RedisError
 
 from .metrics import limiter_metrics
+from .quotas import QuotaSet
 from .storage import BatchedMemoryStorage, BatchedRedisStorage
 
 log = logging.getLogger("gateway.ratelimit")
@@ -21,21 +22,34 @@ class LimiterUnavailable(Exception):
     """Redis is unreachable and the policy is ``fail_open: false``."""
 
 
-@dataclass
-class Decision:
+def _exhaustion(pair):
+    window = pair[1]
+    remaining = window.remaining
+    return remaining / window.limit, remaining
+
+
+def _freed_last(pair):
+    return pair[1].retry_after
+
+
+class Decision(NamedTuple):
     allowed: bool
-    quotas: list
+    quota_set: QuotaSet
     windows: list
     degraded: bool = False     # counted per process because Redis is down
 
+    @property
+    def quotas(self):
+        return self.quota_set.quotas
+
     def breached(self):
         """The refusing quota and window whose budget frees up last (the binding one)."""
-        refused = [(q, w) for q, w in zip(self.quotas, self.windows) if w.used + 1 > w.limit]
-        return max(refused or zip(self.quotas, self.windows), key=lambda pair: pair[1].retry_after)
+        pairs = list(zip(self.quotas, self.windows))
+        refused = [(q, w) for q, w in pairs if w.used + 1 > w.limit]
+        return max(refused or pairs, key=_freed_last)
 
     def closest_to_exhaustion(self):
-        return min(zip(self.quotas, self.windows),
-                   key=lambda pair: (pair[1].remaining / pair[1].limit, pair[1].remaining))
+        return min(zip(self.quotas, self.windows), key=_exhaustion)
 
 
 class GatewayLimiter:
@@ -51,8 +65,8 @@ class GatewayLimiter:
     def in_outage(self):
         return self.outage_until > 0
 
-    def acquire(self, quotas):
-        entries = [quota.storage_entry() for quota in quotas]
+    def acquire(self, quota_set):
+        entries = quota_set.entries
         if self.shared is not None and time.monotonic() >= self.outage_until:
             try:
                 allowed, windows = self.shared.acquire_all(entries)
@@ -62,12 +76,12 @@ class GatewayLimiter:
                 if self.in_outage:
                     log.warning("rate-limit storage recovered: limits are shared again")
                     self.outage_until = 0.0
-                return Decision(allowed, quotas, windows)
+                return Decision(allowed, quota_set, windows)
         degraded = self.shared is not None
         if degraded and not self.fail_open:
             raise LimiterUnavailable()
         allowed, windows = self.local.acquire_all(entries)
-        return Decision(allowed, quotas, windows, degraded=degraded)
+        return Decision(allowed, quota_set, windows, degraded)
 
     def record_outage(self, exc):
         self.metrics["storage_errors"].labels("per_process" if self.fail_open else "refuse").inc()

@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 from limits import parse as parse_rate
 
+from .headers import policy_header
+
 LAYERS = ("ip", "user", "company", "endpoint", "resource")
 TIER_SCALED = ("company", "endpoint", "resource")
 
@@ -25,6 +27,23 @@ class Quota(NamedTuple):
 
     def storage_entry(self):
         return self.key, self.limit, self.window
+
+
+class QuotaSet(NamedTuple):
+    """The quotas one request spends, with what is derived from them alone: the same
+    callers send the same sets again and again, so each distinct set is built once."""
+    quotas: tuple
+    entries: tuple        # (key, limit, window) per quota: what the storages take
+    policy_header: str    # RateLimit-Policy, fixed by the quotas
+
+    @classmethod
+    def of(cls, quotas):
+        quotas = tuple(quotas)
+        return cls(quotas, tuple(quota.storage_entry() for quota in quotas), policy_header(quotas))
+
+
+# distinct (client, principal, service, resource) combinations kept before starting afresh
+QUOTA_SETS_KEPT = 10_000
 
 
 def _rate(text):
@@ -46,13 +65,24 @@ class LayerPolicies:
                 for i, text in enumerate(layers[layer]["limits"])]
         self.services = {name: _rate(text) for name, text in layers["endpoint"]["services"].items()}
         self.resources = {name: _rate(text) for name, text in layers["resource"]["resources"].items()}
+        self.quota_sets = {}
+
 
     def multiplier(self, tier):
         return self.tiers.get(tier, self.tiers["free"])
 
     def for_request(self, ctx):
-        principal = ctx.principal
-        quotas = [Quota("ip", name, ctx.client_ip or "unknown", amount, window)
+        """The QuotaSet ``ctx``'s request spends."""
+        caller = (ctx.client_ip, ctx.principal, ctx.service, ctx.route_policy.get("resource"))
+        found = self.quota_sets.get(caller)
+        if found is None:
+            if len(self.quota_sets) >= QUOTA_SETS_KEPT:
+                self.quota_sets.clear()
+            found = self.quota_sets[caller] = QuotaSet.of(self.quotas_for(*caller))
+        return found
+
+    def quotas_for(self, client_ip, principal, service, resource):
+        quotas = [Quota("ip", name, client_ip or "unknown", amount, window)
                   for name, amount, window in self.fixed["ip"]]
         if principal is None:
             return quotas
@@ -61,11 +91,10 @@ class LayerPolicies:
                    for name, amount, window in self.fixed["user"]]
         quotas += [Quota("company", name, str(principal.company_id), amount * scale, window)
                    for name, amount, window in self.fixed["company"]]
-        if ctx.service in self.services:
-            amount, window = self.services[ctx.service]
-            quotas.append(Quota("endpoint", "endpoint", f"{principal.rate_key}:{ctx.service}",
+        if service in self.services:
+            amount, window = self.services[service]
+            quotas.append(Quota("endpoint", "endpoint", f"{principal.rate_key}:{service}",
                                 amount * scale, window))
-        resource = ctx.route_policy.get("resource")
         if resource in self.resources:
             amount, window = self.resources[resource]
             quotas.append(Quota("resource", "resource", f"{principal.company_id}:{resource}",

@@ -13,8 +13,11 @@ from limits.storage import MemoryStorage, RedisStorage
 
 from redis.exceptions import NoScriptError
 
-from ..redis_store import CoalescedCalls, OwnConnection
+from ..redis_store import CoalescedCalls, OwnConnection, resp_arguments
 from .windows import Window
+
+# distinct quota sets whose script operands are kept before starting afresh
+OPERAND_SETS_KEPT = 10_000
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
     ACQUIRE_ALL_SCRIPT = _script.read()
@@ -27,6 +30,7 @@ class BatchedRedisStorage(RedisStorage):
         super().__init__("redis://", connection_pool=client.connection_pool)
         self.coalesced = CoalescedCalls(self.acquire_batch)
         self.batch_connection = OwnConnection(client)
+        self.script_operands = {}    # limits -> (keys, args): the same sets come again and again
 
     def initialize_storage(self, uri):
         super().initialize_storage(uri)
@@ -43,34 +47,57 @@ class BatchedRedisStorage(RedisStorage):
         """
         return self.coalesced.call(limits)
 
-    def run_acquire_all(self, keys, args):
+    def run_acquire_all(self, key_count, keys, arg_count, args):
+        """The script's reply; ``keys`` and ``args`` are encoded by ``resp_arguments``."""
         script = self.lua_acquire_all
+        head = resp_arguments(("EVALSHA", script.sha, key_count))
+        command = (3 + key_count + arg_count, head + keys + args)
         try:
-            return self.batch_connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self.batch_connection.execute_encoded(*command)
         except NoScriptError:   # Redis restarted or its scripts were flushed
             self.batch_connection.execute("SCRIPT", "LOAD", script.script)
-            return self.batch_connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+            return self.batch_connection.execute_encoded(*command)
 
-    def acquire_batch(self, requests):
-        """One script call taking each request's limits in turn; one (allowed, windows) each."""
-        keys, args = [], [len(requests)]
-        for limits in requests:
-            args.append(len(limits))
+    def operands_of(self, limits):
+        """One request's part of the script call, encoded once per distinct ``limits``
+        (a tuple): (key count, KEYS, argument count, ARGV)."""
+        found = self.script_operands.get(limits)
+        if found is None:
+            if len(self.script_operands) >= OPERAND_SETS_KEPT:
+                self.script_operands.clear()
+            keys, args = [], [len(limits)]
             for key, limit, expiry in limits:
                 keys.extend(self.window_keys(key))
                 args.extend((limit, expiry))
-        reply = self.run_acquire_all(keys, args)
+            found = (len(keys), resp_arguments(keys), len(args), resp_arguments(args))
+            self.script_operands[limits] = found
+        return found
+
+    def acquire_batch(self, requests):
+        """One script call taking each request's limits in turn; one (allowed, windows) each."""
+        key_count, keys, arg_count, args = 0, [], 1, [resp_arguments((len(requests),))]
+        for limits in requests:
+            request_key_count, request_keys, request_arg_count, request_args = \
+                self.operands_of(tuple(limits))
+            key_count += request_key_count
+            keys.append(request_keys)
+            arg_count += request_arg_count
+            args.append(request_args)
+        reply = self.run_acquire_all(key_count, b"".join(keys), arg_count, b"".join(args))
         answers, position = [], 0
         for limits in requests:
-            allowed = bool(reply[position])
+            allowed = reply[position] == 1
             windows = []
-            for index, (_key, limit, expiry) in enumerate(limits):
-                start = position + 1 + 5 * index
-                weighted, previous, previous_ttl, current, current_ttl = reply[start:start + 5]
-                windows.append(Window(limit, expiry, int(previous), int(previous_ttl) / 1000,
-                                      int(current), int(current_ttl) / 1000, int(weighted)))
+            start = position + 1
+            # the script's integers, as hiredis hands them over: weighted, previous count,
+            # previous TTL (ms), current count, current TTL (ms)
+            for _key, limit, expiry in limits:
+                windows.append(Window(limit, expiry, reply[start], reply[start + 1],
+                                      reply[start + 2] / 1000, reply[start + 3],
+                                      reply[start + 4] / 1000))
+                start += 5
             answers.append((allowed, windows))
-            position += 1 + 5 * len(limits)
+            position = start
         return answers
 
 
@@ -82,7 +109,7 @@ class BatchedMemoryStorage(MemoryStorage):
         self.batch_lock = threading.Lock()
 
     def read_windows(self, limits):
-        return [Window(limit, expiry, *self.get_sliding_window(key, expiry))
+        return [Window.from_counts(limit, expiry, *self.get_sliding_window(key, expiry))
                 for key, limit, expiry in limits]
 
     def acquire_all(self, limits):

@@ -11,17 +11,17 @@ class Window(NamedTuple):
     """Immutable; a NamedTuple because every rate-limited request builds one per quota."""
     limit: int
     expiry: float            # the window length, seconds
+    used: int                # the weighted count: what decides whether a request fits
     previous_count: int
     previous_ttl: float      # seconds the previous window still weighs
     current_count: int
     current_ttl: float       # seconds the current key lives (one window more than it counts)
-    weighted: int | None = None  # the count as the storage computed it, when it reports one
 
-    @property
-    def used(self):
-        if self.weighted is not None:   # the storage's own integer arithmetic decided the request
-            return self.weighted
-        return math.floor(self.previous_count * self.previous_ttl / self.expiry) + self.current_count
+    @classmethod
+    def from_counts(cls, limit, expiry, previous_count, previous_ttl, current_count, current_ttl):
+        """For a storage that reports the counts only: the weighting done here."""
+        used = math.floor(previous_count * previous_ttl / expiry) + current_count
+        return cls(limit, expiry, used, previous_count, previous_ttl, current_count, current_ttl)
 
     @property
     def remaining(self):
