@@ -12,6 +12,7 @@ from .openapi import document_security
 from .pipeline import Pipeline
 from .policy import load_policy
 from .redis_store import make_redis
+from .responses import GatewayResponse
 from .settings import from_environment
 
 API_DOC = {
@@ -41,9 +42,11 @@ class NoFlaskSession(SecureCookieSessionInterface):
 
 class GatewayFlask(Flask):
     """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
-    (``ensure_sync``); the answer cannot change, so it is kept per function."""
+    (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
+    are GatewayResponse (responses.py)."""
 
     MAX_REMEMBERED = 10000   # hooks, views and error handlers: a fixed set in practice
+    response_class = GatewayResponse
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

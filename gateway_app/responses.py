@@ -1,0 +1,30 @@
+"""The gateway's response class: Flask's, without copying the headers of a response
+that needs no fixing on its way out.
+
+Werkzeug's ``get_wsgi_headers`` copies every response's headers - re-checking each
+value for newlines, one call per header - so that it can make a Location absolute,
+drop Content-Length from a 1xx/204/304 or add one it can compute. A response with
+none of that to do is sent with its own headers (``to_wsgi_list`` makes the list the
+server gets, so they are never shared); every other response goes through werkzeug.
+"""
+from flask import Response
+
+# headers werkzeug rewrites on the way out
+REWRITTEN = frozenset(("location", "content-location"))
+
+
+class GatewayResponse(Response):
+    def get_wsgi_headers(self, environ):
+        status = self.status_code
+        if 200 <= status < 300 and status != 204:
+            has_length = False
+            for name, _value in self.headers:
+                lowered = name.lower()
+                if lowered in REWRITTEN:
+                    break
+                if lowered == "content-length":
+                    has_length = True
+            else:
+                if has_length:
+                    return self.headers
+        return super().get_wsgi_headers(environ)
