@@ -85,6 +85,21 @@ def measure(server, path, headers, seconds, connections):
     return rps, (cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values())
 
 
+def pin_processes(servers, store):
+    """The measured workers on the last core, the load generator and Redis on the others:
+    on a small shared machine (2 cores here) this keeps the worker's CPU per request from
+    swinging with where the scheduler happens to put the load generator."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return False
+    others = set(cores[:-1])
+    os.sched_setaffinity(0, others)
+    os.sched_setaffinity(store.process.pid, others)
+    for server in servers:
+        os.sched_setaffinity(worker_pid(server), {cores[-1]})
+    return True
+
+
 def redis_calls(client, command):
     return client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
 
@@ -106,6 +121,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--no-pin", action="store_true",
+                        help="leave processes wherever the scheduler puts them")
     args = parser.parse_args()
 
     store = PrivateRedis().start()
@@ -118,6 +135,7 @@ def main():
     gateway = Gunicorn(env, workers=1, app_uri="bench.cache_harness:gateway_app()").start()
     bare = Gunicorn(env, workers=1, app_uri="bench.cache_harness:bare_app()").start()
     try:
+        pinned = not args.no_pin and pin_processes((gateway, bare), store)
         auth = sign_up(gateway.url, database)
         targets = {
             "bare Flask view": (bare, "/bench/bare", {}, None),
@@ -156,15 +174,20 @@ def main():
 
     bare_rps = statistics.median(results["bare Flask view"])
     bare_cpu = statistics.median(cpu["bare Flask view"])
+    bare_least = min(cpu["bare Flask view"])
     print(f"{args.rounds} rounds x {args.seconds:.0f} s, {args.connections} keep-alive connections, "
-          f"1 gevent worker per server; medians of req/s and of the worker's CPU per request "
-          f"(the worker is saturated, so CPU per request is the cost that sets throughput, "
-          f"and the steadier figure when the load generator competes for the CPU):")
+          f"1 gevent worker per server"
+          f"{', pinned to a core of its own' if pinned else ''}; medians of req/s and of the "
+          f"worker's CPU per request (the worker is saturated, so CPU per request is the cost "
+          f"that sets throughput), and the least CPU per request of any round (noise on a "
+          f"shared machine only ever adds):")
     for name, samples in results.items():
         median = statistics.median(samples)
         cost = statistics.median(cpu[name])
-        print(f"  {name:34s} {median:6.0f} req/s {median / bare_rps:5.2f}x bare | "
-              f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x bare"
+        least = min(cpu[name])
+        print(f"  {name:36s} {median:6.0f} req/s {median / bare_rps:5.2f}x bare | "
+              f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x | "
+              f"least {least:4.0f} us {bare_least / least:5.2f}x"
               f"   (req/s rounds: {', '.join(f'{s:.0f}' for s in samples)})")
     for path, counts in per_hit.items():
         print(f"Redis commands per L1 hit of {path} ({args.connections} connections): "
