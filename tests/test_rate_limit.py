@@ -9,7 +9,9 @@ from flask_limiter import Limiter
 
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.policy import PolicyError, load_policy, validate_policy
+from gateway_app.db import Session
 from tests.conftest import build_app
+from tests.support.queries import counted_queries
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 _addresses = itertools.count(1)
@@ -41,6 +43,7 @@ def register_test_routes(app):
     view("invites", service="team", permission=None, resource="team_invites")
     view("bookings", service="team", permission=None, resource="bookings")
     view("exports", service="billing", permission=None, resource="call_exports")
+    view("cached", cache="settings")
 
 
 @pytest.fixture(autouse=True)
@@ -405,11 +408,11 @@ def test_requests_sent_together_are_taken_in_turn_each_all_or_nothing(redis_url,
     storage = BatchedRedisStorage(redis_lib.Redis.from_url(redis_url))
     first = [("batch:shared", 1, 60), ("batch:first-only", 10, 60)]
     second = [("batch:second-only", 10, 60), ("batch:shared", 1, 60)]
-    (allowed_first, _), (allowed_second, windows) = storage.acquire_batch([first, second])
-    assert allowed_first is True and allowed_second is False
-    assert windows[1].used == 1                       # the unit the first request took
-    untouched, _ = storage.acquire_batch([[("batch:second-only", 1, 60)]])[0]
-    assert untouched is True                          # nothing was spent by the refusal
+    taken_first, taken_second = storage.acquire_batch([(first, None), (second, None)])
+    assert taken_first.allowed is True and taken_second.allowed is False
+    assert taken_second.windows[1].used == 1          # the unit the first request took
+    untouched = storage.acquire_batch([([("batch:second-only", 1, 60)], None)])[0]
+    assert untouched.allowed is True                  # nothing was spent by the refusal
 
 
 def test_limits_still_apply_after_redis_lost_its_scripts(app, tenant, redis_client):
@@ -442,3 +445,18 @@ def test_prepared_quota_sets_stay_bounded_and_count_right_past_the_bound(app, cl
             assert (current.value, current.params["r"]) == ("burst", 50 - round_number)
     assert len(stage(app).policies.quota_sets) <= 3
     assert len(stage(app).limiter.shared.script_operands) <= 3
+
+
+def test_a_principal_changed_under_the_script_is_resolved_afresh_and_counted_once(app, tenant):
+    """The limiter's script checks a cached principal's versions before it takes anything
+    (tests/test_request_path.py counts the round trip): when one changed, the request
+    starts over with the principal resolved from the database, and spends one unit."""
+    ip = fresh_ip()
+    for _ in range(2):
+        assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
+    Session.remove()
+    app.extensions["gateway"].components["identity"].principals.bump_company(tenant.company["id"])
+    with counted_queries(app) as statements:
+        assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
+    assert any("FROM users" in statement for statement in statements)   # resolved afresh
+    assert used(app, "user", f"user:{tenant.user['id']}")["user"] == 3

@@ -76,6 +76,15 @@ def test_role_change_applies_to_the_next_request(client, tenant):
     assert audit.details == {"previous": "viewer", "role": "admin"}
 
 
+def test_a_demotion_applies_to_the_next_request(client, tenant):
+    member = join(client, invite(tenant, "admin"))
+    assert member.post(MEMBERS, json={"email": "b@example.com", "name": "B"}).status_code == 201
+    assert tenant.patch(f"{MEMBERS}/{member.user['id']}", json={"role": "viewer"}).status_code == 200
+    refused = member.post(MEMBERS, json={"email": "c@example.com", "name": "C"})
+    assert refused.status_code == 403
+    assert "'viewer'" in refused.get_json()["detail"]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 def test_the_last_owner_cannot_be_demoted_or_removed(client, tenant):
     owner_id = tenant.user["id"]

@@ -104,7 +104,8 @@ class PrincipalCache:
     def get(self, credential_key, shared_reads=None):
         """The cached principal if its versions are current. ``shared_reads``
         (pipeline/shared_reads.py): keys later stages declare for this principal are read
-        in the same MGET as the versions."""
+        in the same MGET as the versions - or, when it allows, the check is deferred to
+        the rate limiter's script and the principal returned unconfirmed."""
         if self.ttl <= 0:
             return None
         try:
@@ -120,10 +121,13 @@ class PrincipalCache:
             return None
         candidate, versions = found
         foreign = shared_reads.keys_for(candidate) if shared_reads is not None else []
+        version_keys = [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)]
+        if shared_reads is not None and shared_reads.may_defer and self.store.shared:
+            # the rate limiter's script checks the versions, in the round trip it makes anyway
+            shared_reads.defer(self.store.redis_keys(version_keys), versions, foreign)
+            return candidate
         try:
-            current, foreign_values = self.store.mget_with(
-                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)],
-                foreign)
+            current, foreign_values = self.store.mget_with(version_keys, foreign)
         except StoreUnavailable:
             return None
         if foreign:

@@ -22,6 +22,8 @@ class StoreUnavailable(Exception):
 
 
 class RedisStore:
+    shared = True   # what it holds is in Redis, under ``redis_keys``
+
     def __init__(self, client):
         self.client = client
         # every request reads its principal's versions: a worker's concurrent requests
@@ -43,6 +45,10 @@ class RedisStore:
             return getattr(self.client, method)(*args, **kwargs)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    @staticmethod
+    def redis_keys(keys):
+        return [PREFIX + key for key in keys]
 
     def get(self, key):
         value = self._call("get", PREFIX + key)
@@ -73,6 +79,8 @@ class RedisStore:
 
 class MemoryStore:
     """Process-local twin of RedisStore; expired entries are dropped when read."""
+
+    shared = False
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock

@@ -14,7 +14,7 @@ from .circuit_breaker import CircuitBreakerStage
 from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
 from .service_discovery import ServiceDiscoveryStage
-from .shared_reads import SharedReads
+from .shared_reads import PrincipalUnconfirmed, SharedReads
 from .transform import TransformStage
 
 STAGES = [
@@ -51,6 +51,7 @@ class Pipeline:
         self.app = app
         self.stages = [stage_class(app, policy) for stage_class in STAGES]
         self.by_name = {stage.name: stage for stage in self.stages}
+        self.rate_limiting = self.by_name["rate_limiting"]
         # (position, stage, always_after), last stage first
         self.reversed_stages = [(position, stage, stage.always_after)
                                 for position, stage in reversed(list(enumerate(self.stages)))]
@@ -66,17 +67,35 @@ class Pipeline:
     def run_before(self):
         current = request._get_current_object()  # the stages get the object, not the proxy
         environ = current.environ
-        ctx = RequestContext(request_id=accept_request_id(request_header(environ, "X-Request-ID")))
-        ctx.route_policy, ctx.service = self.declarations_of(current.endpoint, current.blueprint)
-        ctx.client_ip = client_ip_of(current.remote_addr, request_header(environ, "X-Forwarded-For"),
+        ctx = self.new_context(current, accept_request_id(request_header(environ, "X-Request-ID")))
+        try:
+            return self.run_stages(ctx, current)
+        except PrincipalUnconfirmed:
+            # the principal this worker cached has changed, or Redis could not tell: start
+            # over, checking it first (nothing was taken from any quota)
+            ctx = self.new_context(current, ctx.request_id, ctx.started, may_defer=False)
+            return self.run_stages(ctx, current)
+
+    def new_context(self, request, request_id, started=None, may_defer=True):
+        environ = request.environ
+        ctx = RequestContext(request_id=request_id)
+        if started is not None:
+            ctx.started = started
+        ctx.route_policy, ctx.service = self.declarations_of(request.endpoint, request.blueprint)
+        ctx.client_ip = client_ip_of(request.remote_addr, request_header(environ, "X-Forwarded-For"),
                                      self.trusted_hops)
-        ctx.shared_reads = SharedReads(self.shared_read_declaration(ctx, current))
+        ctx.shared_reads = SharedReads(
+            self.shared_read_declaration(ctx, request),
+            may_defer=may_defer and self.rate_limiting.checks_principal(ctx, request))
         g.gateway = ctx
+        return ctx
+
+    def run_stages(self, ctx, request):
         clock = time.perf_counter
         for position, stage in enumerate(self.stages):
             started = clock()
             ctx.stages_reached = position + 1   # counted before: a stage that raises gets its after
-            result = stage.before(ctx, current)
+            result = stage.before(ctx, request)
             ctx.timings[stage.name] = clock() - started
             if result is not None:
                 ctx.short_circuited_by = stage.name

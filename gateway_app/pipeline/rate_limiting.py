@@ -14,6 +14,7 @@ from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header
 from .base import Stage
+from .shared_reads import PrincipalUnconfirmed
 
 
 class RateLimitingStage(Stage):
@@ -39,16 +40,27 @@ class RateLimitingStage(Stage):
     def exempt(self, ctx, request):
         return bool(ctx.route_policy.get("exempt_limits")) or request.path.startswith(self.exempt_paths)
 
+    def checks_principal(self, ctx, request):
+        """Whether this request's script call can check a cached principal's versions for
+        the authentication stage (pipeline/shared_reads.py)."""
+        return not self.exempt(ctx, request) and self.limiter.checks_in_redis
+
     def before(self, ctx, request):
         if self.exempt(ctx, request):
             return None
+        shared_reads = ctx.shared_reads
+        check = shared_reads.deferred_check if shared_reads is not None else None
         try:
-            decision = self.limiter.acquire(self.policies.for_request(ctx))
+            decision = self.limiter.acquire(self.policies.for_request(ctx), check)
         except LimiterUnavailable:
             raise GatewayProblem(
                 503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
                 problem_type="rate-limiter-unavailable",
                 headers={"Retry-After": str(math.ceil(self.limiter.retry_interval))}) from None
+        if not decision.check_held:
+            raise PrincipalUnconfirmed()
+        if check is not None:
+            shared_reads.confirm(decision.read_values)
         ctx.rate_limit_headers = {"RateLimit-Policy": decision.quota_set.policy_header,
                                   "RateLimit": limit_header(*decision.closest_to_exhaustion())}
         if not decision.allowed:

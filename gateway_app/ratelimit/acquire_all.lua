@@ -8,10 +8,18 @@
 -- Requests are taken in order, each all-or-nothing, exactly as if they had arrived one
 -- after the other.
 --
--- KEYS: for each request, for each of its limits: previous, current
--- ARGV: request count, then for each request: its limit count, then per limit: limit, expiry_seconds
--- Returns, for each request: allowed (1|0), then per limit: weighted_count, previous_count,
---          previous_ttl_ms, current_count, current_ttl_ms, as they are after that request.
+-- A request may also carry a precondition and reads, so that a warm request needs no
+-- other round trip: check keys that must still hold the values the caller expects (the
+-- versions of the principal it cached; nothing is taken when one differs), and keys
+-- whose values later stages need (the cache's generation tokens).
+--
+-- KEYS: for each request: its check keys, its read keys, then for each limit: previous, current
+-- ARGV: request count, then for each request: its limit count, check count, read count,
+--       the expected value of each check key ('' for absent), then per limit: limit, expiry_seconds
+-- Returns, for each request: the value of each read key, then 1 (taken), 0 (refused) or
+--          -1 (a check key differs: nothing taken, nothing more reported), then per limit:
+--          weighted_count, previous_count, previous_ttl_ms, current_count, current_ttl_ms,
+--          as they are after that request.
 
 local function acquire(first_key, first_arg, count, result)
     local windows = {}
@@ -63,12 +71,32 @@ local function acquire(first_key, first_arg, count, result)
     end
 end
 
+local function holds(first_key, first_arg, count)
+    for i = 1, count do
+        if (redis.call('get', KEYS[first_key + i - 1]) or '') ~= ARGV[first_arg + i - 1] then
+            return false
+        end
+    end
+    return true
+end
+
 local result = {}
 local next_key, next_arg = 1, 2
 for _ = 1, tonumber(ARGV[1]) do
     local count = tonumber(ARGV[next_arg])
-    acquire(next_key, next_arg + 1, count, result)
-    next_key = next_key + 2 * count
-    next_arg = next_arg + 1 + 2 * count
+    local checks = tonumber(ARGV[next_arg + 1])
+    local reads = tonumber(ARGV[next_arg + 2])
+    for i = 1, reads do
+        result[#result + 1] = redis.call('get', KEYS[next_key + checks + i - 1])
+    end
+    local first_limit_key = next_key + checks + reads
+    local first_limit_arg = next_arg + 3 + checks
+    if holds(next_key, next_arg + 3, checks) then
+        acquire(first_limit_key, first_limit_arg, count, result)
+    else
+        result[#result + 1] = -1
+    end
+    next_key = first_limit_key + 2 * count
+    next_arg = first_limit_arg + 2 * count
 end
 return result

@@ -37,6 +37,8 @@ class Decision(NamedTuple):
     quota_set: QuotaSet
     windows: list
     degraded: bool = False     # counted per process because Redis is down
+    check_held: bool = True    # False: the check failed or could not be made; nothing taken
+    read_values: list = ()     # the check's read keys' values
 
     @property
     def quotas(self):
@@ -65,23 +67,33 @@ class GatewayLimiter:
     def in_outage(self):
         return self.outage_until > 0
 
-    def acquire(self, quota_set):
+    def acquire(self, quota_set, check=None):
+        """``check``: what the shared storage must verify first (storage.acquire_all); it
+        cannot be verified without Redis, so then nothing is taken and check_held is False."""
         entries = quota_set.entries
         if self.shared is not None and time.monotonic() >= self.outage_until:
             try:
-                allowed, windows = self.shared.acquire_all(entries)
+                got = self.shared.acquire_all(entries, check)
             except (RedisError, OSError) as exc:
                 self.record_outage(exc)
             else:
                 if self.in_outage:
                     log.warning("rate-limit storage recovered: limits are shared again")
                     self.outage_until = 0.0
-                return Decision(allowed, quota_set, windows)
+                return Decision(got.allowed, quota_set, got.windows, False, got.check_held,
+                                got.read_values)
         degraded = self.shared is not None
+        if check is not None:
+            return Decision(False, quota_set, [], degraded, check_held=False)
         if degraded and not self.fail_open:
             raise LimiterUnavailable()
-        allowed, windows = self.local.acquire_all(entries)
-        return Decision(allowed, quota_set, windows, degraded)
+        got = self.local.acquire_all(entries)
+        return Decision(got.allowed, quota_set, got.windows, degraded)
+
+    @property
+    def checks_in_redis(self):
+        """Whether a check handed to ``acquire`` now would be made in Redis."""
+        return self.shared is not None and time.monotonic() >= self.outage_until
 
     def record_outage(self, exc):
         self.metrics["storage_errors"].labels("per_process" if self.fail_open else "refuse").inc()

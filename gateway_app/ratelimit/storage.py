@@ -8,6 +8,7 @@ instances), in memory under one lock.
 """
 import os
 import threading
+from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
 
@@ -21,6 +22,14 @@ OPERAND_SETS_KEPT = 10_000
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
     ACQUIRE_ALL_SCRIPT = _script.read()
+
+
+class Acquisition(NamedTuple):
+    """What one request got from a storage."""
+    allowed: bool
+    windows: list           # as they are after the request; [] when the check failed
+    check_held: bool        # True when there was nothing to check
+    read_values: list       # the values of the check's read keys
 
 
 class BatchedRedisStorage(RedisStorage):
@@ -40,12 +49,14 @@ class BatchedRedisStorage(RedisStorage):
         return (self.prefixed_key(self._previous_window_key(key)),
                 self.prefixed_key(self._current_window_key(key)))
 
-    def acquire_all(self, limits):
-        """``limits``: [(key, limit, expiry_seconds)]. Returns (allowed, [Window]).
+    def acquire_all(self, limits, check=None):
+        """``limits``: [(key, limit, expiry_seconds)]; ``check``: None, or what the script
+        must verify before taking anything and read besides (``check_keys``, their
+        ``expected`` values, ``read_keys``: pipeline/shared_reads.py). Returns an Acquisition.
 
         A worker's concurrent requests are sent to Redis together: one round trip for all.
         """
-        return self.coalesced.call(limits)
+        return self.coalesced.call((limits, check))
 
     def run_acquire_all(self, key_count, keys, arg_count, args):
         """The script's reply; ``keys`` and ``args`` are encoded by ``resp_arguments``."""
@@ -58,14 +69,14 @@ class BatchedRedisStorage(RedisStorage):
             self.batch_connection.execute("SCRIPT", "LOAD", script.script)
             return self.batch_connection.execute_encoded(*command)
 
-    def operands_of(self, limits):
-        """One request's part of the script call, encoded once per distinct ``limits``
+    def limit_operands(self, limits):
+        """The limits' part of a request's operands, encoded once per distinct ``limits``
         (a tuple): (key count, KEYS, argument count, ARGV)."""
         found = self.script_operands.get(limits)
         if found is None:
             if len(self.script_operands) >= OPERAND_SETS_KEPT:
                 self.script_operands.clear()
-            keys, args = [], [len(limits)]
+            keys, args = [], []
             for key, limit, expiry in limits:
                 keys.extend(self.window_keys(key))
                 args.extend((limit, expiry))
@@ -73,31 +84,46 @@ class BatchedRedisStorage(RedisStorage):
             self.script_operands[limits] = found
         return found
 
+    @staticmethod
+    def check_operands(limit_count, check):
+        """The per-request part: (key count, KEYS, argument count, ARGV)."""
+        if check is None:
+            return 0, b"", 3, resp_arguments((limit_count, 0, 0))
+        keys = (*check.check_keys, *check.read_keys)
+        args = (limit_count, len(check.check_keys), len(check.read_keys),
+                *("" if value is None else value for value in check.expected))
+        return len(keys), resp_arguments(keys), len(args), resp_arguments(args)
+
     def acquire_batch(self, requests):
-        """One script call taking each request's limits in turn; one (allowed, windows) each."""
+        """One script call taking each request's limits in turn: [(limits, check)] in,
+        one Acquisition per request out."""
         key_count, keys, arg_count, args = 0, [], 1, [resp_arguments((len(requests),))]
-        for limits in requests:
-            request_key_count, request_keys, request_arg_count, request_args = \
-                self.operands_of(tuple(limits))
-            key_count += request_key_count
-            keys.append(request_keys)
-            arg_count += request_arg_count
-            args.append(request_args)
+        for limits, check in requests:
+            for operands in (self.check_operands(len(limits), check),
+                             self.limit_operands(tuple(limits))):
+                key_count += operands[0]
+                keys.append(operands[1])
+                arg_count += operands[2]
+                args.append(operands[3])
         reply = self.run_acquire_all(key_count, b"".join(keys), arg_count, b"".join(args))
         answers, position = [], 0
-        for limits in requests:
-            allowed = reply[position] == 1
+        for limits, check in requests:
+            read_count = len(check.read_keys) if check is not None else 0
+            read_values = reply[position:position + read_count]
+            status = reply[position + read_count]
+            position += read_count + 1
+            if status == -1:
+                answers.append(Acquisition(False, [], False, read_values))
+                continue
             windows = []
-            start = position + 1
             # the script's integers, as hiredis hands them over: weighted, previous count,
             # previous TTL (ms), current count, current TTL (ms)
             for _key, limit, expiry in limits:
-                windows.append(Window(limit, expiry, reply[start], reply[start + 1],
-                                      reply[start + 2] / 1000, reply[start + 3],
-                                      reply[start + 4] / 1000))
-                start += 5
-            answers.append((allowed, windows))
-            position = start
+                windows.append(Window(limit, expiry, reply[position], reply[position + 1],
+                                      reply[position + 2] / 1000, reply[position + 3],
+                                      reply[position + 4] / 1000))
+                position += 5
+            answers.append(Acquisition(status == 1, windows, True, read_values))
         return answers
 
 
@@ -116,7 +142,7 @@ class BatchedMemoryStorage(MemoryStorage):
         with self.batch_lock:
             windows = self.read_windows(limits)
             if any(window.used + 1 > window.limit for window in windows):
-                return False, windows
+                return Acquisition(False, windows, True, [])
             for key, limit, expiry in limits:
                 self.acquire_sliding_window_entry(key, limit, expiry)
-            return True, self.read_windows(limits)
+            return Acquisition(True, self.read_windows(limits), True, [])
