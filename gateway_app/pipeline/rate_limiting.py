@@ -43,7 +43,7 @@ class RateLimitingStage(Stage):
     def checks_principal(self, ctx, request):
         """Whether this request's script call can check a cached principal's versions for
         the authentication stage (pipeline/shared_reads.py)."""
-        return not self.exempt(ctx, request) and self.limiter.checks_in_redis
+        return not self.exempt(ctx, request) and self.limiter.shared_available
 
     def before(self, ctx, request):
         if self.exempt(ctx, request):

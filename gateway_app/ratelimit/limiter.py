@@ -71,7 +71,7 @@ class GatewayLimiter:
         """``check``: what the shared storage must verify first (storage.acquire_all); it
         cannot be verified without Redis, so then nothing is taken and check_held is False."""
         entries = quota_set.entries
-        if self.shared is not None and time.monotonic() >= self.outage_until:
+        if self.shared_available:
             try:
                 got = self.shared.acquire_all(entries, check)
             except (RedisError, OSError) as exc:
@@ -91,8 +91,8 @@ class GatewayLimiter:
         return Decision(got.allowed, quota_set, got.windows, degraded)
 
     @property
-    def checks_in_redis(self):
-        """Whether a check handed to ``acquire`` now would be made in Redis."""
+    def shared_available(self):
+        """Whether Redis is to be tried now (configured, and not in a known outage)."""
         return self.shared is not None and time.monotonic() >= self.outage_until
 
     def record_outage(self, exc):
