@@ -430,12 +430,13 @@ def test_limits_still_apply_after_redis_lost_its_scripts(app, tenant, redis_clie
     assert after.value == before.value and after.params["r"] == before.params["r"] - 1
 
 
-def test_prepared_quota_sets_stay_bounded_and_count_right_past_the_bound(app, client, monkeypatch):
+def test_prepared_quota_sets_stay_bounded_and_count_right_past_the_bound(app, client):
     """Each distinct caller's quotas and script operands are prepared once and kept; past
     the bound the kept ones are dropped, never mixed up: every address keeps its own count."""
-    from gateway_app.ratelimit import quotas, storage
-    monkeypatch.setattr(quotas, "QUOTA_SETS_KEPT", 3)
-    monkeypatch.setattr(storage, "OPERAND_SETS_KEPT", 3)
+    prepared = (stage(app).policies.quota_sets, stage(app).limiter.shared.limit_operands,
+                stage(app).limiter.shared.check_operands)
+    for memo in prepared:
+        memo.bound = 3
     addresses = [fresh_ip() for _ in range(7)]
     for round_number in (1, 2):
         for ip in addresses:
@@ -443,8 +444,7 @@ def test_prepared_quota_sets_stay_bounded_and_count_right_past_the_bound(app, cl
             assert response.status_code == 200
             current = parse_list(response.headers["RateLimit"])[0]
             assert (current.value, current.params["r"]) == ("burst", 50 - round_number)
-    assert len(stage(app).policies.quota_sets) <= 3
-    assert len(stage(app).limiter.shared.script_operands) <= 3
+    assert all(len(memo) <= 3 for memo in prepared)
 
 
 def test_a_principal_changed_under_the_script_is_resolved_afresh_and_counted_once(app, tenant):

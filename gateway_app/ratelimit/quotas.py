@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from limits import parse as parse_rate
 
+from ..memo import BoundedMemo
 from .headers import policy_header
 
 LAYERS = ("ip", "user", "company", "endpoint", "resource")
@@ -42,10 +43,6 @@ class QuotaSet(NamedTuple):
         return cls(quotas, tuple(quota.storage_entry() for quota in quotas), policy_header(quotas))
 
 
-# distinct (client, principal, service, resource) combinations kept before starting afresh
-QUOTA_SETS_KEPT = 10_000
-
-
 def _rate(text):
     item = parse_rate(text)
     return item.amount, item.get_expiry()
@@ -65,7 +62,8 @@ class LayerPolicies:
                 for i, text in enumerate(layers[layer]["limits"])]
         self.services = {name: _rate(text) for name, text in layers["endpoint"]["services"].items()}
         self.resources = {name: _rate(text) for name, text in layers["resource"]["resources"].items()}
-        self.quota_sets = {}
+        # (client address, principal, service, resource) -> QuotaSet
+        self.quota_sets = BoundedMemo(lambda caller: QuotaSet.of(self.quotas_for(*caller)))
 
 
     def multiplier(self, tier):
@@ -73,13 +71,8 @@ class LayerPolicies:
 
     def for_request(self, ctx):
         """The QuotaSet ``ctx``'s request spends."""
-        caller = (ctx.client_ip, ctx.principal, ctx.service, ctx.route_policy.get("resource"))
-        found = self.quota_sets.get(caller)
-        if found is None:
-            if len(self.quota_sets) >= QUOTA_SETS_KEPT:
-                self.quota_sets.clear()
-            found = self.quota_sets[caller] = QuotaSet.of(self.quotas_for(*caller))
-        return found
+        return self.quota_sets[ctx.client_ip, ctx.principal, ctx.service,
+                               ctx.route_policy.get("resource")]
 
     def quotas_for(self, client_ip, principal, service, resource):
         quotas = [Quota("ip", name, client_ip or "unknown", amount, window)

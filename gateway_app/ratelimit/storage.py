@@ -14,11 +14,9 @@ from limits.storage import MemoryStorage, RedisStorage
 
 from redis.exceptions import NoScriptError
 
+from ..memo import BoundedMemo
 from ..redis_store import CoalescedCalls, OwnConnection, resp_arguments
 from .windows import Window
-
-# distinct quota sets whose script operands are kept before starting afresh
-OPERAND_SETS_KEPT = 10_000
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
     ACQUIRE_ALL_SCRIPT = _script.read()
@@ -39,7 +37,9 @@ class BatchedRedisStorage(RedisStorage):
         super().__init__("redis://", connection_pool=client.connection_pool)
         self.coalesced = CoalescedCalls(self.acquire_batch)
         self.batch_connection = OwnConnection(client)
-        self.script_operands = {}    # limits -> (keys, args): the same sets come again and again
+        # the same limits and checks come again and again: their operands are encoded once
+        self.limit_operands = BoundedMemo(self.encode_limit_operands)
+        self.check_operands = BoundedMemo(self.encode_check_operands)
 
     def initialize_storage(self, uri):
         super().initialize_storage(uri)
@@ -69,24 +69,18 @@ class BatchedRedisStorage(RedisStorage):
             self.batch_connection.execute("SCRIPT", "LOAD", script.script)
             return self.batch_connection.execute_encoded(*command)
 
-    def limit_operands(self, limits):
-        """The limits' part of a request's operands, encoded once per distinct ``limits``
-        (a tuple): (key count, KEYS, argument count, ARGV)."""
-        found = self.script_operands.get(limits)
-        if found is None:
-            if len(self.script_operands) >= OPERAND_SETS_KEPT:
-                self.script_operands.clear()
-            keys, args = [], []
-            for key, limit, expiry in limits:
-                keys.extend(self.window_keys(key))
-                args.extend((limit, expiry))
-            found = (len(keys), resp_arguments(keys), len(args), resp_arguments(args))
-            self.script_operands[limits] = found
-        return found
+    def encode_limit_operands(self, limits):
+        """The limits' part of a request's operands: (key count, KEYS, argument count, ARGV)."""
+        keys, args = [], []
+        for key, limit, expiry in limits:
+            keys.extend(self.window_keys(key))
+            args.extend((limit, expiry))
+        return len(keys), resp_arguments(keys), len(args), resp_arguments(args)
 
     @staticmethod
-    def check_operands(limit_count, check):
-        """The per-request part: (key count, KEYS, argument count, ARGV)."""
+    def encode_check_operands(limit_count_and_check):
+        """The rest of a request's operands: (key count, KEYS, argument count, ARGV)."""
+        limit_count, check = limit_count_and_check
         if check is None:
             return 0, b"", 3, resp_arguments((limit_count, 0, 0))
         keys = (*check.check_keys, *check.read_keys)
@@ -99,8 +93,8 @@ class BatchedRedisStorage(RedisStorage):
         one Acquisition per request out."""
         key_count, keys, arg_count, args = 0, [], 1, [resp_arguments((len(requests),))]
         for limits, check in requests:
-            for operands in (self.check_operands(len(limits), check),
-                             self.limit_operands(tuple(limits))):
+            for operands in (self.check_operands[len(limits), check],
+                             self.limit_operands[tuple(limits)]):
                 key_count += operands[0]
                 keys.append(operands[1])
                 arg_count += operands[2]
