@@ -11,7 +11,8 @@ import redis as redis_lib
 
 from gateway_app.db import Session
 from gateway_app.policy import load_policy
-from tests.conftest import build_app
+from tests.conftest import build_app, sign_up
+from tests.support.queries import counted_queries
 from tests.test_rate_limit import from_ip, fresh_ip, register_test_routes
 
 RETRY_INTERVAL = 0.2
@@ -115,3 +116,23 @@ def test_without_redis_limits_are_kept_in_memory(make_app):
     assert statuses == [200] * 50 + [429]
     limiter = app.extensions["gateway"].pipeline.stage("rate_limiting").limiter
     assert limiter.shared is None and not limiter.in_outage
+
+
+@pytest.mark.parametrize("fail_open, expected", [(True, 200), (False, 503)])
+def test_a_cached_principal_whose_check_redis_cannot_make_is_resolved_from_the_database(
+        make_app, private_redis, fail_open, expected):
+    """A warm request leaves its principal's version check to the limiter's script; with
+    Redis gone that check cannot be made, so the request starts over and resolves the
+    principal from the database - then the limiter degrades as configured, never a 500."""
+    app = make_app(private_redis.url, fail_open=fail_open)
+    tenant = sign_up(app.test_client())
+    ip = fresh_ip()
+    for _ in range(2):   # the second one goes ahead with the cached principal
+        assert tenant.get("/test-rl/private", **from_ip(ip)).status_code == 200
+    private_redis.stop()
+    with counted_queries(app) as statements:
+        answered = tenant.get("/test-rl/private", **from_ip(ip))
+    assert answered.status_code == expected
+    assert any("FROM users" in statement for statement in statements)
+    if fail_open:
+        assert "RateLimit-Policy" in answered.headers
