@@ -1,5 +1,5 @@
 """The gateway's response class: Flask's, without copying the headers of a response
-that needs no fixing on its way out.
+that needs no fixing on its way out; and setting several headers in one pass.
 
 Werkzeug's ``get_wsgi_headers`` copies every response's headers - re-checking each
 value for newlines, one call per header - so that it can make a Location absolute,
@@ -28,3 +28,15 @@ class GatewayResponse(Response):
                 if has_length:
                     return self.headers
         return super().get_wsgi_headers(environ)
+
+
+def put_headers(headers, values):
+    """Set each of ``values`` (name -> value) in ``headers``, replacing any copy already
+    there, as werkzeug's ``set`` does, but in one pass over the headers for all of them
+    (``set`` walks them once per name)."""
+    names = {name.lower() for name in values}
+    if any(name.lower() in names for name, _value in headers):
+        for name, value in values.items():
+            headers[name] = value
+    else:
+        headers.extend(values)

@@ -63,3 +63,19 @@ def test_the_headers_of_a_response_with_nothing_to_fix_are_not_copied():
     assert response.get_wsgi_headers({}) is response.headers
     moved = GatewayResponse(b"", status=302, headers={"Location": "/elsewhere"})
     assert moved.get_wsgi_headers({}) is not moved.headers
+
+
+def test_put_headers_adds_absent_ones_and_replaces_present_ones():
+    from werkzeug.datastructures import Headers
+
+    from gateway_app.responses import put_headers
+    fresh = Headers([("Content-Type", "application/json")])
+    put_headers(fresh, {"RateLimit": '"ip";r=9;t=60', "RateLimit-Policy": '"ip";q=10;w=60'})
+    assert fresh.get("ratelimit") == '"ip";r=9;t=60' and len(fresh) == 3
+    # a remote instance's own RateLimit is replaced, not repeated
+    remote = Headers([("ratelimit", '"theirs";r=1;t=1'), ("X-Other", "1")])
+    put_headers(remote, {"RateLimit": '"ip";r=9;t=60', "RateLimit-Policy": '"ip";q=10;w=60'})
+    assert remote.getlist("RateLimit") == ['"ip";r=9;t=60']
+    assert remote["RateLimit-Policy"] == '"ip";q=10;w=60' and remote["X-Other"] == "1"
+    with pytest.raises(ValueError):   # still werkzeug's check of every value
+        put_headers(Headers(), {"RateLimit": "a\r\nSet-Cookie: x=1"})

@@ -13,6 +13,7 @@ from ..extensions import gateway_state
 from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header
+from ..responses import put_headers
 from .base import Stage
 from .shared_reads import PrincipalUnconfirmed
 
@@ -80,8 +81,8 @@ class RateLimitingStage(Stage):
             retry_after=window.retry_after)
 
     def after(self, ctx, request, response):
-        for name, value in ctx.rate_limit_headers.items():
-            response.headers[name] = value
+        if ctx.rate_limit_headers:
+            put_headers(response.headers, ctx.rate_limit_headers)
         return response
 
     def reset(self, layer, subject):

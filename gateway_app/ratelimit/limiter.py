@@ -22,12 +22,6 @@ class LimiterUnavailable(Exception):
     """Redis is unreachable and the policy is ``fail_open: false``."""
 
 
-def _exhaustion(pair):
-    window = pair[1]
-    remaining = window.remaining
-    return remaining / window.limit, remaining
-
-
 def _freed_last(pair):
     return pair[1].retry_after
 
@@ -51,7 +45,15 @@ class Decision(NamedTuple):
         return max(refused or pairs, key=_freed_last)
 
     def closest_to_exhaustion(self):
-        return min(zip(self.quotas, self.windows), key=_exhaustion)
+        """The quota with the smallest share of its limit left (on a tie, the fewest left)."""
+        windows = self.windows
+        closest, closest_key = 0, None
+        for index, window in enumerate(windows):
+            left = window.limit - window.used
+            key = (left / window.limit, left) if left > 0 else (0, 0)
+            if closest_key is None or key < closest_key:
+                closest, closest_key = index, key
+        return self.quotas[closest], windows[closest]
 
 
 class GatewayLimiter:
