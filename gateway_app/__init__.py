@@ -8,6 +8,7 @@ from flask_smorest import Api
 from . import errors, integrations
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
+from .memo import BoundedMemo
 from .openapi import document_security
 from .pipeline import Pipeline
 from .policy import load_policy
@@ -45,20 +46,16 @@ class GatewayFlask(Flask):
     (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
     are GatewayResponse (responses.py)."""
 
-    MAX_REMEMBERED = 10000   # hooks, views and error handlers: a fixed set in practice
     response_class = GatewayResponse
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.sync_functions = {}
+        # hooks, views and error handlers: a fixed set in practice (a bound method hashes
+        # as its object and function)
+        self.sync_functions = BoundedMemo(super().ensure_sync)
 
     def ensure_sync(self, func):
-        found = self.sync_functions.get(func)   # a bound method hashes as its object and function
-        if found is None:
-            found = super().ensure_sync(func)
-            if len(self.sync_functions) < self.MAX_REMEMBERED:
-                self.sync_functions[func] = found
-        return found
+        return self.sync_functions[func]
 
 
 def create_app(config=None):

@@ -9,13 +9,17 @@ class BoundedMemo(dict):
     is reached the memo starts afresh, which costs a recomputation, never a wrong value.
     """
 
-    def __init__(self, compute, bound=10_000):
+    def __init__(self, compute=None, bound=10_000):
         super().__init__()
         self.compute = compute
         self.bound = bound
 
     def __missing__(self, key):
+        return self.remember(key, self.compute(key))
+
+    def remember(self, key, value):
+        """Keep ``value`` for ``key`` (for callers whose value needs more than the key)."""
         if len(self) >= self.bound:
             self.clear()
-        value = self[key] = self.compute(key)
+        self[key] = value
         return value

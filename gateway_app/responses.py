@@ -15,19 +15,16 @@ REWRITTEN = frozenset(("location", "content-location"))
 
 class GatewayResponse(Response):
     def get_wsgi_headers(self, environ):
-        status = self.status_code
-        if 200 <= status < 300 and status != 204:
-            has_length = False
-            for name, _value in self.headers:
-                lowered = name.lower()
-                if lowered in REWRITTEN:
-                    break
-                if lowered == "content-length":
-                    has_length = True
-            else:
-                if has_length:
-                    return self.headers
+        if self.nothing_to_fix():
+            return self.headers
         return super().get_wsgi_headers(environ)
+
+    def nothing_to_fix(self):
+        status = self.status_code
+        if not 200 <= status < 300 or status == 204:
+            return False
+        names = {name.lower() for name, _value in self.headers}
+        return "content-length" in names and not names & REWRITTEN
 
 
 def put_headers(headers, values):

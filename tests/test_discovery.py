@@ -32,6 +32,7 @@ class Instance:
         self.answer_status = 200
         self.health_hits = 0
         self.answer_hits = 0
+        self.answer_headers = {}
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -46,7 +47,8 @@ class Instance:
         body = {"instance": self.name, "method": request.method, "path": request.path,
                 "query": request.query_string.decode(), "body": request.get_data(as_text=True),
                 "headers": dict(request.headers)}
-        return Response(json.dumps(body), status=self.answer_status, mimetype="application/json")
+        return Response(json.dumps(body), status=self.answer_status, mimetype="application/json",
+                        headers=self.answer_headers)
 
     def stop(self):
         self.server.shutdown()
@@ -240,6 +242,18 @@ def test_remote_services_keep_the_gateways_authentication(client, instances):
     response = client.get(SERVICE_PATH)
     assert response.status_code == 401
     assert client.get(SERVICE_PATH, headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_a_remote_instances_own_rate_limit_headers_give_way_to_the_gateways(client, tenant, instances):
+    a = instances("A")
+    a.answer_headers = {"RateLimit": '"theirs";r=1;t=1', "RateLimit-Policy": '"theirs";q=2;w=1'}
+    register(client, a.url)
+    response = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
+    assert response.status_code == 200 and response.get_json()["instance"] == "A"
+    assert len(response.headers.getlist("RateLimit")) == 1
+    assert len(response.headers.getlist("RateLimit-Policy")) == 1
+    assert "theirs" not in response.headers["RateLimit"]
+    assert '"user";q=500;w=3600' in response.headers["RateLimit-Policy"]
 
 
 def test_local_services_are_not_proxied(client, tenant, instances):

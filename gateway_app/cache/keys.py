@@ -9,6 +9,8 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from ..memo import BoundedMemo
+
 GENERATION_PREFIX = "gw:cache:gen"
 PUBLIC_COMPANY = "public"
 
@@ -64,18 +66,15 @@ def request_fingerprint(request):
     """Which request an entry answers: the path and the normalised query, hashed."""
     raw = (request.path, request.environ.get("QUERY_STRING", ""))
     found = _fingerprints.get(raw)
-    if found is None:
-        if len(_fingerprints) >= MAX_REMEMBERED_FINGERPRINTS:
-            _fingerprints.clear()
-        found = _fingerprints[raw] = hashlib.sha256(
-            f"{request.path}?{normalised_query(request.args)}".encode()).hexdigest()[:40]
+    if found is None:   # request.args parses the query as werkzeug does everywhere else
+        found = _fingerprints.remember(raw, hashlib.sha256(
+            f"{request.path}?{normalised_query(request.args)}".encode()).hexdigest()[:40])
     return found
 
 
 # (path, raw query string) -> fingerprint: parsing and sorting the query is most of the
 # cost, and the same few URLs are asked for over and over
-_fingerprints = {}
-MAX_REMEMBERED_FINGERPRINTS = 10000
+_fingerprints = BoundedMemo()
 
 
 def entry_key(scope, generations, fingerprint):

@@ -49,8 +49,8 @@ class Decision(NamedTuple):
         windows = self.windows
         closest, closest_key = 0, None
         for index, window in enumerate(windows):
-            left = window.limit - window.used
-            key = (left / window.limit, left) if left > 0 else (0, 0)
+            left = window.remaining
+            key = (left / window.limit, left)
             if closest_key is None or key < closest_key:
                 closest, closest_key = index, key
         return self.quotas[closest], windows[closest]

@@ -65,7 +65,6 @@ class LayerPolicies:
         # (client address, principal, service, resource) -> QuotaSet
         self.quota_sets = BoundedMemo(lambda caller: QuotaSet.of(self.quotas_for(*caller)))
 
-
     def multiplier(self, tier):
         return self.tiers.get(tier, self.tiers["free"])
 
