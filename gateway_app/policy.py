@@ -223,8 +223,10 @@ class ServiceDiscoverySchema(Schema):
 @_strict
 class TransformSchema(Schema):
     max_content_length = fields.Integer(required=True, validate=positive)
-    security_headers = fields.Dict(keys=fields.String(), values=fields.String(),
-                                   load_default=dict)
+    # checked here because the transform stage adds them without werkzeug's check
+    security_headers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]+$")),
+        values=fields.String(validate=validate.Regexp(r"^[^\r\n]*$")), load_default=dict)
 
 
 @_strict

@@ -46,6 +46,11 @@ def test_shipped_policy_holds_the_seed_numbers():
     (lambda p: p.pop("metrics"), "metrics"),
     (lambda p: p["caching"]["namespaces"]["calls"].update(tier="l3"), "caching.namespaces.calls.value.tier"),
     (lambda p: p["rate_limiting"].update(surprise=1), "rate_limiting.surprise"),
+    # added to every response without werkzeug's check (responses.append_made_headers)
+    (lambda p: p["transform"]["security_headers"].update({"X-Frame-Options": "DENY\r\nSet-Cookie: a=1"}),
+     "transform.security_headers.X-Frame-Options.value"),
+    (lambda p: p["transform"]["security_headers"].update({"X-Bad: 1\r\nX": "1"}),
+     "transform.security_headers"),
 ])
 def test_invalid_policy_names_the_key(raw_policy, mutate, key):
     broken = copy.deepcopy(raw_policy)

@@ -4,6 +4,8 @@ import time
 from flask import current_app
 from werkzeug.http import generate_etag, quote_etag
 
+from ..responses import made_headers
+
 # added per request by other stages or by the server, never part of a stored copy
 PER_REQUEST_HEADERS = {"x-request-id", "date", "content-length", "x-cache", "age", "etag",
                        "set-cookie", "retry-after"}
@@ -44,6 +46,7 @@ def age_of(stored):
 
 def serve(stored, cache_status):
     status, headers, body, etag, _stored_at = stored
-    # never among the stored headers (PER_REQUEST_HEADERS): added, not searched and replaced
-    return current_app.response_class(body, status=status, headers=[
-        *headers, ("ETag", etag), ("Age", str(age_of(stored))), ("X-Cache", cache_status)])
+    # the stored headers were checked when the response was first made; the others are
+    # never among them (PER_REQUEST_HEADERS): added, not searched and replaced
+    return current_app.response_class(body, status=status, headers=made_headers((
+        *headers, ("ETag", etag), ("Age", str(age_of(stored))), ("X-Cache", cache_status))))

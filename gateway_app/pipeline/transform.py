@@ -1,4 +1,5 @@
 """Stage 7: request/response transform: request id, security headers, header hygiene."""
+from ..responses import append_made_headers, header_names
 from .base import Stage
 
 
@@ -15,14 +16,13 @@ class TransformStage(Stage):
     def after(self, ctx, request, response):
         # one pass over the headers instead of one search per header set, kept or removed
         headers = response.headers
-        present = {name.lower() for name in headers.keys()}
+        present = header_names(headers)
         if "x-request-id" in present:   # a remote instance's own id is replaced
             headers["X-Request-ID"] = ctx.request_id
         else:
-            headers.add("X-Request-ID", ctx.request_id)
-        for name, lowered, value in self.security_headers:
-            if lowered not in present:
-                headers.add(name, value)
+            append_made_headers(headers, (("X-Request-ID", ctx.request_id),))
+        append_made_headers(headers, [(name, value) for name, lowered, value in self.security_headers
+                                      if lowered not in present])
         # Retry-After belongs to 429 and 503 only (CONTRACT.md section 4 and 6)
         if "retry-after" in present and response.status_code not in (429, 503):
             del headers["Retry-After"]

@@ -30,6 +30,7 @@ class Decision(NamedTuple):
     allowed: bool
     quota_set: QuotaSet
     windows: list
+    used: list = ()            # each window's weighted count
     degraded: bool = False     # counted per process because Redis is down
     check_held: bool = True    # False: the check failed or could not be made; nothing taken
     read_values: list = ()     # the check's read keys' values
@@ -46,14 +47,13 @@ class Decision(NamedTuple):
 
     def closest_to_exhaustion(self):
         """The quota with the smallest share of its limit left (on a tie, the fewest left)."""
-        windows = self.windows
         closest, closest_key = 0, None
-        for index, window in enumerate(windows):
-            left = window.remaining
-            key = (left / window.limit, left)
+        for index, (limit, used) in enumerate(zip(self.quota_set.limits, self.used)):
+            left = limit - used if used < limit else 0   # Window.remaining, without the Window
+            key = (left / limit, left)
             if closest_key is None or key < closest_key:
                 closest, closest_key = index, key
-        return self.quotas[closest], windows[closest]
+        return self.quotas[closest], self.windows[closest]
 
 
 class GatewayLimiter:
@@ -82,15 +82,15 @@ class GatewayLimiter:
                 if self.in_outage:
                     log.warning("rate-limit storage recovered: limits are shared again")
                     self.outage_until = 0.0
-                return Decision(got.allowed, quota_set, got.windows, False, got.check_held,
-                                got.read_values)
+                return Decision(got.allowed, quota_set, got.windows, got.used, False,
+                                got.check_held, got.read_values)
         degraded = self.shared is not None
         if check is not None:
-            return Decision(False, quota_set, [], degraded, check_held=False)
+            return Decision(False, quota_set, [], [], degraded, check_held=False)
         if degraded and not self.fail_open:
             raise LimiterUnavailable()
         got = self.local.acquire_all(entries)
-        return Decision(got.allowed, quota_set, got.windows, degraded)
+        return Decision(got.allowed, quota_set, got.windows, got.used, degraded)
 
     @property
     def shared_available(self):

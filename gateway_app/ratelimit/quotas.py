@@ -35,12 +35,14 @@ class QuotaSet(NamedTuple):
     callers send the same sets again and again, so each distinct set is built once."""
     quotas: tuple
     entries: tuple        # (key, limit, window) per quota: what the storages take
+    limits: tuple         # each quota's limit
     policy_header: str    # RateLimit-Policy, fixed by the quotas
 
     @classmethod
     def of(cls, quotas):
         quotas = tuple(quotas)
-        return cls(quotas, tuple(quota.storage_entry() for quota in quotas), policy_header(quotas))
+        return cls(quotas, tuple(quota.storage_entry() for quota in quotas),
+                   tuple(quota.limit for quota in quotas), policy_header(quotas))
 
 
 def _rate(text):

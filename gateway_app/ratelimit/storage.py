@@ -8,6 +8,7 @@ instances), in memory under one lock.
 """
 import os
 import threading
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
@@ -25,9 +26,34 @@ with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="
 class Acquisition(NamedTuple):
     """What one request got from a storage."""
     allowed: bool
-    windows: list           # as they are after the request; [] when the check failed
+    windows: Sequence       # as they are after the request; [] when the check failed
+    used: list              # each window's weighted count (what its RateLimit header needs)
     check_held: bool        # True when there was nothing to check
     read_values: list       # the values of the check's read keys
+
+
+class ReportedWindows(Sequence):
+    """The script's report of one request's windows, five integers per limit (weighted
+    count, previous count, previous TTL in ms, current count, current TTL in ms), made
+    into Windows only when one is asked for: a request's headers need only one."""
+    __slots__ = ("limits", "counts")
+
+    def __init__(self, limits, counts):
+        self.limits = limits
+        self.counts = counts
+
+    def __len__(self):
+        return len(self.limits)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        index = range(len(self.limits))[index]   # negative indexes, IndexError
+        _key, limit, expiry = self.limits[index]
+        weighted, previous_count, previous_ttl, current_count, current_ttl = \
+            self.counts[5 * index:5 * index + 5]
+        return Window(limit, expiry, weighted, previous_count, previous_ttl / 1000,
+                      current_count, current_ttl / 1000)
 
 
 class BatchedRedisStorage(RedisStorage):
@@ -107,17 +133,13 @@ class BatchedRedisStorage(RedisStorage):
             status = reply[position + read_count]
             position += read_count + 1
             if status == -1:
-                answers.append(Acquisition(False, [], False, read_values))
+                answers.append(Acquisition(False, [], [], False, read_values))
                 continue
-            windows = []
-            # the script's integers, as hiredis hands them over: weighted, previous count,
-            # previous TTL (ms), current count, current TTL (ms)
-            for _key, limit, expiry in limits:
-                windows.append(Window(limit, expiry, reply[position], reply[position + 1],
-                                      reply[position + 2] / 1000, reply[position + 3],
-                                      reply[position + 4] / 1000))
-                position += 5
-            answers.append(Acquisition(status == 1, windows, True, read_values))
+            end = position + 5 * len(limits)
+            counts = reply[position:end]
+            position = end
+            answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5],
+                                       True, read_values))
         return answers
 
 
@@ -135,8 +157,9 @@ class BatchedMemoryStorage(MemoryStorage):
     def acquire_all(self, limits):
         with self.batch_lock:
             windows = self.read_windows(limits)
-            if any(window.used + 1 > window.limit for window in windows):
-                return Acquisition(False, windows, True, [])
-            for key, limit, expiry in limits:
-                self.acquire_sliding_window_entry(key, limit, expiry)
-            return Acquisition(True, self.read_windows(limits), True, [])
+            allowed = all(window.used + 1 <= window.limit for window in windows)
+            if allowed:
+                for key, limit, expiry in limits:
+                    self.acquire_sliding_window_entry(key, limit, expiry)
+                windows = self.read_windows(limits)
+            return Acquisition(allowed, windows, [window.used for window in windows], True, [])
