@@ -4,6 +4,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from .memo import BoundedMemo
+
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
@@ -19,13 +21,23 @@ class Principal:
     scopes: tuple = ()             # API keys only: ("read",) or ("read", "write")
     credential_id: str | None = None  # token jti / session id / key prefix
 
+    def __hash__(self):
+        # kept: principals key the request path's memos (quota sets, cache scopes), and
+        # the generated hash would build a tuple of every field on each lookup
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((self.kind, self.company_id, self.tier, self.user_id, self.role,
+                          self.api_key_id, self.scopes, self.credential_id))
+            object.__setattr__(self, "_hash", found)
+        return found
+
     @property
     def rate_key(self):
         """Identity for per-principal limits: the user, or the API key."""
         return f"key:{self.api_key_id}" if self.kind == "api_key" else f"user:{self.user_id}"
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestContext:
     request_id: str
     started: float = field(default_factory=time.perf_counter)
@@ -43,6 +55,7 @@ class RequestContext:
     cache_scope: tuple | None = None   # (principal, CacheScope) it was worked out for
     # Redis values read early for later stages (pipeline/shared_reads.py)
     shared_reads: object = None
+    limited: bool = False          # the rate-limiting stage takes quota for this request
 
     @property
     def company_id(self):
@@ -68,7 +81,11 @@ def request_header(environ, name):
     ``request.headers.get`` raises and catches a KeyError for every absent header, and
     most of the headers the pipeline looks for are absent from most requests.
     """
-    return environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return environ.get(_environ_keys[name])
+
+
+# header name -> its WSGI environ key; the names are the code's own literals
+_environ_keys = BoundedMemo(lambda name: "HTTP_" + name.upper().replace("-", "_"))
 
 
 def client_ip_of(remote_addr, forwarded_for, trusted_hops):

@@ -6,7 +6,7 @@ built under the old token becomes unreachable at once, in every worker and insta
 without finding or deleting the entries themselves.
 """
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from ..memo import BoundedMemo
@@ -38,19 +38,25 @@ class CacheScope:
     namespace: str
     company: str
     user: str | None = None
+    # the Redis keys of its generation tokens: global, company and (per-user entries) user
+    generation_keys: tuple = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        keys = (global_generation_key(self.namespace), company_generation_key(self.namespace, self.company))
+        if self.user is not None:
+            keys += (user_generation_key(self.namespace, self.company, self.user),)
+        object.__setattr__(self, "generation_keys", keys)
 
     @classmethod
     def of(cls, namespace, principal, per_user):
+        """The scope, made once per (namespace, principal, per_user) and kept."""
+        return _scopes[namespace, principal, per_user]
+
+    @classmethod
+    def made_for(cls, namespace, principal, per_user):
         if principal is None:
             return cls(namespace, PUBLIC_COMPANY)
         return cls(namespace, str(principal.company_id), principal.rate_key if per_user else None)
-
-    def generation_keys(self):
-        keys = [global_generation_key(self.namespace),
-                company_generation_key(self.namespace, self.company)]
-        if self.user is not None:
-            keys.append(user_generation_key(self.namespace, self.company, self.user))
-        return keys
 
     @property
     def owner(self):
@@ -71,6 +77,9 @@ def request_fingerprint(request):
             f"{request.path}?{normalised_query(request.args)}".encode()).hexdigest()[:40])
     return found
 
+
+# (namespace, principal, per_user) -> CacheScope: every warm request of a caller asks for it
+_scopes = BoundedMemo(lambda key: CacheScope.made_for(*key))
 
 # (path, raw query string) -> fingerprint: parsing and sorting the query is most of the
 # cost, and the same few URLs are asked for over and over

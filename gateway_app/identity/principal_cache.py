@@ -20,6 +20,7 @@ import threading
 import time
 
 from ..context import Principal
+from ..memo import BoundedMemo
 from .store import StoreUnavailable
 
 log = logging.getLogger("gateway.identity")
@@ -75,6 +76,13 @@ class PrincipalCache:
         self.store = store
         self.ttl = ttl
         self.local = local  # None when the store itself is in-process
+        # (company, user) -> their version keys, and those keys as the store names them
+        self.version_keys = BoundedMemo(self.version_keys_of)
+
+    def version_keys_of(self, company_and_user):
+        company_id, user_id = company_and_user
+        keys = (_company_version_key(company_id), _user_version_key(user_id))
+        return keys, tuple(self.store.redis_keys(keys)) if self.store.shared else None
 
     # -- versions ---------------------------------------------------------------------------
     def current_versions(self, company_id, user_id):
@@ -121,10 +129,10 @@ class PrincipalCache:
             return None
         candidate, versions = found
         foreign = shared_reads.keys_for(candidate) if shared_reads is not None else []
-        version_keys = [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)]
+        version_keys, stored_version_keys = self.version_keys[candidate.company_id, candidate.user_id]
         if shared_reads is not None and shared_reads.may_defer and self.store.shared:
             # the rate limiter's script checks the versions, in the round trip it makes anyway
-            shared_reads.defer(self.store.redis_keys(version_keys), versions, foreign)
+            shared_reads.defer(stored_version_keys, versions, foreign)
             return candidate
         try:
             current, foreign_values = self.store.mget_with(version_keys, foreign)

@@ -84,9 +84,10 @@ class Pipeline:
         ctx.route_policy, ctx.service = self.declarations_of(request.endpoint, request.blueprint)
         ctx.client_ip = client_ip_of(request.remote_addr, request_header(environ, "X-Forwarded-For"),
                                      self.trusted_hops)
+        ctx.limited = self.rate_limiting.applies_to(ctx, request)
         ctx.shared_reads = SharedReads(
             self.shared_read_declaration(ctx, request),
-            may_defer=may_defer and self.rate_limiting.checks_principal(ctx, request))
+            may_defer=may_defer and ctx.limited and self.rate_limiting.limiter.shared_available)
         g.gateway = ctx
         return ctx
 

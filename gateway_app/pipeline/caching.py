@@ -22,7 +22,7 @@ CACHEABLE_METHODS = ("GET", "HEAD")
 CONTEXT_PRINCIPAL = object()  # scope_for's default: the principal the context holds
 
 
-@dataclass
+@dataclass(slots=True)
 class Lookup:
     """This request's cache decision, kept on the request context between ``before`` and ``after``."""
     scope: CacheScope
@@ -109,14 +109,14 @@ class CachingStage(Stage):
         if not self.tiers.shared:
             return []
         scope = self.scope_for(ctx, request, principal)
-        return scope.generation_keys() if scope is not None else []
+        return scope.generation_keys if scope is not None else []
 
     def before(self, ctx, request):
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None
         lookup = ctx.cache_lookup = Lookup(scope, request_fingerprint(request))
-        keys = scope.generation_keys()
+        keys = scope.generation_keys
         read_early = ctx.shared_reads.take(keys) if ctx.shared_reads is not None else None
         generations = self.tiers.current_generations(keys, read_early)
         if generations is MISSING:

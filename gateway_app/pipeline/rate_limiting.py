@@ -38,16 +38,14 @@ class RateLimitingStage(Stage):
                 raise PolicyError(f"view {endpoint} declares resource {resource!r}, which "
                                  f"rate_limiting.layers.resource.resources does not define")
 
-    def exempt(self, ctx, request):
-        return bool(ctx.route_policy.get("exempt_limits")) or request.path.startswith(self.exempt_paths)
-
-    def checks_principal(self, ctx, request):
-        """Whether this request's script call can check a cached principal's versions for
-        the authentication stage (pipeline/shared_reads.py)."""
-        return not self.exempt(ctx, request) and self.limiter.shared_available
+    def applies_to(self, ctx, request):
+        """Whether ``request`` spends quota (the pipeline notes it in ``ctx.limited``: when
+        it does and Redis is reachable, the limiter's script call can check a cached
+        principal's versions for the authentication stage, pipeline/shared_reads.py)."""
+        return not (ctx.route_policy.get("exempt_limits") or request.path.startswith(self.exempt_paths))
 
     def before(self, ctx, request):
-        if self.exempt(ctx, request):
+        if not ctx.limited:
             return None
         shared_reads = ctx.shared_reads
         check = shared_reads.deferred_check if shared_reads is not None else None
