@@ -415,6 +415,36 @@ def test_requests_sent_together_are_taken_in_turn_each_all_or_nothing(redis_url,
     assert untouched.allowed is True                  # nothing was spent by the refusal
 
 
+def test_a_batch_of_one_callers_requests_is_counted_as_if_sent_one_by_one(redis_url, redis_client):
+    """The script reads each key once per call and writes each counter once, at the end
+    (acquire_all.lua): the answers and the counts it leaves are those of the same
+    requests sent one at a time - also across a window that rolls over and a new key."""
+    import redis as redis_lib
+
+    from gateway_app.ratelimit.storage import BatchedRedisStorage
+    storage = BatchedRedisStorage(redis_lib.Redis.from_url(redis_url))
+
+    def quotas(prefix):
+        # a current window about to roll over (its TTL under one window), and a new key
+        redis_client.set(storage.window_keys(f"{prefix}:rolling")[1], 3, px=50_000)
+        return [(f"{prefix}:rolling", 6, 60), (f"{prefix}:fresh", 100, 60)]
+
+    def state(prefix):
+        keys = storage.window_keys(f"{prefix}:rolling") + storage.window_keys(f"{prefix}:fresh")
+        return [(redis_client.get(key), redis_client.pttl(key) > 0) for key in keys]
+
+    together = storage.acquire_batch([(quotas("together"), None)] * 8)
+    one_by_one = [storage.acquire_batch([(quotas_of_one, None)])[0]
+                  for quotas_of_one in [quotas("alone")] * 8]
+    assert [a.allowed for a in together] == [a.allowed for a in one_by_one] == [True] * 4 + [False] * 4
+    assert [a.used for a in together] == [a.used for a in one_by_one]
+    assert [[(w.previous_count, w.current_count) for w in a.windows] for a in together] == \
+        [[(w.previous_count, w.current_count) for w in a.windows] for a in one_by_one]
+    assert state("together") == state("alone")
+    # rolled over: the 3 now weigh floor(3 * 50/60) = 2 as the previous window, so 4 more fit
+    assert state("together") == [(b"3", True), (b"4", True), (None, False), (b"4", True)]
+
+
 def test_limits_still_apply_after_redis_lost_its_scripts(app, tenant, redis_client):
     """A Redis restart or SCRIPT FLUSH drops the cached script: the next request loads it
     again and is counted like any other."""

@@ -20,60 +20,83 @@
 --          -1 (a check key differs: nothing taken, nothing more reported), then per limit:
 --          weighted_count, previous_count, previous_ttl_ms, current_count, current_ttl_ms,
 --          as they are after that request.
+--
+-- Nothing else runs in Redis while a script does, and its clock stands still meanwhile:
+-- a key read once is known for the rest of the call. A batch is mostly the same few
+-- callers again and again, so each key is read once per call (not once per request),
+-- the counts taken are kept here, and each counter is written once, at the end.
+
+local windows = {}        -- current key -> {previous count, previous TTL, current count,
+                          --                 current TTL, taken by this call, key is new}
+local written = {}        -- current keys in the order first met
+local values = {}         -- check or read key -> its value (false: absent)
+
+local function window_of(previous_key, current_key, expiry)
+    local window = windows[current_key]
+    if window then
+        return window
+    end
+    local current_ttl = tonumber(redis.call('pttl', current_key))
+    if current_ttl > 0 and current_ttl < expiry then
+        redis.call('rename', current_key, previous_key)
+        current_ttl = current_ttl + expiry
+        redis.call('set', current_key, 0, 'PX', current_ttl)
+    end
+    current_ttl = math.max(current_ttl, 0)   -- 0: no current key (or one without expiry)
+    window = {tonumber(redis.call('get', previous_key)) or 0,
+              math.max(tonumber(redis.call('pttl', previous_key)), 0),
+              tonumber(redis.call('get', current_key)) or 0,
+              current_ttl, 0, false}
+    windows[current_key] = window
+    written[#written + 1] = current_key
+    return window
+end
+
+local function value_of(key)
+    local value = values[key]
+    if value == nil then
+        value = redis.call('get', key)
+        values[key] = value
+    end
+    return value
+end
 
 local function acquire(first_key, first_arg, count, result)
-    local windows = {}
+    local taking = {}
     local allowed = 1
     for i = 1, count do
-        local previous_key, current_key = KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1]
-        local limit = tonumber(ARGV[first_arg + 2 * i - 2])
         local expiry = tonumber(ARGV[first_arg + 2 * i - 1]) * 1000
-
-        local current_ttl = tonumber(redis.call('pttl', current_key))
-        if current_ttl > 0 and current_ttl < expiry then
-            redis.call('rename', current_key, previous_key)
-            current_ttl = current_ttl + expiry
-            redis.call('set', current_key, 0, 'PX', current_ttl)
-        end
-        current_ttl = math.max(current_ttl, 0)   -- 0: no current key (or one without expiry)
-
-        local previous_count = tonumber(redis.call('get', previous_key)) or 0
-        local previous_ttl = math.max(tonumber(redis.call('pttl', previous_key)), 0)
-        local current_count = tonumber(redis.call('get', current_key)) or 0
-
-        local weighted = math.floor(previous_count * previous_ttl / expiry) + current_count
-        if weighted + 1 > limit then
+        local window = window_of(KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1], expiry)
+        local weighted = math.floor(window[1] * window[2] / expiry) + window[3]
+        if weighted + 1 > tonumber(ARGV[first_arg + 2 * i - 2]) then
             allowed = 0
         end
-        windows[i] = {weighted, previous_count, previous_ttl, current_count, current_ttl, expiry}
-    end
-
-    if allowed == 1 then
-        for i = 1, count do
-            local current_key = KEYS[first_key + 2 * i - 1]
-            local window = windows[i]
-            if window[5] > 0 then
-                redis.call('incrby', current_key, 1)
-            else   -- a new window (an expiry-less key left by hand gets one too)
-                redis.call('set', current_key, 1, 'PX', window[6] * 2)
-                window[5] = window[6] * 2
-            end
-            window[1] = window[1] + 1
-            window[4] = window[4] + 1
-        end
+        taking[i] = {window, weighted, expiry}
     end
 
     result[#result + 1] = allowed
     for i = 1, count do
-        for j = 1, 5 do
-            result[#result + 1] = windows[i][j]
+        local window, weighted, expiry = taking[i][1], taking[i][2], taking[i][3]
+        if allowed == 1 then
+            if window[4] == 0 then   -- a new window (an expiry-less key left by hand gets one too)
+                window[4] = expiry * 2
+                window[6] = true
+            end
+            window[3] = window[3] + 1
+            window[5] = window[5] + 1
+            weighted = weighted + 1
         end
+        result[#result + 1] = weighted
+        result[#result + 1] = window[1]
+        result[#result + 1] = window[2]
+        result[#result + 1] = window[3]
+        result[#result + 1] = window[4]
     end
 end
 
 local function holds(first_key, first_arg, count)
     for i = 1, count do
-        if (redis.call('get', KEYS[first_key + i - 1]) or '') ~= ARGV[first_arg + i - 1] then
+        if (value_of(KEYS[first_key + i - 1]) or '') ~= ARGV[first_arg + i - 1] then
             return false
         end
     end
@@ -87,7 +110,7 @@ for _ = 1, tonumber(ARGV[1]) do
     local checks = tonumber(ARGV[next_arg + 1])
     local reads = tonumber(ARGV[next_arg + 2])
     for i = 1, reads do
-        result[#result + 1] = redis.call('get', KEYS[next_key + checks + i - 1])
+        result[#result + 1] = value_of(KEYS[next_key + checks + i - 1])
     end
     local first_limit_key = next_key + checks + reads
     local first_limit_arg = next_arg + 3 + checks
@@ -98,5 +121,14 @@ for _ = 1, tonumber(ARGV[1]) do
     end
     next_key = first_limit_key + 2 * count
     next_arg = first_limit_arg + 2 * count
+end
+
+for _, current_key in ipairs(written) do
+    local window = windows[current_key]
+    if window[6] then
+        redis.call('set', current_key, window[3], 'PX', window[4])
+    elseif window[5] > 0 then
+        redis.call('incrby', current_key, window[5])
+    end
 end
 return result
