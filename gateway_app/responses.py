@@ -1,6 +1,6 @@
 """The gateway's response class: Flask's, without copying the headers of a response
-that needs no fixing on its way out; and setting several headers in one pass, without
-re-checking values the gateway made itself.
+that needs no fixing on its way out; and adding headers without re-checking values the
+gateway made itself.
 
 Werkzeug's ``get_wsgi_headers`` copies every response's headers - re-checking each
 value for newlines, one call per header - so that it can make a Location absolute,
@@ -51,16 +51,3 @@ def made_headers(pairs):
     headers = Headers()
     headers._list = list(pairs)
     return headers
-
-
-def put_headers(headers, values):
-    """Set each of ``values`` (name -> value, made by the gateway: see
-    ``append_made_headers``) in ``headers``, replacing any copy already there, as
-    werkzeug's ``set`` does, but in one pass over the headers for all of them (``set``
-    walks them once per name)."""
-    names = {name.lower() for name in values}
-    if any(name.lower() in names for name, _value in headers):
-        for name, value in values.items():
-            headers[name] = value
-    else:
-        append_made_headers(headers, values.items())

@@ -248,12 +248,15 @@ def test_a_remote_instances_own_rate_limit_headers_give_way_to_the_gateways(clie
     a = instances("A")
     a.answer_headers = {"RateLimit": '"theirs";r=1;t=1', "RateLimit-Policy": '"theirs";q=2;w=1'}
     register(client, a.url)
-    response = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
-    assert response.status_code == 200 and response.get_json()["instance"] == "A"
-    assert len(response.headers.getlist("RateLimit")) == 1
-    assert len(response.headers.getlist("RateLimit-Policy")) == 1
-    assert "theirs" not in response.headers["RateLimit"]
-    assert '"user";q=500;w=3600' in response.headers["RateLimit-Policy"]
+    fetched = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
+    cached = tenant.get(SERVICE_PATH)
+    assert (fetched.headers["X-Cache"], cached.headers["X-Cache"]) == ("BYPASS", "HIT-L2")
+    for response in (fetched, cached):
+        assert response.status_code == 200 and response.get_json()["instance"] == "A"
+        assert len(response.headers.getlist("RateLimit")) == 1
+        assert len(response.headers.getlist("RateLimit-Policy")) == 1
+        assert "theirs" not in response.headers["RateLimit"]
+        assert '"user";q=500;w=3600' in response.headers["RateLimit-Policy"]
 
 
 def test_local_services_are_not_proxied(client, tenant, instances):

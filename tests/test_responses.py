@@ -65,20 +65,6 @@ def test_the_headers_of_a_response_with_nothing_to_fix_are_not_copied():
     assert moved.get_wsgi_headers({}) is not moved.headers
 
 
-def test_put_headers_adds_absent_ones_and_replaces_present_ones():
-    from werkzeug.datastructures import Headers
-
-    from gateway_app.responses import put_headers
-    fresh = Headers([("Content-Type", "application/json")])
-    put_headers(fresh, {"RateLimit": '"ip";r=9;t=60', "RateLimit-Policy": '"ip";q=10;w=60'})
-    assert fresh.get("ratelimit") == '"ip";r=9;t=60' and len(fresh) == 3
-    # a remote instance's own RateLimit is replaced, not repeated
-    remote = Headers([("ratelimit", '"theirs";r=1;t=1'), ("X-Other", "1")])
-    put_headers(remote, {"RateLimit": '"ip";r=9;t=60', "RateLimit-Policy": '"ip";q=10;w=60'})
-    assert remote.getlist("RateLimit") == ['"ip";r=9;t=60']
-    assert remote["RateLimit-Policy"] == '"ip";q=10;w=60' and remote["X-Other"] == "1"
-
-
 def test_made_headers_are_what_werkzeug_would_hold():
     """append_made_headers and made_headers reach into werkzeug's Headers (its ``_list``):
     a werkzeug that stores headers otherwise fails here, not in production."""

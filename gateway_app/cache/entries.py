@@ -8,7 +8,7 @@ from ..responses import made_headers
 
 # added per request by other stages or by the server, never part of a stored copy
 PER_REQUEST_HEADERS = {"x-request-id", "date", "content-length", "x-cache", "age", "etag",
-                       "set-cookie", "retry-after"}
+                       "set-cookie", "retry-after", "ratelimit", "ratelimit-policy"}
 
 
 def strong_etag(body):

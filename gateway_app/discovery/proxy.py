@@ -15,8 +15,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-api-key", "cookie",
                               "x-csrf-token"}
 # requests has already decoded the body, so the length and encoding no longer describe it;
-# cookies on the gateway's domain are the gateway's own (its session), never an instance's
-NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie"}
+# cookies on the gateway's domain are the gateway's own (its session), never an instance's;
+# so are the rate limits a client meets (the rate-limiting stage adds the gateway's)
+NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie", "ratelimit",
+                             "ratelimit-policy"}
 IDENTITY_PREFIX = "x-gateway-"
 
 

@@ -9,6 +9,7 @@ from flask import g, request
 from ..context import RequestContext, accept_request_id, client_ip_of, request_header
 from .authentication import AuthenticationStage
 from .authorization import AuthorizationStage
+from .base import Stage
 from .caching import CachingStage
 from .circuit_breaker import CircuitBreakerStage
 from .metrics import MetricsStage
@@ -51,10 +52,12 @@ class Pipeline:
         self.app = app
         self.stages = [stage_class(app, policy) for stage_class in STAGES]
         self.by_name = {stage.name: stage for stage in self.stages}
+        self.stage_names = tuple(stage.name for stage in self.stages)
         self.rate_limiting = self.by_name["rate_limiting"]
-        # (position, stage, always_after), last stage first
+        # (position, stage, always_after), last stage first, for the stages with an ``after``
         self.reversed_stages = [(position, stage, stage.always_after)
-                                for position, stage in reversed(list(enumerate(self.stages)))]
+                                for position, stage in reversed(list(enumerate(self.stages)))
+                                if type(stage).after is not Stage.after]
         self.shared_readers = [stage for stage in self.stages if hasattr(stage, "shared_read_keys")]
         self.trusted_hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
         self.declarations = {}   # endpoint -> (route policy, service)
@@ -78,7 +81,7 @@ class Pipeline:
 
     def new_context(self, request, request_id, started=None, may_defer=True):
         environ = request.environ
-        ctx = RequestContext(request_id=request_id)
+        ctx = RequestContext(request_id=request_id, stage_names=self.stage_names)
         if started is not None:
             ctx.started = started
         ctx.route_policy, ctx.service = self.declarations_of(request.endpoint, request.blueprint)
@@ -93,11 +96,12 @@ class Pipeline:
 
     def run_stages(self, ctx, request):
         clock = time.perf_counter
+        marks = ctx.stage_marks   # when each stage ended, after when the first began
+        marks.append(clock())
         for position, stage in enumerate(self.stages):
-            started = clock()
             ctx.stages_reached = position + 1   # counted before: a stage that raises gets its after
             result = stage.before(ctx, request)
-            ctx.timings[stage.name] = clock() - started
+            marks.append(clock())
             if result is not None:
                 ctx.short_circuited_by = stage.name
                 return result

@@ -13,7 +13,7 @@ from ..extensions import gateway_state
 from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header
-from ..responses import put_headers
+from ..responses import append_made_headers
 from .base import Stage
 from .shared_reads import PrincipalUnconfirmed
 
@@ -79,8 +79,10 @@ class RateLimitingStage(Stage):
             retry_after=window.retry_after)
 
     def after(self, ctx, request, response):
+        # appended: a response never carries them before this (a remote instance's are not
+        # returned, discovery/proxy.py, nor kept in a cached copy, cache/entries.py)
         if ctx.rate_limit_headers:
-            put_headers(response.headers, ctx.rate_limit_headers)
+            append_made_headers(response.headers, ctx.rate_limit_headers.items())
         return response
 
     def reset(self, layer, subject):
