@@ -47,6 +47,8 @@ def age_of(stored):
 def serve(stored, cache_status):
     status, headers, body, etag, _stored_at = stored
     # the stored headers were checked when the response was first made; the others are
-    # never among them (PER_REQUEST_HEADERS): added, not searched and replaced
-    return current_app.response_class(body, status=status, headers=made_headers((
-        *headers, ("ETag", etag), ("Age", str(age_of(stored))), ("X-Cache", cache_status))))
+    # never among them (PER_REQUEST_HEADERS): added, not searched and replaced. The body
+    # goes in as a list, which werkzeug takes as it is (bytes would be measured again).
+    return current_app.response_class([body], status=status, headers=made_headers((
+        *headers, ("Content-Length", str(len(body))), ("ETag", etag),
+        ("Age", str(age_of(stored))), ("X-Cache", cache_status))))
