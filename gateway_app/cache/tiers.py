@@ -35,6 +35,15 @@ class WorkerMemoryCache(SimpleCache):
 
     serializer = KeptObjects()
 
+    def get(self, key):
+        """SimpleCache.get (its ``_cache`` holds ``key -> (expires, value)``, 0: never)
+        without taking its lock: reading one dict entry is atomic and the value is kept as
+        it is, so there is nothing for the lock to protect on the hit path."""
+        found = self._cache.get(key)
+        if found is not None and (found[0] == 0 or found[0] > time.time()):
+            return found[1]
+        return None
+
 
 def flask_cache_backend(app, config):
     cache = Cache(config=config)
@@ -94,14 +103,15 @@ class TieredCache:
 
     def get(self, namespace, key):
         """``(stored, "L1" | "L2")``, ``(None, None)`` on a miss, or ``(MISSING, None)``."""
-        if self.tier_of(namespace) == "l1":
+        in_l1 = self.namespaces[namespace]["tier"] == "l1"
+        if in_l1:
             stored = self.l1.get(key)
             if stored is not None:
                 return stored, "L1"
         stored = self.redis_call("get", self.l2.get, key)
         if stored is MISSING or stored is None:
             return stored, None
-        if self.tier_of(namespace) == "l1":
+        if in_l1:
             remaining = self.ttl_of(namespace) - int(time.time() - stored[4])
             if remaining > 0:
                 self.l1.set(key, stored, timeout=remaining)
