@@ -50,7 +50,7 @@ class RequestContext:
     stages_reached: int = 0          # how many stages' ``before`` ran (or raised)
     short_circuited_by: str | None = None
     cache_status: str | None = None
-    rate_limit_headers: dict = field(default_factory=dict)
+    rate_limit_headers: tuple = ()   # (name, value) pairs the rate-limiting stage adds
     upstream: str | None = None
     cache_lookup: object = None    # the caching stage's decision, from before to after
     cache_scope: tuple | None = None   # (principal, CacheScope) it was worked out for

@@ -1,6 +1,5 @@
 """Access tokens: short-lived JWTs, HS256 pinned, issuer and audience checked."""
 import collections
-import contextlib
 import datetime as dt
 import threading
 import time
@@ -64,8 +63,10 @@ class VerifiedTokens:
         claims = self.entries.get(token)
         if claims is not None:
             if int(claims["exp"]) > self.clock():
-                with contextlib.suppress(KeyError):   # evicted meanwhile by a writer
+                try:
                     self.entries.move_to_end(token)
+                except KeyError:   # evicted meanwhile by a writer
+                    pass
                 return claims
             self.entries.pop(token, None)
         claims = decode_access_token(self.secret, self.auth_config, token)

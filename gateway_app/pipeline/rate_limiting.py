@@ -60,8 +60,8 @@ class RateLimitingStage(Stage):
             raise PrincipalUnconfirmed()
         if check is not None:
             shared_reads.confirm(decision.read_values)
-        ctx.rate_limit_headers = {"RateLimit-Policy": decision.quota_set.policy_header,
-                                  "RateLimit": limit_header(*decision.closest_to_exhaustion())}
+        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
+                                  ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
         if not decision.allowed:
             self.refuse(ctx, decision)
         return None
@@ -69,7 +69,7 @@ class RateLimitingStage(Stage):
     def refuse(self, ctx, decision):
         quota, window = decision.breached()
         self.limiter.metrics["rejections"].labels(quota.layer).inc()
-        ctx.rate_limit_headers["RateLimit"] = limit_header(quota, window)
+        ctx.rate_limit_headers = (ctx.rate_limit_headers[0], ("RateLimit", limit_header(quota, window)))
         raise GatewayProblem(
             429, "Too Many Requests",
             f"The {quota.layer} rate limit ({quota.name}: {quota.limit} per {quota.window} s) "
@@ -82,7 +82,7 @@ class RateLimitingStage(Stage):
         # appended: a response never carries them before this (a remote instance's are not
         # returned, discovery/proxy.py, nor kept in a cached copy, cache/entries.py)
         if ctx.rate_limit_headers:
-            append_made_headers(response.headers, ctx.rate_limit_headers.items())
+            append_made_headers(response.headers, ctx.rate_limit_headers)
         return response
 
     def reset(self, layer, subject):
