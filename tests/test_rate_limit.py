@@ -490,3 +490,17 @@ def test_a_principal_changed_under_the_script_is_resolved_afresh_and_counted_onc
         assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
     assert any("FROM users" in statement for statement in statements)   # resolved afresh
     assert used(app, "user", f"user:{tenant.user['id']}")["user"] == 3
+
+
+@pytest.mark.parametrize("limits, used, closest", [
+    ((1000, 50, 500), (10, 40, 100), 1),      # 10 of 50 left is the smallest share
+    ((100, 10), (50, 5), 1),                  # equal shares: the fewer left
+    ((10, 100), (12, 99), 0),                 # over its limit: nothing left
+    ((60, 60, 60), (1, 1, 1), 0),             # all equal: the first
+])
+def test_the_ratelimit_header_names_the_quota_closest_to_exhaustion(limits, used, closest):
+    from gateway_app.ratelimit.limiter import Decision
+    from gateway_app.ratelimit.quotas import Quota, QuotaSet
+    quota_set = QuotaSet.of(Quota("ip", f"q{i}", "x", limit, 60) for i, limit in enumerate(limits))
+    decision = Decision(True, quota_set, [f"window {i}" for i in range(len(limits))], list(used))
+    assert decision.closest_to_exhaustion() == (quota_set.quotas[closest], f"window {closest}")

@@ -47,12 +47,17 @@ class Decision(NamedTuple):
 
     def closest_to_exhaustion(self):
         """The quota with the smallest share of its limit left (on a tie, the fewest left)."""
-        closest, closest_key = 0, None
-        for index, (limit, used) in enumerate(zip(self.quota_set.limits, self.used)):
-            left = limit - used if used < limit else 0   # Window.remaining, without the Window
-            key = (left / limit, left)
-            if closest_key is None or key < closest_key:
-                closest, closest_key = index, key
+        limits, used = self.quota_set.limits, self.used
+        closest = 0
+        closest_limit = limits[0]
+        closest_left = max(0, closest_limit - used[0])   # Window.remaining, without the Window
+        for index in range(1, len(limits)):
+            limit = limits[index]
+            left = max(0, limit - used[index])
+            # left / limit < closest_left / closest_limit, in integers
+            share_order = left * closest_limit - closest_left * limit
+            if share_order < 0 or (share_order == 0 and left < closest_left):
+                closest, closest_limit, closest_left = index, limit, left
         return self.quotas[closest], self.windows[closest]
 
 
