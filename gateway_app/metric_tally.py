@@ -14,6 +14,8 @@ import os
 import threading
 import time
 
+from .locks import section_lock
+
 
 def add_observations(histogram, total, per_bucket):
     """Add many observations to a prometheus_client Histogram child at once.
@@ -31,7 +33,7 @@ def add_observations(histogram, total, per_bucket):
 class MetricTally:
     def __init__(self, interval=1.0):
         self.interval = interval
-        self.lock = threading.Lock()
+        self.lock = section_lock()   # dict updates only
         self.counts = {}          # counter child -> increments not yet written
         self.observations = {}    # histogram child -> [sum, count per bucket]
         self.bounds = {}          # histogram child -> its bucket upper bounds
@@ -41,7 +43,7 @@ class MetricTally:
     def forget_parent(self):
         """A forked child writes its own counts, not what its parent had pending."""
         self.counts, self.observations, self.flusher = {}, {}, None
-        self.lock = threading.Lock()
+        self.lock = section_lock()   # dict updates only
 
     def inc(self, counter):
         with self.lock:

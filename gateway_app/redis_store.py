@@ -9,6 +9,8 @@ from gevent import sleep as gevent_sleep
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .locks import section_lock
+
 
 def make_redis(url, socket_timeout=0.25, pool_size=200):
     """Return a client, or None when no Redis is configured (in-process stores are used)."""
@@ -112,7 +114,7 @@ class CoalescedCalls:
 
     def __init__(self, run_batch):
         self.run_batch = run_batch
-        self.lock = threading.Lock()
+        self.lock = section_lock()   # its sections only look at and set the two batches
         self.open = None        # the batch new callers join
         self.in_flight = None   # the batch sent and not yet answered
         # with OS threads a yield costs a scheduler round and gathers nobody

@@ -40,12 +40,14 @@ class CacheScope:
     user: str | None = None
     # the Redis keys of its generation tokens: global, company and (per-user entries) user
     generation_keys: tuple = field(init=False, compare=False, repr=False)
+    owner: str = field(init=False, compare=False, repr=False)   # what entry keys start with
 
     def __post_init__(self):
         keys = (global_generation_key(self.namespace), company_generation_key(self.namespace, self.company))
         if self.user is not None:
             keys += (user_generation_key(self.namespace, self.company, self.user),)
         object.__setattr__(self, "generation_keys", keys)
+        object.__setattr__(self, "owner", f"{self.namespace}:{self.company}:{self.user or '-'}")
 
     @classmethod
     def of(cls, namespace, principal, per_user):
@@ -57,10 +59,6 @@ class CacheScope:
         if principal is None:
             return cls(namespace, PUBLIC_COMPANY)
         return cls(namespace, str(principal.company_id), principal.rate_key if per_user else None)
-
-    @property
-    def owner(self):
-        return f"{self.namespace}:{self.company}:{self.user or '-'}"
 
 
 def normalised_query(args):

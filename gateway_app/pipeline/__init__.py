@@ -84,7 +84,7 @@ class Pipeline:
         ctx = RequestContext(request_id=request_id, stage_names=self.stage_names)
         if started is not None:
             ctx.started = started
-        ctx.route_policy, ctx.service = self.declarations_of(request.endpoint, request.blueprint)
+        ctx.route_policy, ctx.service = self.declarations_of(request)
         ctx.client_ip = client_ip_of(request.remote_addr, request_header(environ, "X-Forwarded-For"),
                                      self.trusted_hops)
         ctx.limited = self.rate_limiting.applies_to(ctx, request)
@@ -107,13 +107,14 @@ class Pipeline:
                 return result
         return None
 
-    def declarations_of(self, endpoint, blueprint):
-        """(route policy, service) of an endpoint; views cannot change once requests are
-        served, so each endpoint is looked up once."""
+    def declarations_of(self, request):
+        """(route policy, service) of a request's endpoint; views cannot change once
+        requests are served, so each endpoint is looked up once."""
+        endpoint = request.endpoint
         found = self.declarations.get(endpoint)
         if found is None:
             route_policy = route_policy_for(self.app, endpoint)
-            found = (route_policy, service_for(self.app, blueprint, route_policy))
+            found = (route_policy, service_for(self.app, request.blueprint, route_policy))
             if endpoint is not None:
                 self.declarations[endpoint] = found
         return found

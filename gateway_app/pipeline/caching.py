@@ -19,6 +19,7 @@ from ..policy import PolicyError
 from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
+HIT_STATUS = {"L1": "HIT-L1", "L2": "HIT-L2"}   # X-Cache, by the tier that answered
 CONTEXT_PRINCIPAL = object()  # scope_for's default: the principal the context holds
 
 
@@ -135,7 +136,7 @@ class CachingStage(Stage):
             ctx.cache_status = lookup.status = "MISS"
             self.count(scope, "miss")
             return None
-        ctx.cache_status = lookup.status = f"HIT-{tier}"
+        ctx.cache_status = lookup.status = HIT_STATUS[tier]
         self.count(scope, "hit", tier)
         return conditional(serve(stored, lookup.status), request)
 
