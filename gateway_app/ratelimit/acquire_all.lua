@@ -61,8 +61,17 @@ local function value_of(key)
     return value
 end
 
-local function acquire(first_key, first_arg, count, result)
-    local taking = {}
+local result, n = {}, 0   -- the reply, and how many values it holds
+
+local function put(value)
+    n = n + 1
+    result[n] = value
+end
+
+-- reused by every request: the windows and weighted counts of its limits
+local taking_windows, taking_weighted, taking_expiry = {}, {}, {}
+
+local function acquire(first_key, first_arg, count)
     local allowed = 1
     for i = 1, count do
         local expiry = tonumber(ARGV[first_arg + 2 * i - 1]) * 1000
@@ -71,26 +80,26 @@ local function acquire(first_key, first_arg, count, result)
         if weighted + 1 > tonumber(ARGV[first_arg + 2 * i - 2]) then
             allowed = 0
         end
-        taking[i] = {window, weighted, expiry}
+        taking_windows[i], taking_weighted[i], taking_expiry[i] = window, weighted, expiry
     end
 
-    result[#result + 1] = allowed
+    put(allowed)
     for i = 1, count do
-        local window, weighted, expiry = taking[i][1], taking[i][2], taking[i][3]
+        local window, weighted = taking_windows[i], taking_weighted[i]
         if allowed == 1 then
             if window[4] == 0 then   -- a new window (an expiry-less key left by hand gets one too)
-                window[4] = expiry * 2
+                window[4] = taking_expiry[i] * 2
                 window[6] = true
             end
             window[3] = window[3] + 1
             window[5] = window[5] + 1
             weighted = weighted + 1
         end
-        result[#result + 1] = weighted
-        result[#result + 1] = window[1]
-        result[#result + 1] = window[2]
-        result[#result + 1] = window[3]
-        result[#result + 1] = window[4]
+        put(weighted)
+        put(window[1])
+        put(window[2])
+        put(window[3])
+        put(window[4])
     end
 end
 
@@ -103,21 +112,20 @@ local function holds(first_key, first_arg, count)
     return true
 end
 
-local result = {}
 local next_key, next_arg = 1, 2
 for _ = 1, tonumber(ARGV[1]) do
     local count = tonumber(ARGV[next_arg])
     local checks = tonumber(ARGV[next_arg + 1])
     local reads = tonumber(ARGV[next_arg + 2])
     for i = 1, reads do
-        result[#result + 1] = value_of(KEYS[next_key + checks + i - 1])
+        put(value_of(KEYS[next_key + checks + i - 1]))
     end
     local first_limit_key = next_key + checks + reads
     local first_limit_arg = next_arg + 3 + checks
     if holds(next_key, next_arg + 3, checks) then
-        acquire(first_limit_key, first_limit_arg, count, result)
+        acquire(first_limit_key, first_limit_arg, count)
     else
-        result[#result + 1] = -1
+        put(-1)
     end
     next_key = first_limit_key + 2 * count
     next_arg = first_limit_arg + 2 * count
