@@ -103,7 +103,7 @@ class TieredCache:
 
     def get(self, namespace, key):
         """``(stored, "L1" | "L2")``, ``(None, None)`` on a miss, or ``(MISSING, None)``."""
-        in_l1 = self.namespaces[namespace]["tier"] == "l1"
+        in_l1 = self.tier_of(namespace) == "l1"
         if in_l1:
             stored = self.l1.get(key)
             if stored is not None:

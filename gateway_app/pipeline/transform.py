@@ -17,12 +17,13 @@ class TransformStage(Stage):
         # one pass over the headers instead of one search per header set, kept or removed
         headers = response.headers
         present = header_names(headers)
+        added = [(name, value) for name, lowered, value in self.security_headers
+                 if lowered not in present]
         if "x-request-id" in present:   # a remote instance's own id is replaced
             headers["X-Request-ID"] = ctx.request_id
         else:
-            append_made_headers(headers, (("X-Request-ID", ctx.request_id),))
-        append_made_headers(headers, [(name, value) for name, lowered, value in self.security_headers
-                                      if lowered not in present])
+            added.append(("X-Request-ID", ctx.request_id))
+        append_made_headers(headers, added)
         # Retry-After belongs to 429 and 503 only (CONTRACT.md section 4 and 6)
         if "retry-after" in present and response.status_code not in (429, 503):
             del headers["Retry-After"]

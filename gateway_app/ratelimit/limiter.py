@@ -14,6 +14,7 @@ from redis import RedisError
 from .metrics import limiter_metrics
 from .quotas import QuotaSet
 from .storage import BatchedMemoryStorage, BatchedRedisStorage
+from .windows import remaining
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -50,10 +51,10 @@ class Decision(NamedTuple):
         limits, used = self.quota_set.limits, self.used
         closest = 0
         closest_limit = limits[0]
-        closest_left = max(0, closest_limit - used[0])   # Window.remaining, without the Window
+        closest_left = remaining(closest_limit, used[0])   # without making the Window
         for index in range(1, len(limits)):
             limit = limits[index]
-            left = max(0, limit - used[index])
+            left = remaining(limit, used[index])
             # left / limit < closest_left / closest_limit, in integers
             share_order = left * closest_limit - closest_left * limit
             if share_order < 0 or (share_order == 0 and left < closest_left):

@@ -46,8 +46,6 @@ class ReportedWindows(Sequence):
         return len(self.limits)
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(len(self))[index]]
         index = range(len(self.limits))[index]   # negative indexes, IndexError
         _key, limit, expiry = self.limits[index]
         weighted, previous_count, previous_ttl, current_count, current_ttl = \

@@ -7,6 +7,11 @@ import math
 from typing import NamedTuple
 
 
+def remaining(limit, used):
+    """What is left of ``limit`` once ``used`` is spent (never below 0)."""
+    return max(0, limit - used)
+
+
 class Window(NamedTuple):
     """Immutable; a NamedTuple because every rate-limited request builds one per quota."""
     limit: int
@@ -25,7 +30,7 @@ class Window(NamedTuple):
 
     @property
     def remaining(self):
-        return max(0, self.limit - self.used)
+        return remaining(self.limit, self.used)
 
     def seconds_until_below(self, level):
         """Seconds until the weighted count is below ``level`` (0 if it already is).
