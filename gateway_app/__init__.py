@@ -14,6 +14,7 @@ from .pipeline import Pipeline
 from .policy import load_policy
 from .redis_store import make_redis
 from .responses import GatewayResponse
+from .routing import GatewayMap
 from .settings import from_environment
 
 API_DOC = {
@@ -44,9 +45,10 @@ class NoFlaskSession(SecureCookieSessionInterface):
 class GatewayFlask(Flask):
     """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
     (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
-    are GatewayResponse (responses.py)."""
+    are GatewayResponse (responses.py); URLs are matched through GatewayMap (routing.py)."""
 
     response_class = GatewayResponse
+    url_map_class = GatewayMap
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

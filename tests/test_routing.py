@@ -1,0 +1,100 @@
+"""routing.py: URL matches kept per path and method, through HTTP, and the map's rules."""
+import pytest
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Rule
+
+from gateway_app.db import Session
+from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.routing import GatewayMap, KeptMatches
+from tests.conftest import build_app
+
+
+def register_routing_test_routes(app):
+    blp = Blueprint("routing_test", __name__, url_prefix="/test/routing")
+
+    @blp.url_value_preprocessor
+    def take_locale(_endpoint, values):
+        # Flask's own pattern for a URL part every view of a blueprint shares
+        request.environ["test.locale"] = values.pop("locale", None)
+
+    @blp.get("/<locale>/items/<int:item_id>")
+    @gateway_policy(public=True, exempt_limits=True)
+    def item(item_id):
+        return jsonify(item=item_id, locale=request.environ["test.locale"])
+
+    @blp.get("/folder/")
+    @gateway_policy(public=True, exempt_limits=True)
+    def folder():
+        return jsonify(folder=True)
+
+    app.register_blueprint(blp)
+    return app
+
+
+@pytest.fixture
+def client(database_url):
+    app = register_routing_test_routes(build_app(database_url))
+    with app.app_context():
+        yield app.test_client()
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
+
+
+def kept_matches(client):
+    return client.application.url_map._matcher.kept
+
+
+def test_the_app_matches_urls_through_kept_matches(client):
+    assert isinstance(client.application.url_map, GatewayMap)
+    assert isinstance(client.application.url_map._matcher, KeptMatches)
+
+
+def test_each_request_gets_its_own_values_from_a_kept_match(client):
+    for _ in range(3):   # a preprocessor that pops from view_args must not empty the kept match
+        assert client.get("/test/routing/fr/items/7").get_json() == {"item": 7, "locale": "fr"}
+        assert client.get("/test/routing/de/items/8").get_json() == {"item": 8, "locale": "de"}
+    kept = kept_matches(client)
+    assert ("", "/test/routing/fr/items/7", "GET", False) in kept
+
+
+def test_misses_are_answered_every_time_and_never_kept(client):
+    assert client.get("/test/routing/fr/items/7").status_code == 200   # GET kept
+    before = dict(kept_matches(client))
+    for _ in range(2):
+        refused = client.delete("/test/routing/fr/items/7")
+        assert refused.status_code == 405
+        assert "GET" in refused.headers["Allow"]
+        missing = client.get("/test/routing/fr/items/seven")     # the int converter refuses
+        assert missing.status_code == 404
+        assert missing.mimetype == "application/problem+json"
+        redirected = client.get("/test/routing/folder")          # strict slashes
+        assert redirected.status_code == 308
+        assert redirected.headers["Location"].endswith("/test/routing/folder/")
+    assert dict(kept_matches(client)) == before
+
+
+def test_a_rule_added_after_a_match_is_seen():
+    url_map = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")])
+    adapter = url_map.bind("gateway.test")
+    assert adapter.match("/items/5") == ("item", {"item_id": 5})
+    url_map.add(Rule("/items/5", endpoint="featured"))   # a static part outranks a converter
+    assert url_map.bind("gateway.test").match("/items/5") == ("featured", {})
+
+
+def test_rules_given_to_the_map_are_matched():
+    url_map = GatewayMap([Rule("/a", endpoint="a")], strict_slashes=False)
+    adapter = url_map.bind("gateway.test")
+    assert adapter.match("/a") == ("a", {})
+    assert adapter.match("/a/") == ("a", {})
+    with pytest.raises(NotFound):
+        adapter.match("/b")
+
+
+def test_distinct_paths_never_grow_the_kept_matches_past_their_bound():
+    url_map = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")])
+    url_map._matcher.kept.bound = 10
+    adapter = url_map.bind("gateway.test")
+    for item_id in range(25):
+        assert adapter.match(f"/items/{item_id}") == ("item", {"item_id": item_id})
+        assert len(url_map._matcher.kept) <= 10
