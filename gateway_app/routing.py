@@ -1,12 +1,20 @@
 """URL matching that keeps its answers.
 
-werkzeug walks its rule state machine on every request (the gateway has about 70
-rules, and the walk was the largest Flask cost of a cached GET beside the bare view's
-one rule), yet the match of a path and method cannot change while the rules do not.
-The matcher below keeps each successful match; a miss (404, 405, a redirect) is worked
-out every time and never kept, so hostile paths cannot fill the memo with failures.
+werkzeug works out two things on every request that cannot change between requests
+that look alike:
+
+- the match of a path and method: it walks its rule state machine (the gateway has
+  about 70 rules, and the walk was the largest Flask cost of a cached GET beside the
+  bare view's one rule), though the answer stays the same while the rules do;
+- where the request was sent (``bind_to_environ``): it reads and validates the Host
+  header, IDNA-encodes the server name and looks for a websocket upgrade, though the
+  answer depends only on those headers and the server's address.
+
+Both are kept after the first success, in bounded memos (the keys come from clients).
+A failure (404, 405, a redirect, a bad Host) is worked out every time and never kept,
+so hostile requests cannot fill the memos with failures.
 """
-from werkzeug.routing import Map
+from werkzeug.routing import Map, MapAdapter
 from werkzeug.routing.matcher import StateMachineMatcher
 
 from .memo import BoundedMemo
@@ -38,11 +46,40 @@ class KeptMatches(StateMachineMatcher):
         return rule, dict(values)
 
 
+def wsgi_text(environ, key, absent=None):
+    """A WSGI environ string as text (PEP 3333 carries bytes as latin-1), as werkzeug reads it."""
+    value = environ.get(key)
+    return absent if value is None else value.encode("latin1").decode(errors="replace")
+
+
 class GatewayMap(Map):
-    """Flask's URL map, matching through KeptMatches."""
+    """Flask's URL map, matching through KeptMatches and keeping each site's binding."""
 
     def __init__(self, rules=None, **kwargs):
         super().__init__(None, **kwargs)
         self._matcher = KeptMatches(self._matcher.merge_slashes)
+        # site_key -> (server name, subdomain, url scheme)
+        self.sites = BoundedMemo(bound=1024)
         for rule_factory in rules or ():
             self.add(rule_factory)
+
+    def bind_to_environ(self, environ, server_name=None, subdomain=None):
+        environ = getattr(environ, "environ", environ)   # a request, as werkzeug accepts
+        key = self.site_key(environ, server_name, subdomain)
+        site = self.sites.get(key)
+        if site is None:   # raises for a bad Host, which is therefore never kept
+            adapter = super().bind_to_environ(environ, server_name, subdomain)
+            self.sites.remember(key, (adapter.server_name, adapter.subdomain, adapter.url_scheme))
+            return adapter
+        site_name, site_subdomain, url_scheme = site
+        # the rest as werkzeug's bind: an absent script name or path is "/"
+        return MapAdapter(self, site_name, wsgi_text(environ, "SCRIPT_NAME", "/"), site_subdomain,
+                          url_scheme, wsgi_text(environ, "PATH_INFO", "/"),
+                          environ["REQUEST_METHOD"], wsgi_text(environ, "QUERY_STRING"))
+
+    @staticmethod
+    def site_key(environ, server_name, subdomain):
+        """All that werkzeug's bind_to_environ reads to find where a request was sent."""
+        return (server_name, subdomain, environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+                environ.get("SERVER_PORT"), environ["wsgi.url_scheme"],
+                environ.get("HTTP_CONNECTION"), environ.get("HTTP_UPGRADE"))

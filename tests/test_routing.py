@@ -2,7 +2,7 @@
 import pytest
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import NotFound
-from werkzeug.routing import Rule
+from werkzeug.routing import Map, Rule
 
 from gateway_app.db import Session
 from gateway_app.pipeline.declarations import gateway_policy
@@ -98,3 +98,47 @@ def test_distinct_paths_never_grow_the_kept_matches_past_their_bound():
     for item_id in range(25):
         assert adapter.match(f"/items/{item_id}") == ("item", {"item_id": item_id})
         assert len(url_map._matcher.kept) <= 10
+
+
+@pytest.mark.parametrize("base_url", ["http://a.example", "https://b.example:8443"])
+def test_a_redirect_names_each_requests_own_site_and_query(client, base_url):
+    for query in ("", "?page=2", "?page=3"):
+        redirected = client.get("/test/routing/folder" + query, base_url=base_url)
+        assert redirected.status_code == 308
+        assert redirected.headers["Location"] == f"{base_url}/test/routing/folder/{query}"
+
+
+ENVIRONS = {
+    "host header": {"HTTP_HOST": "API.Example.com", "PATH_INFO": "/items/5", "QUERY_STRING": "a=1"},
+    "server address only": {"SERVER_NAME": "10.0.0.7", "SERVER_PORT": "8080", "PATH_INFO": "/items/5"},
+    "standard port dropped": {"HTTP_HOST": "api.example.com:443", "wsgi.url_scheme": "https"},
+    "international name": {"HTTP_HOST": "bücher.example", "PATH_INFO": "/items/6"},
+    "invalid host": {"HTTP_HOST": "bad host!", "PATH_INFO": "/items/5"},
+    "other upgrade": {"HTTP_HOST": "api.example.com", "HTTP_CONNECTION": "keep-alive, Upgrade",
+                      "HTTP_UPGRADE": "h2c", "PATH_INFO": "/items/5"},
+    "websocket upgrade": {"HTTP_HOST": "api.example.com", "HTTP_CONNECTION": "keep-alive, Upgrade",
+                          "HTTP_UPGRADE": "websocket", "PATH_INFO": "/items/5"},
+    "mounted": {"HTTP_HOST": "api.example.com", "SCRIPT_NAME": "/gw", "PATH_INFO": "/items/5"},
+    "no path": {"HTTP_HOST": "api.example.com"},
+    "empty path": {"HTTP_HOST": "api.example.com", "PATH_INFO": ""},
+    "latin-1 path": {"HTTP_HOST": "api.example.com", "PATH_INFO": "/caf\xc3\xa9"},
+}
+
+
+def adapter_state(adapter):
+    return {name: value for name, value in vars(adapter).items() if name != "map"}
+
+
+def test_kept_sites_bind_as_werkzeug_binds():
+    """One map meets every kind of request in turn, twice: a site is worked out once and
+    kept, and no request is bound with another's site, path, query or method."""
+    kept = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")])
+    stock = Map([Rule("/items/<int:item_id>", endpoint="item")])
+    for method in ("GET", "POST"):
+        for name, variant in ENVIRONS.items():
+            environ = {"REQUEST_METHOD": method, "wsgi.url_scheme": "http",
+                       "SERVER_NAME": "localhost", "SERVER_PORT": "80", **variant}
+            got = kept.bind_to_environ(dict(environ), subdomain="")
+            expected = stock.bind_to_environ(dict(environ), subdomain="")
+            assert adapter_state(got) == adapter_state(expected), name
+    assert len(kept.sites) == len(ENVIRONS) - 3   # three variants share a site with another
