@@ -45,7 +45,8 @@ class NoFlaskSession(SecureCookieSessionInterface):
 class GatewayFlask(Flask):
     """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
     (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
-    are GatewayResponse (responses.py); URLs are matched through GatewayMap (routing.py)."""
+    are GatewayResponse (responses.py); URLs are bound and matched by GatewayMap
+    (routing.py)."""
 
     response_class = GatewayResponse
     url_map_class = GatewayMap
@@ -58,6 +59,19 @@ class GatewayFlask(Flask):
 
     def ensure_sync(self, func):
         return self.sync_functions[func]
+
+    def create_url_adapter(self, request):
+        if request is None or not self.binds_by_map_alone():
+            return super().create_url_adapter(request)
+        # Flask's binding for this configuration, without its early read of the Host
+        # header, which only checks TRUSTED_HOSTS (request.host is still read when used)
+        return self.url_map.bind_to_environ(request.environ, server_name=self.config["SERVER_NAME"],
+                                            subdomain=self.url_map.default_subdomain or "")
+
+    def binds_by_map_alone(self):
+        """No trusted-hosts check, no host or subdomain matching: the gateway's configuration."""
+        return (self.config["TRUSTED_HOSTS"] is None and not self.url_map.host_matching
+                and not self.subdomain_matching)
 
 
 def create_app(config=None):

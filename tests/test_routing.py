@@ -1,6 +1,6 @@
 """routing.py: URL matches kept per path and method, through HTTP, and the map's rules."""
 import pytest
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, Rule
 
@@ -142,3 +142,26 @@ def test_kept_sites_bind_as_werkzeug_binds():
             expected = stock.bind_to_environ(dict(environ), subdomain="")
             assert adapter_state(got) == adapter_state(expected), name
     assert len(kept.sites) == len(ENVIRONS) - 3   # three variants share a site with another
+
+
+@pytest.mark.parametrize("base_url", ["http://a.example", "https://b.example:8443", "http://[::1]:8080"])
+def test_the_app_binds_each_request_as_flask_does(client, base_url):
+    app = client.application
+    with app.test_request_context("/test/routing/fr/items/7?x=1", base_url=base_url) as context:
+        assert context.request.host == base_url.split("://")[1]   # still read when used
+        assert adapter_state(context.url_adapter) == \
+            adapter_state(Flask.create_url_adapter(app, context.request))
+
+
+def test_with_trusted_hosts_another_host_is_still_refused(database_url):
+    app = register_routing_test_routes(build_app(database_url, TRUSTED_HOSTS=["api.example"]))
+    try:
+        with app.app_context():
+            client = app.test_client()
+            assert client.get("/test/routing/fr/items/7", base_url="http://api.example").status_code == 200
+            refused = client.get("/test/routing/fr/items/7", base_url="http://evil.example")
+            assert refused.status_code == 400
+            assert refused.mimetype == "application/problem+json"
+    finally:
+        Session.remove()
+        app.extensions["gateway_engine"].dispose()

@@ -1,10 +1,9 @@
 """What is stored for a response, when a response may be stored, and how a copy is served."""
 import time
 
-from flask import current_app
 from werkzeug.http import generate_etag, quote_etag
 
-from ..responses import made_headers
+from ..responses import GatewayResponse, made_headers
 
 # added per request by other stages or by the server, never part of a stored copy
 PER_REQUEST_HEADERS = {"x-request-id", "date", "content-length", "x-cache", "age", "etag",
@@ -49,6 +48,6 @@ def serve(stored, cache_status):
     # the stored headers were checked when the response was first made; the others are
     # never among them (PER_REQUEST_HEADERS): added, not searched and replaced. The body
     # goes in as a list, which werkzeug takes as it is (bytes would be measured again).
-    return current_app.response_class([body], status=status, headers=made_headers((
+    return GatewayResponse([body], status=status, headers=made_headers((
         *headers, ("Content-Length", str(len(body))), ("ETag", etag),
         ("Age", str(age_of(stored))), ("X-Cache", cache_status))))
