@@ -10,14 +10,21 @@ that look alike:
   header, IDNA-encodes the server name and looks for a websocket upgrade, though the
   answer depends only on those headers and the server's address.
 
-Both are kept after the first success, in bounded memos (the keys come from clients).
-A failure (404, 405, a redirect, a bad Host) is worked out every time and never kept,
-so hostile requests cannot fill the memos with failures.
+Both are kept after the first success, in bounded memos (the keys come from clients):
+a failure (404, 405, a redirect, a bad Host) is worked out every time and never kept,
+nor is the match of a path longer than any the API names, and the memos' bounds cap
+what a flood of distinct requests can make a worker hold (4096 matches of paths of at
+most 256 characters, 64 sites whose Host headers gunicorn caps at 8 KB).
 """
 from werkzeug.routing import Map, MapAdapter
 from werkzeug.routing.matcher import StateMachineMatcher
 
 from .memo import BoundedMemo
+
+
+# longer paths are matched every time: the API's own are far shorter, and a kept
+# match holds its path
+LONGEST_KEPT_PATH = 256
 
 
 class KeptMatches(StateMachineMatcher):
@@ -40,7 +47,9 @@ class KeptMatches(StateMachineMatcher):
         key = (domain, path, method, websocket)
         found = self.kept.get(key)
         if found is None:   # raises for a miss, which is therefore never kept
-            found = self.kept.remember(key, super().match(domain, path, method, websocket))
+            found = super().match(domain, path, method, websocket)
+            if len(path) <= LONGEST_KEPT_PATH:
+                self.kept.remember(key, found)
         rule, values = found
         # a copy: the request keeps it as view_args, which url_value_preprocessors may change
         return rule, dict(values)
@@ -59,7 +68,7 @@ class GatewayMap(Map):
         super().__init__(None, **kwargs)
         self._matcher = KeptMatches(self._matcher.merge_slashes)
         # site_key -> (server name, subdomain, url scheme)
-        self.sites = BoundedMemo(bound=1024)
+        self.sites = BoundedMemo(bound=64)
         for rule_factory in rules or ():
             self.add(rule_factory)
 

@@ -74,6 +74,14 @@ def test_misses_are_answered_every_time_and_never_kept(client):
     assert dict(kept_matches(client)) == before
 
 
+def test_a_path_longer_than_the_apis_own_is_matched_but_not_kept(client):
+    locale = "x" * 300
+    for _ in range(2):
+        answer = client.get(f"/test/routing/{locale}/items/7")
+        assert answer.get_json() == {"item": 7, "locale": locale}
+    assert all(len(path) <= 256 for _domain, path, _method, _ws in kept_matches(client))
+
+
 def test_a_rule_added_after_a_match_is_seen():
     url_map = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")])
     adapter = url_map.bind("gateway.test")
