@@ -11,10 +11,11 @@ that look alike:
   answer depends only on those headers and the server's address.
 
 Both are kept after the first success, in bounded memos (the keys come from clients):
-a failure (404, 405, a redirect, a bad Host) is worked out every time and never kept,
-nor is the match of a path longer than any the API names, and the memos' bounds cap
-what a flood of distinct requests can make a worker hold (4096 matches of paths of at
-most 256 characters, 64 sites whose Host headers gunicorn caps at 8 KB).
+a failure (404, 405, a redirect, a Host that cannot be IDNA-encoded) is worked out
+every time and never kept, nor is the match of a path longer than any the API names,
+and the memos' bounds cap what a flood of distinct requests can make a worker hold
+(4096 matches of paths of at most 256 characters, 64 sites whose Host headers gunicorn
+caps at 8 KB).
 """
 from werkzeug.routing import Map, MapAdapter
 from werkzeug.routing.matcher import StateMachineMatcher
@@ -76,7 +77,7 @@ class GatewayMap(Map):
         environ = getattr(environ, "environ", environ)   # a request, as werkzeug accepts
         key = self.site_key(environ, server_name, subdomain)
         site = self.sites.get(key)
-        if site is None:   # raises for a bad Host, which is therefore never kept
+        if site is None:   # raises for a Host it cannot encode, which is therefore never kept
             adapter = super().bind_to_environ(environ, server_name, subdomain)
             self.sites.remember(key, (adapter.server_name, adapter.subdomain, adapter.url_scheme))
             return adapter
