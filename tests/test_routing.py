@@ -173,3 +173,14 @@ def test_with_trusted_hosts_another_host_is_still_refused(database_url):
     finally:
         Session.remove()
         app.extensions["gateway_engine"].dispose()
+
+
+def test_a_host_that_cannot_be_encoded_is_refused_every_time_and_never_kept(client):
+    sites = client.application.url_map.sites
+    before = dict(sites)
+    for _ in range(2):
+        refused = client.get("/test/routing/fr/items/7",
+                             environ_overrides={"HTTP_HOST": "x" * 64 + ".example"})
+        assert refused.status_code == 400
+        assert refused.mimetype == "application/problem+json"
+    assert dict(sites) == before
