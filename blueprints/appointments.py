@@ -12,6 +12,7 @@ from blueprints.common import (PageArgs, current_company_id, current_principal, 
                                get_owned_or_404, parse_sort_value)
 from gateway_app import bookings, events
 from gateway_app.audit import audit
+from gateway_app.clock import business_now
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Call, Company, Customer
@@ -130,7 +131,7 @@ def calendar(args):
     tz = args["tz"] or company_zone()
     first, last = args["from_"], args["to"]
     if first is None:
-        first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last else dt.datetime.now(tz).date()
+        first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last else business_now().astimezone(tz).date()
     if last is None:
         last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
     window = LocalRange(first, last, tz)
@@ -163,7 +164,7 @@ def requested_times(booking, tz):
         ends_at = as_utc(booking["ends_at"], tz).replace(microsecond=0)
     else:
         ends_at = starts_at + dt.timedelta(minutes=booking["duration_minutes"])
-    if starts_at < utcnow() - PAST_GRACE:
+    if starts_at < business_now() - PAST_GRACE:
         abort(422, errors={"starts_at": ["Must not be in the past."]})
     if ends_at <= starts_at:
         abort(422, errors={"ends_at": ["Must be after starts_at."]})

@@ -1,4 +1,5 @@
 """Fixtures: real Redis and MariaDB, a fresh database per test, tenants made through HTTP."""
+import datetime as dt
 import itertools
 import os
 import uuid
@@ -15,6 +16,9 @@ from gateway_app.models import Company
 from tests.support.servers import PrivateRedis, mysql_server_url, redis_available
 
 PASSWORD = "correct horse battery staple"
+# "now" for the business rules of every app the tests build (app.config["CLOCK"]):
+# dates a test books are written relative to it, never to the day the suite runs
+TEST_NOW = dt.datetime(2029, 10, 1, 12, 0, tzinfo=dt.timezone.utc)   # a Monday
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +105,7 @@ def build_app(database_url, redis_url=None, **overrides):
         "GATEWAY_ADMIN_TOKEN": "admin-token-for-tests",
         "ACCESS_LOG": False,
         "TESTING": True,
+        "CLOCK": lambda: TEST_NOW,
     }
     config.update(overrides)
     app = create_app(config)

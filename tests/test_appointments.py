@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from gateway_app import events
 from gateway_app.db import Session
 from gateway_app.models import Appointment, AuditLog, Call, Company, Customer, OutboxMessage
-from tests.conftest import add_member
+from tests.conftest import TEST_NOW, add_member
 from tests.support.queries import counted_queries
 
 BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
@@ -379,7 +379,7 @@ def test_calendar_pagination_boundaries(tenant, customer_id):
 
 
 def test_calendar_defaults_to_a_week_from_today(tenant, customer_id):
-    now = dt.datetime.now(UTC).replace(microsecond=0)
+    now = TEST_NOW
     soon = make_appointment(tenant.company["id"], customer_id, now + dt.timedelta(days=2))
     make_appointment(tenant.company["id"], customer_id, now + dt.timedelta(days=9))
     body = tenant.get("/api/v1/appointments").get_json()

@@ -11,14 +11,18 @@ import responses
 from gateway_app.breakers import breaker_for
 from gateway_app.integrations import client
 from gateway_app.integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
+from tests.conftest import TEST_NOW
 
 CAL = "https://api.cal.com/v2"
 RETELL = "https://api.retellai.com"
 STRIPE = "https://api.stripe.com/v1"
 SENDGRID = "https://api.sendgrid.com"
+START = TEST_NOW + dt.timedelta(days=1, hours=3)   # a booking's start, as Cal.com writes it
+START_TEXT = START.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+END_TEXT = (START + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 CAL_BOOKING = {"id": 4242, "uid": "bk_9f8e7d", "title": "Consultation", "status": "accepted",
-               "start": "2026-12-01T15:00:00.000Z", "end": "2026-12-01T15:30:00.000Z",
+               "start": START_TEXT, "end": END_TEXT,
                "eventTypeId": 77, "attendees": [{"name": "Ada", "email": "ada@example.com",
                                                   "timeZone": "UTC"}],
                "metadata": {"gateway_reference": "gw-appointment-1"}}
@@ -32,7 +36,7 @@ def mocked():
 
 def test_calcom_create_booking_sends_version_key_and_request_id(provider_app, mocked):
     mocked.post(f"{CAL}/bookings", json={"status": "success", "data": CAL_BOOKING}, status=201)
-    start = dt.datetime(2026, 12, 1, 15, tzinfo=dt.timezone.utc)
+    start = START
     with provider_app.test_request_context("/"):
         from flask import g
         from gateway_app.context import RequestContext
@@ -46,7 +50,7 @@ def test_calcom_create_booking_sends_version_key_and_request_id(provider_app, mo
     assert sent.headers["Authorization"] == "Bearer cal_live_test"
     assert sent.headers["X-Request-ID"] == "req-abc-12345"
     assert json.loads(sent.body) == {
-        "start": "2026-12-01T15:00:00.000Z", "eventTypeId": 77,
+        "start": START_TEXT, "eventTypeId": 77,
         "attendee": {"name": "Ada", "email": "ada@example.com", "timeZone": "UTC"},
         "metadata": {"gateway_reference": "gw-appointment-1"}}
 
@@ -54,20 +58,20 @@ def test_calcom_create_booking_sends_version_key_and_request_id(provider_app, mo
 def test_calcom_find_booking_uses_the_list_version_and_matches_our_reference(provider_app, mocked):
     other = dict(CAL_BOOKING, uid="bk_other", metadata={"gateway_reference": "gw-appointment-9"})
     mocked.get(f"{CAL}/bookings", json={"status": "success", "data": [other, CAL_BOOKING]})
-    start = dt.datetime(2026, 12, 1, 15, tzinfo=dt.timezone.utc)
+    start = START
     found = client("calcom").find_booking(77, start, start + dt.timedelta(minutes=30),
                                           "gw-appointment-1")
     assert found["uid"] == "bk_9f8e7d"
     sent = mocked.calls[0].request
     assert sent.headers["cal-api-version"] == "2026-05-01"
     query = parse_qs(urlparse(sent.url).query)
-    assert query["eventTypeId"] == ["77"] and query["afterStart"] == ["2026-12-01T15:00:00.000Z"]
+    assert query["eventTypeId"] == ["77"] and query["afterStart"] == [START_TEXT]
 
 
 def test_calcom_booking_post_is_never_retried(provider_app, mocked):
     mocked.post(f"{CAL}/bookings", json={"status": "error"}, status=503)
     with pytest.raises(UpstreamUnavailable) as raised:
-        client("calcom").create_booking(77, dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc),
+        client("calcom").create_booking(77, START,
                                         {"name": "Ada"}, {})
     assert raised.value.service == "calcom"
     assert len(mocked.calls) == 1              # a repeated booking POST could book twice

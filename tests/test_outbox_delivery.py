@@ -21,17 +21,18 @@ from gateway_app.db import Session, utcnow
 from gateway_app.models import Appointment, Company, Customer, OutboxMessage
 from gateway_app.notifications import queue_email
 from gateway_app.policy import load_policy
-from tests.conftest import PROVIDER_KEYS, build_app, sign_up
+from tests.conftest import PROVIDER_KEYS, TEST_NOW, build_app, sign_up
 from tests.support.servers import ROOT, free_port
 
 CAL = "https://api.cal.com/v2"
 SENDGRID = "https://api.sendgrid.com/v3/mail/send"
-START = dt.datetime(2026, 12, 1, 15, tzinfo=dt.timezone.utc)
+START = TEST_NOW + dt.timedelta(days=1, hours=3)   # a Tuesday, 15:00 UTC
+CAL_TIME = "%Y-%m-%dT%H:%M:%S.000Z"
 
 
 def cal_booking(uid="bk_1", reference=None):
-    return {"id": 91, "uid": uid, "status": "accepted", "start": "2026-12-01T15:00:00.000Z",
-            "end": "2026-12-01T15:30:00.000Z", "eventTypeId": 77,
+    return {"id": 91, "uid": uid, "status": "accepted", "start": START.strftime(CAL_TIME),
+            "end": (START + dt.timedelta(minutes=30)).strftime(CAL_TIME), "eventTypeId": 77,
             "metadata": {"gateway_reference": reference} if reference else {}}
 
 
@@ -86,7 +87,7 @@ def test_booking_is_confirmed_synchronously_when_calcom_answers(quick_app, mocke
     [booking] = messages("calcom.booking")
     assert booking.status == "done" and booking.provider_message_id == "bk_sync"
     sent = json.loads(mocked.calls[0].request.body)
-    assert sent["eventTypeId"] == 77 and sent["start"] == "2026-12-01T15:00:00.000Z"
+    assert sent["eventTypeId"] == 77 and sent["start"] == START.strftime(CAL_TIME)
     assert sent["attendee"] == {"name": "Ada Lovelace", "email": "ada@example.com",
                                 "phoneNumber": "+14155550100", "timeZone": "UTC"}
     assert sent["metadata"]["gateway_reference"] == f"gw-appointment-{appointment.id}"
@@ -254,7 +255,7 @@ def book_through_http(app, key):
     customer = Customer(company_id=company.id, name="Ada Lovelace", email="ada@example.com")
     Session.add(customer)
     Session.commit()
-    body = {"customer_id": customer.id, "starts_at": "2026-12-01T15:00:00+00:00",
+    body = {"customer_id": customer.id, "starts_at": START.isoformat(),
             "duration_minutes": 30, "title": "Cleaning"}
     return tenant, body, tenant.post("/api/v1/appointments", json=body,
                                      headers={"Idempotency-Key": key})

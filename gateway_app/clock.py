@@ -1,0 +1,12 @@
+""""Now" for the business rules: a booking in the past, the calendar's today.
+
+``app.config["CLOCK"]`` answers an aware UTC datetime (``db.utcnow`` unless set), so a
+test can fix the day a rule sees instead of depending on the day it runs.
+"""
+from flask import current_app
+
+from .db import utcnow
+
+
+def business_now():
+    return current_app.config.get("CLOCK", utcnow)()
