@@ -15,6 +15,7 @@ setup(
         "limits>=5.8,<6",
         "flask-caching>=2.5,<3",
         "pybreaker>=1.4,<2",
+        "cachetools>=5.3",
         "requests>=2.32,<3",
         "gunicorn>=23",
         "gevent>=24",

@@ -85,7 +85,7 @@ def auth_config():
 
 
 def identity():
-    return gateway_state().components["identity"]
+    return gateway_state().identity
 
 
 def normalise_email(email):

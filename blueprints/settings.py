@@ -27,7 +27,7 @@ CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def identity():
-    return gateway_state().components["identity"]
+    return gateway_state().identity
 
 
 def principal():

@@ -80,7 +80,7 @@ def ensure_another_owner(member):
 
 
 def member_changed(member_id):
-    gateway_state().components["identity"].user_changed(member_id)
+    gateway_state().identity.user_changed(member_id)
 
 
 @blp.route("/members", methods=["GET"])

@@ -6,11 +6,13 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import errors, integrations
+from .breakers import BreakerRegistry
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
+from .identity.services import IdentityServices
 from .memo import BoundedMemo
 from .openapi import document_security
-from .pipeline import Pipeline
+from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .redis_store import make_redis
 from .responses import GatewayResponse
@@ -89,12 +91,12 @@ def create_app(config=None):
 
     engine = make_engine(app.config["SQLALCHEMY_DATABASE_URL"])
     bind(engine)
-    app.extensions["gateway"] = GatewayState(
-        policy=policy,
-        redis=make_redis(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"],
-                         app.config["REDIS_POOL_SIZE"]),
-    )
+    redis_client = make_redis(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"],
+                              app.config["REDIS_POOL_SIZE"])
     app.extensions["gateway_engine"] = engine
+    state = app.extensions["gateway"] = GatewayState(policy=policy, redis=redis_client)
+    state.identity = IdentityServices(app, policy["authentication"], redis_client)
+    state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
     api = Api(app, spec_kwargs={"info": {"description":
                                          "Gateway for the voice-agent SaaS: portal, mobile app, integrations."}})
@@ -102,7 +104,7 @@ def create_app(config=None):
     from blueprints import register_all
     register_all(api)
     document_security(app, api)
-    app.extensions["gateway"].pipeline = Pipeline(app, policy)
+    state.pipeline = Pipeline(app, build_stages(app, policy, state))
     integrations.register(app)
 
     @app.teardown_appcontext

@@ -320,12 +320,7 @@ class BreakerRegistry:
 
 def registry(app=None):
     from .extensions import gateway_state
-    state = gateway_state(app)
-    found = state.components.get("breakers")
-    if found is None:
-        found = state.components["breakers"] = BreakerRegistry(
-            state.policy["circuit_breaker"], state.redis, services=state.services)
-    return found
+    return gateway_state(app).breakers
 
 
 def breaker_for(service, app=None):

@@ -3,8 +3,8 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from .memo import BoundedMemo
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
@@ -47,16 +47,12 @@ class RequestContext:
     client_ip: str | None = None
     stage_names: tuple = ()        # the pipeline's stages, in order
     stage_marks: list = field(default_factory=list)   # pipeline.run_stages: see ``timings``
-    stages_reached: int = 0          # how many stages' ``before`` ran (or raised)
+    stages_reached: int = 0          # how many stages' ``before`` ran
     short_circuited_by: str | None = None
     cache_status: str | None = None
     rate_limit_headers: tuple = ()   # (name, value) pairs the rate-limiting stage adds
     upstream: str | None = None
     cache_lookup: object = None    # the caching stage's decision, from before to after
-    cache_scope: tuple | None = None   # (principal, CacheScope) it was worked out for
-    # Redis values read early for later stages (pipeline/shared_reads.py)
-    shared_reads: object = None
-    limited: bool = False          # the rate-limiting stage takes quota for this request
 
     @property
     def company_id(self):
@@ -88,11 +84,12 @@ def request_header(environ, name):
     ``request.headers.get`` raises and catches a KeyError for every absent header, and
     most of the headers the pipeline looks for are absent from most requests.
     """
-    return environ.get(_environ_keys[name])
+    return environ.get(environ_key(name))
 
 
-# header name -> its WSGI environ key; the names are the code's own literals
-_environ_keys = BoundedMemo(lambda name: "HTTP_" + name.upper().replace("-", "_"))
+@lru_cache(maxsize=256)   # the names are the code's own literals
+def environ_key(header_name):
+    return "HTTP_" + header_name.upper().replace("-", "_")
 
 
 def client_ip_of(remote_addr, forwarded_for, trusted_hops):

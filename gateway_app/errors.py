@@ -39,6 +39,12 @@ def problem_response(status, title, detail=None, problem_type=None, headers=None
     return response
 
 
+def problem_from(problem):
+    """The response a GatewayProblem stands for."""
+    return problem_response(problem.code, problem.title, problem.description, problem.problem_type,
+                            problem.extra_headers, **problem.fields)
+
+
 def _validation_errors(exc):
     """webargs/flask-smorest put the offending fields under exc.data['messages']."""
     data = getattr(exc, "data", None) or {}
@@ -55,8 +61,7 @@ def _validation_errors(exc):
 
 def handle_http_exception(exc):
     if isinstance(exc, GatewayProblem):
-        return problem_response(exc.code, exc.title, exc.description, exc.problem_type,
-                                exc.extra_headers, **exc.fields)
+        return problem_from(exc)
     status = exc.code or 500
     title = exc.name
     detail = ((getattr(exc, "data", None) or {}).get("message")  # flask_smorest.abort(message=)

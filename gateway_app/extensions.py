@@ -1,4 +1,5 @@
-"""Shared per-app state: the validated policy, the Redis client and the pipeline."""
+"""Shared per-app state: the validated policy, the Redis client, the components the
+pipeline's stages and the blueprints share, and the pipeline."""
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -12,8 +13,10 @@ class GatewayState:
     policy: dict
     redis: object | None          # redis.Redis, or None for the embedded in-process default
     services: tuple = SERVICES
+    identity: object | None = None   # identity.services.IdentityServices
+    breakers: object | None = None   # breakers.BreakerRegistry
     pipeline: object | None = None
-    components: dict = field(default_factory=dict)  # stage-owned helpers by name
+    components: dict = field(default_factory=dict)  # lazily built helpers by name
 
 
 def gateway_state(app=None):

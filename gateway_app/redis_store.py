@@ -1,5 +1,4 @@
 """The shared Redis client: blocking pool, short timeouts, no hidden retries (DESIGN.md)."""
-import os
 import ssl
 import threading
 
@@ -8,8 +7,6 @@ from gevent import monkey
 from gevent import sleep as gevent_sleep
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from .locks import section_lock
 
 
 def make_redis(url, socket_timeout=0.25, pool_size=200):
@@ -31,64 +28,6 @@ def make_redis(url, socket_timeout=0.25, pool_size=200):
         kwargs["ssl_check_hostname"] = False
     pool = redis.BlockingConnectionPool.from_url(url, **kwargs)
     return redis.Redis(connection_pool=pool)
-
-
-def resp_arguments(values):
-    """``values`` (str, bytes or int) as RESP bulk strings, the form a command's
-    arguments take on the wire: a caller that sends the same arguments again and again
-    encodes them once (redis-py's packer costs about half a microsecond per argument)."""
-    encoded = []
-    for value in values:
-        data = value if isinstance(value, bytes) else str(value).encode()
-        encoded.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(encoded)
-
-
-class OwnConnection:
-    """One Redis connection kept by one caller that never needs two at once.
-
-    A batcher (CoalescedCalls) has at most one batch in flight, so it needs no pool:
-    taking and returning a pooled connection, and redis-py's per-command retry and
-    observability wrappers, cost more CPU than the round trip itself
-    (bench/redis_call_cost.py: 131 us against 80 us per MGET). Same settings as the
-    pool's connections (timeouts, TLS, no retries); a failed connection is dropped and
-    the next call connects afresh.
-    """
-
-    def __init__(self, client):
-        self.pool = client.connection_pool
-        self.lock = threading.Lock()
-        self.connection = None
-        self.pid = None
-
-    def execute(self, *args):
-        """The raw reply of one command (no response callbacks); redis-py's errors."""
-        return self._round_trip(lambda connection: connection.send_command(*args))
-
-    def execute_encoded(self, count, arguments):
-        """``execute`` for ``count`` arguments already encoded by ``resp_arguments``."""
-        command = b"*%d\r\n%s" % (count, arguments)
-        return self._round_trip(lambda connection: connection.send_packed_command([command]))
-
-    def _round_trip(self, send):
-        with self.lock:
-            connection = self._connection()
-            try:
-                send(connection)
-                return connection.read_response()
-            except redis.ResponseError:
-                raise   # the server answered: the connection is fine
-            except BaseException:
-                # a timeout or a killed greenlet leaves a reply unread on the socket
-                connection.disconnect()
-                raise
-
-    def _connection(self):
-        if self.connection is None or self.pid != os.getpid():
-            # after a fork the parent's socket is not ours to use or to close
-            self.connection = self.pool.connection_class(**self.pool.connection_kwargs)
-            self.pid = os.getpid()
-        return self.connection
 
 
 class _Batch:
@@ -114,7 +53,7 @@ class CoalescedCalls:
 
     def __init__(self, run_batch):
         self.run_batch = run_batch
-        self.lock = section_lock()   # its sections only look at and set the two batches
+        self.lock = threading.Lock()   # held only to look at and set the two batches
         self.open = None        # the batch new callers join
         self.in_flight = None   # the batch sent and not yet answered
         # with OS threads a yield costs a scheduler round and gathers nobody

@@ -282,7 +282,7 @@ def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
     blp.add_url_rule("/misdeclared", "calendar", gateway_policy(cache="calender")(lambda: "x"))
     app.register_blueprint(blp)
     with pytest.raises(PolicyError, match="misdeclared.calendar declares cache='calender'"):
-        CachingStage(app, app.extensions["gateway"].policy)
+        CachingStage(app, app.extensions["gateway"].policy["caching"], None)
 
 
 def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived():

@@ -183,3 +183,43 @@ def test_responses_carry_security_headers_and_the_gateway_request_id(app, client
     assert own.headers["Referrer-Policy"] == "no-referrer"
 
     assert client.get("/test-transform/busy").headers["Retry-After"] == "7"
+
+
+def test_a_stage_that_answers_or_refuses_is_named_in_the_log_and_the_metrics(
+        tmp_path, redis_url, redis_client, caplog):
+    """Refusing (401, 413, 429) and answering (an L1 hit) end the chain alike: the access
+    log names the stage and times it, and gateway_short_circuits_total counts it."""
+    import json
+    import logging
+    import uuid
+
+    from gateway_app.policy import load_policy
+    from tests.conftest import sign_up
+    policy = load_policy()
+    policy["rate_limiting"]["layers"]["ip"] = {"limits": ["1000/hour", "3/minute"], "names": ["ip", "burst"]}
+    app = build_app(f"sqlite:///{tmp_path}/log.db", redis_url, ACCESS_LOG=True, GATEWAY_POLICY=policy)
+    tenant = sign_up(app.test_client())
+    address = {"REMOTE_ADDR": f"127.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"}
+
+    def sent(method, path, **kwargs):
+        with caplog.at_level(logging.INFO, logger="gateway.access"):
+            response = tenant.client.open(path, method=method, environ_base=address, **kwargs)
+        line = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access"][-1]
+        return response.status_code, line["short_circuited_by"], list(line["stage_ms"])[-1]
+
+    def counted(stage, status):
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+        prefix = f'gateway_short_circuits_total{{stage="{stage}",status="{status}"}}'
+        found = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = {key: counted(*key) for key in [("authentication", "401"), ("transform", "413"),
+                                             ("rate_limiting", "429"), ("caching", "200")]}
+    assert sent("GET", "/api/v1/calls", headers={"X-API-Key": "gwk_nope"}) == (401, "authentication", "authentication")
+    assert sent("POST", "/api/v1/customers", headers=tenant.headers, data="x" * (1024 * 1024 + 1),
+                content_type="application/json") == (413, "transform", "transform")
+    assert sent("GET", "/api/v1/calls", headers=tenant.headers)[:2] == (200, None)
+    assert sent("GET", "/api/v1/calls", headers=tenant.headers) == (200, "caching", "caching")
+    assert sent("GET", "/api/v1/calls", headers=tenant.headers) == (429, "rate_limiting", "rate_limiting")
+    for key, count in before.items():
+        assert counted(*key) == count + 1, key

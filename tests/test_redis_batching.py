@@ -1,5 +1,5 @@
 """The shared Redis calls of a worker (gateway_app/redis_store.py): one batch in flight,
-answers never older than their callers, and a kept connection that survives faults."""
+answers never older than their callers, and recovery from a dropped connection."""
 import os
 import threading
 import time
@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from gateway_app.redis_store import CoalescedCalls, OwnConnection, make_redis
+from gateway_app.redis_store import BatchedReads, CoalescedCalls, make_redis
 
 
 def test_one_batch_is_in_flight_at_a_time_and_later_callers_wait_for_the_next():
@@ -57,46 +57,17 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs():
     assert calls.call("second") == "second"
 
 
-def test_the_kept_connection_reconnects_after_redis_dropped_it(redis_url, redis_client):
+def test_shared_reads_recover_after_redis_dropped_the_connection(redis_url, redis_client):
     client = make_redis(redis_url)
-    connection = OwnConnection(client)
-    assert connection.execute("PING") in (b"PONG", "PONG", True)
-    name = f"kept-{os.getpid()}-{time.monotonic_ns()}"
-    connection.execute("CLIENT", "SETNAME", name)
-    killed = None
-    for entry in redis_client.client_list():
-        if entry.get("name") == name:
-            killed = redis_client.client_kill_filter(_id=entry["id"])
-    assert killed == 1
-    with pytest.raises(redis.ConnectionError):
-        connection.execute("GET", "gw:test:kept")   # the dropped socket surfaces once
-    redis_client.set("gw:test:kept", "back")
-    assert connection.execute("GET", "gw:test:kept") == b"back"
-
-
-def test_the_kept_connection_answers_server_errors_without_reconnecting(redis_url):
-    connection = OwnConnection(make_redis(redis_url))
-    connection.execute("PING")
-    kept = connection.connection
-    with pytest.raises(redis.ResponseError):
-        connection.execute("NOSUCHCOMMAND")
-    assert connection.connection is kept and connection.execute("PING") in (b"PONG", "PONG", True)
-
-
-def test_a_forked_child_opens_its_own_connection(redis_url):
-    connection = OwnConnection(make_redis(redis_url))
-    connection.execute("PING")
-    parent_socket = connection.connection
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:   # the child: a fresh connection, the parent's left alone
-        try:
-            connection.execute("SET", "gw:test:forked", "child")
-            ok = connection.connection is not parent_socket
-            os.write(write_end, b"1" if ok else b"0")
-        finally:
-            os._exit(0)
-    os.waitpid(child, 0)
-    assert os.read(read_end, 1) == b"1"
-    # the parent's connection still works: the child never touched its socket
-    assert connection.execute("GET", "gw:test:forked") == b"child"
+    reads = BatchedReads(lambda keys: dict(zip(keys, client.mget(keys))))
+    key = f"gw:test:dropped:{os.getpid()}:{time.monotonic_ns()}"
+    redis_client.set(key, "before", ex=60)
+    assert reads.read([key]) == [b"before"]
+    pooled = client.client_id()   # the pool hands the same idle connection out again
+    assert redis_client.client_kill_filter(_id=pooled) == 1
+    redis_client.set(key, "after", ex=60)
+    try:
+        reads.read([key])            # the dropped socket may surface once ...
+    except redis.ConnectionError:
+        pass
+    assert reads.read([key]) == [b"after"]   # ... and the next read reconnects

@@ -39,5 +39,5 @@ def change_tier(data, company_id):
         emit(Session, "settings.changed", company.id)
         Session.commit()
         # cached principals carry the tier: make every worker re-read it on the next request
-        gateway_state().components["identity"].company_changed(company.id)
+        gateway_state().identity.company_changed(company.id)
     return company

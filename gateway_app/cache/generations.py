@@ -7,7 +7,7 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 
-from ..redis_store import BatchedReads, OwnConnection
+from ..redis_store import BatchedReads
 
 
 def new_token():
@@ -24,24 +24,16 @@ class RedisGenerations:
         self.pending = {}
         self.sequence = itertools.count()
         self.batched = BatchedReads(self.fetch)
-        self.batch_connection = OwnConnection(client)
 
     def read(self, keys):
         """Current tokens for ``keys``, creating missing ones; one round trip in the common case."""
         return self.batched.read(keys)
 
-    def tokens_read_early(self, values):
-        """Tokens from values another round trip of this request read, or None when this
-        worker still owes Redis invalidations (they must be written before any read)."""
-        if self.pending:
-            return None
-        return [value.decode() for value in values]
-
     def fetch(self, keys):
         if self.pending:
             values = self.replay_pending_then_read(keys)
         else:
-            values = self.batch_connection.execute("MGET", *keys)
+            values = self.client.mget(keys)
         missing = [key for key, value in zip(keys, values) if value is None]
         if missing:
             pipe = self.client.pipeline(transaction=False)

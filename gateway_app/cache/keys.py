@@ -7,9 +7,9 @@ without finding or deleting the entries themselves.
 """
 import hashlib
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import parse_qsl
 
-from ..memo import BoundedMemo
 
 GENERATION_PREFIX = "gw:cache:gen"
 PUBLIC_COMPANY = "public"
@@ -52,7 +52,7 @@ class CacheScope:
     @classmethod
     def of(cls, namespace, principal, per_user):
         """The scope, made once per (namespace, principal, per_user) and kept."""
-        return _scopes[namespace, principal, per_user]
+        return _scope_of(namespace, principal, per_user)
 
     @classmethod
     def made_for(cls, namespace, principal, per_user):
@@ -61,27 +61,24 @@ class CacheScope:
         return cls(namespace, str(principal.company_id), principal.rate_key if per_user else None)
 
 
-def normalised_query(args):
-    """The query string with parameters sorted, so ?a=1&b=2 and ?b=2&a=1 share an entry."""
-    return urlencode(sorted(args.items(multi=True)))
-
-
 def request_fingerprint(request):
-    """Which request an entry answers: the path and the normalised query, hashed."""
-    raw = (request.path, request.environ.get("QUERY_STRING", ""))
-    found = _fingerprints.get(raw)
-    if found is None:   # request.args parses the query as werkzeug does everywhere else
-        found = _fingerprints.remember(raw, hashlib.sha256(
-            f"{request.path}?{normalised_query(request.args)}".encode()).hexdigest()[:40])
-    return found
+    """Which request an entry answers: the path and the query with its parameters sorted
+    (so ?a=1&b=2 and ?b=2&a=1 share an entry), hashed."""
+    return _fingerprint_of(request.path, request.environ.get("QUERY_STRING", ""))
 
 
-# (namespace, principal, per_user) -> CacheScope: every warm request of a caller asks for it
-_scopes = BoundedMemo(lambda key: CacheScope.made_for(*key))
+@lru_cache(maxsize=10_000)
+def _fingerprint_of(path, query_string):
+    # parsing and sorting the query is most of the cost, and the same few URLs are asked
+    # for over and over. The environ holds the query's bytes as latin-1; undecodable
+    # bytes stay distinct (surrogateescape), so distinct queries never share an entry.
+    text = query_string.encode("latin-1").decode("utf-8", "surrogateescape")
+    pairs = sorted(parse_qsl(text, keep_blank_values=True, errors="surrogateescape"))
+    return hashlib.sha256(repr((path, pairs)).encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
-# (path, raw query string) -> fingerprint: parsing and sorting the query is most of the
-# cost, and the same few URLs are asked for over and over
-_fingerprints = BoundedMemo()
+
+# every warm request of a caller asks for its scope
+_scope_of = lru_cache(maxsize=10_000)(CacheScope.made_for)
 
 
 def entry_key(scope, generations, fingerprint):

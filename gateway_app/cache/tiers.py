@@ -89,16 +89,8 @@ class TieredCache:
         self.guard.succeeded()
         return result
 
-    def current_generations(self, keys, read_early=None):
-        """The tokens of a scope's generation ``keys`` (one Redis round trip), or MISSING.
-
-        ``read_early``: their raw values, already read during this request by another
-        stage's round trip; used unless this worker has invalidations to replay first."""
-        if read_early is not None and self.shared and self.guard.available():
-            tokens = self.generations.tokens_read_early(read_early)
-            if tokens is not None:
-                self.guard.succeeded()
-                return tokens
+    def current_generations(self, keys):
+        """The tokens of a scope's generation ``keys`` (one Redis round trip), or MISSING."""
         return self.redis_call("generations", self.generations.read, keys)
 
     def get(self, namespace, key):

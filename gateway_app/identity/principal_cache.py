@@ -6,8 +6,7 @@ worker. So each cached entry records the company's and the user's *version* as t
 were read before the database was; changing a company or a user increments its
 version in the shared store, and an entry whose recorded versions differ from the
 current ones is a miss. A warm lookup is one MGET of two small keys (plus one GET
-when the entry is not in this worker's L1); that MGET also carries the keys later
-stages will read for the request (pipeline/shared_reads.py).
+when the entry is not in this worker's L1), shared by the worker's concurrent requests.
 
 When the store is unreachable nothing is served from cache (every lookup resolves
 from the database) and a missed version bump can leave an entry stale for at most
@@ -19,8 +18,9 @@ import logging
 import threading
 import time
 
+from cachetools import TTLCache
+
 from ..context import Principal
-from ..memo import BoundedMemo
 from .store import StoreUnavailable
 
 log = logging.getLogger("gateway.identity")
@@ -35,33 +35,20 @@ def _user_version_key(user_id):
 
 
 class LocalEntries:
-    """This worker's L1: credential key -> ((principal, versions), expiry).
-
-    Bounded; the oldest entry is dropped first. Reads take no lock: a dict lookup or
-    removal is atomic, and only writers evict.
-    """
+    """This worker's L1: credential key -> (principal, versions), for ``ttl`` seconds;
+    the least recently used entry is dropped first."""
 
     def __init__(self, ttl, max_entries=10000, clock=time.monotonic):
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.clock = clock
-        self.entries = {}
-        self.lock = threading.Lock()
+        self.entries = TTLCache(maxsize=max_entries, ttl=ttl, timer=clock)
+        self.lock = threading.Lock()   # cachetools' caches are not thread-safe
 
     def get(self, key):
-        found = self.entries.get(key)
-        if found is None:
-            return None
-        if found[1] <= self.clock():
-            self.entries.pop(key, None)
-            return None
-        return found[0]
+        with self.lock:
+            return self.entries.get(key)
 
     def put(self, key, entry):
         with self.lock:
-            if len(self.entries) >= self.max_entries:
-                self.entries.pop(next(iter(self.entries)))
-            self.entries[key] = (entry, self.clock() + self.ttl)
+            self.entries[key] = entry
 
 
 def decoded_entry(raw):
@@ -76,13 +63,6 @@ class PrincipalCache:
         self.store = store
         self.ttl = ttl
         self.local = local  # None when the store itself is in-process
-        # (company, user) -> their version keys, and those keys as the store names them
-        self.version_keys = BoundedMemo(self.version_keys_of)
-
-    def version_keys_of(self, company_and_user):
-        company_id, user_id = company_and_user
-        keys = (_company_version_key(company_id), _user_version_key(user_id))
-        return keys, tuple(self.store.redis_keys(keys)) if self.store.shared else None
 
     # -- versions ---------------------------------------------------------------------------
     def current_versions(self, company_id, user_id):
@@ -109,11 +89,8 @@ class PrincipalCache:
                         self.ttl)
 
     # -- entries ----------------------------------------------------------------------------
-    def get(self, credential_key, shared_reads=None):
-        """The cached principal if its versions are current. ``shared_reads``
-        (pipeline/shared_reads.py): keys later stages declare for this principal are read
-        in the same MGET as the versions - or, when it allows, the check is deferred to
-        the rate limiter's script and the principal returned unconfirmed."""
+    def get(self, credential_key):
+        """The cached principal if its versions are current."""
         if self.ttl <= 0:
             return None
         try:
@@ -125,24 +102,12 @@ class PrincipalCache:
                 found = decoded_entry(raw)
                 if self.local:
                     self.local.put(credential_key, found)
+            candidate, versions = found
+            current = self.store.read_versions([_company_version_key(candidate.company_id),
+                                                _user_version_key(candidate.user_id)])
         except StoreUnavailable:
             return None
-        candidate, versions = found
-        foreign = shared_reads.keys_for(candidate) if shared_reads is not None else []
-        version_keys, stored_version_keys = self.version_keys[candidate.company_id, candidate.user_id]
-        if shared_reads is not None and shared_reads.may_defer and self.store.shared:
-            # the rate limiter's script checks the versions, in the round trip it makes anyway
-            shared_reads.defer(stored_version_keys, versions, foreign)
-            return candidate
-        try:
-            current, foreign_values = self.store.mget_with(version_keys, foreign)
-        except StoreUnavailable:
-            return None
-        if foreign:
-            shared_reads.record(foreign, foreign_values)
-        if current != versions:
-            return None
-        return candidate
+        return candidate if current == versions else None
 
     def put(self, credential_key, principal, versions):
         """``versions`` must have been read BEFORE the database, so a change committed

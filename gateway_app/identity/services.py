@@ -1,9 +1,9 @@
 """The identity components one app shares: credentials store, principal cache, sessions,
 login throttle, access-token denylist and API-key usage recording.
 
-Built by the authentication stage and published as
-``gateway_state().components["identity"]`` for the auth, team, settings and admin
-blueprints, which call the ``changed_*``/``revoke_*`` methods after committing.
+Built by create_app and shared as ``gateway_state().identity`` by the authentication
+stage and the auth, team, settings and admin blueprints, which call the
+``changed_*``/``revoke_*`` methods after committing.
 """
 import logging
 import threading

@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from ..redis_store import BatchedReads, OwnConnection
+from ..redis_store import BatchedReads
 
 PREFIX = "gw:identity:"
 SWEEP_EVERY = 1000
@@ -22,33 +22,22 @@ class StoreUnavailable(Exception):
 
 
 class RedisStore:
-    shared = True   # what it holds is in Redis, under ``redis_keys``
+    shared = True   # what it holds is in Redis, seen by every worker
 
     def __init__(self, client):
         self.client = client
         # every request reads its principal's versions: a worker's concurrent requests
         # share one MGET, never one sent before they arrived
         self.batched = BatchedReads(self._fetch)
-        self.batch_connection = OwnConnection(client)
 
     def _fetch(self, keys):
-        return dict(zip(keys, self.batch_connection.execute("MGET", *keys)))
-
-    def _shared_mget(self, keys):
-        try:
-            return self.batched.read(keys)
-        except (redis.RedisError, ConnectionError, TimeoutError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        return dict(zip(keys, self.client.mget(keys)))
 
     def _call(self, method, *args, **kwargs):
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except redis.RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-
-    @staticmethod
-    def redis_keys(keys):
-        return [PREFIX + key for key in keys]
 
     def get(self, key):
         value = self._call("get", PREFIX + key)
@@ -58,12 +47,14 @@ class RedisStore:
         values = self._call("mget", [PREFIX + key for key in keys])
         return [value.decode() if value is not None else None for value in values]
 
-    def mget_with(self, keys, foreign_keys):
-        """``mget(keys)`` plus the raw values of other components' ``foreign_keys``
-        (full Redis keys, outside this store's prefix), in the same round trip."""
-        values = self._shared_mget([PREFIX + key for key in keys] + list(foreign_keys))
-        own = [value.decode() if value is not None else None for value in values[:len(keys)]]
-        return own, values[len(keys):]
+    def read_versions(self, keys):
+        """``mget(keys)`` of small keys every warm request reads: a worker's concurrent
+        requests share one MGET, never one sent before they arrived."""
+        try:
+            values = self.batched.read([PREFIX + key for key in keys])
+        except (redis.RedisError, ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [value.decode() if value is not None else None for value in values]
 
     def set(self, key, value, ttl, only_if_absent=False):
         """True when stored (False: ``only_if_absent`` and the key existed)."""
@@ -106,9 +97,7 @@ class MemoryStore:
         with self.lock:
             return [self._live(key) for key in keys]
 
-    def mget_with(self, keys, foreign_keys):
-        """Other components' keys live in Redis, which this store stands in for: never read."""
-        return self.mget(keys), [None] * len(foreign_keys)
+    read_versions = mget
 
     def set(self, key, value, ttl, only_if_absent=False):
         with self.lock:

@@ -1,11 +1,11 @@
 """Access tokens: short-lived JWTs, HS256 pinned, issuer and audience checked."""
-import collections
 import datetime as dt
 import threading
 import time
 import uuid
 
 import jwt
+from cachetools import LRUCache
 
 ALGORITHM = "HS256"
 
@@ -46,32 +46,23 @@ class VerifiedTokens:
     claims cannot have changed, and it stays valid exactly until its ``exp`` (checked
     here with the same clock PyJWT uses, without leeway). Revocation is unaffected: the
     denylist and the principal versions are checked after this, on every request.
-    Bounded: the least recently used token is dropped first. Reads take no lock (each
-    OrderedDict operation is atomic); only writers evict.
+    Bounded: the least recently used token is dropped first.
     """
 
     def __init__(self, secret, auth_config, max_entries=10000, clock=time.time):
         self.secret = secret
         self.auth_config = auth_config
-        self.max_entries = max_entries
         self.clock = clock
-        self.entries = collections.OrderedDict()   # token -> claims
-        self.lock = threading.Lock()
+        self.entries = LRUCache(maxsize=max_entries)   # token -> claims
+        self.lock = threading.Lock()   # cachetools' caches are not thread-safe
 
     def claims(self, token):
         """The verified claims of ``token``; TokenError when it is invalid or expired."""
-        claims = self.entries.get(token)
-        if claims is not None:
-            if int(claims["exp"]) > self.clock():
-                try:
-                    self.entries.move_to_end(token)
-                except KeyError:   # evicted meanwhile by a writer
-                    pass
-                return claims
-            self.entries.pop(token, None)
+        with self.lock:
+            claims = self.entries.get(token)
+        if claims is not None and int(claims["exp"]) > self.clock():
+            return claims
         claims = decode_access_token(self.secret, self.auth_config, token)
         with self.lock:
             self.entries[token] = claims
-            if len(self.entries) > self.max_entries:
-                self.entries.popitem(last=False)
         return claims

@@ -1,33 +1,48 @@
 """The request pipeline, in the order of the seed's request-flow diagram.
 
-Adding a stage means adding a module here and one line in STAGES.
+``build_stages`` is the ordered list: adding a stage means adding a module here and one
+line there. Each stage is built with the collaborators it needs, so no stage looks
+another up while a request runs.
+
+A stage ends the chain in one of two ways, and the pipeline records both alike (the
+access log's ``short_circuited_by`` and the stage's timing, and the metric
+``gateway_short_circuits_total``): it answers (returns a response: a cache hit, a
+fallback, a proxied answer) or it refuses (raises GatewayProblem: 401, 403, 413, 429,
+503), which the pipeline turns into the problem response there and then.
 """
 import time
 
 from flask import g, request
 
 from ..context import RequestContext, accept_request_id, client_ip_of, request_header
+from ..errors import GatewayProblem, problem_from
 from .authentication import AuthenticationStage
 from .authorization import AuthorizationStage
 from .base import Stage
 from .caching import CachingStage
 from .circuit_breaker import CircuitBreakerStage
+from .fallback import Fallback
 from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
 from .service_discovery import ServiceDiscoveryStage
-from .shared_reads import PrincipalUnconfirmed, SharedReads
 from .transform import TransformStage
 
-STAGES = [
-    AuthenticationStage,    # 1. who is calling
-    AuthorizationStage,     # 2. may they do this
-    RateLimitingStage,      # 3. the five layers
-    CachingStage,           # 4. L1 / L2
-    CircuitBreakerStage,    # 5. upstream health, fallbacks
-    ServiceDiscoveryStage,  # 6. local blueprint or remote instance
-    TransformStage,         # 7. request/response shaping
-    MetricsStage,           # metrics & monitoring
-]
+
+def build_stages(app, policy, state):
+    """The stages in pipeline order, each given its section of the policy and its collaborators."""
+    caching = CachingStage(app, policy["caching"], state.redis)
+    fallback = Fallback(caching.stale_response)
+    return [
+        AuthenticationStage(app, policy["authentication"], state.identity),   # 1. who is calling
+        AuthorizationStage(),                                                # 2. may they do this
+        RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis),  # 3. five layers
+        caching,                                                             # 4. L1 / L2
+        CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
+        ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
+                              state.breakers, fallback),
+        TransformStage(policy["transform"]),                                 # 7. request/response shaping
+        MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
+    ]
 
 
 # flask-smorest's documentation views (openapi.json, docs) are bound methods we cannot decorate
@@ -48,63 +63,48 @@ def service_for(app, blueprint_name, route_policy):
 
 
 class Pipeline:
-    def __init__(self, app, policy):
+    def __init__(self, app, stages):
         self.app = app
-        self.stages = [stage_class(app, policy) for stage_class in STAGES]
-        self.by_name = {stage.name: stage for stage in self.stages}
-        self.stage_names = tuple(stage.name for stage in self.stages)
-        self.rate_limiting = self.by_name["rate_limiting"]
-        # (position, stage, always_after), last stage first, for the stages with an ``after``
-        self.reversed_stages = [(position, stage, stage.always_after)
-                                for position, stage in reversed(list(enumerate(self.stages)))
-                                if type(stage).after is not Stage.after]
-        self.shared_readers = [stage for stage in self.stages if hasattr(stage, "shared_read_keys")]
+        self.stages = stages
+        self.by_name = {stage.name: stage for stage in stages}
+        self.stage_names = tuple(stage.name for stage in stages)
+        # (position, stage), last stage first, for the stages that change the response
+        self.answering_stages = [(position, stage) for position, stage in reversed(list(enumerate(stages)))
+                                 if type(stage).after is not Stage.after]
         self.trusted_hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
         self.declarations = {}   # endpoint -> (route policy, service)
         app.before_request(self.run_before)
         app.after_request(self.run_after)
 
     def stage(self, name):
+        """A stage by name, for the operator API and tests (stages never look each other up)."""
         return self.by_name[name]
 
     def run_before(self):
         current = request._get_current_object()  # the stages get the object, not the proxy
         environ = current.environ
-        ctx = self.new_context(current, accept_request_id(request_header(environ, "X-Request-ID")))
-        try:
-            return self.run_stages(ctx, current)
-        except PrincipalUnconfirmed:
-            # the principal this worker cached has changed, or Redis could not tell: start
-            # over, checking it first (nothing was taken from any quota)
-            ctx = self.new_context(current, ctx.request_id, ctx.started, may_defer=False)
-            return self.run_stages(ctx, current)
-
-    def new_context(self, request, request_id, started=None, may_defer=True):
-        environ = request.environ
-        ctx = RequestContext(request_id=request_id, stage_names=self.stage_names)
-        if started is not None:
-            ctx.started = started
-        ctx.route_policy, ctx.service = self.declarations_of(request)
-        ctx.client_ip = client_ip_of(request.remote_addr, request_header(environ, "X-Forwarded-For"),
+        ctx = RequestContext(request_id=accept_request_id(request_header(environ, "X-Request-ID")),
+                             stage_names=self.stage_names)
+        ctx.route_policy, ctx.service = self.declarations_of(current)
+        ctx.client_ip = client_ip_of(current.remote_addr, request_header(environ, "X-Forwarded-For"),
                                      self.trusted_hops)
-        ctx.limited = self.rate_limiting.applies_to(ctx, request)
-        ctx.shared_reads = SharedReads(
-            self.shared_read_declaration(ctx, request),
-            may_defer=may_defer and ctx.limited and self.rate_limiting.limiter.shared_available)
         g.gateway = ctx
-        return ctx
+        return self.run_stages(ctx, current)
 
     def run_stages(self, ctx, request):
         clock = time.perf_counter
         marks = ctx.stage_marks   # when each stage ended, after when the first began
         marks.append(clock())
         for position, stage in enumerate(self.stages):
-            ctx.stages_reached = position + 1   # counted before: a stage that raises gets its after
-            result = stage.before(ctx, request)
+            ctx.stages_reached = position + 1
+            try:
+                answer = stage.before(ctx, request)
+            except GatewayProblem as refusal:
+                answer = problem_from(refusal)
             marks.append(clock())
-            if result is not None:
+            if answer is not None:
                 ctx.short_circuited_by = stage.name
-                return result
+                return answer
         return None
 
     def declarations_of(self, request):
@@ -119,22 +119,13 @@ class Pipeline:
                 self.declarations[endpoint] = found
         return found
 
-    def shared_read_declaration(self, ctx, request):
-        """principal -> the Redis keys the stages will read for this request (shared_reads.py)."""
-        def declare(principal):
-            keys = []
-            for stage in self.shared_readers:
-                keys.extend(stage.shared_read_keys(ctx, request, principal))
-            return keys
-        return declare
-
     def run_after(self, response):
         ctx = g.get("gateway")
         if ctx is None:  # a failure before the context existed
             return response
         current = request._get_current_object()
         reached = ctx.stages_reached
-        for position, stage, always_after in self.reversed_stages:
-            if always_after or position < reached:
+        for position, stage in self.answering_stages:
+            if stage.always_after or position < reached:
                 response = stage.after(ctx, current, response)
         return response

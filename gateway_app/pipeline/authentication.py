@@ -9,7 +9,6 @@ so a warm request costs no database query.
 import contextlib
 import hmac
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -17,7 +16,6 @@ from ..context import Principal, request_header
 from ..db import Session
 from ..errors import GatewayProblem
 from ..identity.api_keys import hash_key, key_matches, prefix_of
-from ..identity.services import IdentityServices
 from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
 from ..identity.store import StoreUnavailable
 from ..identity.tokens import TokenError, VerifiedTokens
@@ -31,14 +29,11 @@ def unauthorized(detail):
 
 class AuthenticationStage(Stage):
     name = "authentication"
-    section = "authentication"
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
-        state = app.extensions["gateway"]
-        self.identity = IdentityServices(app, self.config, state.redis)
-        state.components["identity"] = self.identity
-        self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], self.config)
+    def __init__(self, app, config, identity):
+        self.identity = identity
+        self.admin_token = app.config.get("GATEWAY_ADMIN_TOKEN")
+        self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], config)
 
     def before(self, ctx, request):
         if ctx.route_policy.get("admin"):
@@ -46,7 +41,7 @@ class AuthenticationStage(Stage):
             return None
         public = bool(ctx.route_policy.get("public"))
         try:
-            ctx.principal = self.resolve(request, public, ctx.shared_reads)
+            ctx.principal = self.resolve(request, public)
         except SQLAlchemyError:
             Session.rollback()
             raise GatewayProblem(503, "Service Unavailable",
@@ -56,7 +51,7 @@ class AuthenticationStage(Stage):
         return None
 
     def check_admin_token(self, request):
-        expected = current_app.config.get("GATEWAY_ADMIN_TOKEN")
+        expected = self.admin_token
         if not expected:
             raise GatewayProblem(404, "Not Found", "The admin API is disabled (GATEWAY_ADMIN_TOKEN unset).")
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
@@ -64,32 +59,32 @@ class AuthenticationStage(Stage):
                 presented.strip().encode(), expected.encode()):
             raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
-    def resolve(self, request, public, shared_reads=None):
+    def resolve(self, request, public):
         environ = request.environ
         api_key = request_header(environ, "X-API-Key")
         if api_key is not None:
-            return self.principal_from_api_key(api_key.strip(), shared_reads)
+            return self.principal_from_api_key(api_key.strip())
         authorization = request_header(environ, "Authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise unauthorized("Authorization must be 'Bearer <access_token>'.")
-            return self.principal_from_token(token.strip(), shared_reads)
+            return self.principal_from_token(token.strip())
         if "HTTP_COOKIE" not in environ:   # parsing cookies is the costly part
             return None
         cookie = request.cookies.get(COOKIE_NAME)
         if cookie:
-            return self.principal_from_session(cookie, request, public, shared_reads)
+            return self.principal_from_session(cookie, request, public)
         return None
 
     # -- API keys --------------------------------------------------------------------------
-    def principal_from_api_key(self, presented, shared_reads=None):
+    def principal_from_api_key(self, presented):
         prefix = prefix_of(presented)
         if prefix is None:
             raise unauthorized("The API key is malformed.")
         cache = self.identity.principals
         cache_key = "key:" + hash_key(presented)
-        principal = cache.get(cache_key, shared_reads)
+        principal = cache.get(cache_key)
         if principal is None:
             principal = self.load_api_key(prefix, presented)
         self.identity.note_key_used(principal.api_key_id)
@@ -112,13 +107,13 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- bearer tokens ---------------------------------------------------------------------
-    def principal_from_token(self, token, shared_reads=None):
+    def principal_from_token(self, token):
         try:
             claims = self.verified_tokens.claims(token)
         except TokenError:
             raise unauthorized("The access token is invalid or expired.") from None
         cache_key = "token:" + claims["jti"]
-        principal = self.identity.principals.get(cache_key, shared_reads)
+        principal = self.identity.principals.get(cache_key)
         if principal is not None:
             return principal
         user_id, company_id = int(claims["sub"]), claims.get("cid")
@@ -133,7 +128,7 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- sessions --------------------------------------------------------------------------
-    def principal_from_session(self, cookie, request, public, shared_reads=None):
+    def principal_from_session(self, cookie, request, public):
         sessions = self.identity.sessions
         try:
             handle, record = sessions.load(cookie)
@@ -152,7 +147,7 @@ class AuthenticationStage(Stage):
                                  "State-changing session requests need the X-CSRF-Token header "
                                  "returned by login.", problem_type="csrf-failed")
         cache_key = "session:" + handle
-        principal = self.identity.principals.get(cache_key, shared_reads)
+        principal = self.identity.principals.get(cache_key)
         if principal is not None:
             return principal
         versions = self.identity.principals.current_versions(record["company_id"], record["user_id"])

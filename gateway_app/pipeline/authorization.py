@@ -6,7 +6,6 @@ and services query within it, so another company's resource is simply not found.
 from ..errors import GatewayProblem
 from ..identity.permissions import USER_ONLY_PERMISSIONS, role_allows, scopes_allow
 from .base import Stage
-from .shared_reads import PrincipalUnconfirmed
 
 
 class AuthorizationStage(Stage):
@@ -26,7 +25,5 @@ class AuthorizationStage(Stage):
             allowed = role_allows(principal.role, permission)
             reason = f"The role '{principal.role}' does not have the permission {permission}."
         if not allowed:
-            if ctx.shared_reads is not None and ctx.shared_reads.principal_unconfirmed:
-                raise PrincipalUnconfirmed()   # refuse only what the principal is now
             raise GatewayProblem(403, "Forbidden", reason, permission=permission)
         return None

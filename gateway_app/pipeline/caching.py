@@ -4,9 +4,8 @@ A view opts in with ``gateway_policy(cache="calls")`` (plus ``cache_per_user=Tru
 its answer depends on the user). GET and HEAD only; the key is the company (and user),
 the path and the normalised query, under the namespace's current generation tokens,
 which are read from Redis on every lookup: that one round trip (shared by concurrent
-requests of a worker, or by the authentication stage's version check when the principal
-was cached: pipeline/shared_reads.py) is what lets an L1 entry be served without ever
-outliving an invalidation made by another worker.
+requests of a worker) is what lets an L1 entry be served without ever outliving an
+invalidation made by another worker.
 """
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
 HIT_STATUS = {"L1": "HIT-L1", "L2": "HIT-L2"}   # X-Cache, by the tier that answered
-CONTEXT_PRINCIPAL = object()  # scope_for's default: the principal the context holds
 
 
 @dataclass(slots=True)
@@ -53,15 +51,13 @@ def conditional(response, request):
 
 class CachingStage(Stage):
     name = "caching"
-    section = "caching"
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
+    def __init__(self, app, config, redis_client):
         self.metrics = cache_metrics()
-        self.tiers = TieredCache(app, self.config, app.extensions["gateway"].redis, self.metrics)
-        self.rules = InvalidationRules(self.config)
+        self.tiers = TieredCache(app, config, redis_client, self.metrics)
+        self.rules = InvalidationRules(config)
         self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
-        self.max_entry_bytes = self.config["max_entry_bytes"]
+        self.max_entry_bytes = config["max_entry_bytes"]
         self.lookup_counters = {}   # (namespace, outcome, tier) -> counter child
         self.check_declarations(app)
         events.subscribe(app, self.invalidator.on_event)
@@ -76,12 +72,7 @@ class CachingStage(Stage):
 
     # --- what a request may use ---------------------------------------------------
 
-    def scope_for(self, ctx, request, principal=CONTEXT_PRINCIPAL):
-        """``principal``: when known before ``ctx.principal`` is set (shared_read_keys)."""
-        if principal is CONTEXT_PRINCIPAL:
-            principal = ctx.principal
-        if ctx.cache_scope is not None and ctx.cache_scope[0] is principal:
-            return ctx.cache_scope[1]   # declared for the shared read, then looked up
+    def scope_for(self, ctx, request):
         namespace = ctx.route_policy.get("cache")
         if not namespace or request.method not in CACHEABLE_METHODS:
             return None
@@ -89,9 +80,7 @@ class CachingStage(Stage):
             raise LookupError(f"view {request.endpoint} declares unknown cache namespace {namespace!r}")
         per_user = (ctx.route_policy.get("cache_per_user", False)
                     or self.tiers.namespaces[namespace].get("user_scoped", False))
-        scope = CacheScope.of(namespace, principal, per_user)
-        ctx.cache_scope = (principal, scope)
-        return scope
+        return CacheScope.of(namespace, ctx.principal, per_user)
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
@@ -105,21 +94,12 @@ class CachingStage(Stage):
 
     # --- pipeline -----------------------------------------------------------------
 
-    def shared_read_keys(self, ctx, request, principal):
-        """The generation keys this request will read, fetched with the principal's versions."""
-        if not self.tiers.shared:
-            return []
-        scope = self.scope_for(ctx, request, principal)
-        return scope.generation_keys if scope is not None else []
-
     def before(self, ctx, request):
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None
         lookup = ctx.cache_lookup = Lookup(scope, request_fingerprint(request))
-        keys = scope.generation_keys
-        read_early = ctx.shared_reads.take(keys) if ctx.shared_reads is not None else None
-        generations = self.tiers.current_generations(keys, read_early)
+        generations = self.tiers.current_generations(scope.generation_keys)
         if generations is MISSING:
             return self.bypass(ctx, lookup)
         lookup.key = entry_key(scope, generations, lookup.fingerprint)
@@ -159,13 +139,10 @@ class CachingStage(Stage):
         response.headers["ETag"] = stored[3]
         return conditional(response, request)
 
-    # --- fallback for the circuit breaker and service discovery ---------------------
+    # --- the last good copies, for the fallback (pipeline/fallback.py) ---------------
 
     def stale_response(self, ctx, request):
-        """The last good copy of this request's cache key, marked STALE, or None.
-
-        Used by the circuit-breaker stage and service discovery as their fallback.
-        """
+        """The last good copy of this request's cache key, marked STALE, or None."""
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None

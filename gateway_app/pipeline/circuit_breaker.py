@@ -1,14 +1,13 @@
-"""Stage 5: circuit breaker. A view that depends on an open upstream gets its fallback.
+"""Stage 5: circuit breaker. A view that depends on an open upstream gets the fallback.
 
 Views declare ``gateway_policy(upstream="stripe")``. While that upstream's breaker is
-open, the view is not run: a GET is answered from the caching stage's last good copy
-(``X-Cache: STALE``), anything else with 503 naming the service and ``Retry-After``
+open, the view is not run and the request gets the fallback (pipeline/fallback.py):
+the last good copy for a GET, else 503 naming the service with ``Retry-After``
 (seconds until the next probe). A call that fails inside the view raises
 ``UpstreamUnavailable`` and gets the same fallback through the error handler below.
 """
-from flask import current_app, g, request
+from flask import g, request
 
-from ..breakers import breaker_for
 from ..errors import problem_response
 from ..integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
 from .base import Stage
@@ -16,38 +15,31 @@ from .base import Stage
 
 class CircuitBreakerStage(Stage):
     name = "circuit_breaker"
-    section = "circuit_breaker"
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
-        install_error_handlers(app)
+    def __init__(self, app, breakers, fallback):
+        self.breakers = breakers
+        self.fallback = fallback
+        install_error_handlers(app, fallback)
 
     def before(self, ctx, request):
         upstream = ctx.route_policy.get("upstream")
         if not upstream:
             return None
         ctx.upstream = upstream
-        wait = breaker_for(upstream, self.app).rejecting()
+        wait = self.breakers.get(upstream).rejecting()
         if wait is None:
             return None
-        return self.fallback(ctx, request, upstream, wait, "its circuit breaker is open")
-
-    def fallback(self, ctx, request, service, retry_after, reason):
-        if request.method == "GET":
-            stale = self.app.extensions["gateway"].pipeline.stage("caching").stale_response(ctx, request)
-            if stale is not None:
-                return stale
-        return problem_response(
-            503, "Service Unavailable",
-            f"The upstream service '{service}' is unavailable ({reason}); retry after "
-            f"{retry_after} s.", problem_type="upstream-unavailable",
-            headers={"Retry-After": str(retry_after)}, service=service, retry_after=retry_after)
+        return self.fallback.answer(ctx, request, upstream, wait, "its circuit breaker is open")
 
 
-def handle_upstream_unavailable(exc):
-    stage = current_app.extensions["gateway"].pipeline.stage("circuit_breaker")
-    return stage.fallback(g.gateway, request, exc.service, exc.retry_after,
-                          "its circuit breaker is open" if exc.breaker_open else "the call failed")
+def install_error_handlers(app, fallback):
+    def handle_upstream_unavailable(exc):
+        return fallback.answer(g.gateway, request, exc.service, exc.retry_after,
+                               "its circuit breaker is open" if exc.breaker_open else "the call failed")
+
+    app.register_error_handler(UpstreamUnavailable, handle_upstream_unavailable)
+    app.register_error_handler(NotConfigured, handle_not_configured)
+    app.register_error_handler(ProviderRejected, handle_provider_rejected)
 
 
 def handle_not_configured(exc):
@@ -60,9 +52,3 @@ def handle_provider_rejected(exc):
                             f"{exc.service} refused the request (HTTP {exc.status}).",
                             problem_type="upstream-rejected", service=exc.service,
                             upstream_status=exc.status)
-
-
-def install_error_handlers(app):
-    app.register_error_handler(UpstreamUnavailable, handle_upstream_unavailable)
-    app.register_error_handler(NotConfigured, handle_not_configured)
-    app.register_error_handler(ProviderRejected, handle_provider_rejected)

@@ -20,19 +20,20 @@ def request_metrics(buckets):
         _metrics["latency"] = Histogram(
             "gateway_request_duration_seconds", "Time from first pipeline stage to response",
             ["service", "method", "status"], buckets=buckets)
+        _metrics["short_circuits"] = Counter(
+            "gateway_short_circuits_total", "Requests a stage answered or refused before the handler",
+            ["stage", "status"])
     return _metrics
 
 
 class MetricsStage(Stage):
     name = "metrics"
-    section = "metrics"
     always_after = True
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
-        self.metrics = request_metrics(self.config["latency_buckets"])
-        tally.interval = self.config["flush_interval"]
-        self.log_enabled = app.config.get("ACCESS_LOG", True)
+    def __init__(self, config, access_log_enabled):
+        self.metrics = request_metrics(config["latency_buckets"])
+        tally.interval = config["flush_interval"]
+        self.log_enabled = access_log_enabled
         # (service, method, status) -> (counter, histogram) children: labels() costs a lock
         # and a lookup per call; the set of combinations is small and fixed by the routes
         self.children = {}
@@ -51,6 +52,8 @@ class MetricsStage(Stage):
         requests, latency = self.series_of(ctx.service or "gateway", request.method,
                                            response.status_code)
         tally.count_and_observe(requests, latency, elapsed)
+        if ctx.short_circuited_by is not None:
+            self.metrics["short_circuits"].labels(ctx.short_circuited_by, str(response.status_code)).inc()
         if self.log_enabled:
             access_log.info(json.dumps({
                 "request_id": ctx.request_id,

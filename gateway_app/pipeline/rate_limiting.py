@@ -9,26 +9,21 @@ meet none, so a provider's webhook burst or a health checker is never throttled.
 import math
 
 from ..errors import GatewayProblem
-from ..extensions import gateway_state
 from ..policy import PolicyError
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header
 from ..responses import append_made_headers
 from .base import Stage
-from .shared_reads import PrincipalUnconfirmed
 
 
 class RateLimitingStage(Stage):
     name = "rate_limiting"
-    section = "rate_limiting"
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
-        self.policies = LayerPolicies(self.config, policy["tiers"])
-        self.limiter = GatewayLimiter(gateway_state(app).redis,
-                                      fail_open=self.config["fail_open"],
-                                      retry_interval=self.config["storage_retry_interval"])
-        self.exempt_paths = tuple(self.config["exempt_paths"])
+    def __init__(self, app, config, tiers, redis_client):
+        self.policies = LayerPolicies(config, tiers)
+        self.limiter = GatewayLimiter(redis_client, fail_open=config["fail_open"],
+                                      retry_interval=config["storage_retry_interval"])
+        self.exempt_paths = tuple(config["exempt_paths"])
         self.check_declared_resources(app)
 
     def check_declared_resources(self, app):
@@ -39,27 +34,19 @@ class RateLimitingStage(Stage):
                                  f"rate_limiting.layers.resource.resources does not define")
 
     def applies_to(self, ctx, request):
-        """Whether ``request`` spends quota (the pipeline notes it in ``ctx.limited``: when
-        it does and Redis is reachable, the limiter's script call can check a cached
-        principal's versions for the authentication stage, pipeline/shared_reads.py)."""
+        """Whether ``request`` spends quota."""
         return not (ctx.route_policy.get("exempt_limits") or request.path.startswith(self.exempt_paths))
 
     def before(self, ctx, request):
-        if not ctx.limited:
+        if not self.applies_to(ctx, request):
             return None
-        shared_reads = ctx.shared_reads
-        check = shared_reads.deferred_check if shared_reads is not None else None
         try:
-            decision = self.limiter.acquire(self.policies.for_request(ctx), check)
+            decision = self.limiter.acquire(self.policies.for_request(ctx))
         except LimiterUnavailable:
             raise GatewayProblem(
                 503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
                 problem_type="rate-limiter-unavailable",
                 headers={"Retry-After": str(math.ceil(self.limiter.retry_interval))}) from None
-        if not decision.check_held:
-            raise PrincipalUnconfirmed()
-        if check is not None:
-            shared_reads.confirm(decision.read_values)
         ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
                                   ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
         if not decision.allowed:

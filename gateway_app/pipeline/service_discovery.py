@@ -12,7 +12,6 @@ import pybreaker
 import requests
 from flask import current_app
 
-from ..breakers import breaker_for
 from ..discovery.balancer import failover_order
 from ..discovery.health import HealthMonitor
 from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, outbound_request,
@@ -26,15 +25,15 @@ SERVICE_PATH = re.compile(r"^/api/v1/([a-z]+)(/|$)")
 
 class ServiceDiscoveryStage(Stage):
     name = "service_discovery"
-    section = "service_discovery"
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
-        redis = app.extensions["gateway"].redis
-        self.registry = Registry(self.config, redis)
-        self.monitor = HealthMonitor(self.registry, self.config["health_check"], redis)
-        self.connect_timeout = self.config["proxy"]["connect_timeout"]
-        self.read_timeout = self.config["proxy"]["read_timeout"]
+    def __init__(self, config, redis_client, breakers, fallback):
+        self.breakers = breakers
+        self.fallback = fallback
+        self.registry = Registry(config, redis_client)
+        self.monitor = HealthMonitor(self.registry, config["health_check"], redis_client)
+        self.health_interval = config["health_check"]["interval"]
+        self.connect_timeout = config["proxy"]["connect_timeout"]
+        self.read_timeout = config["proxy"]["read_timeout"]
         self.http = requests.Session()   # pooled connections to the instances
         if any(self.registry.configured.values()):
             self.monitor.ensure_started()
@@ -70,20 +69,20 @@ class ServiceDiscoveryStage(Stage):
     def forward(self, service, ctx, request):
         """One breaker per remote service: a service whose instances keep failing is not
         called at all while its breaker is open, and gets the fallback at once."""
-        breaker = breaker_for(service)
+        breaker = self.breakers.get(service)
         wait = breaker.rejecting()
         if wait is not None:
-            return self.fallback(service, ctx, request, wait, "its circuit breaker is open")
+            return self.fallback.answer(ctx, request, service, wait, "its circuit breaker is open")
         outbound = outbound_request(request, ctx)
         try:
             return breaker.call(self.first_answer, service, outbound)
         except NoInstanceAnswered as exc:
             current_app.logger.warning("service %s: no instance answered (%s)", service, exc)
-            return self.fallback(service, ctx, request, self.config["health_check"]["interval"],
-                                 "no healthy instance answered")
+            return self.fallback.answer(ctx, request, service, self.health_interval,
+                                        "no healthy instance answered")
         except pybreaker.CircuitBreakerError:
-            return self.fallback(service, ctx, request, breaker.retry_after() or 1,
-                                 "its circuit breaker is open")
+            return self.fallback.answer(ctx, request, service, breaker.retry_after() or 1,
+                                        "its circuit breaker is open")
 
     def first_answer(self, service, outbound):
         """The first instance's answer in round-robin order, failing over on faults."""
@@ -99,8 +98,3 @@ class ServiceDiscoveryStage(Stage):
                 continue
             return to_flask_response(current_app.response_class, upstream, instance)
         raise NoInstanceAnswered(failures)
-
-    def fallback(self, service, ctx, request, retry_after, reason):
-        """The same fallback as any failing upstream: the last good copy, else 503."""
-        breaker_stage = current_app.extensions["gateway"].pipeline.stage("circuit_breaker")
-        return breaker_stage.fallback(ctx, request, service, int(retry_after), reason)

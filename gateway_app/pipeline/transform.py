@@ -1,17 +1,26 @@
-"""Stage 7: request/response transform: request id, security headers, header hygiene."""
+"""Stage 7: request/response transform: body size, request id, security headers, header hygiene."""
+from ..errors import GatewayProblem
 from ..responses import append_made_headers, header_names
 from .base import Stage
 
 
 class TransformStage(Stage):
     name = "transform"
-    section = "transform"
     always_after = True
 
-    def __init__(self, app, policy):
-        super().__init__(app, policy)
+    def __init__(self, config):
+        self.max_content_length = config["max_content_length"]
         self.security_headers = [(name, name.lower(), value)
-                                 for name, value in self.config.get("security_headers", {}).items()]
+                                 for name, value in config.get("security_headers", {}).items()]
+
+    def before(self, ctx, request):
+        # a declared length is refused before any handler runs; a chunked body is cut
+        # off by werkzeug while it is read (MAX_CONTENT_LENGTH, set from the same key)
+        length = request.content_length
+        if length is not None and length > self.max_content_length:
+            raise GatewayProblem(413, "Request Entity Too Large",   # werkzeug's title for it
+                                 f"The request body exceeds the limit of {self.max_content_length} bytes.")
+        return None
 
     def after(self, ctx, request, response):
         # one pass over the headers instead of one search per header set, kept or removed

@@ -8,18 +8,11 @@
 -- Requests are taken in order, each all-or-nothing, exactly as if they had arrived one
 -- after the other.
 --
--- A request may also carry a precondition and reads, so that a warm request needs no
--- other round trip: check keys that must still hold the values the caller expects (the
--- versions of the principal it cached; nothing is taken when one differs), and keys
--- whose values later stages need (the cache's generation tokens).
---
--- KEYS: for each request: its check keys, its read keys, then for each limit: previous, current
--- ARGV: request count, then for each request: its limit count, check count, read count,
---       the expected value of each check key ('' for absent), then per limit: limit, expiry_seconds
--- Returns, for each request: the value of each read key, then 1 (taken), 0 (refused) or
---          -1 (a check key differs: nothing taken, nothing more reported), then per limit:
---          weighted_count, previous_count, previous_ttl_ms, current_count, current_ttl_ms,
---          as they are after that request.
+-- KEYS: for each request, for each of its limits: previous, current
+-- ARGV: request count, then for each request: its limit count, then per limit: limit, expiry_seconds
+-- Returns, for each request: 1 (taken) or 0 (refused), then per limit: weighted_count,
+--          previous_count, previous_ttl_ms, current_count, current_ttl_ms, as they are
+--          after that request.
 --
 -- Nothing else runs in Redis while a script does, and its clock stands still meanwhile:
 -- a key read once is known for the rest of the call. A batch is mostly the same few
@@ -29,7 +22,6 @@
 local windows = {}        -- current key -> {previous count, previous TTL, current count,
                           --                 current TTL, taken by this call, key is new}
 local written = {}        -- current keys in the order first met
-local values = {}         -- check or read key -> its value (false: absent)
 
 local function window_of(previous_key, current_key, expiry)
     local window = windows[current_key]
@@ -50,15 +42,6 @@ local function window_of(previous_key, current_key, expiry)
     windows[current_key] = window
     written[#written + 1] = current_key
     return window
-end
-
-local function value_of(key)
-    local value = values[key]
-    if value == nil then
-        value = redis.call('get', key)
-        values[key] = value
-    end
-    return value
 end
 
 local result, n = {}, 0   -- the reply, and how many values it holds
@@ -103,32 +86,12 @@ local function acquire(first_key, first_arg, count)
     end
 end
 
-local function holds(first_key, first_arg, count)
-    for i = 1, count do
-        if (value_of(KEYS[first_key + i - 1]) or '') ~= ARGV[first_arg + i - 1] then
-            return false
-        end
-    end
-    return true
-end
-
 local next_key, next_arg = 1, 2
 for _ = 1, tonumber(ARGV[1]) do
     local count = tonumber(ARGV[next_arg])
-    local checks = tonumber(ARGV[next_arg + 1])
-    local reads = tonumber(ARGV[next_arg + 2])
-    for i = 1, reads do
-        put(value_of(KEYS[next_key + checks + i - 1]))
-    end
-    local first_limit_key = next_key + checks + reads
-    local first_limit_arg = next_arg + 3 + checks
-    if holds(next_key, next_arg + 3, checks) then
-        acquire(first_limit_key, first_limit_arg, count)
-    else
-        put(-1)
-    end
-    next_key = first_limit_key + 2 * count
-    next_arg = first_limit_arg + 2 * count
+    acquire(next_key, next_arg + 1, count)
+    next_key = next_key + 2 * count
+    next_arg = next_arg + 1 + 2 * count
 end
 
 for _, current_key in ipairs(written) do

@@ -33,8 +33,6 @@ class Decision(NamedTuple):
     windows: list
     used: list = ()            # each window's weighted count
     degraded: bool = False     # counted per process because Redis is down
-    check_held: bool = True    # False: the check failed or could not be made; nothing taken
-    read_values: list = ()     # the check's read keys' values
 
     @property
     def quotas(self):
@@ -75,24 +73,19 @@ class GatewayLimiter:
     def in_outage(self):
         return self.outage_until > 0
 
-    def acquire(self, quota_set, check=None):
-        """``check``: what the shared storage must verify first (storage.acquire_all); it
-        cannot be verified without Redis, so then nothing is taken and check_held is False."""
+    def acquire(self, quota_set):
         entries = quota_set.entries
         if self.shared_available:
             try:
-                got = self.shared.acquire_all(entries, check)
+                got = self.shared.acquire_all(entries)
             except (RedisError, OSError) as exc:
                 self.record_outage(exc)
             else:
                 if self.in_outage:
                     log.warning("rate-limit storage recovered: limits are shared again")
                     self.outage_until = 0.0
-                return Decision(got.allowed, quota_set, got.windows, got.used, False,
-                                got.check_held, got.read_values)
+                return Decision(got.allowed, quota_set, got.windows, got.used)
         degraded = self.shared is not None
-        if check is not None:
-            return Decision(False, quota_set, [], [], degraded, check_held=False)
         if degraded and not self.fail_open:
             raise LimiterUnavailable()
         got = self.local.acquire_all(entries)

@@ -3,15 +3,16 @@
 A quota's storage key names its policy, window and subject but not its size, so a tier
 change applies the new size to the counts already made (the next request sees it).
 """
+from functools import lru_cache
 from typing import NamedTuple
 
 from limits import parse as parse_rate
 
-from ..memo import BoundedMemo
 from .headers import policy_header
 
 LAYERS = ("ip", "user", "company", "endpoint", "resource")
 TIER_SCALED = ("company", "endpoint", "resource")
+QUOTA_SETS = 10_000   # distinct callers whose quota sets are kept
 
 
 class Quota(NamedTuple):
@@ -64,16 +65,18 @@ class LayerPolicies:
                 for i, text in enumerate(layers[layer]["limits"])]
         self.services = {name: _rate(text) for name, text in layers["endpoint"]["services"].items()}
         self.resources = {name: _rate(text) for name, text in layers["resource"]["resources"].items()}
-        # (client address, principal, service, resource) -> QuotaSet
-        self.quota_sets = BoundedMemo(lambda caller: QuotaSet.of(self.quotas_for(*caller)))
+        # (client address, principal, service, resource) -> QuotaSet: the same callers
+        # come again and again
+        self.quota_set = lru_cache(maxsize=QUOTA_SETS)(
+            lambda *caller: QuotaSet.of(self.quotas_for(*caller)))
 
     def multiplier(self, tier):
         return self.tiers.get(tier, self.tiers["free"])
 
     def for_request(self, ctx):
         """The QuotaSet ``ctx``'s request spends."""
-        return self.quota_sets[ctx.client_ip, ctx.principal, ctx.service,
-                               ctx.route_policy.get("resource")]
+        return self.quota_set(ctx.client_ip, ctx.principal, ctx.service,
+                              ctx.route_policy.get("resource"))
 
     def quotas_for(self, client_ip, principal, service, resource):
         quotas = [Quota("ip", name, client_ip or "unknown", amount, window)

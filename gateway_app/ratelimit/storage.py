@@ -9,15 +9,15 @@ instances), in memory under one lock.
 import os
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
 
-from redis.exceptions import NoScriptError
-
-from ..memo import BoundedMemo
-from ..redis_store import CoalescedCalls, OwnConnection, resp_arguments
+from ..redis_store import CoalescedCalls
 from .windows import Window
+
+OPERAND_SETS = 10_000   # distinct quota sets whose script operands are kept
 
 with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
     ACQUIRE_ALL_SCRIPT = _script.read()
@@ -26,10 +26,8 @@ with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="
 class Acquisition(NamedTuple):
     """What one request got from a storage."""
     allowed: bool
-    windows: Sequence       # as they are after the request; [] when the check failed
+    windows: Sequence       # as they are after the request
     used: list              # each window's weighted count (what its RateLimit header needs)
-    check_held: bool        # True when there was nothing to check
-    read_values: list       # the values of the check's read keys
 
 
 class ReportedWindows(Sequence):
@@ -59,85 +57,47 @@ class BatchedRedisStorage(RedisStorage):
 
     def __init__(self, client):
         super().__init__("redis://", connection_pool=client.connection_pool)
+        self.client = client
+        self.acquire_script = client.register_script(ACQUIRE_ALL_SCRIPT)
         self.coalesced = CoalescedCalls(self.acquire_batch)
-        self.batch_connection = OwnConnection(client)
-        # the same limits and checks come again and again: their operands are encoded once
-        self.limit_operands = BoundedMemo(self.encode_limit_operands)
-        self.check_operands = BoundedMemo(self.encode_check_operands)
-
-    def initialize_storage(self, uri):
-        super().initialize_storage(uri)
-        self.lua_acquire_all = self.get_connection().register_script(ACQUIRE_ALL_SCRIPT)
+        # a quota set's keys and arguments, as the script takes them: the same callers
+        # come again and again
+        self.operands_of = lru_cache(maxsize=OPERAND_SETS)(self.script_operands)
 
     def window_keys(self, key):
         return (self.prefixed_key(self._previous_window_key(key)),
                 self.prefixed_key(self._current_window_key(key)))
 
-    def acquire_all(self, limits, check=None):
-        """``limits``: [(key, limit, expiry_seconds)]; ``check``: None, or what the script
-        must verify before taking anything and read besides (``check_keys``, their
-        ``expected`` values, ``read_keys``: pipeline/shared_reads.py). Returns an Acquisition.
+    def acquire_all(self, limits):
+        """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition.
 
         A worker's concurrent requests are sent to Redis together: one round trip for all.
         """
-        return self.coalesced.call((limits, check))
+        return self.coalesced.call(limits)
 
-    def run_acquire_all(self, key_count, keys, arg_count, args):
-        """The script's reply; ``keys`` and ``args`` are encoded by ``resp_arguments``."""
-        script = self.lua_acquire_all
-        head = resp_arguments(("EVALSHA", script.sha, key_count))
-        command = (3 + key_count + arg_count, head + keys + args)
-        try:
-            return self.batch_connection.execute_encoded(*command)
-        except NoScriptError:   # Redis restarted or its scripts were flushed
-            self.batch_connection.execute("SCRIPT", "LOAD", script.script)
-            return self.batch_connection.execute_encoded(*command)
-
-    def encode_limit_operands(self, limits):
-        """The limits' part of a request's operands: (key count, KEYS, argument count, ARGV)."""
-        keys, args = [], []
+    def script_operands(self, limits):
+        keys, args = [], [len(limits)]
         for key, limit, expiry in limits:
             keys.extend(self.window_keys(key))
             args.extend((limit, expiry))
-        return len(keys), resp_arguments(keys), len(args), resp_arguments(args)
-
-    @staticmethod
-    def encode_check_operands(limit_count_and_check):
-        """The rest of a request's operands: (key count, KEYS, argument count, ARGV)."""
-        limit_count, check = limit_count_and_check
-        if check is None:
-            return 0, b"", 3, resp_arguments((limit_count, 0, 0))
-        keys = (*check.check_keys, *check.read_keys)
-        args = (limit_count, len(check.check_keys), len(check.read_keys),
-                *("" if value is None else value for value in check.expected))
-        return len(keys), resp_arguments(keys), len(args), resp_arguments(args)
+        return tuple(keys), tuple(args)
 
     def acquire_batch(self, requests):
-        """One script call taking each request's limits in turn: [(limits, check)] in,
+        """One script call taking each request's limits in turn: a list of limits in,
         one Acquisition per request out."""
-        key_count, keys, arg_count, args = 0, [], 1, [resp_arguments((len(requests),))]
-        for limits, check in requests:
-            for operands in (self.check_operands[len(limits), check],
-                             self.limit_operands[tuple(limits)]):
-                key_count += operands[0]
-                keys.append(operands[1])
-                arg_count += operands[2]
-                args.append(operands[3])
-        reply = self.run_acquire_all(key_count, b"".join(keys), arg_count, b"".join(args))
+        keys, args = [], [len(requests)]
+        for limits in requests:   # ``limits`` is a QuotaSet's entries: a tuple, hashable
+            request_keys, request_args = self.operands_of(limits)
+            keys += request_keys
+            args += request_args
+        reply = self.acquire_script(keys=keys, args=args, client=self.client)
         answers, position = [], 0
-        for limits, check in requests:
-            read_count = len(check.read_keys) if check is not None else 0
-            read_values = reply[position:position + read_count]
-            status = reply[position + read_count]
-            position += read_count + 1
-            if status == -1:
-                answers.append(Acquisition(False, [], [], False, read_values))
-                continue
-            end = position + 5 * len(limits)
-            counts = reply[position:end]
+        for limits in requests:
+            status = reply[position]
+            end = position + 1 + 5 * len(limits)
+            counts = reply[position + 1:end]
             position = end
-            answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5],
-                                       True, read_values))
+            answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5]))
         return answers
 
 
@@ -160,4 +120,4 @@ class BatchedMemoryStorage(MemoryStorage):
                 for key, limit, expiry in limits:
                     self.acquire_sliding_window_entry(key, limit, expiry)
                 windows = self.read_windows(limits)
-            return Acquisition(allowed, windows, [window.used for window in windows], True, [])
+            return Acquisition(allowed, windows, [window.used for window in windows])
