@@ -2,7 +2,7 @@
 and an L2 hit, against the same handler uncached and a bare Flask view answering the
 same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
 
-    /work/main/.venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
+    .venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
 
 Also measures a view that builds the page from the database (25 calls), cached and not,
 the L1 hit and the uncached handler once more through the rate-limiting stage (the full

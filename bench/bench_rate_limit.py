@@ -2,7 +2,7 @@
 in one Redis script) vs a bare Flask view returning the same JSON, on the same gunicorn
 (gevent workers) in one run; plus Redis round trips per request from INFO commandstats.
 
-    /work/main/.venv/bin/python bench/bench_rate_limit.py [--requests 3000] [--threads 8] [--workers 2]
+    .venv/bin/python bench/bench_rate_limit.py [--requests 3000] [--threads 8] [--workers 2]
 
 Loopback only; bounded by --requests and --max-seconds per phase. Not a test.
 """

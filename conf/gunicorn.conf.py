@@ -1,4 +1,4 @@
-# gevent must patch before anything imports ssl, socket or threading (DESIGN.md).
+# gevent must patch before anything imports ssl, socket or threading (docs/architecture.md).
 from gevent import monkey
 
 monkey.patch_all()
@@ -49,7 +49,7 @@ def on_starting(server):
 def post_worker_init(worker):
     """The app is loaded: what it built lives as long as the worker, so the cyclic
     garbage collector stops walking it (a full pass over it cost ~90 ms every few
-    thousand requests; bench/README.md)."""
+    thousand requests; bench/RESULTS.md)."""
     import gc
     gc.freeze()
 

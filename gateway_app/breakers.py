@@ -1,4 +1,4 @@
-"""Circuit breakers around every provider and remote service (CONTRACT.md section 6).
+"""Circuit breakers around every provider and remote service (docs/contract.md section 6).
 
 pybreaker supplies the state machine (closed -> open -> half-open -> closed). Its
 defaults do not match the seed's policy, so this module changes it in one place:

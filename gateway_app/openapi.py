@@ -3,7 +3,7 @@
 flask-smorest documents schemas but knows nothing of the pipeline's declarations, so
 after the blueprints are registered each operation gets the security its
 ``gateway_policy`` implies: none for public routes, the admin token for the operator
-API, and any of the three client credentials (CONTRACT.md section 2) otherwise.
+API, and any of the three client credentials (docs/contract.md section 2) otherwise.
 """
 import re
 

@@ -1,4 +1,4 @@
-"""The shared Redis client: blocking pool, short timeouts, no hidden retries (DESIGN.md)."""
+"""The shared Redis client: blocking pool, short timeouts, no hidden retries (docs/architecture.md)."""
 import ssl
 import threading
 

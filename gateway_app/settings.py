@@ -1,4 +1,4 @@
-"""Settings read from the environment, exactly as CONTRACT.md section 1 lists them."""
+"""Settings read from the environment, exactly as docs/contract.md section 1 lists them."""
 import os
 import secrets
 
@@ -73,7 +73,7 @@ def from_environment(env=None):
         config[f"{upper}_BASE_URL"] = (env.get(f"{upper}_BASE_URL")
                                        or PROVIDER_DEFAULT_URLS[provider]).rstrip("/")
         config[f"{upper}_API_KEY"] = env.get(f"{upper}_API_KEY") or None
-    # the sender of every email; not in CONTRACT.md's list, an addition with a safe default
+    # the sender of every email: an addition to the seed's list (docs/contract.md), with a safe default
     config["SENDGRID_FROM_EMAIL"] = env.get("SENDGRID_FROM_EMAIL") or "no-reply@voice-gateway.dev"
     for name in ("CALCOM_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "SENDGRID_WEBHOOK_PUBLIC_KEY"):
         config[name] = env.get(name) or None

@@ -212,7 +212,8 @@ def provider_client(provider_app):
 
 # --- inbound provider webhooks -------------------------------------------------------
 
-# DESIGN.md's test vectors are signed at this instant (Retell v=1700000000000, Stripe t=1700000000)
+# docs/integrations.md's test vectors are signed at this instant
+# (Retell v=1700000000000, Stripe t=1700000000)
 WEBHOOK_NOW = 1700000000.0
 WEBHOOK_SECRETS = {"RETELL_API_KEY": "key_test", "STRIPE_WEBHOOK_SECRET": "whsec_test",
                    "CALCOM_WEBHOOK_SECRET": "calsecret"}

@@ -1,5 +1,6 @@
-"""The providers' signature schemes reproduce DESIGN.md's test vectors exactly, and reject
-tampered bodies, wrong secrets and timestamps outside the tolerance either way."""
+"""The providers' signature schemes reproduce the test vectors of docs/integrations.md
+exactly, and reject tampered bodies, wrong secrets and timestamps outside the tolerance
+either way."""
 import base64
 
 import pytest

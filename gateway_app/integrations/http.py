@@ -158,7 +158,7 @@ def build_session(retry_methods, timeouts):
 
 
 def current_request_id():
-    """The inbound request's id, forwarded upstream (CONTRACT.md section 8)."""
+    """The inbound request's id, forwarded upstream (docs/contract.md section 8)."""
     if has_request_context():
         ctx = g.get("gateway")
         return ctx.request_id if ctx else None

@@ -33,7 +33,7 @@ class TransformStage(Stage):
         else:
             added.append(("X-Request-ID", ctx.request_id))
         append_made_headers(headers, added)
-        # Retry-After belongs to 429 and 503 only (CONTRACT.md section 4 and 6)
+        # Retry-After belongs to 429 and 503 only (docs/contract.md sections 4 and 6)
         if "retry-after" in present and response.status_code not in (429, 503):
             del headers["Retry-After"]
         return response
