@@ -2,12 +2,13 @@
 import datetime as dt
 import hashlib
 
-from flask import current_app, g
+from flask import current_app
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.http import dump_cookie
 
+from blueprints.common import current_principal
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state
@@ -182,7 +183,7 @@ def refresh(data):
 def logout(data):
     """Revoke the credential used: the access token (and the refresh token's family, if
     sent), or the session."""
-    principal = g.gateway.principal
+    principal = current_principal()
     services = identity()
     if principal.kind == "api_key":
         abort(400, message="API keys are revoked with DELETE /api/v1/settings/api-keys/<id>.")

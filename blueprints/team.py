@@ -1,13 +1,13 @@
 """Team service: members, invitations, roles, and the permission matrix."""
 import secrets
 
-from flask import g
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 
 from blueprints.auth import invite_token_digest, normalise_email
-from blueprints.common import PageArgs, get_owned_or_404, page_newest_first, page_schema
+from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
+                               page_newest_first, page_schema)
 from gateway_app.audit import audit
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
@@ -60,13 +60,9 @@ RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
 
 
-def principal():
-    return g.gateway.principal
-
-
 def require_owner_for(action):
     """Owners are the only ones who can make, unmake or remove owners."""
-    if principal().role != "owner":
+    if current_principal().role != "owner":
         raise GatewayProblem(403, "Forbidden", f"Only an owner can {action}.", permission="team:manage")
 
 
@@ -89,7 +85,7 @@ def member_changed(member_id):
 @gateway_policy(permission="team:read")
 def list_members(args):
     """The company's members, invited ones included, newest first."""
-    query = select(User).where(User.company_id == principal().company_id)
+    query = select(User).where(User.company_id == current_company_id())
     return page_newest_first(query, User.created_at, User.id, args)
 
 
@@ -106,7 +102,7 @@ def invite_member(data):
     if Session.scalar(select(func.count()).select_from(User).where(User.email == email)):
         abort(409, message="An account with this email already exists.")
     token = secrets.token_urlsafe(32)
-    member = User(company_id=principal().company_id, email=email, name=data["name"].strip(),
+    member = User(company_id=current_company_id(), email=email, name=data["name"].strip(),
                   role=data["role"], status="invited", invite_token_hash=invite_token_digest(token))
     Session.add(member)
     Session.flush()
@@ -115,7 +111,7 @@ def invite_member(data):
                       f"POST /api/v1/auth/accept-invite using this token: {token}"),
                 category="team_invite")
     audit(Session, "team.member_invited", "user", member.id, role=member.role)
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
+    emit(Session, "settings.changed", member.company_id, user_id=current_principal().user_id)
     Session.commit()
     return member
 
@@ -136,7 +132,7 @@ def change_role(data, member_id):
         ensure_another_owner(member)
     audit(Session, "team.role_changed", "user", member.id, previous=member.role, role=new_role)
     member.role = new_role
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
+    emit(Session, "settings.changed", member.company_id, user_id=current_principal().user_id)
     Session.commit()
     member_changed(member.id)
     return member
@@ -152,7 +148,7 @@ def remove_member(member_id):
         require_owner_for("remove an owner")
         ensure_another_owner(member)
     audit(Session, "team.member_removed", "user", member.id, email=member.email, role=member.role)
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
+    emit(Session, "settings.changed", member.company_id, user_id=current_principal().user_id)
     Session.delete(member)
     Session.commit()
     member_changed(member_id)
