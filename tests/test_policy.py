@@ -60,6 +60,15 @@ def test_invalid_policy_names_the_key(raw_policy, mutate, key):
     assert key in str(error.value)
 
 
+def test_each_stage_section_schema_sits_beside_its_stage():
+    from gateway_app.pipeline import STAGES
+    from gateway_app.policy import PolicySchema
+    sections = PolicySchema().fields
+    for stage in STAGES:
+        if stage.section is not None:
+            assert sections[stage.section].nested.__module__ == stage.__module__, stage.section
+
+
 def test_gunicorn_refuses_to_start_with_a_bad_policy(tmp_path, raw_policy):
     raw_policy["rate_limiting"]["layers"]["user"]["limits"] = ["five hundred"]
     bad = tmp_path / "gateway.yaml"

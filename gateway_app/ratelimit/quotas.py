@@ -6,8 +6,10 @@ change applies the new size to the counts already made (the next request sees it
 from typing import NamedTuple
 
 from limits import parse as parse_rate
+from marshmallow import Schema, fields
 
 from ..memo import BoundedMemo
+from ..policy_types import positive, strict
 from .headers import policy_header
 
 LAYERS = ("ip", "user", "company", "endpoint", "resource")
@@ -48,6 +50,11 @@ class QuotaSet(NamedTuple):
 def _rate(text):
     item = parse_rate(text)
     return item.amount, item.get_expiry()
+
+
+@strict
+class TierSchema(Schema):
+    multiplier = fields.Integer(required=True, validate=positive)
 
 
 class LayerPolicies:
