@@ -46,6 +46,10 @@ def test_shipped_policy_holds_the_seed_numbers():
     (lambda p: p.pop("metrics"), "metrics"),
     (lambda p: p["caching"]["namespaces"]["calls"].update(tier="l3"), "caching.namespaces.calls.value.tier"),
     (lambda p: p["rate_limiting"].update(surprise=1), "rate_limiting.surprise"),
+    # settings nothing read are gone; a file that still has them is told so
+    (lambda p: p["rate_limiting"].update(strategy="sliding-window-counter"), "rate_limiting.strategy"),
+    (lambda p: p["service_discovery"].update(load_balancing="round_robin"),
+     "service_discovery.load_balancing"),
     # added to every response without werkzeug's check (responses.append_made_headers)
     (lambda p: p["transform"]["security_headers"].update({"X-Frame-Options": "DENY\r\nSet-Cookie: a=1"}),
      "transform.security_headers.X-Frame-Options.value"),

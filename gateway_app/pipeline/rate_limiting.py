@@ -56,8 +56,6 @@ class LayersSchema(Schema):
 
 @strict
 class RateLimitingSchema(Schema):
-    strategy = fields.String(required=True, validate=validate.OneOf(
-        ["sliding-window-counter", "fixed-window", "moving-window"]))
     fail_open = fields.Boolean(required=True)
     storage_retry_interval = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=300))
     layers = fields.Nested(LayersSchema, required=True)

@@ -52,7 +52,6 @@ class ProxySchema(Schema):
 class ServiceDiscoverySchema(Schema):
     health_check = fields.Nested(HealthCheckSchema, required=True)
     proxy = fields.Nested(ProxySchema, load_default=lambda: {"connect_timeout": 2.0, "read_timeout": 10.0})
-    load_balancing = fields.String(required=True, validate=validate.OneOf(["round_robin"]))
     services = fields.Dict(keys=fields.String(validate=validate.OneOf(SERVICES)),
                            values=fields.Nested(RegistryServiceSchema), required=True)
 
