@@ -1,6 +1,5 @@
 """Sign-up and credentials: bearer tokens with rotating refresh tokens, sessions, invitations."""
 import datetime as dt
-import hashlib
 
 from flask import current_app
 from flask_smorest import Blueprint, abort
@@ -19,6 +18,8 @@ from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
 from gateway_app.models import Company, User
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services.contacts import normalise_email
+from gateway_app.services.team import invite_token_digest
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
 
@@ -87,14 +88,6 @@ def auth_config():
 
 def identity():
     return gateway_state().components["identity"]
-
-
-def normalise_email(email):
-    return email.strip().lower()
-
-
-def invite_token_digest(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @blp.route("/signup", methods=["POST"])
