@@ -8,7 +8,9 @@ layers, an L1 hit), against a bare Flask view answering the same body with the s
 Content-Type, each on the same gunicorn/gevent setup (1 worker), measured in one run,
 rounds interleaved. The policy is conf/gateway.yaml with the limits raised (as in
 bench_services.py), so the load is never refused but every layer is still taken.
-Needs ``wrk`` (Debian package) on the PATH.
+Needs ``wrk`` (Debian package) on the PATH. With ``--baseline DIR`` (another checkout,
+e.g. from ``git worktree add``) that checkout's gateway answers the same request on the
+same database and Redis, measured in the same rounds: a before/after in one run.
 """
 import argparse
 import os
@@ -23,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import requests  # noqa: E402
 
-from bench.bench_cache import cpu_seconds, pin_processes, worker_pid  # noqa: E402
+from bench.bench_cache import GunicornIn, cpu_seconds, pin_processes, worker_pid  # noqa: E402
 from bench.bench_services import unlimited_policy  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
@@ -80,6 +82,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout whose gateway is measured in the same run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -103,18 +107,26 @@ def main():
                     workers=1, app_uri="bench.bare_body:app").start()
     targets = {"bare Flask view, same body": (bare, "/bare", {}),
                "gateway, calls L1 hit (API key)": (gateway, PATH, headers)}
+    if args.baseline:
+        root = os.path.abspath(args.baseline)
+        targets["baseline gateway, same request"] = (GunicornIn(root, env, workers=1).start(), PATH, headers)
+    servers = [server for server, _path, _headers in targets.values()]
     try:
-        pinned = pin_processes((gateway, bare), store)
-        if requests.get(gateway.url + PATH, headers=headers, timeout=10).headers.get("X-Cache") != "HIT-L1":
-            raise SystemExit("the calls page is not served from L1")
+        pinned = pin_processes(servers, store)
+        for server, path, target_headers in targets.values():
+            if server is not bare:
+                requests.get(server.url + path, headers=target_headers, timeout=10)
+                if requests.get(server.url + path, headers=target_headers,
+                                timeout=10).headers.get("X-Cache") != "HIT-L1":
+                    raise SystemExit(f"{server.url}: the calls page is not served from L1")
         results = {name: [] for name in targets}
         for _round in range(args.rounds):   # interleaved, so drift in machine load is shared
             for name, (server, path, target_headers) in targets.items():
                 wrk(server.url + path, target_headers, 1, args.connections)   # warm after a switch
                 results[name].append(measure(server, path, target_headers, args.seconds, args.connections))
     finally:
-        gateway.stop()
-        bare.stop()
+        for server in servers:
+            server.stop()
         store.cleanup()
 
     print(f"GET {PATH}, {len(first.content)} bytes; wrk -t1 -c{args.connections} -d{args.seconds}s, "

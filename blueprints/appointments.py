@@ -1,32 +1,24 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
-import contextlib
 import datetime as dt
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy import and_, or_, select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, parse_sort_value)
-from gateway_app import bookings, events
-from gateway_app.audit import audit
 from gateway_app.clock import business_now
-from gateway_app.db import Session, utcnow
+from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
-from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Call, Company, Customer
+from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import appointments_rules as rules
-from gateway_app.services.timeranges import (LocalDateRangeArgs, LocalRange, TimezoneField, as_utc,
-                                             zone_or_utc)
+from gateway_app.services import appointments
+from gateway_app.services.appointments import MAX_DURATION_MINUTES
+from gateway_app.services.timeranges import LocalDateRangeArgs, LocalRange, TimezoneField, zone_or_utc
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
 
 DEFAULT_CALENDAR_DAYS = 7
-MAX_DURATION_MINUTES = 24 * 60
-PAST_GRACE = dt.timedelta(minutes=5)  # a slot agreed on a call may be posted a moment late
-UPDATED = "appointments.updated"
 
 
 class CalendarArgs(PageArgs, LocalDateRangeArgs):
@@ -147,114 +139,6 @@ def calendar(args):
             "from_": first, "to": last, "timezone": tz.key}
 
 
-@contextlib.contextmanager
-def rolled_back_on_refusal():
-    """A refused booking releases its row locks at once, not at the end of the app context."""
-    try:
-        yield
-    except HTTPException:
-        Session.rollback()
-        raise
-
-
-def requested_times(booking, tz):
-    """UTC start and end, to the second (what every database stores alike)."""
-    starts_at = as_utc(booking["starts_at"], tz).replace(microsecond=0)
-    if booking["ends_at"] is not None:
-        ends_at = as_utc(booking["ends_at"], tz).replace(microsecond=0)
-    else:
-        ends_at = starts_at + dt.timedelta(minutes=booking["duration_minutes"])
-    if starts_at < business_now() - PAST_GRACE:
-        abort(422, errors={"starts_at": ["Must not be in the past."]})
-    if ends_at <= starts_at:
-        abort(422, errors={"ends_at": ["Must be after starts_at."]})
-    if ends_at - starts_at > dt.timedelta(minutes=MAX_DURATION_MINUTES):
-        abort(422, errors={"ends_at": [f"An appointment lasts at most {MAX_DURATION_MINUTES} minutes."]})
-    return starts_at, ends_at
-
-
-def keyed_appointment(company_id, key):
-    """The appointment an Idempotency-Key already created (locking read: sees the latest commit)."""
-    return Session.scalar(select(Appointment).where(Appointment.company_id == company_id,
-                                                    Appointment.idempotency_key == key)
-                          .with_for_update().execution_options(populate_existing=True))
-
-
-def replay(appointment, fingerprint):
-    """Answer a retried booking exactly as the original was answered."""
-    if appointment.idempotency_fingerprint != fingerprint:
-        raise GatewayProblem(422, "Idempotency key reused",
-                             "This Idempotency-Key was used for a different booking request.",
-                             errors={"Idempotency-Key": ["Already used with a different request body."]},
-                             appointment_id=appointment.id)
-    body = rendered(appointment, zone_or_utc(appointment.timezone))
-    Session.commit()  # nothing to write; ends the transaction and its locks
-    return body, appointment.booking_status_code or 201, {"Idempotent-Replayed": "true"}
-
-
-def check_links(company_id, booking):
-    """The customer (and call) must be the caller's own; another company's looks like none."""
-    customer = Session.scalar(select(Customer.id).where(Customer.id == booking["customer_id"],
-                                                        Customer.company_id == company_id))
-    if customer is None:
-        abort(422, errors={"customer_id": [f"No customer with id {booking['customer_id']}."]})
-    if booking["call_id"] is not None:
-        call = Session.scalar(select(Call.id).where(Call.id == booking["call_id"], Call.company_id == company_id))
-        if call is None:
-            abort(422, errors={"call_id": [f"No call with id {booking['call_id']}."]})
-
-
-def overlap_problem(clash):
-    return GatewayProblem(409, "Slot not available", "The requested time overlaps another appointment.",
-                          conflicting_appointment_id=clash)
-
-
-class AlreadyBooked(Exception):
-    """The request's Idempotency-Key has an appointment already: answer with it."""
-
-    def __init__(self, appointment):
-        super().__init__(appointment.id)
-        self.appointment = appointment
-
-
-def earlier_booking(company_id, key):
-    original = keyed_appointment(company_id, key) if key is not None else None
-    if original is not None:
-        raise AlreadyBooked(original)
-
-
-def insert_if_free(appointment):
-    """Flush ``appointment`` unless its slot is taken; concurrent bookings are decided here.
-
-    MariaDB: the caller holds the company row lock, so checks and insert are serialised.
-    SQLite: reads are not serialised, so the slot is checked again once the insert holds
-    the write lock, and a concurrent retry shows up as the unique key violation.
-    """
-    company_id, key = appointment.company_id, appointment.idempotency_key
-    clash = Session.scalar(rules.overlapping(company_id, appointment.starts_at, appointment.ends_at))
-    if clash is not None:
-        earlier_booking(company_id, key)  # a retry that committed meanwhile took "our" slot
-        raise overlap_problem(clash)
-    Session.add(appointment)
-    try:
-        Session.flush()
-    except IntegrityError:
-        Session.rollback()
-        earlier_booking(company_id, key)
-        # no retry explains it, e.g. the customer was deleted meanwhile
-        raise GatewayProblem(409, "Booking conflict", "The booking conflicted with a concurrent change; retry it.")
-    clash = Session.scalar(rules.overlapping(company_id, appointment.starts_at, appointment.ends_at,
-                                             exclude_id=appointment.id))
-    if clash is not None:
-        raise overlap_problem(clash)
-
-
-def lock_company(company_id):
-    """The company row, locked: serialises the company's bookings on MariaDB (no-op on SQLite)."""
-    return Session.scalars(select(Company).where(Company.id == company_id).with_for_update()
-                           .execution_options(populate_existing=True)).one()
-
-
 @blp.route("", methods=["POST"])
 @blp.arguments(BookingIn)
 @blp.arguments(IdempotencyHeaders, location="headers")
@@ -268,38 +152,23 @@ def book(booking, headers):
     With an ``Idempotency-Key`` a retried request returns the original appointment and
     status; concurrent retries are resolved by the unique (company, key) constraint.
     """
-    company_id, key = current_company_id(), headers["idempotency_key"]
-    with rolled_back_on_refusal():
-        company = lock_company(company_id)
-        tz = zone_or_utc(company.timezone)
-        starts_at, ends_at = requested_times(booking, tz)
-        fingerprint = rules.booking_fingerprint({**booking, "starts_at": starts_at, "ends_at": ends_at})
-        appointment = Appointment(
-            company_id=company_id, customer_id=booking["customer_id"], call_id=booking["call_id"],
-            title=booking["title"], notes=booking["notes"], starts_at=starts_at, ends_at=ends_at,
-            status="pending", timezone=tz.key, idempotency_key=key,
-            idempotency_fingerprint=fingerprint if key is not None else None)
-        try:
-            earlier_booking(company_id, key)
-            check_links(company_id, booking)
-            if not rules.within_business_hours(starts_at, ends_at, tz, company.business_hours):
-                abort(422, errors={"starts_at": ["Outside the company's business hours."]})
-            insert_if_free(appointment)
-        except AlreadyBooked as retried:
-            return replay(retried.appointment, fingerprint)
-        message = bookings.queue_booking(Session, appointment)
-        appointment.booking_status_code = 202  # until Cal.com confirms: a retry meanwhile gets 202
-        events.emit(Session, UPDATED, company_id, user_id=current_principal().user_id,
-                    appointment_id=appointment.id)
-        audit(Session, "appointment.booked", "appointment", appointment.id,
-              starts_at=starts_at.isoformat(), ends_at=ends_at.isoformat(), customer_id=booking["customer_id"])
-        Session.commit()
-    status_code = bookings.confirm_now(message, appointment)
-    if status_code != appointment.booking_status_code:
-        appointment.booking_status_code = status_code
-        Session.commit()
-    Session.refresh(appointment)  # as stored: MySQL DATETIME keeps no fractional seconds
-    return rendered(appointment, tz), status_code
+    try:
+        booked = appointments.book(current_company_id(), current_principal().user_id, booking,
+                                   headers["idempotency_key"])
+    except appointments.InvalidBooking as refused:
+        abort(422, errors={refused.field: [refused.message]})
+    except appointments.SlotTaken as refused:
+        raise GatewayProblem(409, "Slot not available", "The requested time overlaps another appointment.",
+                             conflicting_appointment_id=refused.conflicting_appointment_id)
+    except appointments.ConcurrentChange:
+        raise GatewayProblem(409, "Booking conflict", "The booking conflicted with a concurrent change; retry it.")
+    except appointments.IdempotencyKeyReused as refused:
+        raise GatewayProblem(422, "Idempotency key reused",
+                             "This Idempotency-Key was used for a different booking request.",
+                             errors={"Idempotency-Key": ["Already used with a different request body."]},
+                             appointment_id=refused.appointment_id)
+    body = rendered(booked.appointment, zone_or_utc(booked.appointment.timezone))
+    return body, booked.status_code, ({"Idempotent-Replayed": "true"} if booked.replayed else {})
 
 
 @blp.route("/<int:appointment_id>", methods=["GET"])
@@ -320,34 +189,13 @@ def get_appointment(args, appointment_id):
 def change_status(change, appointment_id):
     """Move an appointment along its lifecycle (pending -> confirmed -> completed, ...)."""
     appointment = get_owned_or_404(Appointment, appointment_id)
-    current, requested = appointment.status, change["status"]
-    if not rules.transition_allowed(current, requested):
-        refuse_transition(current, requested)
-    # Compare-and-set: two clients changing the status at once cannot both succeed.
-    changed = Session.execute(
-        update(Appointment)
-        .where(Appointment.id == appointment.id, Appointment.status == current)
-        .values(status=requested, updated_at=utcnow())
-        .execution_options(synchronize_session=False))
-    if changed.rowcount != 1:
-        Session.rollback()
-        refuse_transition(Session.scalar(select(Appointment.status).where(Appointment.id == appointment_id)),
-                          requested)
-    if requested == "cancelled":
-        bookings.queue_cancellation(Session, appointment)
-    events.emit(Session, UPDATED, appointment.company_id, user_id=current_principal().user_id,
-                appointment_id=appointment.id)
-    audit(Session, "appointment.status_changed", "appointment", appointment.id,
-          **{"from": current, "to": requested})
-    Session.commit()
-    Session.refresh(appointment)
+    try:
+        appointments.change_status(appointment, change["status"], current_principal().user_id)
+    except appointments.TransitionRefused as refused:
+        allowed = refused.allowed
+        raise GatewayProblem(409, "Status transition not allowed",
+                             f"An appointment that is {refused.current} cannot become {refused.requested}"
+                             + (f"; allowed: {', '.join(allowed)}." if allowed else "; it is final."),
+                             current_status=refused.current, requested_status=refused.requested,
+                             allowed_statuses=list(allowed))
     return rendered(appointment, zone_or_utc(appointment.timezone))
-
-
-def refuse_transition(current, requested):
-    allowed = rules.ALLOWED_TRANSITIONS.get(current, ())
-    raise GatewayProblem(409, "Status transition not allowed",
-                         f"An appointment that is {current} cannot become {requested}"
-                         + (f"; allowed: {', '.join(allowed)}." if allowed else "; it is final."),
-                         current_status=current, requested_status=requested,
-                         allowed_statuses=list(allowed))

@@ -1,13 +1,13 @@
 """Sign-up and credentials: bearer tokens with rotating refresh tokens, sessions, invitations."""
 import datetime as dt
-import hashlib
 
-from flask import current_app, g
+from flask import current_app
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.http import dump_cookie
 
+from blueprints.common import current_principal
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state
@@ -18,6 +18,8 @@ from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
 from gateway_app.models import Company, User
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services.contacts import normalise_email
+from gateway_app.services.team import invite_token_digest
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
 
@@ -86,14 +88,6 @@ def auth_config():
 
 def identity():
     return gateway_state().identity
-
-
-def normalise_email(email):
-    return email.strip().lower()
-
-
-def invite_token_digest(token):
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @blp.route("/signup", methods=["POST"])
@@ -182,7 +176,7 @@ def refresh(data):
 def logout(data):
     """Revoke the credential used: the access token (and the refresh token's family, if
     sent), or the session."""
-    principal = g.gateway.principal
+    principal = current_principal()
     services = identity()
     if principal.kind == "api_key":
         abort(400, message="API keys are revoked with DELETE /api/v1/settings/api-keys/<id>.")

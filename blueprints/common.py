@@ -14,13 +14,14 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 25
 
 
+def current_principal():
+    """Who is calling, as the authentication stage resolved it: the one place a view reads it."""
+    return g.gateway.principal
+
+
 def current_company_id():
     """The caller's company: always from the credential, never from the request."""
-    return g.gateway.principal.company_id
-
-
-def current_principal():
-    return g.gateway.principal
+    return current_principal().company_id
 
 
 def get_owned_or_404(model, object_id):

@@ -3,18 +3,13 @@ from contextlib import contextmanager
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy.exc import IntegrityError
 
-from gateway_app import events
-from gateway_app.audit import audit
-from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services.contacts import (DEFAULT_REGION, SUPPORTED_REGIONS, InvalidPhoneNumber,
-                                           normalise_email, normalise_phone)
-from gateway_app.services.customers_queries import (find_duplicate, profile_figures, search_query,
-                                                    timeline_sources)
+from gateway_app.services import customers
+from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
+from gateway_app.services.customers_queries import profile_figures, search_query, timeline_sources
 from gateway_app.services.feeds import page_feed
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
@@ -90,50 +85,17 @@ CustomerPage = page_schema(CustomerOut, "CustomerPage")
 TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
 
 
-def contact_fields(data, region):
-    """Phone as E.164 and e-mail lower-cased; a phone that does not parse is a 422 on ``phone``."""
-    cleaned = dict(data)
-    if cleaned.get("phone") is not None:
-        try:
-            cleaned["phone"] = normalise_phone(cleaned["phone"], region)
-        except InvalidPhoneNumber as exc:
-            abort(422, errors={"phone": [str(exc)]})
-    if cleaned.get("email") is not None:
-        cleaned["email"] = normalise_email(cleaned["email"])
-    if "name" in cleaned:
-        cleaned["name"] = cleaned["name"].strip()
-        if not cleaned["name"]:
-            abort(422, errors={"name": ["Must not be blank."]})
-    return cleaned
-
-
-def refuse_duplicate(company_id, data, exclude_id=None):
-    duplicate = find_duplicate(company_id, data.get("phone"), data.get("email"), exclude_id)
-    if duplicate is not None:
-        field, existing_id = duplicate
-        raise GatewayProblem(409, "Conflict", f"Customer {existing_id} already has this {field}.",
-                             problem_type="duplicate-customer", field=field,
-                             existing_customer_id=existing_id)
-
-
 @contextmanager
-def duplicate_race_as_409(company_id, data, exclude_id=None):
-    """A customer given the same phone or e-mail after ``refuse_duplicate`` looked (a
-    concurrent request or webhook) makes the unique key refuse the write: that is the
-    same 409, naming the customer that won."""
+def refusals_as_problems():
+    """The service's refusals as the contract answers them: 422 naming the field, 409 naming the customer."""
     try:
         yield
-    except IntegrityError:
-        Session.rollback()
-        refuse_duplicate(company_id, data, exclude_id)
-        raise  # not a duplicate customer: a genuine fault
-
-
-def record_change(action, customer, **details):
-    """Audit row and customers.updated event, both committed with the change."""
-    audit(Session, action, "customer", customer.id, **details)
-    events.emit(Session, "customers.updated", customer.company_id,
-                user_id=current_principal().user_id, customer_id=customer.id)
+    except customers.InvalidContact as refused:
+        abort(422, errors={refused.field: [refused.message]})
+    except customers.DuplicateCustomer as refused:
+        raise GatewayProblem(409, "Conflict", str(refused), problem_type="duplicate-customer",
+                             field=refused.field,
+                             existing_customer_id=refused.existing_customer_id) from None
 
 
 @blp.route("")
@@ -154,16 +116,8 @@ def search_customers(args):
 @gateway_policy(permission="customers:write")
 def create_customer(data, region):
     """Create a customer; a phone or e-mail another customer has is refused with 409."""
-    company_id = current_company_id()
-    data = contact_fields(data, region)
-    refuse_duplicate(company_id, data)
-    customer = Customer(company_id=company_id, **data)
-    with duplicate_race_as_409(company_id, data):
-        Session.add(customer)
-        Session.flush()
-        record_change("customer.created", customer, fields=sorted(data))
-        Session.commit()
-    return customer
+    with refusals_as_problems():
+        return customers.create(current_company_id(), current_principal().user_id, data, region)
 
 
 @blp.route("/<int:customer_id>")
@@ -184,16 +138,8 @@ def get_customer(customer_id):
 def update_customer(data, customer_id, region):
     """Change some fields of a customer (null clears phone, e-mail or notes)."""
     customer = get_owned_or_404(Customer, customer_id)
-    data = contact_fields(data, region)
-    refuse_duplicate(customer.company_id, data, exclude_id=customer.id)
-    changed = sorted(name for name, value in data.items() if getattr(customer, name) != value)
-    if changed:
-        with duplicate_race_as_409(customer.company_id, data, exclude_id=customer.id):
-            for name in changed:
-                setattr(customer, name, data[name])
-            record_change("customer.updated", customer, fields=changed)
-            Session.commit()
-    return customer
+    with refusals_as_problems():
+        return customers.update(customer, current_principal().user_id, data, region)
 
 
 @blp.route("/<int:customer_id>/timeline")

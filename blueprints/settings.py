@@ -2,13 +2,13 @@
 import re
 import zoneinfo
 
-from flask import g
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from blueprints.common import PageArgs, get_owned_or_404, page_newest_first, page_schema
+from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
+                               page_newest_first, page_schema)
 from gateway_app.audit import audit
 from gateway_app.db import Session, utcnow
 from gateway_app.events import emit
@@ -28,10 +28,6 @@ CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 def identity():
     return gateway_state().identity
-
-
-def principal():
-    return g.gateway.principal
 
 
 # -- schemas -------------------------------------------------------------------------------
@@ -135,7 +131,7 @@ def company_settings(company):
 @gateway_policy(permission="settings:read", cache="company_settings")
 def get_company():
     """The company's settings, including its linked provider accounts."""
-    return company_settings(Session.get(Company, principal().company_id))
+    return company_settings(Session.get(Company, current_company_id()))
 
 
 def linked_elsewhere(company_id, integrations):
@@ -159,7 +155,7 @@ def patch_company(data):
     Each provider id is also copied to the company's indexed column, which inbound
     webhooks use to find the company; one provider account links one company only.
     """
-    company = Session.get(Company, principal().company_id)
+    company = Session.get(Company, current_company_id())
     integrations = data.pop("integrations", {})
     conflicts = linked_elsewhere(company.id, integrations)
     if conflicts:
@@ -172,7 +168,7 @@ def patch_company(data):
             setattr(company, name, value)
     changed = sorted(data) + [f"integrations.{name}" for name in sorted(integrations)]
     audit(Session, "settings.company.updated", "company", company.id, fields=changed)
-    emit(Session, "settings.changed", company.id, user_id=principal().user_id)
+    emit(Session, "settings.changed", company.id, user_id=current_principal().user_id)
     try:
         Session.commit()
     except IntegrityError:  # a concurrent request linked the same account first
@@ -187,7 +183,7 @@ def patch_company(data):
 @gateway_policy(permission="profile:read", cache="settings", cache_per_user=True)
 def get_profile():
     """The calling user."""
-    return Session.get(User, principal().user_id)
+    return Session.get(User, current_principal().user_id)
 
 
 @blp.route("/profile", methods=["PATCH"])
@@ -197,7 +193,7 @@ def get_profile():
 def patch_profile(data):
     """Change one's name, or password (with the current one). A password change revokes
     every token, refresh token and session of the user: log in again afterwards."""
-    user = Session.get(User, principal().user_id)
+    user = Session.get(User, current_principal().user_id)
     password_changed = "new_password" in data
     if password_changed:
         if not verify_password(user.password_hash, data.get("current_password", "")):
@@ -223,7 +219,7 @@ def patch_profile(data):
 @gateway_policy(permission="api_keys:manage")
 def list_api_keys(args):
     """The company's API keys, newest first (never the secret)."""
-    query = select(ApiKey).where(ApiKey.company_id == principal().company_id)
+    query = select(ApiKey).where(ApiKey.company_id == current_company_id())
     return page_newest_first(query, ApiKey.created_at, ApiKey.id, args)
 
 
@@ -235,13 +231,13 @@ def create_api_key(data):
     """Create a key with `read` or `write` scope (`write` includes `read`). The key is
     in this response only; the gateway keeps its sha256."""
     generated = GeneratedKey()
-    key = ApiKey(company_id=principal().company_id, created_by_id=principal().user_id,
+    key = ApiKey(company_id=current_company_id(), created_by_id=current_principal().user_id,
                  name=data["name"], prefix=generated.prefix, key_hash=generated.key_hash,
                  scopes=normalise_scopes(data["scopes"]), created_at=utcnow())
     Session.add(key)
     Session.flush()
     audit(Session, "api_key.created", "api_key", key.id, name=key.name, scopes=key.scopes)
-    emit(Session, "settings.changed", key.company_id, user_id=principal().user_id)
+    emit(Session, "settings.changed", key.company_id, user_id=current_principal().user_id)
     Session.commit()
     return {**{name: getattr(key, name) for name in ApiKeyOut().fields}, "key": generated.secret}
 
@@ -255,7 +251,7 @@ def revoke_api_key(key_id):
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit(Session, "api_key.revoked", "api_key", key.id, name=key.name)
-        emit(Session, "settings.changed", key.company_id, user_id=principal().user_id)
+        emit(Session, "settings.changed", key.company_id, user_id=current_principal().user_id)
         Session.commit()
         identity().company_changed(key.company_id)
     return ""

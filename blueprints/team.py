@@ -1,23 +1,18 @@
 """Team service: members, invitations, roles, and the permission matrix."""
-import secrets
+from contextlib import contextmanager
 
-from flask import g
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from blueprints.auth import invite_token_digest, normalise_email
-from blueprints.common import PageArgs, get_owned_or_404, page_newest_first, page_schema
-from gateway_app.audit import audit
-from gateway_app.db import Session
+from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
+                               page_newest_first, page_schema)
 from gateway_app.errors import GatewayProblem
-from gateway_app.events import emit
-from gateway_app.extensions import gateway_state
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
 from gateway_app.models import User
-from gateway_app.notifications import queue_email
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services import team
 
 blp = Blueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
 
@@ -60,27 +55,15 @@ RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
 
 
-def principal():
-    return g.gateway.principal
-
-
-def require_owner_for(action):
-    """Owners are the only ones who can make, unmake or remove owners."""
-    if principal().role != "owner":
-        raise GatewayProblem(403, "Forbidden", f"Only an owner can {action}.", permission="team:manage")
-
-
-def ensure_another_owner(member):
-    """Refuse to leave the company without an active owner (rows locked against a race)."""
-    others = Session.scalars(select(User.id).where(
-        User.company_id == member.company_id, User.role == "owner", User.status == "active",
-        User.id != member.id).with_for_update()).all()
-    if not others:
-        abort(409, message="The company's last owner cannot be removed or demoted.")
-
-
-def member_changed(member_id):
-    gateway_state().identity.user_changed(member_id)
+@contextmanager
+def refusals_as_problems():
+    """The service's refusals as the contract answers them."""
+    try:
+        yield
+    except team.OwnerOnly as refused:
+        raise GatewayProblem(403, "Forbidden", str(refused), permission="team:manage") from None
+    except (team.LastOwner, team.EmailTaken) as refused:
+        abort(409, message=str(refused))
 
 
 @blp.route("/members", methods=["GET"])
@@ -89,7 +72,7 @@ def member_changed(member_id):
 @gateway_policy(permission="team:read")
 def list_members(args):
     """The company's members, invited ones included, newest first."""
-    query = select(User).where(User.company_id == principal().company_id)
+    query = select(User).where(User.company_id == current_company_id())
     return page_newest_first(query, User.created_at, User.id, args)
 
 
@@ -100,24 +83,8 @@ def list_members(args):
 def invite_member(data):
     """Invite someone: a pending member is created and the invitation email is queued
     in the same transaction."""
-    if data["role"] == "owner":
-        require_owner_for("invite an owner")
-    email = normalise_email(data["email"])
-    if Session.scalar(select(func.count()).select_from(User).where(User.email == email)):
-        abort(409, message="An account with this email already exists.")
-    token = secrets.token_urlsafe(32)
-    member = User(company_id=principal().company_id, email=email, name=data["name"].strip(),
-                  role=data["role"], status="invited", invite_token_hash=invite_token_digest(token))
-    Session.add(member)
-    Session.flush()
-    queue_email(Session, member.company_id, to=email, subject="You are invited to your team's workspace",
-                text=(f"{member.name}, you have been invited as {member.role}. Accept with "
-                      f"POST /api/v1/auth/accept-invite using this token: {token}"),
-                category="team_invite")
-    audit(Session, "team.member_invited", "user", member.id, role=member.role)
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
-    Session.commit()
-    return member
+    with refusals_as_problems():
+        return team.invite(current_principal(), data["email"], data["name"], data["role"])
 
 
 @blp.route("/members/<int:member_id>", methods=["PATCH"])
@@ -127,19 +94,8 @@ def invite_member(data):
 def change_role(data, member_id):
     """Change a member's role; it applies to the member's next request."""
     member = get_owned_or_404(User, member_id)
-    new_role = data["role"]
-    if new_role == member.role:
-        return member
-    if "owner" in (member.role, new_role):
-        require_owner_for("grant or take the owner role")
-    if member.role == "owner":
-        ensure_another_owner(member)
-    audit(Session, "team.role_changed", "user", member.id, previous=member.role, role=new_role)
-    member.role = new_role
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
-    Session.commit()
-    member_changed(member.id)
-    return member
+    with refusals_as_problems():
+        return team.change_role(current_principal(), member, data["role"])
 
 
 @blp.route("/members/<int:member_id>", methods=["DELETE"])
@@ -148,14 +104,8 @@ def change_role(data, member_id):
 def remove_member(member_id):
     """Remove a member; their tokens and sessions stop working at once."""
     member = get_owned_or_404(User, member_id)
-    if member.role == "owner":
-        require_owner_for("remove an owner")
-        ensure_another_owner(member)
-    audit(Session, "team.member_removed", "user", member.id, email=member.email, role=member.role)
-    emit(Session, "settings.changed", member.company_id, user_id=principal().user_id)
-    Session.delete(member)
-    Session.commit()
-    member_changed(member_id)
+    with refusals_as_problems():
+        team.remove(current_principal(), member)
     return ""
 
 

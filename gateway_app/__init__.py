@@ -5,15 +5,18 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
-from . import errors, integrations
+from . import bookings, errors, integrations, notifications, outbox
 from .breakers import BreakerRegistry
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
 from .identity.services import IdentityServices
+from .integrations.email import deliver_email
+from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
 from .memo import BoundedMemo
 from .openapi import document_security
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
+from .readiness import check_database, redis_check
 from .redis_store import make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
@@ -76,6 +79,24 @@ class GatewayFlask(Flask):
                 and not self.subdomain_matching)
 
 
+def register_readiness_checks(state):
+    """/ready: the database and Redis decide readiness; an integration is only reported
+    ("ok", "circuit open" or "not configured"), since the gateway serves without it."""
+    state.readiness.add("database", check_database)
+    state.readiness.add("redis", redis_check(state.redis))
+    for service in integrations.CLIENTS:
+        state.readiness.add(f"integration:{service}", integrations.readiness_check(service),
+                            informational=True)
+
+
+def register_outbox_handlers():
+    """Which function `gateway worker` calls to deliver each kind of outbox message."""
+    outbox.register_handler(bookings.BOOKING_KIND, bookings.deliver_booking)
+    outbox.register_handler(bookings.CANCELLATION_KIND, bookings.deliver_cancellation)
+    outbox.register_handler(notifications.EMAIL_KIND, deliver_email)
+    outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
+
+
 def create_app(config=None):
     """Build the gateway. ``config`` overrides settings read from the environment."""
     settings = from_environment()
@@ -101,11 +122,13 @@ def create_app(config=None):
     api = Api(app, spec_kwargs={"info": {"description":
                                          "Gateway for the voice-agent SaaS: portal, mobile app, integrations."}})
     errors.install(app)  # after Api(), which registers its own JSON error handler
+    # The one place below the blueprints that knows them: assembling the app is its job.
     from blueprints import register_all
     register_all(api)
     document_security(app, api)
     state.pipeline = Pipeline(app, build_stages(app, policy, state))
-    integrations.register(app)
+    register_readiness_checks(state)
+    register_outbox_handlers()
 
     @app.teardown_appcontext
     def remove_session(_exc):

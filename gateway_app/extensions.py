@@ -1,8 +1,10 @@
 """Shared per-app state: the validated policy, the Redis client, the components the
-pipeline's stages and the blueprints share, and the pipeline."""
+pipeline's stages and the blueprints share, the pipeline, the readiness checks."""
 from dataclasses import dataclass, field
 
 from flask import current_app
+
+from .readiness import ReadinessChecks
 
 SERVICES = ("dashboard", "calls", "appointments", "customers", "analytics",
             "settings", "billing", "team")
@@ -17,6 +19,7 @@ class GatewayState:
     breakers: object | None = None   # breakers.BreakerRegistry
     pipeline: object | None = None
     components: dict = field(default_factory=dict)  # lazily built helpers by name
+    readiness: ReadinessChecks = field(default_factory=ReadinessChecks)  # filled by create_app
 
 
 def gateway_state(app=None):

@@ -214,8 +214,8 @@ def test_timeline_merges_calls_and_appointments_newest_first(app, tenant, tenant
 def committed_behind_the_duplicate_check(monkeypatch, app, company_id, **contacts):
     """The request's duplicate check finds nothing while another connection commits a
     customer with ``contacts``: two simultaneous writes of one phone or e-mail."""
-    import blueprints.customers as view
-    return lookup_that_loses_the_race(monkeypatch, view, "find_duplicate", app, company_id,
+    import gateway_app.services.customers as service
+    return lookup_that_loses_the_race(monkeypatch, service, "find_duplicate", app, company_id,
                                       **contacts)
 
 @BOTH

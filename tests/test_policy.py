@@ -46,6 +46,10 @@ def test_shipped_policy_holds_the_seed_numbers():
     (lambda p: p.pop("metrics"), "metrics"),
     (lambda p: p["caching"]["namespaces"]["calls"].update(tier="l3"), "caching.namespaces.calls.value.tier"),
     (lambda p: p["rate_limiting"].update(surprise=1), "rate_limiting.surprise"),
+    # settings nothing read are gone; a file that still has them is told so
+    (lambda p: p["rate_limiting"].update(strategy="sliding-window-counter"), "rate_limiting.strategy"),
+    (lambda p: p["service_discovery"].update(load_balancing="round_robin"),
+     "service_discovery.load_balancing"),
     # added to every response without werkzeug's check (responses.append_made_headers)
     (lambda p: p["transform"]["security_headers"].update({"X-Frame-Options": "DENY\r\nSet-Cookie: a=1"}),
      "transform.security_headers.X-Frame-Options.value"),
@@ -58,6 +62,15 @@ def test_invalid_policy_names_the_key(raw_policy, mutate, key):
     with pytest.raises(PolicyError) as error:
         validate_policy(broken)
     assert key in str(error.value)
+
+
+def test_each_stage_section_schema_sits_beside_its_stage():
+    from gateway_app.pipeline import STAGES
+    from gateway_app.policy import PolicySchema
+    sections = PolicySchema().fields
+    for stage in STAGES:
+        if stage.section is not None:
+            assert sections[stage.section].nested.__module__ == stage.__module__, stage.section
 
 
 def test_gunicorn_refuses_to_start_with_a_bad_policy(tmp_path, raw_policy):

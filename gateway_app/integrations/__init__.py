@@ -1,7 +1,6 @@
 """Provider clients (Cal.com, Retell, Stripe, SendGrid), each behind its circuit breaker.
 
-``register(app)`` (called from create_app) adds each provider to /ready as an
-informational check ("ok", "circuit open" or "not configured") and registers the
+create_app adds each provider to /ready with ``readiness_check`` and registers the
 outbox handlers that deliver to the providers. The error handlers that turn provider
 exceptions into problems belong to the circuit-breaker stage.
 """
@@ -31,24 +30,5 @@ def readiness_check(service):
     return check
 
 
-def register(app):
-    """Report each integration in /ready (never making the gateway unready); outbox handlers."""
-    # imported here: these modules import the integrations package themselves
-    from blueprints.ops import INFORMATIONAL_CHECKS, READINESS_CHECKS
-    for service in CLIENTS:
-        name = f"integration:{service}"
-        READINESS_CHECKS[name] = readiness_check(service)
-        INFORMATIONAL_CHECKS.add(name)
-    from .. import outbox
-    from ..bookings import BOOKING_KIND, CANCELLATION_KIND, deliver_booking, deliver_cancellation
-    from ..notifications import EMAIL_KIND
-    from .email import deliver_email
-    from .usage_reporting import METER_EVENT_KIND, deliver_meter_event
-    outbox.register_handler(BOOKING_KIND, deliver_booking)
-    outbox.register_handler(CANCELLATION_KIND, deliver_cancellation)
-    outbox.register_handler(EMAIL_KIND, deliver_email)
-    outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
-
-
 __all__ = ["CalcomClient", "RetellClient", "StripeClient", "SendgridClient", "client",
-           "register", "NotConfigured", "ProviderRejected", "UpstreamUnavailable"]
+           "readiness_check", "NotConfigured", "ProviderRejected", "UpstreamUnavailable"]

@@ -9,6 +9,7 @@ so a warm request costs no database query.
 import contextlib
 import hmac
 
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,11 +21,25 @@ from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
 from ..identity.store import StoreUnavailable
 from ..identity.tokens import TokenError, VerifiedTokens
 from ..models import ApiKey, Company, User
+from ..policy_types import RateString, positive, strict
 from .base import Stage
 
 
 def unauthorized(detail):
     return GatewayProblem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+@strict
+class AuthenticationSchema(Schema):
+    access_token_ttl = fields.Integer(required=True, validate=positive)
+    refresh_token_ttl = fields.Integer(required=True, validate=positive)
+    session_ttl = fields.Integer(required=True, validate=positive)
+    issuer = fields.String(required=True, validate=validate.Length(min=1))
+    audience = fields.String(required=True, validate=validate.Length(min=1))
+    principal_cache_ttl = fields.Integer(required=True, validate=validate.Range(min=0, max=3600))
+    failed_login_limit = RateString(required=True)
+    api_key_last_used_interval = fields.Integer(required=True, validate=positive)
+    invite_ttl = fields.Integer(required=True, validate=positive)
 
 
 class AuthenticationStage(Stage):

@@ -9,12 +9,14 @@ invalidation made by another worker.
 """
 from dataclasses import dataclass
 
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
 from .. import events
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
                      serve, stale_key)
 from ..metric_tally import tally
-from ..policy import PolicyError
+from ..policy_types import PolicyError, positive, strict
 from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
@@ -47,6 +49,46 @@ def conditional(response, request):
     if "HTTP_IF_NONE_MATCH" not in request.environ:
         return response
     return response.make_conditional(request)
+
+
+@strict
+class NamespaceSchema(Schema):
+    tier = fields.String(required=True, validate=validate.OneOf(["l1", "l2"]))
+    ttl = fields.Integer(required=True, validate=positive)
+    # entries are always per user, and an event naming a user invalidates only that user's
+    user_scoped = fields.Boolean(load_default=False)
+
+
+@strict
+class L1Schema(Schema):
+    max_entries = fields.Integer(required=True, validate=positive)
+
+
+@strict
+class CachingSchema(Schema):
+    l1 = fields.Nested(L1Schema, required=True)
+    namespaces = fields.Dict(keys=fields.String(), values=fields.Nested(NamespaceSchema),
+                             required=True)
+    stale_ttl = fields.Integer(required=True, validate=positive)
+    max_entry_bytes = fields.Integer(load_default=262144, validate=positive)
+    redis_retry_after_ms = fields.Integer(load_default=1000, validate=validate.Range(min=0, max=60000))
+    invalidation = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                               required=True)
+    cascades = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                           load_default=dict)
+
+    @validates_schema
+    def rules_name_known_namespaces(self, data, **kwargs):
+        known = set(data.get("namespaces", {}))
+        errors = {}
+        for section in ("invalidation", "cascades"):
+            for key, targets in data.get(section, {}).items():
+                for target in targets:
+                    # wildcard patterns (settings*, *) are allowed in rules
+                    if "*" not in target and target not in known:
+                        errors.setdefault(section, {})[key] = [f"unknown namespace {target!r}"]
+        if errors:
+            raise ValidationError(errors)
 
 
 class CachingStage(Stage):

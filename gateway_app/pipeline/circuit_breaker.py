@@ -7,10 +7,34 @@ the last good copy for a GET, else 503 naming the service with ``Retry-After``
 ``UpstreamUnavailable`` and gets the same fallback through the error handler below.
 """
 from flask import g, request
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from ..errors import problem_response
 from ..integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
+from ..policy_types import positive, strict
 from .base import Stage
+
+
+@strict
+class BreakerSchema(Schema):
+    failure_threshold = fields.Integer(validate=positive)
+    failure_window = fields.Integer(validate=positive)
+    reset_timeout = fields.Integer(validate=positive)
+    half_open_probes = fields.Integer(validate=positive)
+
+
+@strict
+class CircuitBreakerSchema(Schema):
+    defaults = fields.Nested(BreakerSchema, required=True)
+    services = fields.Dict(keys=fields.String(), values=fields.Nested(BreakerSchema),
+                           required=True)
+
+    @validates_schema
+    def defaults_complete(self, data, **kwargs):
+        missing = [k for k in BreakerSchema().fields if k not in data.get("defaults", {})]
+        if missing:
+            raise ValidationError({"defaults": {k: ["Missing data for required field."]
+                                                for k in missing}})
 
 
 class CircuitBreakerStage(Stage):

@@ -2,9 +2,11 @@
 import json
 import logging
 
+from marshmallow import Schema, fields, validate
 from prometheus_client import Counter, Histogram
 
 from ..metric_tally import tally
+from ..policy_types import strict
 from .base import Stage
 
 access_log = logging.getLogger("gateway.access")
@@ -24,6 +26,14 @@ def request_metrics(buckets):
             "gateway_short_circuits_total", "Requests a stage answered or refused before the handler",
             ["stage", "status"])
     return _metrics
+
+
+@strict
+class MetricsSchema(Schema):
+    latency_buckets = fields.List(fields.Float(validate=validate.Range(min=0, min_inclusive=False)),
+                                  required=True, validate=validate.Length(min=1))
+    # seconds another worker's requests may take to reach /metrics (metric_tally.py)
+    flush_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.05, max=60))
 
 
 class MetricsStage(Stage):

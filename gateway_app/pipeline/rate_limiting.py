@@ -8,12 +8,57 @@ meet none, so a provider's webhook burst or a health checker is never throttled.
 """
 import math
 
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
 from ..errors import GatewayProblem
-from ..policy import PolicyError
+from ..extensions import SERVICES
+from ..policy_types import PolicyError, RateString, strict
 from ..ratelimit import GatewayLimiter, LayerPolicies, LimiterUnavailable
 from ..ratelimit.headers import limit_header
 from ..responses import append_made_headers
 from .base import Stage
+
+
+@strict
+class LimitListSchema(Schema):
+    limits = fields.List(RateString(), required=True, validate=validate.Length(min=1))
+    # policy names for the RateLimit-Policy header, one per limit (default: the layer's name)
+    names = fields.List(fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_-]*$")),
+                        load_default=list)
+
+    @validates_schema
+    def one_name_per_limit(self, data, **kwargs):
+        names = data.get("names") or []
+        if names and len(names) != len(data.get("limits", [])):
+            raise ValidationError({"names": ["give one name per limit, or none"]})
+
+
+@strict
+class EndpointLayerSchema(Schema):
+    services = fields.Dict(keys=fields.String(validate=validate.OneOf(SERVICES)),
+                           values=RateString(), required=True)
+
+
+@strict
+class ResourceLayerSchema(Schema):
+    resources = fields.Dict(keys=fields.String(), values=RateString(), required=True)
+
+
+@strict
+class LayersSchema(Schema):
+    ip = fields.Nested(LimitListSchema, required=True)
+    user = fields.Nested(LimitListSchema, required=True)
+    company = fields.Nested(LimitListSchema, required=True)
+    endpoint = fields.Nested(EndpointLayerSchema, required=True)
+    resource = fields.Nested(ResourceLayerSchema, required=True)
+
+
+@strict
+class RateLimitingSchema(Schema):
+    fail_open = fields.Boolean(required=True)
+    storage_retry_interval = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=300))
+    layers = fields.Nested(LayersSchema, required=True)
+    exempt_paths = fields.List(fields.String(), required=True)
 
 
 class RateLimitingStage(Stage):

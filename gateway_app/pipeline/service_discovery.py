@@ -11,16 +11,48 @@ import re
 import pybreaker
 import requests
 from flask import current_app
+from marshmallow import Schema, fields, validate
 
 from ..discovery.balancer import failover_order
 from ..discovery.health import HealthMonitor
 from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, outbound_request,
                                send_to_instance, to_flask_response)
 from ..discovery.registry import Registry
+from ..extensions import SERVICES
+from ..policy_types import positive, strict
 from .authentication import unauthorized
 from .base import Stage
 
 SERVICE_PATH = re.compile(r"^/api/v1/([a-z]+)(/|$)")
+
+
+@strict
+class HealthCheckSchema(Schema):
+    path = fields.String(required=True)
+    interval = fields.Integer(required=True, validate=positive)
+    timeout = fields.Float(required=True, validate=validate.Range(min=0.1))
+
+
+@strict
+class RegistryServiceSchema(Schema):
+    version = fields.String(required=True)
+    instances = fields.List(fields.String(validate=validate.Regexp(
+        r"^https?://[^/\s]+(:\d+)?/?$|^[^/\s:]+:\d+$", error="expected host:port or http(s)://host:port")),
+        load_default=list)
+
+
+@strict
+class ProxySchema(Schema):
+    connect_timeout = fields.Float(required=True, validate=validate.Range(min=0.05))
+    read_timeout = fields.Float(required=True, validate=validate.Range(min=0.1))
+
+
+@strict
+class ServiceDiscoverySchema(Schema):
+    health_check = fields.Nested(HealthCheckSchema, required=True)
+    proxy = fields.Nested(ProxySchema, load_default=lambda: {"connect_timeout": 2.0, "read_timeout": 10.0})
+    services = fields.Dict(keys=fields.String(validate=validate.OneOf(SERVICES)),
+                           values=fields.Nested(RegistryServiceSchema), required=True)
 
 
 class ServiceDiscoveryStage(Stage):

@@ -1,7 +1,19 @@
 """Stage 7: request/response transform: body size, request id, security headers, header hygiene."""
+from marshmallow import Schema, fields, validate
+
 from ..errors import GatewayProblem
+from ..policy_types import positive, strict
 from ..responses import append_made_headers, header_names
 from .base import Stage
+
+
+@strict
+class TransformSchema(Schema):
+    max_content_length = fields.Integer(required=True, validate=positive)
+    # checked here because the transform stage adds them without werkzeug's check
+    security_headers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]+$")),
+        values=fields.String(validate=validate.Regexp(r"^[^\r\n]*$")), load_default=dict)
 
 
 class TransformStage(Stage):

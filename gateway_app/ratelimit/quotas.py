@@ -7,7 +7,9 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from limits import parse as parse_rate
+from marshmallow import Schema, fields
 
+from ..policy_types import positive, strict
 from .headers import policy_header
 
 LAYERS = ("ip", "user", "company", "endpoint", "resource")
@@ -49,6 +51,11 @@ class QuotaSet(NamedTuple):
 def _rate(text):
     item = parse_rate(text)
     return item.amount, item.get_expiry()
+
+
+@strict
+class TierSchema(Schema):
+    multiplier = fields.Integer(required=True, validate=positive)
 
 
 class LayerPolicies:

@@ -3,8 +3,10 @@ import logging
 import time
 
 from flask import current_app
+from marshmallow import Schema, fields
 
 from ..extensions import gateway_state
+from ..policy_types import positive, strict
 
 log = logging.getLogger("gateway.webhooks")
 
@@ -34,6 +36,14 @@ def now():
     """Seconds since the epoch; tests pin it with app.config["WEBHOOK_CLOCK"] (a callable)."""
     clock = current_app.config.get("WEBHOOK_CLOCK") or time.time
     return float(clock())
+
+
+@strict
+class WebhooksSchema(Schema):
+    """How far a signed webhook's timestamp may be from our clock, either way (seconds)."""
+    retell_tolerance = fields.Integer(load_default=300, validate=positive)
+    stripe_tolerance = fields.Integer(load_default=300, validate=positive)
+    sendgrid_tolerance = fields.Integer(load_default=600, validate=positive)
 
 
 def tolerance(provider):

@@ -1,0 +1,32 @@
+"""What every section schema of conf/gateway.yaml shares (as Kong's schema typedefs).
+
+A leaf module: the stages define their schemas with these and policy.py composes the
+stages' schemas, so these cannot live in policy.py without an import cycle.
+"""
+from limits import parse as parse_rate
+from marshmallow import ValidationError, fields, validate
+
+
+class PolicyError(Exception):
+    """The policy file is missing, unreadable or invalid; the message names the key."""
+
+
+class RateString(fields.String):
+    """A flask-limiter rate such as ``50/minute``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_rate(text)
+        except ValueError:
+            raise ValidationError(f"not a rate limit: {text!r} (expected e.g. '100/hour')")
+        return text
+
+
+def strict(cls):
+    """An unknown key is an error naming it: a misspelt setting must not be silently ignored."""
+    cls.Meta = type("Meta", (), {"unknown": "raise"})
+    return cls
+
+
+positive = validate.Range(min=1)

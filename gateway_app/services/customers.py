@@ -1,0 +1,99 @@
+"""Creating and changing customers: contacts normalised, one phone or e-mail per customer.
+
+The customers blueprint calls ``create`` or ``update`` and turns InvalidContact or
+DuplicateCustomer into its HTTP answer.
+"""
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+
+from gateway_app import events
+from gateway_app.audit import audit
+from gateway_app.db import Session
+from gateway_app.models import Customer
+from gateway_app.services.contacts import InvalidPhoneNumber, normalise_email, normalise_phone
+from gateway_app.services.customers_queries import find_duplicate
+
+
+class InvalidContact(Exception):
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class DuplicateCustomer(Exception):
+    def __init__(self, field, existing_customer_id):
+        super().__init__(f"Customer {existing_customer_id} already has this {field}.")
+        self.field = field
+        self.existing_customer_id = existing_customer_id
+
+
+def contact_fields(data, region):
+    """Phone as E.164 and e-mail lower-cased; a phone that does not parse is refused on ``phone``."""
+    cleaned = dict(data)
+    if cleaned.get("phone") is not None:
+        try:
+            cleaned["phone"] = normalise_phone(cleaned["phone"], region)
+        except InvalidPhoneNumber as exc:
+            raise InvalidContact("phone", str(exc)) from None
+    if cleaned.get("email") is not None:
+        cleaned["email"] = normalise_email(cleaned["email"])
+    if "name" in cleaned:
+        cleaned["name"] = cleaned["name"].strip()
+        if not cleaned["name"]:
+            raise InvalidContact("name", "Must not be blank.")
+    return cleaned
+
+
+def refuse_duplicate(company_id, data, exclude_id=None):
+    duplicate = find_duplicate(company_id, data.get("phone"), data.get("email"), exclude_id)
+    if duplicate is not None:
+        raise DuplicateCustomer(*duplicate)
+
+
+@contextmanager
+def duplicate_race_refused(company_id, data, exclude_id=None):
+    """A customer given the same phone or e-mail after ``refuse_duplicate`` looked (a
+    concurrent request or webhook) makes the unique key refuse the write: that is the
+    same DuplicateCustomer, naming the customer that won."""
+    try:
+        yield
+    except IntegrityError:
+        Session.rollback()
+        refuse_duplicate(company_id, data, exclude_id)
+        raise  # not a duplicate customer: a genuine fault
+
+
+def record_change(action, customer, user_id, **details):
+    """Audit row and customers.updated event, both committed with the change."""
+    audit(Session, action, "customer", customer.id, **details)
+    events.emit(Session, "customers.updated", customer.company_id,
+                user_id=user_id, customer_id=customer.id)
+
+
+def create(company_id, user_id, data, region):
+    """A new customer of ``company_id``; phones without a country code are read in ``region``."""
+    data = contact_fields(data, region)
+    refuse_duplicate(company_id, data)
+    customer = Customer(company_id=company_id, **data)
+    with duplicate_race_refused(company_id, data):
+        Session.add(customer)
+        Session.flush()
+        record_change("customer.created", customer, user_id, fields=sorted(data))
+        Session.commit()
+    return customer
+
+
+def update(customer, user_id, data, region):
+    """Change the fields of ``customer`` given in ``data`` (None clears one)."""
+    data = contact_fields(data, region)
+    refuse_duplicate(customer.company_id, data, exclude_id=customer.id)
+    changed = sorted(name for name, value in data.items() if getattr(customer, name) != value)
+    if changed:
+        with duplicate_race_refused(customer.company_id, data, exclude_id=customer.id):
+            for name in changed:
+                setattr(customer, name, data[name])
+            record_change("customer.updated", customer, user_id, fields=changed)
+            Session.commit()
+    return customer
