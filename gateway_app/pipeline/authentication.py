@@ -44,6 +44,7 @@ class AuthenticationSchema(Schema):
 
 class AuthenticationStage(Stage):
     name = "authentication"
+    section = "authentication"   # of conf/gateway.yaml; its schema is above
 
     def __init__(self, app, config, identity):
         self.identity = identity

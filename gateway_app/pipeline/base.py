@@ -11,6 +11,7 @@ metrics) so that every response is shaped and counted.
 
 class Stage:
     name = "stage"
+    section = None            # the section of conf/gateway.yaml that configures it, if any
     always_after = False
 
     def before(self, ctx, request):

@@ -93,6 +93,7 @@ class CachingSchema(Schema):
 
 class CachingStage(Stage):
     name = "caching"
+    section = "caching"   # of conf/gateway.yaml; its schema is above
 
     def __init__(self, app, config, redis_client):
         self.metrics = cache_metrics()

@@ -39,6 +39,7 @@ class CircuitBreakerSchema(Schema):
 
 class CircuitBreakerStage(Stage):
     name = "circuit_breaker"
+    section = "circuit_breaker"   # of conf/gateway.yaml; its schema is above
 
     def __init__(self, app, breakers, fallback):
         self.breakers = breakers

@@ -38,6 +38,7 @@ class MetricsSchema(Schema):
 
 class MetricsStage(Stage):
     name = "metrics"
+    section = "metrics"   # of conf/gateway.yaml; its schema is above
     always_after = True
 
     def __init__(self, config, access_log_enabled):

@@ -63,6 +63,7 @@ class RateLimitingSchema(Schema):
 
 class RateLimitingStage(Stage):
     name = "rate_limiting"
+    section = "rate_limiting"   # of conf/gateway.yaml; its schema is above
 
     def __init__(self, app, config, tiers, redis_client):
         self.policies = LayerPolicies(config, tiers)

@@ -57,6 +57,7 @@ class ServiceDiscoverySchema(Schema):
 
 class ServiceDiscoveryStage(Stage):
     name = "service_discovery"
+    section = "service_discovery"   # of conf/gateway.yaml; its schema is above
 
     def __init__(self, config, redis_client, breakers, fallback):
         self.breakers = breakers

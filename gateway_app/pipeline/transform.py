@@ -18,6 +18,7 @@ class TransformSchema(Schema):
 
 class TransformStage(Stage):
     name = "transform"
+    section = "transform"   # of conf/gateway.yaml; its schema is above
     always_after = True
 
     def __init__(self, config):
