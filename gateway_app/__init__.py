@@ -17,7 +17,7 @@ from .openapi import document_security
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
-from .redis_store import make_redis
+from .redis_store import BatchedReads, KeptConnection, make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
 from .settings import from_environment
@@ -116,7 +116,8 @@ def create_app(config=None):
                               app.config["REDIS_POOL_SIZE"])
     app.extensions["gateway_engine"] = engine
     state = app.extensions["gateway"] = GatewayState(policy=policy, redis=redis_client)
-    state.identity = IdentityServices(app, policy["authentication"], redis_client)
+    state.reads = BatchedReads(KeptConnection(redis_client)) if redis_client is not None else None
+    state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
     api = Api(app, spec_kwargs={"info": {"description":

@@ -15,6 +15,7 @@ class GatewayState:
     policy: dict
     redis: object | None          # redis.Redis, or None for the embedded in-process default
     services: tuple = SERVICES
+    reads: object | None = None      # redis_store.BatchedReads: small keys every warm request reads
     identity: object | None = None   # identity.services.IdentityServices
     breakers: object | None = None   # breakers.BreakerRegistry
     pipeline: object | None = None

@@ -1,4 +1,5 @@
 """The shared Redis client: blocking pool, short timeouts, no hidden retries (docs/architecture.md)."""
+import os
 import ssl
 import threading
 
@@ -28,6 +29,45 @@ def make_redis(url, socket_timeout=0.25, pool_size=200):
         kwargs["ssl_check_hostname"] = False
     pool = redis.BlockingConnectionPool.from_url(url, **kwargs)
     return redis.Redis(connection_pool=pool)
+
+
+class KeptConnection:
+    """One Redis connection kept by a batcher, which never has two calls in flight.
+
+    A batcher's calls are the request path's: taking and returning a pooled connection
+    and redis-py's per-command wrappers cost about twice the CPU of the round trip itself
+    (bench/RESULTS.md), so its one call at a time goes over a connection of its own,
+    made with the pool's settings (timeouts, TLS) through redis-py's public Connection
+    API. A failed connection is dropped and the next call connects afresh; a forked
+    child makes its own.
+    """
+
+    def __init__(self, client):
+        self.pool = client.connection_pool
+        self.lock = threading.Lock()
+        self.connection = None
+        self.pid = None
+
+    def execute(self, *args):
+        """The reply of one command, as the server sent it (no response callbacks)."""
+        with self.lock:
+            connection = self._connection()
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except redis.ResponseError:
+                raise   # the server answered: the connection is fine
+            except BaseException:
+                # a timeout or a killed greenlet leaves a reply unread on the socket
+                connection.disconnect()
+                raise
+
+    def _connection(self):
+        if self.connection is None or self.pid != os.getpid():
+            # after a fork the parent's socket is not ours to use or to close
+            self.connection = self.pool.connection_class(**self.pool.connection_kwargs)
+            self.pid = os.getpid()
+        return self.connection
 
 
 class _Batch:
@@ -105,15 +145,19 @@ class CoalescedCalls:
 
 
 class BatchedReads:
-    """Concurrent reads of one worker share one MGET (see CoalescedCalls)."""
+    """The worker's reads of small keys that every warm request makes (a cached
+    principal's versions, a cache namespace's generations): concurrent reads share one
+    MGET, whichever stage they come from (see CoalescedCalls)."""
 
-    def __init__(self, fetch):
-        self.fetch = fetch              # sorted keys -> {key: value}
+    def __init__(self, connection):
+        self.connection = connection    # a KeptConnection
         self.calls = CoalescedCalls(self.read_batch)
 
     def read(self, keys):
+        """The raw values of ``keys`` (None where absent), read after this call began."""
         return self.calls.call(list(keys))
 
     def read_batch(self, key_lists):
-        values = self.fetch(sorted(set().union(*key_lists)))
+        keys = sorted(set().union(*key_lists))
+        values = dict(zip(keys, self.connection.execute("MGET", *keys)))
         return [[values[key] for key in keys] for keys in key_lists]

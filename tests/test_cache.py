@@ -282,7 +282,7 @@ def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
     blp.add_url_rule("/misdeclared", "calendar", gateway_policy(cache="calender")(lambda: "x"))
     app.register_blueprint(blp)
     with pytest.raises(PolicyError, match="misdeclared.calendar declares cache='calender'"):
-        CachingStage(app, app.extensions["gateway"].policy["caching"], None)
+        CachingStage(app, app.extensions["gateway"].policy["caching"], None, None)
 
 
 def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived():
@@ -290,13 +290,16 @@ def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived
 
     fetch_started = []
 
-    def fetch(keys):
-        fetch_started.append(time.monotonic())
-        fetch_id = len(fetch_started) - 1
-        time.sleep(0.005)   # a round trip, during which new readers arrive
-        return {key: str(fetch_id) for key in keys}
+    class Connection:
+        @staticmethod
+        def execute(command, *keys):
+            assert command == "MGET"
+            fetch_started.append(time.monotonic())
+            fetch_id = len(fetch_started) - 1
+            time.sleep(0.005)   # a round trip, during which new readers arrive
+            return [str(fetch_id)] * len(keys)
 
-    reads = BatchedReads(fetch)
+    reads = BatchedReads(Connection())
     violations = []
 
     def reader(index):

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from gateway_app.redis_store import BatchedReads, CoalescedCalls, make_redis
+from gateway_app.redis_store import BatchedReads, CoalescedCalls, KeptConnection, make_redis
 
 
 def test_one_batch_is_in_flight_at_a_time_and_later_callers_wait_for_the_next():
@@ -58,16 +58,43 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs():
 
 
 def test_shared_reads_recover_after_redis_dropped_the_connection(redis_url, redis_client):
-    client = make_redis(redis_url)
-    reads = BatchedReads(lambda keys: dict(zip(keys, client.mget(keys))))
+    reads = BatchedReads(KeptConnection(make_redis(redis_url)))
     key = f"gw:test:dropped:{os.getpid()}:{time.monotonic_ns()}"
     redis_client.set(key, "before", ex=60)
     assert reads.read([key]) == [b"before"]
-    pooled = client.client_id()   # the pool hands the same idle connection out again
-    assert redis_client.client_kill_filter(_id=pooled) == 1
+    kept = reads.connection.execute("CLIENT", "ID")
+    assert redis_client.client_kill_filter(_id=kept) == 1
     redis_client.set(key, "after", ex=60)
     try:
         reads.read([key])            # the dropped socket may surface once ...
     except redis.ConnectionError:
         pass
     assert reads.read([key]) == [b"after"]   # ... and the next read reconnects
+
+
+def test_the_kept_connection_answers_server_errors_without_reconnecting(redis_url):
+    connection = KeptConnection(make_redis(redis_url))
+    connection.execute("PING")
+    kept = connection.connection
+    with pytest.raises(redis.ResponseError):
+        connection.execute("NOSUCHCOMMAND")
+    assert connection.connection is kept and connection.execute("PING") in (b"PONG", "PONG", True)
+
+
+def test_a_forked_child_opens_its_own_connection(redis_url):
+    connection = KeptConnection(make_redis(redis_url))
+    connection.execute("PING")
+    parent_socket = connection.connection
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:   # the child: a fresh connection, the parent's left alone
+        try:
+            connection.execute("SET", "gw:test:forked", "child", "EX", "60")
+            ok = connection.connection is not parent_socket
+            os.write(write_end, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read_end, 1) == b"1"
+    # the parent's connection still works: the child never touched its socket
+    assert connection.execute("GET", "gw:test:forked") == b"child"

@@ -7,8 +7,6 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 
-from ..redis_store import BatchedReads
-
 
 def new_token():
     return secrets.token_hex(6)
@@ -17,44 +15,38 @@ def new_token():
 class RedisGenerations:
     """Tokens in Redis, shared by every worker and instance."""
 
-    def __init__(self, client):
+    def __init__(self, client, reads):
         self.client = client
+        self.reads = reads   # redis_store.BatchedReads, shared with the worker's other small reads
         # invalidations that could not be written (Redis down), replayed before the next read;
         # key -> sequence, so a key deferred again during a replay stays pending
         self.pending = {}
         self.sequence = itertools.count()
-        self.batched = BatchedReads(self.fetch)
 
     def read(self, keys):
         """Current tokens for ``keys``, creating missing ones; one round trip in the common case."""
-        return self.batched.read(keys)
-
-    def fetch(self, keys):
         if self.pending:
-            values = self.replay_pending_then_read(keys)
-        else:
-            values = self.client.mget(keys)
-        missing = [key for key, value in zip(keys, values) if value is None]
-        if missing:
+            self.replay_pending()
+        values = self.reads.read(keys)
+        if None in values:
             pipe = self.client.pipeline(transaction=False)
-            for key in missing:
-                pipe.set(key, new_token(), nx=True)  # concurrent creators agree on the first
+            for key, value in zip(keys, values):
+                if value is None:
+                    pipe.set(key, new_token(), nx=True)  # concurrent creators agree on the first
             pipe.mget(keys)
             values = pipe.execute()[-1]
-        return {key: value.decode() for key, value in zip(keys, values)}
+        return [value.decode() for value in values]
 
-    def replay_pending_then_read(self, keys):
-        """Write the invalidations Redis missed, then read, in one round trip."""
+    def replay_pending(self):
+        """Write the invalidations Redis missed, before anything is read."""
         replaying = dict(self.pending)
         pipe = self.client.pipeline(transaction=False)
         for key in sorted(replaying):
             pipe.set(key, new_token())
-        pipe.mget(keys)
-        values = pipe.execute()[-1]
+        pipe.execute()
         for key, sequence in replaying.items():
             if self.pending.get(key) == sequence:
                 del self.pending[key]
-        return values
 
     def defer(self, keys):
         for key in keys:

@@ -52,7 +52,7 @@ def flask_cache_backend(app, config):
 
 
 class TieredCache:
-    def __init__(self, app, config, redis_client, metrics):
+    def __init__(self, app, config, redis_client, reads, metrics):
         self.namespaces = config["namespaces"]
         self.stale_ttl = config["stale_ttl"]
         self.shared = redis_client is not None
@@ -63,7 +63,7 @@ class TieredCache:
         if self.shared:
             self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": redis_client,
                                                 "CACHE_KEY_PREFIX": "gw:cache:"})
-            self.generations = RedisGenerations(redis_client)
+            self.generations = RedisGenerations(redis_client, reads)
         else:
             self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": threshold})
             self.generations = LocalGenerations()

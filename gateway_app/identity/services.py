@@ -22,9 +22,9 @@ log = logging.getLogger("gateway.identity")
 
 
 class IdentityServices:
-    def __init__(self, app, config, redis_client):
+    def __init__(self, app, config, redis_client, reads):
         self.config = config
-        self.store = make_store(redis_client)
+        self.store = make_store(redis_client, reads)
         shared = not isinstance(self.store, MemoryStore)
         ttl = config["principal_cache_ttl"]
         self.principals = PrincipalCache(self.store, ttl, LocalEntries(ttl) if shared else None)

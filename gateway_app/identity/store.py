@@ -11,7 +11,6 @@ import time
 
 import redis
 
-from ..redis_store import BatchedReads
 
 PREFIX = "gw:identity:"
 SWEEP_EVERY = 1000
@@ -24,14 +23,11 @@ class StoreUnavailable(Exception):
 class RedisStore:
     shared = True   # what it holds is in Redis, seen by every worker
 
-    def __init__(self, client):
+    def __init__(self, client, reads):
         self.client = client
         # every request reads its principal's versions: a worker's concurrent requests
         # share one MGET, never one sent before they arrived
-        self.batched = BatchedReads(self._fetch)
-
-    def _fetch(self, keys):
-        return dict(zip(keys, self.client.mget(keys)))
+        self.reads = reads
 
     def _call(self, method, *args, **kwargs):
         try:
@@ -51,7 +47,7 @@ class RedisStore:
         """``mget(keys)`` of small keys every warm request reads: a worker's concurrent
         requests share one MGET, never one sent before they arrived."""
         try:
-            values = self.batched.read([PREFIX + key for key in keys])
+            values = self.reads.read([PREFIX + key for key in keys])
         except (redis.RedisError, ConnectionError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         return [value.decode() if value is not None else None for value in values]
@@ -127,5 +123,6 @@ class MemoryStore:
             return value
 
 
-def make_store(redis_client):
-    return RedisStore(redis_client) if redis_client is not None else MemoryStore()
+def make_store(redis_client, reads):
+    """``reads``: the worker's batched small-key reads (redis_store.BatchedReads)."""
+    return RedisStore(redis_client, reads) if redis_client is not None else MemoryStore()

@@ -30,7 +30,7 @@ from .transform import TransformStage
 
 def build_stages(app, policy, state):
     """The stages in pipeline order, each given its section of the policy and its collaborators."""
-    caching = CachingStage(app, policy["caching"], state.redis)
+    caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
         AuthenticationStage(app, policy["authentication"], state.identity),   # 1. who is calling

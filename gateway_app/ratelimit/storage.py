@@ -13,8 +13,9 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
+from redis.exceptions import NoScriptError
 
-from ..redis_store import CoalescedCalls
+from ..redis_store import CoalescedCalls, KeptConnection
 from .windows import Window
 
 OPERAND_SETS = 10_000   # distinct quota sets whose script operands are kept
@@ -57,8 +58,8 @@ class BatchedRedisStorage(RedisStorage):
 
     def __init__(self, client):
         super().__init__("redis://", connection_pool=client.connection_pool)
-        self.client = client
         self.acquire_script = client.register_script(ACQUIRE_ALL_SCRIPT)
+        self.connection = KeptConnection(client)
         self.coalesced = CoalescedCalls(self.acquire_batch)
         # a quota set's keys and arguments, as the script takes them: the same callers
         # come again and again
@@ -82,6 +83,14 @@ class BatchedRedisStorage(RedisStorage):
             args.extend((limit, expiry))
         return tuple(keys), tuple(args)
 
+    def run_script(self, keys, args):
+        script = self.acquire_script
+        try:
+            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:   # Redis restarted or its scripts were flushed
+            self.connection.execute("SCRIPT", "LOAD", script.script)
+            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
     def acquire_batch(self, requests):
         """One script call taking each request's limits in turn: a list of limits in,
         one Acquisition per request out."""
@@ -90,7 +99,7 @@ class BatchedRedisStorage(RedisStorage):
             request_keys, request_args = self.operands_of(limits)
             keys += request_keys
             args += request_args
-        reply = self.acquire_script(keys=keys, args=args, client=self.client)
+        reply = self.run_script(keys, args)
         answers, position = [], 0
         for limits in requests:
             status = reply[position]
