@@ -4,6 +4,11 @@ same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
 
     /work/main/.venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
 
+With ``--baseline DIR`` (another checkout of the project, e.g. from ``git worktree add`` or
+``git archive``) the gateway is also served from DIR, on the same database and Redis, and
+each measured gateway route is measured there too: a change's cost as a ratio taken in
+one run.
+
 Also measures a view that builds the page from the database (25 calls), cached and not,
 the L1 hit and the uncached handler once more through the rate-limiting stage (the full
 pipeline; the policy is conf/gateway.yaml with the limits raised, as in
@@ -29,9 +34,26 @@ import requests  # noqa: E402
 from bench.bench_services import unlimited_policy  # noqa: E402
 from bench.cache_harness import hammer, seed_calls  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
+from tests.support import servers  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
+
+
+class GunicornIn(Gunicorn):
+    """Gunicorn serving the checkout at ``root`` (gunicorn puts its directory first on
+    sys.path, ahead of the editable install's finder)."""
+
+    def __init__(self, root, env, **kwargs):
+        super().__init__(env, **kwargs)
+        self.root = root
+
+    def start(self, timeout=30):
+        served, servers.ROOT = servers.ROOT, self.root
+        try:
+            return super().start(timeout)
+        finally:
+            servers.ROOT = served
 
 
 def sign_up(base_url, database):
@@ -123,6 +145,11 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-pin", action="store_true",
                         help="leave processes wherever the scheduler puts them")
+    parser.add_argument("--paths", default="",
+                        help="comma-separated paths to measure (e.g. /bench/l1,/bench/limited/l1); "
+                             "the bare view is always measured, as every ratio's base")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout of the project: its gateway is measured too")
     args = parser.parse_args()
 
     store = PrivateRedis().start()
@@ -134,8 +161,15 @@ def main():
            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
     gateway = Gunicorn(env, workers=1, app_uri="bench.cache_harness:gateway_app()").start()
     bare = Gunicorn(env, workers=1, app_uri="bench.cache_harness:bare_app()").start()
+    baseline = None
+    if args.baseline:
+        baseline = GunicornIn(os.path.abspath(args.baseline),
+                              {**env, "GATEWAY_CONFIG": unlimited_policy(
+                                  tempfile.mkdtemp(dir=workdir), os.path.abspath(args.baseline))},
+                              workers=1, app_uri="bench.cache_harness:gateway_app()").start()
     try:
-        pinned = not args.no_pin and pin_processes((gateway, bare), store)
+        pinned = not args.no_pin and pin_processes(
+            (gateway, bare) + ((baseline,) if baseline else ()), store)
         auth = sign_up(gateway.url, database)
         targets = {
             "bare Flask view": (bare, "/bench/bare", {}, None),
@@ -149,13 +183,26 @@ def main():
             "rate limited, L1 hit": (gateway, "/bench/limited/l1", auth, "HIT-L1"),
             "rate limited, uncached handler": (gateway, "/bench/limited/uncached", auth, None),
         }
+        chosen = {path for path in args.paths.split(",") if path}
+        if chosen:
+            unknown = chosen - {path for _server, path, _headers, _expected in targets.values()}
+            if unknown:
+                raise SystemExit(f"unknown paths: {', '.join(sorted(unknown))}")
+            targets = {name: target for name, target in targets.items()
+                       if target[0] is bare or target[1] in chosen}
+        if baseline is not None:   # each route's baseline measured right after it
+            targets = {label: target for name, (server, path, headers, expected) in targets.items()
+                       for label, target in [(name, (server, path, headers, expected))]
+                       + ([(f"baseline: {name}", (baseline, path, headers, expected))]
+                          if server is gateway else [])}
         for name, (server, path, headers, expected) in targets.items():
             requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache
             check(server.url + path, headers, expected)
 
         client = redis.Redis.from_url(store.url)
         per_hit = {path: redis_commands_per_request(client, gateway, path, auth, args.connections)
-                   for path in ("/bench/l1", "/bench/limited/l1")}
+                   for path in ("/bench/l1", "/bench/limited/l1")
+                   if not chosen or path in chosen}
 
         results = {name: [] for name in targets}
         cpu = {name: [] for name in targets}
@@ -170,6 +217,8 @@ def main():
     finally:
         gateway.stop()
         bare.stop()
+        if baseline is not None:
+            baseline.stop()
         store.cleanup()
 
     bare_rps = statistics.median(results["bare Flask view"])
@@ -189,6 +238,12 @@ def main():
               f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x | "
               f"least {least:4.0f} us {bare_least / least:5.2f}x"
               f"   (req/s rounds: {', '.join(f'{s:.0f}' for s in samples)})")
+    for name in [name for name in results if f"baseline: {name}" in results]:
+        # each round measures a route and its baseline one after the other, so their
+        # ratio within a round shares that moment's load
+        paired = [theirs / ours for ours, theirs in zip(cpu[name], cpu[f"baseline: {name}"])]
+        print(f"{name}: baseline's CPU per request / this one's, median of rounds "
+              f"{statistics.median(paired):.3f} (rounds: {', '.join(f'{r:.2f}' for r in paired)})")
     for path, counts in per_hit.items():
         print(f"Redis commands per L1 hit of {path} ({args.connections} connections): "
               + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()))
