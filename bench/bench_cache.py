@@ -6,8 +6,10 @@ same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
 
 With ``--baseline DIR`` (another checkout of the project, e.g. from ``git worktree add`` or
 ``git archive``) the gateway is also served from DIR, on the same database and Redis, and
-each measured gateway route is measured there too: a change's cost as a ratio taken in
-one run.
+in every round each measured gateway route is loaded on both gateways at the same moment,
+their workers sharing one core: the ratio of their CPU per request is a change's cost,
+taken under the same load (one after the other, rounds on a busy 2-core machine swung by
++-15%; side by side, by +-2%).
 
 Also measures a view that builds the page from the database (25 calls), cached and not,
 the L1 hit and the uncached handler once more through the rate-limiting stage (the full
@@ -28,6 +30,7 @@ import uuid  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import gevent  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
@@ -107,6 +110,22 @@ def measure(server, path, headers, seconds, connections):
     return rps, (cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values())
 
 
+def measure_side_by_side(servers, path, headers, seconds, connections):
+    """Worker CPU microseconds per request of each server, all loaded at the same moment."""
+    pids = [worker_pid(server) for server in servers]
+    before = [cpu_seconds(pid) for pid in pids]
+    loads = [gevent.spawn(hammer, server.port, path, headers, seconds, connections)
+             for server in servers]
+    gevent.joinall(loads, raise_error=True)
+    costs = []
+    for pid, cpu_before, load in zip(pids, before, loads):
+        _rps, statuses = load.value
+        if set(statuses) != {"200"}:
+            raise SystemExit(f"{path}: unexpected statuses {statuses}")
+        costs.append((cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values()))
+    return costs
+
+
 def pin_processes(servers, store):
     """The measured workers on the last core, the load generator and Redis on the others:
     on a small shared machine (2 cores here) this keeps the worker's CPU per request from
@@ -149,7 +168,8 @@ def main():
                         help="comma-separated paths to measure (e.g. /bench/l1,/bench/limited/l1); "
                              "the bare view is always measured, as every ratio's base")
     parser.add_argument("--baseline", metavar="DIR",
-                        help="another checkout of the project: its gateway is measured too")
+                        help="another checkout of the project: its gateway is loaded side by "
+                             "side with this one's, on each measured gateway route")
     args = parser.parse_args()
 
     store = PrivateRedis().start()
@@ -190,14 +210,12 @@ def main():
                 raise SystemExit(f"unknown paths: {', '.join(sorted(unknown))}")
             targets = {name: target for name, target in targets.items()
                        if target[0] is bare or target[1] in chosen}
-        if baseline is not None:   # each route's baseline measured right after it
-            targets = {label: target for name, (server, path, headers, expected) in targets.items()
-                       for label, target in [(name, (server, path, headers, expected))]
-                       + ([(f"baseline: {name}", (baseline, path, headers, expected))]
-                          if server is gateway else [])}
+        compared = {name: target for name, target in targets.items()
+                    if baseline is not None and target[0] is gateway}
         for name, (server, path, headers, expected) in targets.items():
-            requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache
-            check(server.url + path, headers, expected)
+            for served in (server, baseline) if name in compared else (server,):
+                requests.get(served.url + path, headers=headers, timeout=10)  # fill the cache
+                check(served.url + path, headers, expected)
 
         client = redis.Redis.from_url(store.url)
         per_hit = {path: redis_commands_per_request(client, gateway, path, auth, args.connections)
@@ -206,14 +224,22 @@ def main():
 
         results = {name: [] for name in targets}
         cpu = {name: [] for name in targets}
+        paired = {name: [] for name in compared}
         for _round in range(args.rounds):     # interleaved, so drift in machine load is shared
             for name, (server, path, headers, _expected) in targets.items():
                 hammer(server.port, path, headers, 0.3, args.connections)   # warm after a switch
                 rps, cpu_per_request = measure(server, path, headers, args.seconds, args.connections)
                 results[name].append(rps)
                 cpu[name].append(cpu_per_request)
+            for name, (server, path, headers, _expected) in compared.items():
+                for served in (server, baseline):
+                    hammer(served.port, path, headers, 0.3, args.connections)
+                ours, theirs = measure_side_by_side((server, baseline), path, headers,
+                                                    args.seconds, args.connections)
+                paired[name].append(theirs / ours)
         for name, (server, path, headers, expected) in targets.items():
-            check(server.url + path, headers, expected)   # still the tier we meant to measure
+            for served in (server, baseline) if name in compared else (server,):
+                check(served.url + path, headers, expected)   # still the tier we meant to measure
     finally:
         gateway.stop()
         bare.stop()
@@ -238,12 +264,10 @@ def main():
               f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x | "
               f"least {least:4.0f} us {bare_least / least:5.2f}x"
               f"   (req/s rounds: {', '.join(f'{s:.0f}' for s in samples)})")
-    for name in [name for name in results if f"baseline: {name}" in results]:
-        # each round measures a route and its baseline one after the other, so their
-        # ratio within a round shares that moment's load
-        paired = [theirs / ours for ours, theirs in zip(cpu[name], cpu[f"baseline: {name}"])]
-        print(f"{name}: baseline's CPU per request / this one's, median of rounds "
-              f"{statistics.median(paired):.3f} (rounds: {', '.join(f'{r:.2f}' for r in paired)})")
+    for name, ratios in paired.items():
+        print(f"{name}: the baseline's worker CPU per request / this one's, loaded side by side: "
+              f"median {statistics.median(ratios):.3f} "
+              f"(rounds: {', '.join(f'{ratio:.3f}' for ratio in ratios)})")
     for path, counts in per_hit.items():
         print(f"Redis commands per L1 hit of {path} ({args.connections} connections): "
               + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()))
