@@ -233,8 +233,6 @@ class TransformSchema(Schema):
 class MetricsSchema(Schema):
     latency_buckets = fields.List(fields.Float(validate=validate.Range(min=0, min_inclusive=False)),
                                   required=True, validate=validate.Length(min=1))
-    # seconds another worker's requests may take to reach /metrics (metric_tally.py)
-    flush_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.05, max=60))
 
 
 @_strict

@@ -183,3 +183,16 @@ def test_responses_carry_security_headers_and_the_gateway_request_id(app, client
     assert own.headers["Referrer-Policy"] == "no-referrer"
 
     assert client.get("/test-transform/busy").headers["Retry-After"] == "7"
+
+
+def test_a_request_is_counted_by_the_next_scrape(client):
+    def count_of_health_200s():
+        text = client.get("/metrics").get_data(as_text=True)
+        line = next(line for line in text.splitlines() if line.startswith(
+            'gateway_requests_total{method="GET",service="gateway",status="200"}'))
+        return float(line.rsplit(" ", 1)[1])
+    client.get("/health")
+    before = count_of_health_200s()    # counts the /metrics requests too: same labels
+    for _ in range(3):
+        client.get("/health")
+    assert count_of_health_200s() == before + 4
