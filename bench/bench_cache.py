@@ -4,6 +4,13 @@ same JSON, all on the same gunicorn/gevent setup (1 worker each), in one run.
 
     .venv/bin/python bench/bench_cache.py [--seconds 3] [--rounds 3] [--connections 16]
 
+With ``--baseline DIR`` (another checkout of the project, e.g. from ``git worktree add`` or
+``git archive``) the gateway is also served from DIR, on the same database and Redis, and
+in every round each measured gateway route is loaded on both gateways at the same moment,
+their workers sharing one core: the ratio of their CPU per request is a change's cost,
+taken under the same load (one after the other, rounds on a busy 2-core machine swung by
++-15%; side by side, by +-2%).
+
 Also measures a view that builds the page from the database (25 calls), cached and not,
 the L1 hit and the uncached handler once more through the rate-limiting stage (the full
 pipeline; the policy is conf/gateway.yaml with the limits raised, as in
@@ -23,15 +30,33 @@ import uuid  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import gevent  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench.bench_services import unlimited_policy  # noqa: E402
 from bench.cache_harness import hammer, seed_calls  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
+from tests.support import servers  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
+
+
+class GunicornIn(Gunicorn):
+    """Gunicorn serving the checkout at ``root`` (gunicorn puts its directory first on
+    sys.path, ahead of the editable install's finder)."""
+
+    def __init__(self, root, env, **kwargs):
+        super().__init__(env, **kwargs)
+        self.root = root
+
+    def start(self, timeout=30):
+        served, servers.ROOT = servers.ROOT, self.root
+        try:
+            return super().start(timeout)
+        finally:
+            servers.ROOT = served
 
 
 def sign_up(base_url, database):
@@ -85,6 +110,22 @@ def measure(server, path, headers, seconds, connections):
     return rps, (cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values())
 
 
+def measure_side_by_side(servers, path, headers, seconds, connections):
+    """Worker CPU microseconds per request of each server, all loaded at the same moment."""
+    pids = [worker_pid(server) for server in servers]
+    before = [cpu_seconds(pid) for pid in pids]
+    loads = [gevent.spawn(hammer, server.port, path, headers, seconds, connections)
+             for server in servers]
+    gevent.joinall(loads, raise_error=True)
+    costs = []
+    for pid, cpu_before, load in zip(pids, before, loads):
+        _rps, statuses = load.value
+        if set(statuses) != {"200"}:
+            raise SystemExit(f"{path}: unexpected statuses {statuses}")
+        costs.append((cpu_seconds(pid) - cpu_before) * 1e6 / sum(statuses.values()))
+    return costs
+
+
 def pin_processes(servers, store):
     """The measured workers on the last core, the load generator and Redis on the others:
     on a small shared machine (2 cores here) this keeps the worker's CPU per request from
@@ -123,6 +164,12 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-pin", action="store_true",
                         help="leave processes wherever the scheduler puts them")
+    parser.add_argument("--paths", default="",
+                        help="comma-separated paths to measure (e.g. /bench/l1,/bench/limited/l1); "
+                             "the bare view is always measured, as every ratio's base")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout of the project: its gateway is loaded side by "
+                             "side with this one's, on each measured gateway route")
     args = parser.parse_args()
 
     store = PrivateRedis().start()
@@ -134,8 +181,15 @@ def main():
            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
     gateway = Gunicorn(env, workers=1, app_uri="bench.cache_harness:gateway_app()").start()
     bare = Gunicorn(env, workers=1, app_uri="bench.cache_harness:bare_app()").start()
+    baseline = None
+    if args.baseline:
+        baseline = GunicornIn(os.path.abspath(args.baseline),
+                              {**env, "GATEWAY_CONFIG": unlimited_policy(
+                                  tempfile.mkdtemp(dir=workdir), os.path.abspath(args.baseline))},
+                              workers=1, app_uri="bench.cache_harness:gateway_app()").start()
     try:
-        pinned = not args.no_pin and pin_processes((gateway, bare), store)
+        pinned = not args.no_pin and pin_processes(
+            (gateway, bare) + ((baseline,) if baseline else ()), store)
         auth = sign_up(gateway.url, database)
         targets = {
             "bare Flask view": (bare, "/bench/bare", {}, None),
@@ -149,27 +203,48 @@ def main():
             "rate limited, L1 hit": (gateway, "/bench/limited/l1", auth, "HIT-L1"),
             "rate limited, uncached handler": (gateway, "/bench/limited/uncached", auth, None),
         }
+        chosen = {path for path in args.paths.split(",") if path}
+        if chosen:
+            unknown = chosen - {path for _server, path, _headers, _expected in targets.values()}
+            if unknown:
+                raise SystemExit(f"unknown paths: {', '.join(sorted(unknown))}")
+            targets = {name: target for name, target in targets.items()
+                       if target[0] is bare or target[1] in chosen}
+        compared = {name: target for name, target in targets.items()
+                    if baseline is not None and target[0] is gateway}
         for name, (server, path, headers, expected) in targets.items():
-            requests.get(server.url + path, headers=headers, timeout=10)  # fill the cache
-            check(server.url + path, headers, expected)
+            for served in (server, baseline) if name in compared else (server,):
+                requests.get(served.url + path, headers=headers, timeout=10)  # fill the cache
+                check(served.url + path, headers, expected)
 
         client = redis.Redis.from_url(store.url)
         per_hit = {path: redis_commands_per_request(client, gateway, path, auth, args.connections)
-                   for path in ("/bench/l1", "/bench/limited/l1")}
+                   for path in ("/bench/l1", "/bench/limited/l1")
+                   if not chosen or path in chosen}
 
         results = {name: [] for name in targets}
         cpu = {name: [] for name in targets}
+        paired = {name: [] for name in compared}
         for _round in range(args.rounds):     # interleaved, so drift in machine load is shared
             for name, (server, path, headers, _expected) in targets.items():
                 hammer(server.port, path, headers, 0.3, args.connections)   # warm after a switch
                 rps, cpu_per_request = measure(server, path, headers, args.seconds, args.connections)
                 results[name].append(rps)
                 cpu[name].append(cpu_per_request)
+            for name, (server, path, headers, _expected) in compared.items():
+                for served in (server, baseline):
+                    hammer(served.port, path, headers, 0.3, args.connections)
+                ours, theirs = measure_side_by_side((server, baseline), path, headers,
+                                                    args.seconds, args.connections)
+                paired[name].append(theirs / ours)
         for name, (server, path, headers, expected) in targets.items():
-            check(server.url + path, headers, expected)   # still the tier we meant to measure
+            for served in (server, baseline) if name in compared else (server,):
+                check(served.url + path, headers, expected)   # still the tier we meant to measure
     finally:
         gateway.stop()
         bare.stop()
+        if baseline is not None:
+            baseline.stop()
         store.cleanup()
 
     bare_rps = statistics.median(results["bare Flask view"])
@@ -189,6 +264,10 @@ def main():
               f"{cost:5.0f} us CPU/req {bare_cpu / cost:5.2f}x | "
               f"least {least:4.0f} us {bare_least / least:5.2f}x"
               f"   (req/s rounds: {', '.join(f'{s:.0f}' for s in samples)})")
+    for name, ratios in paired.items():
+        print(f"{name}: the baseline's worker CPU per request / this one's, loaded side by side: "
+              f"median {statistics.median(ratios):.3f} "
+              f"(rounds: {', '.join(f'{ratio:.3f}' for ratio in ratios)})")
     for path, counts in per_hit.items():
         print(f"Redis commands per L1 hit of {path} ({args.connections} connections): "
               + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()))

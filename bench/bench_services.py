@@ -48,9 +48,10 @@ def endpoints():
     ]
 
 
-def unlimited_policy(directory):
-    """conf/gateway.yaml with every user-facing limit raised far beyond the bench's traffic."""
-    with open(os.path.join(ROOT, "conf", "gateway.yaml"), encoding="utf-8") as handle:
+def unlimited_policy(directory, root=ROOT):
+    """conf/gateway.yaml (of the checkout at ``root``) with every user-facing limit raised far
+    beyond the bench's traffic."""
+    with open(os.path.join(root, "conf", "gateway.yaml"), encoding="utf-8") as handle:
         policy = yaml.safe_load(handle)
     layers = policy["rate_limiting"]["layers"]
     for layer in ("ip", "user", "company"):   # same windows, so the policy names still fit

@@ -8,7 +8,6 @@ from prometheus_client import multiprocess
 
 from gateway_app.errors import problem_response
 from gateway_app.extensions import gateway_state
-from gateway_app.metric_tally import tally
 from gateway_app.pipeline.declarations import gateway_policy
 
 blp = Blueprint("ops", __name__, description="Health, readiness and metrics")
@@ -38,7 +37,6 @@ def ready():
 @gateway_policy(**OPS)
 def metrics():
     """Prometheus exposition, aggregated over all gunicorn workers."""
-    tally.flush()   # this worker's own counts, up to this request
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

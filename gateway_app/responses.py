@@ -9,7 +9,8 @@ none of that to do is sent with its own headers (``to_wsgi_list`` makes the list
 server gets, so they are never shared); every other response goes through werkzeug.
 """
 from flask import Response
-from werkzeug.datastructures import Headers
+
+from . import compat
 
 # headers werkzeug rewrites on the way out
 REWRITTEN = frozenset(("location", "content-location"))
@@ -38,16 +39,10 @@ def append_made_headers(headers, pairs):
     """Append (name, value) ``pairs`` to werkzeug ``headers`` without its check of each
     value for newlines, for values the gateway made itself from checked parts: names and
     values from the policy (checked when it is loaded), digits, hex digests, http_sfv's
-    output, a request id matched against context.REQUEST_ID_PATTERN. The check costs
-    about half a microsecond a header, and a cached answer carries ten.
-
-    werkzeug keeps a Headers' pairs in the list ``_list`` (tests/test_responses.py
-    checks the result is what ``extend`` gives)."""
-    headers._list.extend(pairs)
+    output, a request id matched against context.REQUEST_ID_PATTERN (compat.py)."""
+    compat.extend_headers_unchecked(headers, pairs)
 
 
 def made_headers(pairs):
     """A werkzeug Headers holding ``pairs``, made as in ``append_made_headers``."""
-    headers = Headers()
-    headers._list = list(pairs)
-    return headers
+    return compat.headers_unchecked(pairs)

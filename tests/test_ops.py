@@ -223,3 +223,16 @@ def test_a_stage_that_answers_or_refuses_is_named_in_the_log_and_the_metrics(
     assert sent("GET", "/api/v1/calls", headers=tenant.headers) == (429, "rate_limiting", "rate_limiting")
     for key, count in before.items():
         assert counted(*key) == count + 1, key
+
+
+def test_a_request_is_counted_by_the_next_scrape(client):
+    def count_of_health_200s():
+        text = client.get("/metrics").get_data(as_text=True)
+        line = next(line for line in text.splitlines() if line.startswith(
+            'gateway_requests_total{method="GET",service="gateway",status="200"}'))
+        return float(line.rsplit(" ", 1)[1])
+    client.get("/health")
+    before = count_of_health_200s()    # counts the /metrics requests too: same labels
+    for _ in range(3):
+        client.get("/health")
+    assert count_of_health_200s() == before + 4

@@ -63,20 +63,3 @@ def test_the_headers_of_a_response_with_nothing_to_fix_are_not_copied():
     assert response.get_wsgi_headers({}) is response.headers
     moved = GatewayResponse(b"", status=302, headers={"Location": "/elsewhere"})
     assert moved.get_wsgi_headers({}) is not moved.headers
-
-
-def test_made_headers_are_what_werkzeug_would_hold():
-    """append_made_headers and made_headers reach into werkzeug's Headers (its ``_list``):
-    a werkzeug that stores headers otherwise fails here, not in production."""
-    from werkzeug.datastructures import Headers
-
-    from gateway_app.responses import append_made_headers, made_headers
-    pairs = [("ETag", '"abc"'), ("Age", "3"), ("X-Cache", "HIT-L1")]
-    made = made_headers(pairs)
-    assert made == Headers(pairs) and made.get("age") == "3" and len(made) == 3
-    pairs.append(("X-Later", "1"))
-    assert "X-Later" not in made                  # a copy of the pairs, not the caller's list
-    extended, appended = Headers([("Content-Type", "application/json")]), Headers([("Content-Type", "application/json")])
-    extended.extend([("X-Request-ID", "abcd1234"), ("X-Frame-Options", "DENY")])
-    append_made_headers(appended, [("X-Request-ID", "abcd1234"), ("X-Frame-Options", "DENY")])
-    assert appended == extended and appended.to_wsgi_list() == extended.to_wsgi_list()

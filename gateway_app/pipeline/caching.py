@@ -15,7 +15,6 @@ from .. import events
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
                      serve, stale_key)
-from ..metric_tally import tally
 from ..policy_types import PolicyError, positive, strict
 from .base import Stage
 
@@ -133,7 +132,7 @@ class CachingStage(Stage):
             label = (tier or self.tiers.tier_of(scope.namespace)).lower()
             counter = self.lookup_counters[key] = self.metrics["lookups"].labels(
                 scope.namespace, label, outcome)
-        tally.inc(counter)
+        counter.inc()
 
     # --- pipeline -----------------------------------------------------------------
 

@@ -5,7 +5,6 @@ import logging
 from marshmallow import Schema, fields, validate
 from prometheus_client import Counter, Histogram
 
-from ..metric_tally import tally
 from ..policy_types import strict
 from .base import Stage
 
@@ -32,8 +31,6 @@ def request_metrics(buckets):
 class MetricsSchema(Schema):
     latency_buckets = fields.List(fields.Float(validate=validate.Range(min=0, min_inclusive=False)),
                                   required=True, validate=validate.Length(min=1))
-    # seconds another worker's requests may take to reach /metrics (metric_tally.py)
-    flush_interval = fields.Float(load_default=1.0, validate=validate.Range(min=0.05, max=60))
 
 
 class MetricsStage(Stage):
@@ -43,7 +40,6 @@ class MetricsStage(Stage):
 
     def __init__(self, config, access_log_enabled):
         self.metrics = request_metrics(config["latency_buckets"])
-        tally.interval = config["flush_interval"]
         self.log_enabled = access_log_enabled
         # (service, method, status) -> (counter, histogram) children: labels() costs a lock
         # and a lookup per call; the set of combinations is small and fixed by the routes
@@ -62,7 +58,8 @@ class MetricsStage(Stage):
         elapsed = ctx.elapsed
         requests, latency = self.series_of(ctx.service or "gateway", request.method,
                                            response.status_code)
-        tally.count_and_observe(requests, latency, elapsed)
+        requests.inc()
+        latency.observe(elapsed)
         if ctx.short_circuited_by is not None:
             self.metrics["short_circuits"].labels(ctx.short_circuited_by, str(response.status_code)).inc()
         if self.log_enabled:
