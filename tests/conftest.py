@@ -7,6 +7,7 @@ import uuid
 import pytest
 import redis as redis_lib
 import sqlalchemy
+from argon2 import profiles
 from flask.testing import FlaskClient
 
 from gateway_app import create_app
@@ -106,6 +107,8 @@ def build_app(database_url, redis_url=None, **overrides):
         "ACCESS_LOG": False,
         "TESTING": True,
         "CLOCK": lambda: TEST_NOW,
+        # argon2's cheapest profile: production's (RFC 9106 low memory) is tested in test_passwords.py
+        "PASSWORD_HASH_PARAMETERS": profiles.CHEAPEST,
     }
     config.update(overrides)
     app = create_app(config)
