@@ -109,10 +109,23 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", self.app_uri],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        if not wait_for_port(self.port, timeout):
+        deadline = time.monotonic() + timeout
+        if not (wait_for_port(self.port, timeout) and self.wait_until_serving(deadline)):
             self.stop()
             raise RuntimeError("gunicorn did not start:\n" + self.output())
         return self
+
+    def wait_until_serving(self, deadline):
+        """The master listens before its workers have loaded the app: wait for a worker to
+        answer /health, so that a test's first request does not wait for workers to boot."""
+        import requests
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(self.url + "/health", timeout=max(0.1, deadline - time.monotonic())).ok:
+                    return True
+            except requests.RequestException:
+                time.sleep(0.05)
+        return False
 
     def output(self):
         with open(self.log.name, encoding="utf-8", errors="replace") as handle:
