@@ -1,7 +1,10 @@
-"""Fixtures: real Redis and MariaDB, a fresh database per test, tenants made through HTTP."""
+"""Fixtures: real Redis and MariaDB, a database of its own per test (the schema made once per
+session), tenants made through HTTP."""
+import contextlib
 import datetime as dt
 import itertools
 import os
+import shutil
 import uuid
 
 import pytest
@@ -9,6 +12,7 @@ import redis as redis_lib
 import sqlalchemy
 from argon2 import profiles
 from flask.testing import FlaskClient
+from sqlalchemy.pool import NullPool
 
 from gateway_app import create_app
 from gateway_app.db import Base, Session
@@ -20,6 +24,8 @@ PASSWORD = "correct horse battery staple"
 # "now" for the business rules of every app the tests build (app.config["CLOCK"]):
 # dates a test books are written relative to it, never to the day the suite runs
 TEST_NOW = dt.datetime(2029, 10, 1, 12, 0, tzinfo=dt.timezone.utc)   # a Monday
+# this test process: "gw0", "gw1", ... under pytest-xdist, "main" otherwise
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(scope="session")
@@ -67,18 +73,63 @@ def mysql_url():
     return url
 
 
-@pytest.fixture
-def mysql_database(mysql_url):
-    """A fresh, uniquely named database on the MariaDB server, dropped afterwards."""
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    server = sqlalchemy.create_engine(mysql_url)
+@contextlib.contextmanager
+def own_mysql_database(mysql_url):
+    """A new database on the MariaDB server, named for this test process (one per xdist
+    worker) and dropped afterwards: the tests never drop a database they did not create."""
+    name = f"gw_test_{WORKER}_{uuid.uuid4().hex[:12]}"
+    server = sqlalchemy.create_engine(mysql_url, poolclass=NullPool)
     with server.begin() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     base = mysql_url.rsplit("/", 1)[0]
-    yield f"{base}/{name}?charset=utf8mb4"
-    with server.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    server.dispose()
+    try:
+        yield f"{base}/{name}?charset=utf8mb4"
+    finally:
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        server.dispose()
+
+
+@pytest.fixture
+def mysql_database(mysql_url):
+    """A fresh, empty, uniquely named database on the MariaDB server, dropped afterwards
+    (for migrations and subprocesses; ``database_url`` gives the schema-ready one)."""
+    with own_mysql_database(mysql_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_schema_database(mysql_url):
+    """This worker's MariaDB database with the models' schema, created once per session."""
+    with own_mysql_database(mysql_url) as url:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        Base.metadata.create_all(engine)
+        yield url, engine
+        engine.dispose()
+
+
+def empty_mysql_database(engine):
+    """Back to the state of a database just made by create_all: no rows, ids from 1 again,
+    no table the models do not declare."""
+    with engine.connect() as conn:
+        # a lock left by a test fails its teardown within seconds instead of hanging
+        conn.exec_driver_sql("SET SESSION lock_wait_timeout = 20, innodb_lock_wait_timeout = 20")
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        tables = dict(conn.exec_driver_sql(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE()").all())
+        for name in tables:
+            if name in Base.metadata.tables:
+                conn.exec_driver_sql(f"DELETE FROM `{name}`")
+            else:
+                conn.exec_driver_sql(f"DROP TABLE `{name}`")
+        conn.commit()
+        for name, next_id in tables.items():
+            if name in Base.metadata.tables and next_id and next_id > 1:
+                conn.exec_driver_sql(f"ALTER TABLE `{name}` AUTO_INCREMENT = 1")
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+    if set(Base.metadata.tables) - set(tables):
+        Base.metadata.create_all(engine)
 
 
 class OwnAddressClient(FlaskClient):
@@ -117,13 +168,39 @@ def build_app(database_url, redis_url=None, **overrides):
     return app
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema_file(tmp_path_factory):
+    """A SQLite file with the models' schema, made once per session and copied per test."""
+    path = tmp_path_factory.mktemp("schema") / "schema.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
 def database_url(request, tmp_path):
-    """SQLite by default; tests parametrized with backend='mysql' run on MariaDB."""
+    """A database with the models' schema and no rows, the test's own: SQLite by default
+    (a copy of the session's schema file); tests parametrized with 'mysql' run on
+    MariaDB (this worker's database, emptied after the test)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "mysql":
+        url, engine = request.getfixturevalue("mysql_schema_database")
+        yield url
+        Session.remove()    # nothing of the test's may keep a transaction open
+        empty_mysql_database(engine)
+        return
+    shutil.copyfile(request.getfixturevalue("sqlite_schema_file"), tmp_path / "gateway.db")
+    yield f"sqlite:///{tmp_path}/gateway.db"
+
+
+@pytest.fixture
+def empty_database_url(request, tmp_path):
+    """A new database without any table (for migrations): SQLite by default, or MariaDB."""
     backend = getattr(request, "param", "sqlite")
     if backend == "mysql":
         return request.getfixturevalue("mysql_database")
-    return f"sqlite:///{tmp_path}/gateway.db"
+    return f"sqlite:///{tmp_path}/empty.db"
 
 
 @pytest.fixture
