@@ -1,6 +1,7 @@
 """Fixtures: real Redis and MariaDB, a database of its own per test (the schema made once per
 session), tenants made through HTTP."""
 import contextlib
+import copy
 import datetime as dt
 import itertools
 import os
@@ -18,6 +19,8 @@ from gateway_app import create_app
 from gateway_app.db import Base, Session
 from gateway_app.events import subscribe
 from gateway_app.models import Company
+from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
+from gateway_app.policy import PolicyError, load_policy
 from tests.support.servers import PrivateRedis, mysql_server_url, redis_available
 
 PASSWORD = "correct horse battery staple"
@@ -149,6 +152,24 @@ class OwnAddressClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
+_policies = {}
+
+
+def parsed_policy(path=None):
+    """What create_app would load from the policy file (load_policy), parsed and validated
+    once per session per file version, and copied for each app; None when it fails to load,
+    so that create_app reports the error itself."""
+    path = path or os.environ.get("GATEWAY_CONFIG") or DEFAULT_POLICY_PATH
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _policies:
+            _policies[key] = load_policy(path)
+    except (OSError, PolicyError):
+        return None
+    return copy.deepcopy(_policies[key])
+
+
 def build_app(database_url, redis_url=None, **overrides):
     config = {
         "SQLALCHEMY_DATABASE_URL": database_url,
@@ -162,6 +183,8 @@ def build_app(database_url, redis_url=None, **overrides):
         "PASSWORD_HASH_PARAMETERS": profiles.CHEAPEST,
     }
     config.update(overrides)
+    if config.get("GATEWAY_POLICY") is None:
+        config["GATEWAY_POLICY"] = parsed_policy(config.get("GATEWAY_CONFIG"))
     app = create_app(config)
     app.test_client_class = OwnAddressClient
     Base.metadata.create_all(app.extensions["gateway_engine"])
