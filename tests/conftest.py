@@ -21,7 +21,7 @@ from gateway_app.events import subscribe
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
-from tests.support.servers import PrivateRedis, mysql_server_url, redis_available
+from tests.support.servers import PrivateRedis, mysql_server_url, redis_available, worker_redis_url
 
 PASSWORD = "correct horse battery staple"
 # "now" for the business rules of every app the tests build (app.config["CLOCK"]):
@@ -31,14 +31,31 @@ TEST_NOW = dt.datetime(2029, 10, 1, 12, 0, tzinfo=dt.timezone.utc)   # a Monday
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's --dist loadgroup (the Makefile's), the tests that start gunicorn
+    (four worker processes each) run on one worker, one at a time, never two at once."""
+    for item in items:
+        if item.get_closest_marker("gunicorn"):
+            item.add_marker(pytest.mark.xdist_group("gunicorn"))
+
+
 @pytest.fixture(scope="session")
 def redis_server():
-    """REDIS_URL when set; otherwise a private redis-server this session owns."""
+    """REDIS_URL when set (under pytest-xdist, a database of its own per worker); otherwise
+    a private redis-server this session (this worker) owns."""
     url = os.environ.get("REDIS_URL")
     if url:
+        given, url = url, worker_redis_url(url)
         if not redis_available(url):
             pytest.fail(f"REDIS_URL={url} is not reachable")
+        if url != given and redis_lib.Redis.from_url(url).dbsize():
+            # the tests flush their database: only REDIS_URL's own is handed to them
+            pytest.fail(f"{url}, this xdist worker's database of REDIS_URL, holds keys the tests "
+                        "did not make: empty it or run with TEST_WORKERS=0")
         yield None, url
+        if url != given:
+            redis_lib.Redis.from_url(url).flushdb()   # left empty, as it was found
         return
     server = PrivateRedis().start()
     yield server, server.url
