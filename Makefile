@@ -26,8 +26,12 @@ run: seed
 
 # Uses REDIS_URL / TEST_DATABASE_URL when set; otherwise the tests start a private
 # redis-server on a free port and use the local MariaDB when it is reachable.
+# TEST_WORKERS pytest-xdist processes share the tests (each its own Redis, or database
+# number of REDIS_URL, its own MariaDB databases and ports); TEST_WORKERS=0 runs in this one.
+# loadgroup: the gunicorn tests go to one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -36,7 +36,8 @@ setup(
         "http-sfv>=0.9",  # RateLimit headers are structured fields
     ],
     extras_require={
-        "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2"],
+        "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",
+                 "pytest-xdist>=3.6"],
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
 )

@@ -1,34 +1,61 @@
-"""Fixtures: real Redis and MariaDB, a fresh database per test, tenants made through HTTP."""
+"""Fixtures: real Redis and MariaDB, a database of its own per test (the schema made once per
+session), tenants made through HTTP."""
+import contextlib
+import copy
 import datetime as dt
 import itertools
 import os
+import shutil
 import uuid
 
 import pytest
 import redis as redis_lib
 import sqlalchemy
+from argon2 import profiles
 from flask.testing import FlaskClient
+from sqlalchemy.pool import NullPool
 
 from gateway_app import create_app
 from gateway_app.db import Base, Session
 from gateway_app.events import subscribe
 from gateway_app.models import Company
-from tests.support.servers import PrivateRedis, mysql_server_url, redis_available
+from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
+from gateway_app.policy import PolicyError, load_policy
+from tests.support.servers import PrivateRedis, mysql_server_url, redis_available, worker_redis_url
 
 PASSWORD = "correct horse battery staple"
 # "now" for the business rules of every app the tests build (app.config["CLOCK"]):
 # dates a test books are written relative to it, never to the day the suite runs
 TEST_NOW = dt.datetime(2029, 10, 1, 12, 0, tzinfo=dt.timezone.utc)   # a Monday
+# this test process: "gw0", "gw1", ... under pytest-xdist, "main" otherwise
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's --dist loadgroup (the Makefile's), the tests that start gunicorn
+    (four worker processes each) run on one worker, one at a time, never two at once."""
+    for item in items:
+        if item.get_closest_marker("gunicorn"):
+            item.add_marker(pytest.mark.xdist_group("gunicorn"))
 
 
 @pytest.fixture(scope="session")
 def redis_server():
-    """REDIS_URL when set; otherwise a private redis-server this session owns."""
+    """REDIS_URL when set (under pytest-xdist, a database of its own per worker); otherwise
+    a private redis-server this session (this worker) owns."""
     url = os.environ.get("REDIS_URL")
     if url:
+        given, url = url, worker_redis_url(url)
         if not redis_available(url):
             pytest.fail(f"REDIS_URL={url} is not reachable")
+        if url != given and redis_lib.Redis.from_url(url).dbsize():
+            # the tests flush their database: only REDIS_URL's own is handed to them
+            pytest.fail(f"{url}, this xdist worker's database of REDIS_URL, holds keys the tests "
+                        "did not make: empty it or run with TEST_WORKERS=0")
         yield None, url
+        if url != given:
+            redis_lib.Redis.from_url(url).flushdb()   # left empty, as it was found
         return
     server = PrivateRedis().start()
     yield server, server.url
@@ -66,18 +93,63 @@ def mysql_url():
     return url
 
 
-@pytest.fixture
-def mysql_database(mysql_url):
-    """A fresh, uniquely named database on the MariaDB server, dropped afterwards."""
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    server = sqlalchemy.create_engine(mysql_url)
+@contextlib.contextmanager
+def own_mysql_database(mysql_url):
+    """A new database on the MariaDB server, named for this test process (one per xdist
+    worker) and dropped afterwards: the tests never drop a database they did not create."""
+    name = f"gw_test_{WORKER}_{uuid.uuid4().hex[:12]}"
+    server = sqlalchemy.create_engine(mysql_url, poolclass=NullPool)
     with server.begin() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     base = mysql_url.rsplit("/", 1)[0]
-    yield f"{base}/{name}?charset=utf8mb4"
-    with server.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    server.dispose()
+    try:
+        yield f"{base}/{name}?charset=utf8mb4"
+    finally:
+        with server.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        server.dispose()
+
+
+@pytest.fixture
+def mysql_database(mysql_url):
+    """A fresh, empty, uniquely named database on the MariaDB server, dropped afterwards
+    (for migrations and subprocesses; ``database_url`` gives the schema-ready one)."""
+    with own_mysql_database(mysql_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_schema_database(mysql_url):
+    """This worker's MariaDB database with the models' schema, created once per session."""
+    with own_mysql_database(mysql_url) as url:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        Base.metadata.create_all(engine)
+        yield url, engine
+        engine.dispose()
+
+
+def empty_mysql_database(engine):
+    """Back to the state of a database just made by create_all: no rows, ids from 1 again,
+    no table the models do not declare."""
+    with engine.connect() as conn:
+        # a lock left by a test fails its teardown within seconds instead of hanging
+        conn.exec_driver_sql("SET SESSION lock_wait_timeout = 20, innodb_lock_wait_timeout = 20")
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        tables = dict(conn.exec_driver_sql(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE()").all())
+        for name in tables:
+            if name in Base.metadata.tables:
+                conn.exec_driver_sql(f"DELETE FROM `{name}`")
+            else:
+                conn.exec_driver_sql(f"DROP TABLE `{name}`")
+        conn.commit()
+        for name, next_id in tables.items():
+            if name in Base.metadata.tables and next_id and next_id > 1:
+                conn.exec_driver_sql(f"ALTER TABLE `{name}` AUTO_INCREMENT = 1")
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+    if set(Base.metadata.tables) - set(tables):
+        Base.metadata.create_all(engine)
 
 
 class OwnAddressClient(FlaskClient):
@@ -97,6 +169,24 @@ class OwnAddressClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
+_policies = {}
+
+
+def parsed_policy(path=None):
+    """What create_app would load from the policy file (load_policy), parsed and validated
+    once per session per file version, and copied for each app; None when it fails to load,
+    so that create_app reports the error itself."""
+    path = path or os.environ.get("GATEWAY_CONFIG") or DEFAULT_POLICY_PATH
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _policies:
+            _policies[key] = load_policy(path)
+    except (OSError, PolicyError):
+        return None
+    return copy.deepcopy(_policies[key])
+
+
 def build_app(database_url, redis_url=None, **overrides):
     config = {
         "SQLALCHEMY_DATABASE_URL": database_url,
@@ -106,21 +196,51 @@ def build_app(database_url, redis_url=None, **overrides):
         "ACCESS_LOG": False,
         "TESTING": True,
         "CLOCK": lambda: TEST_NOW,
+        # argon2's cheapest profile: production's (RFC 9106 low memory) is tested in test_passwords.py
+        "PASSWORD_HASH_PARAMETERS": profiles.CHEAPEST,
     }
     config.update(overrides)
+    if config.get("GATEWAY_POLICY") is None:
+        config["GATEWAY_POLICY"] = parsed_policy(config.get("GATEWAY_CONFIG"))
     app = create_app(config)
     app.test_client_class = OwnAddressClient
     Base.metadata.create_all(app.extensions["gateway_engine"])
     return app
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema_file(tmp_path_factory):
+    """A SQLite file with the models' schema, made once per session and copied per test."""
+    path = tmp_path_factory.mktemp("schema") / "schema.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
 def database_url(request, tmp_path):
-    """SQLite by default; tests parametrized with backend='mysql' run on MariaDB."""
+    """A database with the models' schema and no rows, the test's own: SQLite by default
+    (a copy of the session's schema file); tests parametrized with 'mysql' run on
+    MariaDB (this worker's database, emptied after the test)."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "mysql":
+        url, engine = request.getfixturevalue("mysql_schema_database")
+        yield url
+        Session.remove()    # nothing of the test's may keep a transaction open
+        empty_mysql_database(engine)
+        return
+    shutil.copyfile(request.getfixturevalue("sqlite_schema_file"), tmp_path / "gateway.db")
+    yield f"sqlite:///{tmp_path}/gateway.db"
+
+
+@pytest.fixture
+def empty_database_url(request, tmp_path):
+    """A new database without any table (for migrations): SQLite by default, or MariaDB."""
     backend = getattr(request, "param", "sqlite")
     if backend == "mysql":
         return request.getfixturevalue("mysql_database")
-    return f"sqlite:///{tmp_path}/gateway.db"
+    return f"sqlite:///{tmp_path}/empty.db"
 
 
 @pytest.fixture

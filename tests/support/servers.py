@@ -1,6 +1,7 @@
 """Real servers for the tests: Redis (private on a free port unless REDIS_URL is set),
 MariaDB (TEST_DATABASE_URL, or the local server when reachable), and gunicorn."""
 import os
+import random
 import shutil
 import signal
 import socket
@@ -8,16 +9,37 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Ports for the servers the tests start: below Linux's ephemeral range (32768-60999), so no
+# outbound connection takes one between free_port() and the server's bind, and a slice of
+# their own for each pytest-xdist worker, so two workers never pick the same one.
+PORTS_FIRST, PORTS_PER_WORKER, PORT_SLICES = 20000, 1500, 8
+_port_choice = random.SystemRandom()   # not the random a test may seed
+
+
+def worker_index():
+    """0 for pytest-xdist's worker gw0 (and without xdist), 1 for gw1, ..."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    first = PORTS_FIRST + worker_index() % PORT_SLICES * PORTS_PER_WORKER
+    for _ in range(200):
+        port = _port_choice.randrange(first, first + PORTS_PER_WORKER)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def wait_for_port(port, timeout=15.0, host="127.0.0.1"):
@@ -61,6 +83,16 @@ class PrivateRedis:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def worker_redis_url(url):
+    """A shared Redis (REDIS_URL) under pytest-xdist: worker gwN uses database number
+    (the URL's + N), so the workers' flushes and keys never meet."""
+    parts = urllib.parse.urlsplit(url)
+    if "PYTEST_XDIST_WORKER" not in os.environ or parts.scheme not in ("redis", "rediss"):
+        return url
+    database = int(parts.path.strip("/") or 0) + worker_index()
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def redis_available(url):
@@ -109,10 +141,23 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", self.app_uri],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        if not wait_for_port(self.port, timeout):
+        deadline = time.monotonic() + timeout
+        if not (wait_for_port(self.port, timeout) and self.wait_until_serving(deadline)):
             self.stop()
             raise RuntimeError("gunicorn did not start:\n" + self.output())
         return self
+
+    def wait_until_serving(self, deadline):
+        """The master listens before its workers have loaded the app: wait for a worker to
+        answer /health, so that a test's first request does not wait for workers to boot."""
+        import requests
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if requests.get(self.url + "/health", timeout=max(0.1, deadline - time.monotonic())).ok:
+                    return True
+            except requests.RequestException:
+                time.sleep(0.05)
+        return False
 
     def output(self):
         with open(self.log.name, encoding="utf-8", errors="replace") as handle:
