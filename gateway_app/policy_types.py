@@ -30,3 +30,12 @@ def strict(cls):
 
 
 positive = validate.Range(min=1)
+
+
+def require_complete_defaults(entry_schema, data):
+    """A section of ``defaults`` plus per-name overrides of ``entry_schema``: the defaults
+    must set every field, so that an override may set only some."""
+    missing = [name for name in entry_schema().fields if name not in data.get("defaults", {})]
+    if missing:
+        raise ValidationError({"defaults": {name: ["Missing data for required field."]
+                                            for name in missing}})

@@ -1,8 +1,8 @@
 """The integrations section of conf/gateway.yaml, read by http.py (timeouts), bookings.py
 (booking_confirm_timeout) and usage_reporting.py (the Stripe meter and its interval)."""
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate, validates_schema
 
-from ..policy_types import positive, strict
+from ..policy_types import positive, require_complete_defaults, strict
 
 
 @strict
@@ -26,7 +26,4 @@ class IntegrationsSchema(Schema):
 
     @validates_schema
     def defaults_complete(self, data, **kwargs):
-        missing = [k for k in ProviderTimeoutsSchema().fields if k not in data.get("defaults", {})]
-        if missing:
-            raise ValidationError({"defaults": {k: ["Missing data for required field."]
-                                                for k in missing}})
+        require_complete_defaults(ProviderTimeoutsSchema, data)

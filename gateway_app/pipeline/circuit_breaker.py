@@ -7,11 +7,11 @@ the last good copy for a GET, else 503 naming the service with ``Retry-After``
 ``UpstreamUnavailable`` and gets the same fallback through the error handler below.
 """
 from flask import g, request
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, fields, validates_schema
 
 from ..errors import problem_response
 from ..integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
-from ..policy_types import positive, strict
+from ..policy_types import positive, require_complete_defaults, strict
 from .base import Stage
 
 
@@ -31,10 +31,7 @@ class CircuitBreakerSchema(Schema):
 
     @validates_schema
     def defaults_complete(self, data, **kwargs):
-        missing = [k for k in BreakerSchema().fields if k not in data.get("defaults", {})]
-        if missing:
-            raise ValidationError({"defaults": {k: ["Missing data for required field."]
-                                                for k in missing}})
+        require_complete_defaults(BreakerSchema, data)
 
 
 class CircuitBreakerStage(Stage):
