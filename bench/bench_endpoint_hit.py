@@ -109,7 +109,9 @@ def main():
                "gateway, calls L1 hit (API key)": (gateway, PATH, headers)}
     if args.baseline:
         root = os.path.abspath(args.baseline)
-        targets["baseline gateway, same request"] = (GunicornIn(root, env, workers=1).start(), PATH, headers)
+        baseline_env = dict(env, GATEWAY_CONFIG=unlimited_policy(tempfile.mkdtemp(dir=workdir), root))
+        targets["baseline gateway, same request"] = (GunicornIn(root, baseline_env, workers=1).start(),
+                                                     PATH, headers)
     servers = [server for server, _path, _headers in targets.values()]
     try:
         pinned = pin_processes(servers, store)
