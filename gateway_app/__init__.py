@@ -8,7 +8,6 @@ from flask_smorest import Api
 from . import errors, integrations
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
-from .memo import BoundedMemo
 from .openapi import document_security
 from .pipeline import Pipeline
 from .policy import load_policy
@@ -43,22 +42,11 @@ class NoFlaskSession(SecureCookieSessionInterface):
 
 
 class GatewayFlask(Flask):
-    """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
-    (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
-    are GatewayResponse (responses.py); URLs are bound and matched by GatewayMap
-    (routing.py)."""
+    """Responses are GatewayResponse (responses.py); URLs are bound and matched by
+    GatewayMap (routing.py)."""
 
     response_class = GatewayResponse
     url_map_class = GatewayMap
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # hooks, views and error handlers: a fixed set in practice (a bound method hashes
-        # as its object and function)
-        self.sync_functions = BoundedMemo(super().ensure_sync)
-
-    def ensure_sync(self, func):
-        return self.sync_functions[func]
 
     def create_url_adapter(self, request):
         if request is None or not self.binds_by_map_alone():
