@@ -8,7 +8,7 @@ from flask_smorest import Api
 from . import errors, integrations
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
-from .openapi import document_security
+from .openapi import SecurityFromPolicy
 from .pipeline import Pipeline
 from .policy import load_policy
 from .redis_store import make_redis
@@ -84,12 +84,12 @@ def create_app(config=None):
     )
     app.extensions["gateway_engine"] = engine
 
-    api = Api(app, spec_kwargs={"info": {"description":
-                                         "Gateway for the voice-agent SaaS: portal, mobile app, integrations."}})
+    api = Api(app, spec_kwargs={
+        "info": {"description": "Gateway for the voice-agent SaaS: portal, mobile app, integrations."},
+        "extra_plugins": [SecurityFromPolicy(app)]})
     errors.install(app)  # after Api(), which registers its own JSON error handler
     from blueprints import register_all
     register_all(api)
-    document_security(app, api)
     app.extensions["gateway"].pipeline = Pipeline(app, policy)
     integrations.register(app)
 
