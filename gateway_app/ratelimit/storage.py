@@ -70,8 +70,8 @@ class BatchedRedisStorage(RedisStorage):
         self.lua_acquire_all = self.get_connection().register_script(ACQUIRE_ALL_SCRIPT)
 
     def window_keys(self, key):
-        return (self.prefixed_key(self._previous_window_key(key)),
-                self.prefixed_key(self._current_window_key(key)))
+        from .. import compat   # limits names these keys privately
+        return compat.sliding_window_keys(self, key)
 
     def acquire_all(self, limits, check=None):
         """``limits``: [(key, limit, expiry_seconds)]; ``check``: None, or what the script
