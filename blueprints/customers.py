@@ -53,6 +53,9 @@ class CustomerOut(Schema):
     updated_at = fields.DateTime()
 
 
+CUSTOMER_FIELDS = tuple(CustomerOut().fields)
+
+
 class CustomerProfileOut(CustomerOut):
     calls_count = fields.Integer()
     last_call_at = fields.DateTime(allow_none=True)
@@ -126,7 +129,7 @@ def create_customer(data, region):
 def get_customer(customer_id):
     """A customer's profile with call and appointment figures."""
     customer = get_owned_or_404(Customer, customer_id)
-    return {**{name: getattr(customer, name) for name in CustomerOut._declared_fields},
+    return {**{name: getattr(customer, name) for name in CUSTOMER_FIELDS},
             **profile_figures(customer)}
 
 

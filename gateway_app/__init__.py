@@ -12,8 +12,7 @@ from .extensions import GatewayState
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
-from .memo import BoundedMemo
-from .openapi import document_security
+from .openapi import SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
@@ -48,22 +47,11 @@ class NoFlaskSession(SecureCookieSessionInterface):
 
 
 class GatewayFlask(Flask):
-    """Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
-    (``ensure_sync``); the answer cannot change, so it is kept per function. Responses
-    are GatewayResponse (responses.py); URLs are bound and matched by GatewayMap
-    (routing.py)."""
+    """Responses are GatewayResponse (responses.py); URLs are bound and matched by
+    GatewayMap (routing.py)."""
 
     response_class = GatewayResponse
     url_map_class = GatewayMap
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # hooks, views and error handlers: a fixed set in practice (a bound method hashes
-        # as its object and function)
-        self.sync_functions = BoundedMemo(super().ensure_sync)
-
-    def ensure_sync(self, func):
-        return self.sync_functions[func]
 
     def create_url_adapter(self, request):
         if request is None or not self.binds_by_map_alone():
@@ -120,13 +108,13 @@ def create_app(config=None):
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
-    api = Api(app, spec_kwargs={"info": {"description":
-                                         "Gateway for the voice-agent SaaS: portal, mobile app, integrations."}})
+    api = Api(app, spec_kwargs={
+        "info": {"description": "Gateway for the voice-agent SaaS: portal, mobile app, integrations."},
+        "extra_plugins": [SecurityFromPolicy(app)]})
     errors.install(app)  # after Api(), which registers its own JSON error handler
     # The one place below the blueprints that knows them: assembling the app is its job.
     from blueprints import register_all
     register_all(api)
-    document_security(app, api)
     state.pipeline = Pipeline(app, build_stages(app, policy, state))
     register_readiness_checks(state)
     register_outbox_handlers()

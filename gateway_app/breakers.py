@@ -98,7 +98,7 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
         except RedisError as exc:
             if self._redis_failed_at is None:
                 log.warning("breaker %s: Redis unavailable, using per-process state (%s)",
-                            self._name, type(exc).__name__)
+                            self.name, type(exc).__name__)
             self._redis_failed_at = time.time()
             return fallback()
         self._redis_failed_at = None
@@ -192,47 +192,40 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
         return self._shared(take, lambda: self.memory.take_probe(epoch, limit))
 
 
-class ProbeLimitedHalfOpen(pybreaker.CircuitHalfOpenState):
-    """Half-open that lets only the probes of this open period through; others are refused."""
-
-    def before_call(self, func, *args, **kwargs):
-        breaker = self._breaker
-        if not breaker._state_storage.take_probe(breaker.half_open_probes):
-            raise pybreaker.CircuitBreakerError("Half-open: the probes of this period are in flight")
-
-
 class GatewayBreaker(pybreaker.CircuitBreaker):
     def __init__(self, service, settings, storage, listeners=()):
         super().__init__(fail_max=settings["failure_threshold"],
                          reset_timeout=settings["reset_timeout"],
                          exclude=[is_not_a_fault], listeners=list(listeners),
                          state_storage=storage, name=service)
+        self.storage = storage   # pybreaker keeps its own reference private
         self.service = service
         self.failure_window = settings["failure_window"]
         self.half_open_probes = settings["half_open_probes"]
 
-    def _create_new_state(self, new_state, prev_state=None, notify=False):
-        if new_state == pybreaker.STATE_HALF_OPEN:
-            return ProbeLimitedHalfOpen(self, prev_state=prev_state, notify=notify)
-        return super()._create_new_state(new_state, prev_state, notify)
-
     def call(self, func, *args, **kwargs):
         # pybreaker holds self._lock for the whole call, serialising concurrent callers.
         # State changes still take the lock (open/half_open/close); the call does not.
+        # An open breaker whose reset timeout has passed turns half-open and calls this
+        # again, so the probe check below sees that first call too.
         attempted = []
 
         def attempt(*call_args, **call_kwargs):
             attempted.append(True)
             return func(*call_args, **call_kwargs)
         try:
-            return self.state.call(attempt, *args, **kwargs)
+            state = self.state
+            if (state.name == pybreaker.STATE_HALF_OPEN
+                    and not self.storage.take_probe(self.half_open_probes)):
+                raise pybreaker.CircuitBreakerError("Half-open: the probes of this period are in flight")
+            return state.call(attempt, *args, **kwargs)
         except pybreaker.CircuitBreakerError:
             if not attempted:   # refused, as opposed to the failure that tripped the breaker
                 self.count_rejection()
             raise
 
     def close(self):
-        self._state_storage.clear_failures()
+        self.storage.clear_failures()
         super().close()
 
     def retry_after(self, now=None):
@@ -240,7 +233,7 @@ class GatewayBreaker(pybreaker.CircuitBreaker):
         state = self.current_state
         if state == pybreaker.STATE_CLOSED:
             return 0
-        opened_at = self._state_storage.opened_at
+        opened_at = self.storage.opened_at
         if opened_at is None:
             return 1
         remaining = opened_at.timestamp() + self.reset_timeout - (now or time.time())

@@ -25,3 +25,17 @@ def headers_unchecked(pairs):
     headers = Headers()
     headers._list = list(pairs)
     return headers
+
+
+# --- limits 5.8.0: RedisStorage's sliding-window key names -------------------------------
+#
+# The rate limiter's script (ratelimit/acquire_all.lua) counts in the very keys limits'
+# RedisStorage keeps a sliding window in, so that limits' own reads, clears and resets
+# see what the script took. limits names the two keys only in its private
+# ``_previous_window_key`` and ``_current_window_key``.
+
+
+def sliding_window_keys(storage, key):
+    """(previous, current) Redis keys of ``key``'s sliding window in limits' ``storage``."""
+    return (storage.prefixed_key(storage._previous_window_key(key)),
+            storage.prefixed_key(storage._current_window_key(key)))

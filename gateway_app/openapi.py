@@ -1,11 +1,11 @@
 """The OpenAPI document says which credential each operation takes.
 
-flask-smorest documents schemas but knows nothing of the pipeline's declarations, so
-after the blueprints are registered each operation gets the security its
-``gateway_policy`` implies: none for public routes, the admin token for the operator
+flask-smorest documents schemas but knows nothing of the pipeline's declarations, so an
+apispec plugin gives each operation, as its path is added to the document, the security
+its ``gateway_policy`` implies: none for public routes, the admin token for the operator
 API, and any of the three client credentials (docs/contract.md section 2) otherwise.
 """
-import re
+from apispec import BasePlugin
 
 from .pipeline import route_policy_for
 
@@ -18,7 +18,7 @@ SCHEMES = {
                    "description": "GATEWAY_ADMIN_TOKEN, for /gateway/admin/*"},
 }
 CLIENT_CREDENTIALS = [{"apiKey": []}, {"bearerToken": []}, {"session": []}]
-WERKZEUG_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+DOCUMENTED_METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def security_for(route_policy):
@@ -29,14 +29,23 @@ def security_for(route_policy):
     return CLIENT_CREDENTIALS
 
 
-def document_security(app, api):
-    for name, scheme in SCHEMES.items():
-        api.spec.components.security_scheme(name, scheme)
-    # apispec keeps registered paths in ``_paths``; it has no public way to amend them
-    paths = api.spec._paths
-    for rule in app.url_map.iter_rules():
-        operations = paths.get(WERKZEUG_PARAMETER.sub(r"{\1}", rule.rule), {})
-        security = security_for(route_policy_for(app, rule.endpoint))
-        for method in rule.methods - {"HEAD", "OPTIONS"}:
-            if method.lower() in operations:
-                operations[method.lower()]["security"] = security
+class SecurityFromPolicy(BasePlugin):
+    """apispec plugin (flask-smorest's ``extra_plugins``): the security schemes, and each
+    operation's security from its view's declarations (flask-smorest passes the rule)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        for name, scheme in SCHEMES.items():
+            spec.components.security_scheme(name, scheme)
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        rule = kwargs.get("rule")
+        if rule is None or not operations:
+            return
+        security = security_for(route_policy_for(self.app, rule.endpoint))
+        for method in DOCUMENTED_METHODS:
+            if method in operations:
+                operations[method]["security"] = security

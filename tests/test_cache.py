@@ -214,31 +214,6 @@ def test_l1_keeps_the_stored_copy_itself_and_it_cannot_be_changed(app, tenant):
     assert all(isinstance(header, tuple) for header in first[1])
 
 
-def test_l1_reads_entries_as_cachelib_does(monkeypatch):
-    """WorkerMemoryCache.get reads cachelib's ``_cache`` itself (without its lock): the
-    answers are SimpleCache's - live, never-expiring, expired and missing entries."""
-    import time as real_time
-
-    from cachelib import SimpleCache
-    from cachelib import simple as cachelib_simple
-
-    from gateway_app.cache import tiers
-    ours, theirs = tiers.WorkerMemoryCache(), SimpleCache()
-    now = real_time.time()
-    for cache in (ours, theirs):
-        monkeypatch.setattr(tiers.time, "time", lambda: now)
-        monkeypatch.setattr(cachelib_simple, "time", lambda: now)
-        cache.set("live", ("a",), timeout=60)
-        cache.set("forever", ("b",), timeout=0)
-        cache.set("short", ("c",), timeout=5)
-    later = now + 10
-    monkeypatch.setattr(tiers.time, "time", lambda: later)
-    monkeypatch.setattr(cachelib_simple, "time", lambda: later)
-    for key in ("live", "forever", "short", "missing"):
-        assert ours.get(key) == theirs.get(key)
-    assert [ours.get(key) for key in ("live", "forever", "short", "missing")] == [("a",), ("b",), None, None]
-
-
 def test_without_redis_both_tiers_live_in_the_process(tmp_path):
     app = make_app(f"sqlite:///{tmp_path}/local.db", None)
     with app.app_context():

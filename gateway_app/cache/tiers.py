@@ -7,6 +7,7 @@ their key) live in L2 for ``stale_ttl``.
 """
 import time
 
+from cachelib.serializers import BaseSerializer
 from flask_caching import Cache
 from flask_caching.backends import SimpleCache
 
@@ -16,8 +17,8 @@ from .guard import REDIS_FAULTS, RedisGuard
 MISSING = object()  # Redis could not answer
 
 
-class KeptObjects:
-    """cachelib's serializer interface, keeping the object itself."""
+class KeptObjects(BaseSerializer):
+    """A cachelib serializer that keeps the object itself."""
 
     @staticmethod
     def dumps(value):
@@ -34,15 +35,6 @@ class WorkerMemoryCache(SimpleCache):
     body out of a pickle on every hit was most of what an L1 lookup cost."""
 
     serializer = KeptObjects()
-
-    def get(self, key):
-        """SimpleCache.get (its ``_cache`` holds ``key -> (expires, value)``, 0: never)
-        without taking its lock: reading one dict entry is atomic and the value is kept as
-        it is, so there is nothing for the lock to protect on the hit path."""
-        found = self._cache.get(key)
-        if found is not None and (found[0] == 0 or found[0] > time.time()):
-            return found[1]
-        return None
 
 
 def flask_cache_backend(app, config):
