@@ -10,7 +10,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "flask>=3.1,<4",
-        "werkzeug>=3.1,<4",   # gateway_app/routing.py extends its URL map and matcher
+        "werkzeug>=3.1,<4",   # gateway_app/compat.py extends its URL matcher
         "flask-limiter>=4.1,<5",
         "limits>=5.8,<6",
         "flask-caching>=2.5,<3",

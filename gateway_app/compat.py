@@ -4,7 +4,10 @@ Each use below says why no documented interface serves, and names the library ve
 it was checked against; tests/test_compat.py holds a guard test per use, so a release
 that changes what it relies on fails there, not in production.
 """
+import threading
+
 from werkzeug.datastructures import Headers
+from werkzeug.routing.matcher import StateMachineMatcher
 
 # --- werkzeug 3.1.9: a Headers keeps its (name, value) pairs in the list ``_list`` -------
 #
@@ -39,3 +42,57 @@ def sliding_window_keys(storage, key):
     """(previous, current) Redis keys of ``key``'s sliding window in limits' ``storage``."""
     return (storage.prefixed_key(storage._previous_window_key(key)),
             storage.prefixed_key(storage._current_window_key(key)))
+
+
+# --- werkzeug 3.1.9: a Map matches through its private ``_matcher``, a StateMachineMatcher -
+#
+# werkzeug walks its rule state machine on every request, though the answer for a path
+# and method cannot change while the rules do, and a Map has no documented way to match
+# through anything else; StateMachineMatcher is not documented for extension either.
+# Kept matches, with the sites routing.GatewayMap keeps, are worth more than the 5% a
+# speed-up needs (bench/bench_cache.py).
+
+
+class KeptMatches(StateMachineMatcher):
+    """werkzeug's matcher, keeping each successful (domain, path, method, websocket) ->
+    (rule, values) in the cache ``kept`` until the rules change. A miss (404, 405, a
+    redirect) raises, so it is worked out every time and never kept; nor is the match of
+    a path longer than ``longest_kept_path``, as a kept match holds its path."""
+
+    def __init__(self, merge_slashes, kept, longest_kept_path):
+        super().__init__(merge_slashes)
+        self.kept = kept
+        self.longest_kept_path = longest_kept_path
+        self.lock = threading.Lock()   # cachetools caches are not thread-safe
+
+    def add(self, rule):
+        super().add(rule)
+        with self.lock:
+            self.kept.clear()
+
+    def update(self):
+        super().update()
+        with self.lock:
+            self.kept.clear()
+
+    def match(self, domain, path, method, websocket):
+        key = (domain, path, method, websocket)
+        try:
+            with self.lock:
+                found = self.kept[key]
+        except KeyError:
+            found = None
+        if found is None:   # the match raises for a miss, which is therefore never kept
+            found = super().match(domain, path, method, websocket)
+            if len(path) <= self.longest_kept_path:
+                with self.lock:
+                    self.kept[key] = found
+        rule, values = found
+        # a copy: the request keeps it as view_args, which url_value_preprocessors may change
+        return rule, dict(values)
+
+
+def keep_matches(url_map, kept, longest_kept_path):
+    """Make werkzeug ``url_map`` (before any rule is added) match through KeptMatches."""
+    url_map._matcher = KeptMatches(url_map._matcher.merge_slashes, kept, longest_kept_path)
+    return url_map._matcher

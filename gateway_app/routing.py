@@ -4,56 +4,28 @@ werkzeug works out two things on every request that cannot change between reques
 that look alike:
 
 - the match of a path and method: it walks its rule state machine (the gateway has
-  about 70 rules, and the walk was the largest Flask cost of a cached GET beside the
-  bare view's one rule), though the answer stays the same while the rules do;
+  about 70 rules), though the answer stays the same while the rules do;
 - where the request was sent (``bind_to_environ``): it reads and validates the Host
   header, IDNA-encodes the server name and looks for a websocket upgrade, though the
   answer depends only on those headers and the server's address.
 
-Both are kept after the first success, in bounded memos (the keys come from clients):
-a failure (404, 405, a redirect, a Host that cannot be IDNA-encoded) is worked out
-every time and never kept, nor is the match of a path longer than any the API names,
-and the memos' bounds cap what a flood of distinct requests can make a worker hold
-(4096 matches of paths of at most 256 characters, 64 sites whose Host headers gunicorn
-caps at 8 KB).
+Both are kept after the first success, in LRU caches (the keys come from clients): a
+failure (404, 405, a redirect, a Host that cannot be IDNA-encoded) is worked out every
+time and never kept, nor is the match of a path longer than any the API names, and the
+caches' sizes cap what a flood of distinct requests can make a worker hold (4096
+matches of paths of at most 256 characters, 64 sites whose Host headers gunicorn caps
+at 8 KB). Matching through kept matches needs werkzeug's private matcher: compat.py.
 """
+import threading
+
+from cachetools import LRUCache
 from werkzeug.routing import Map, MapAdapter
-from werkzeug.routing.matcher import StateMachineMatcher
 
-from .memo import BoundedMemo
-
+from . import compat
 
 # longer paths are matched every time: the API's own are far shorter, and a kept
 # match holds its path
 LONGEST_KEPT_PATH = 256
-
-
-class KeptMatches(StateMachineMatcher):
-    """werkzeug's matcher, with each (domain, path, method, websocket) -> (rule, values)
-    kept until the rules change."""
-
-    def __init__(self, merge_slashes, bound=4096):
-        super().__init__(merge_slashes)
-        self.kept = BoundedMemo(bound=bound)
-
-    def add(self, rule):
-        super().add(rule)
-        self.kept.clear()
-
-    def update(self):
-        super().update()
-        self.kept.clear()
-
-    def match(self, domain, path, method, websocket):
-        key = (domain, path, method, websocket)
-        found = self.kept.get(key)
-        if found is None:   # raises for a miss, which is therefore never kept
-            found = super().match(domain, path, method, websocket)
-            if len(path) <= LONGEST_KEPT_PATH:
-                self.kept.remember(key, found)
-        rule, values = found
-        # a copy: the request keeps it as view_args, which url_value_preprocessors may change
-        return rule, dict(values)
 
 
 def wsgi_text(environ, key, absent=None):
@@ -63,23 +35,29 @@ def wsgi_text(environ, key, absent=None):
 
 
 class GatewayMap(Map):
-    """Flask's URL map, matching through KeptMatches and keeping each site's binding."""
+    """Flask's URL map, matching through compat.KeptMatches and keeping each site's binding."""
 
-    def __init__(self, rules=None, **kwargs):
+    def __init__(self, rules=None, kept_matches=4096, kept_sites=64, **kwargs):
         super().__init__(None, **kwargs)
-        self._matcher = KeptMatches(self._matcher.merge_slashes)
+        self.kept_matches = compat.keep_matches(self, LRUCache(kept_matches), LONGEST_KEPT_PATH)
         # site_key -> (server name, subdomain, url scheme)
-        self.sites = BoundedMemo(bound=64)
+        self.sites = LRUCache(kept_sites)
+        self.sites_lock = threading.Lock()   # cachetools caches are not thread-safe
         for rule_factory in rules or ():
             self.add(rule_factory)
 
     def bind_to_environ(self, environ, server_name=None, subdomain=None):
         environ = getattr(environ, "environ", environ)   # a request, as werkzeug accepts
         key = self.site_key(environ, server_name, subdomain)
-        site = self.sites.get(key)
+        try:
+            with self.sites_lock:
+                site = self.sites[key]
+        except KeyError:
+            site = None
         if site is None:   # raises for a Host it cannot encode, which is therefore never kept
             adapter = super().bind_to_environ(environ, server_name, subdomain)
-            self.sites.remember(key, (adapter.server_name, adapter.subdomain, adapter.url_scheme))
+            with self.sites_lock:
+                self.sites[key] = (adapter.server_name, adapter.subdomain, adapter.url_scheme)
             return adapter
         site_name, site_subdomain, url_scheme = site
         # the rest as werkzeug's bind: an absent script name or path is "/"

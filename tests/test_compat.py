@@ -40,3 +40,55 @@ def test_sliding_window_keys_are_where_limits_counts(redis_url, redis_client):
     assert (previous_count, current_count) == (3, 2)
     storage.clear_sliding_window("compat:guard", 60)
     assert redis_client.exists(previous, current) == 0
+
+
+# --- werkzeug: Map._matcher, StateMachineMatcher ---------------------------------------------
+
+def routing_rules():
+    from werkzeug.routing import Rule
+    return [Rule("/items/<int:item_id>", endpoint="item", methods=["GET", "DELETE"]),
+            Rule("/items/featured", endpoint="featured"),
+            Rule("/folder/", endpoint="folder"),
+            Rule("/files/<path:name>", endpoint="file"),
+            Rule("/live", endpoint="live", websocket=True),
+            Rule("/v<int(min=1):version>/calls", endpoint="calls", methods=["POST"])]
+
+
+def answers(adapter, path, method, websocket=False):
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
+    try:
+        return adapter.match(path, method, websocket=websocket)
+    except RequestRedirect as redirect:
+        return ("redirect", redirect.new_url)
+    except HTTPException as refused:
+        return (type(refused).__name__, sorted(getattr(refused, "valid_methods", None) or ()))
+
+
+def test_a_map_matches_through_kept_matches_as_through_its_own_matcher():
+    """keep_matches puts KeptMatches in werkzeug's private Map._matcher: the map's
+    adapters match through it, and it answers what werkzeug's own matcher answers."""
+    from cachetools import LRUCache
+    from werkzeug.routing import Map, Rule
+
+    kept_map, stock = Map(merge_slashes=True), Map(routing_rules(), merge_slashes=True)
+    kept = compat.keep_matches(kept_map, LRUCache(100), 256)
+    for rule in routing_rules():
+        kept_map.add(rule)
+    requests = [("/items/5", "GET"), ("/items/5", "DELETE"), ("/items/5", "POST"),
+                ("/items/featured", "GET"), ("/items/five", "GET"), ("/folder", "GET"),
+                ("/folder/", "GET"), ("/files/a/b.txt", "GET"), ("/files//a", "GET"),
+                ("/v2/calls", "POST"), ("/v0/calls", "POST"), ("/v2/calls", "GET"),
+                ("/missing", "GET"), ("/items//5", "GET")]
+    for _ in range(2):   # answered, then answered from what was kept
+        for path, method in requests:
+            assert answers(kept_map.bind("api.test"), path, method) == \
+                answers(stock.bind("api.test"), path, method), (path, method)
+        for scheme, websocket in (("http", False), ("ws", True)):
+            assert answers(kept_map.bind("api.test", url_scheme=scheme), "/live", "GET", websocket) == \
+                answers(stock.bind("api.test", url_scheme=scheme), "/live", "GET", websocket)
+    assert kept_map._matcher is kept
+    assert ("", "/items/5", "GET", False) in kept.kept   # matched through KeptMatches
+    kept_map.add(Rule("/items/7", endpoint="seven"))
+    assert len(kept.kept) == 0                           # a rule added clears what was kept
+    assert kept_map.bind("api.test").match("/items/7") == ("seven", {})

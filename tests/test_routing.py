@@ -6,7 +6,8 @@ from werkzeug.routing import Map, Rule
 
 from gateway_app.db import Session
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.routing import GatewayMap, KeptMatches
+from gateway_app.compat import KeptMatches
+from gateway_app.routing import GatewayMap
 from tests.conftest import build_app
 
 
@@ -42,12 +43,12 @@ def client(database_url):
 
 
 def kept_matches(client):
-    return client.application.url_map._matcher.kept
+    return client.application.url_map.kept_matches.kept
 
 
 def test_the_app_matches_urls_through_kept_matches(client):
     assert isinstance(client.application.url_map, GatewayMap)
-    assert isinstance(client.application.url_map._matcher, KeptMatches)
+    assert isinstance(client.application.url_map.kept_matches, KeptMatches)
 
 
 def test_each_request_gets_its_own_values_from_a_kept_match(client):
@@ -100,12 +101,11 @@ def test_rules_given_to_the_map_are_matched():
 
 
 def test_distinct_paths_never_grow_the_kept_matches_past_their_bound():
-    url_map = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")])
-    url_map._matcher.kept.bound = 10
+    url_map = GatewayMap([Rule("/items/<int:item_id>", endpoint="item")], kept_matches=10)
     adapter = url_map.bind("gateway.test")
     for item_id in range(25):
         assert adapter.match(f"/items/{item_id}") == ("item", {"item_id": item_id})
-        assert len(url_map._matcher.kept) <= 10
+        assert len(url_map.kept_matches.kept) <= 10
 
 
 @pytest.mark.parametrize("base_url", ["http://a.example", "https://b.example:8443"])
