@@ -404,7 +404,7 @@ def test_calendar_bad_input_is_422_naming_the_field(tenant, query, field):
 
 
 def test_a_full_year_is_accepted(tenant):
-    assert tenant.get("/api/v1/appointments?from=2028-01-01&to=2028-12-31").status_code == 200
+    assert tenant.get("/api/v1/appointments?from=2032-01-01&to=2032-12-31").status_code == 200
 
 
 def test_calendar_queries_do_not_grow_with_the_rows(app, tenant, customer_id):
