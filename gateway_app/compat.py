@@ -4,7 +4,7 @@ Each use below says why no documented interface serves, and names the library ve
 it was checked against; tests/test_compat.py holds a guard test per use, so a release
 that changes what it relies on fails there, not in production.
 """
-import threading
+import functools
 
 from werkzeug.datastructures import Headers
 from werkzeug.routing.matcher import StateMachineMatcher
@@ -54,40 +54,30 @@ def sliding_window_keys(storage, key):
 
 
 class KeptMatches(StateMachineMatcher):
-    """werkzeug's matcher, keeping each successful (domain, path, method, websocket) ->
-    (rule, values) in the cache ``kept`` until the rules change. A miss (404, 405, a
-    redirect) raises, so it is worked out every time and never kept; nor is the match of
-    a path longer than ``longest_kept_path``, as a kept match holds its path."""
+    """werkzeug's matcher, keeping up to ``kept`` successful (domain, path, method,
+    websocket) -> (rule, values) in an LRU cache until the rules change. A miss (404,
+    405, a redirect) raises, which functools.lru_cache never keeps, so it is worked out
+    every time; nor is the match of a path longer than ``longest_kept_path`` kept, as a
+    kept match holds its path."""
 
     def __init__(self, merge_slashes, kept, longest_kept_path):
         super().__init__(merge_slashes)
-        self.kept = kept
+        self.kept = functools.lru_cache(maxsize=kept)(super().match)
         self.longest_kept_path = longest_kept_path
-        self.lock = threading.Lock()   # cachetools caches are not thread-safe
 
     def add(self, rule):
         super().add(rule)
-        with self.lock:
-            self.kept.clear()
+        self.kept.cache_clear()
 
     def update(self):
         super().update()
-        with self.lock:
-            self.kept.clear()
+        self.kept.cache_clear()
 
     def match(self, domain, path, method, websocket):
-        key = (domain, path, method, websocket)
-        try:
-            with self.lock:
-                found = self.kept[key]
-        except KeyError:
-            found = None
-        if found is None:   # the match raises for a miss, which is therefore never kept
-            found = super().match(domain, path, method, websocket)
-            if len(path) <= self.longest_kept_path:
-                with self.lock:
-                    self.kept[key] = found
-        rule, values = found
+        if len(path) > self.longest_kept_path:
+            rule, values = super().match(domain, path, method, websocket)
+        else:
+            rule, values = self.kept(domain, path, method, websocket)
         # a copy: the request keeps it as view_args, which url_value_preprocessors may change
         return rule, dict(values)
 

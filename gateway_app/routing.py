@@ -9,16 +9,16 @@ that look alike:
   header, IDNA-encodes the server name and looks for a websocket upgrade, though the
   answer depends only on those headers and the server's address.
 
-Both are kept after the first success, in LRU caches (the keys come from clients): a
-failure (404, 405, a redirect, a Host that cannot be IDNA-encoded) is worked out every
-time and never kept, nor is the match of a path longer than any the API names, and the
-caches' sizes cap what a flood of distinct requests can make a worker hold (4096
-matches of paths of at most 256 characters, 64 sites whose Host headers gunicorn caps
-at 8 KB). Matching through kept matches needs werkzeug's private matcher: compat.py.
+Both are kept after the first success in LRU caches (functools.lru_cache: the keys come
+from clients). A failure (404, 405, a redirect, a Host that cannot be IDNA-encoded)
+raises, which the cache never keeps, so it is worked out every time; nor is the match
+of a path longer than any the API names kept, and the caches' sizes cap what a flood of
+distinct requests can make a worker hold (4096 matches of paths of at most 256
+characters, 64 sites whose Host headers gunicorn caps at 8 KB). Matching through kept
+matches needs werkzeug's private matcher: compat.py.
 """
-import threading
+import functools
 
-from cachetools import LRUCache
 from werkzeug.routing import Map, MapAdapter
 
 from . import compat
@@ -39,35 +39,31 @@ class GatewayMap(Map):
 
     def __init__(self, rules=None, kept_matches=4096, kept_sites=64, **kwargs):
         super().__init__(None, **kwargs)
-        self.kept_matches = compat.keep_matches(self, LRUCache(kept_matches), LONGEST_KEPT_PATH)
-        # site_key -> (server name, subdomain, url scheme)
-        self.sites = LRUCache(kept_sites)
-        self.sites_lock = threading.Lock()   # cachetools caches are not thread-safe
+        self.kept_matches = compat.keep_matches(self, kept_matches, LONGEST_KEPT_PATH)
+        self.site_of = functools.lru_cache(maxsize=kept_sites)(self.find_site)
         for rule_factory in rules or ():
             self.add(rule_factory)
 
     def bind_to_environ(self, environ, server_name=None, subdomain=None):
         environ = getattr(environ, "environ", environ)   # a request, as werkzeug accepts
-        key = self.site_key(environ, server_name, subdomain)
-        try:
-            with self.sites_lock:
-                site = self.sites[key]
-        except KeyError:
-            site = None
-        if site is None:   # raises for a Host it cannot encode, which is therefore never kept
-            adapter = super().bind_to_environ(environ, server_name, subdomain)
-            with self.sites_lock:
-                self.sites[key] = (adapter.server_name, adapter.subdomain, adapter.url_scheme)
-            return adapter
-        site_name, site_subdomain, url_scheme = site
+        site_name, site_subdomain, url_scheme = self.site_of(
+            server_name, subdomain, environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
+            environ.get("SERVER_PORT"), environ["wsgi.url_scheme"],
+            environ.get("HTTP_CONNECTION"), environ.get("HTTP_UPGRADE"))
         # the rest as werkzeug's bind: an absent script name or path is "/"
         return MapAdapter(self, site_name, wsgi_text(environ, "SCRIPT_NAME", "/"), site_subdomain,
                           url_scheme, wsgi_text(environ, "PATH_INFO", "/"),
                           environ["REQUEST_METHOD"], wsgi_text(environ, "QUERY_STRING"))
 
-    @staticmethod
-    def site_key(environ, server_name, subdomain):
-        """All that werkzeug's bind_to_environ reads to find where a request was sent."""
-        return (server_name, subdomain, environ.get("HTTP_HOST"), environ.get("SERVER_NAME"),
-                environ.get("SERVER_PORT"), environ["wsgi.url_scheme"],
-                environ.get("HTTP_CONNECTION"), environ.get("HTTP_UPGRADE"))
+    def find_site(self, server_name, subdomain, host, wsgi_server_name, port, scheme,
+                  connection, upgrade):
+        """(server name, subdomain, url scheme) as werkzeug's bind_to_environ makes them
+        from all it reads to find where a request was sent."""
+        environ = {"wsgi.url_scheme": scheme, "REQUEST_METHOD": "GET"}
+        for name, value in (("HTTP_HOST", host), ("SERVER_NAME", wsgi_server_name),
+                            ("SERVER_PORT", port), ("HTTP_CONNECTION", connection),
+                            ("HTTP_UPGRADE", upgrade)):
+            if value is not None:
+                environ[name] = value
+        adapter = super().bind_to_environ(environ, server_name, subdomain)
+        return adapter.server_name, adapter.subdomain, adapter.url_scheme
