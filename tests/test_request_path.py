@@ -1,6 +1,7 @@
 """The warm request path through HTTP: what a cached principal and an L1 hit cost in Redis
-round trips (each stage reads its own keys), and that what is kept in the worker keeps
-every guarantee (invalidation, revocation, token expiry)."""
+round trips (the principal's versions and the namespace's generations in one MGET), and
+that what is kept in the worker keeps every guarantee (invalidation, revocation, token
+expiry)."""
 import datetime as dt
 import time
 
@@ -53,23 +54,23 @@ def warm_credentials(tenant):
     return {"token": tenant.headers, "api_key": {"X-API-Key": key}}
 
 
-def versions_then_generations(seen):
-    """Each MGET of a warm request: the principal's versions (authentication), then the
-    namespace's generations (caching)."""
+def versions_and_generations(seen):
+    """What each MGET of a warm request reads: the principal's versions (authentication),
+    the namespace's generations (caching)."""
     mgets = [command for command in seen if command.upper().startswith("MGET")]
     return [("gw:identity:ver:" in command, "gw:cache:gen:" in command) for command in mgets]
 
 
 @pytest.mark.parametrize("kind", ["token", "api_key"])
-def test_an_l1_hit_with_a_cached_principal_costs_two_small_reads(redis_url, tenant, kind):
+def test_an_l1_hit_with_a_cached_principal_costs_one_small_read(redis_url, tenant, kind):
     headers = warm_credentials(tenant)[kind]
     for _ in range(2):   # warm the principal cache, then the response cache
         tenant.client.get("/test/cache/calls", headers=headers)
     with redis_commands(redis_url) as seen:
         for _ in range(5):
             assert tenant.client.get("/test/cache/calls", headers=headers).headers["X-Cache"] == "HIT-L1"
-    assert command_names(seen) == ["MGET", "MGET"] * 5
-    assert versions_then_generations(seen) == [(True, False), (False, True)] * 5
+    assert command_names(seen) == ["MGET"] * 5
+    assert versions_and_generations(seen) == [(True, True)] * 5
 
 
 def test_a_rate_limited_l1_hit_adds_the_limiter_script(redis_url, tenant):
@@ -80,8 +81,26 @@ def test_a_rate_limited_l1_hit_adds_the_limiter_script(redis_url, tenant):
             response = tenant.get("/test/limited/calls")
             assert response.headers["X-Cache"] == "HIT-L1"
             assert "RateLimit" in response.headers
-    assert command_names(seen) == ["MGET", "EVALSHA", "MGET"] * 3
-    assert versions_then_generations(seen) == [(True, False), (False, True)] * 3
+    assert command_names(seen) == ["MGET", "EVALSHA"] * 3
+    assert versions_and_generations(seen) == [(True, True)] * 3
+
+
+def test_a_principal_read_from_the_database_leaves_caching_its_own_read(redis_url, tenant):
+    tenant.get("/test/cache/calls")
+    fresh = warm_credentials(tenant)["api_key"]   # a new key: not in the principal cache yet
+    with redis_commands(redis_url) as seen:
+        assert tenant.client.get("/test/cache/calls", headers=fresh).headers["X-Cache"] == "HIT-L1"
+    assert versions_and_generations(seen) == [(True, False), (False, True)]
+
+
+def test_generation_tokens_missing_from_redis_are_created_not_read_ahead(redis_url, redis_client, tenant):
+    tenant.get("/test/cache/calls")
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+    # as after a Redis restart: the tokens are gone, so the cached entry must not be served
+    redis_client.delete(f"gw:cache:gen:calls:c{tenant.company['id']}")
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "MISS"
+    assert redis_client.get(f"gw:cache:gen:calls:c{tenant.company['id']}") is not None
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
 
 
 def test_an_event_invalidates_an_entry_served_from_l1(tenant):

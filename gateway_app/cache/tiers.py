@@ -85,6 +85,22 @@ class TieredCache:
         """The tokens of a scope's generation ``keys`` (one Redis round trip), or MISSING."""
         return self.redis_call("generations", self.generations.read, keys)
 
+    def can_read_ahead(self):
+        """Whether another stage may read this request's generation tokens for us: only
+        from Redis, when it answers, with no missed invalidation to write first."""
+        return self.shared and self.guard.available() and not self.generations.pending
+
+    @staticmethod
+    def generations_read_ahead(keys, read_ahead):
+        """The tokens of ``keys`` from what was read ahead, or None when one is not
+        there (not read, or absent from Redis: ``current_generations`` creates it)."""
+        if not read_ahead:
+            return None
+        values = [read_ahead.get(key) for key in keys]
+        if None in values:
+            return None
+        return [value.decode() for value in values]
+
     def get(self, namespace, key):
         """``(stored, "L1" | "L2")``, ``(None, None)`` on a miss, or ``(MISSING, None)``."""
         in_l1 = self.tier_of(namespace) == "l1"

@@ -6,7 +6,9 @@ worker. So each cached entry records the company's and the user's *version* as t
 were read before the database was; changing a company or a user increments its
 version in the shared store, and an entry whose recorded versions differ from the
 current ones is a miss. A warm lookup is one MGET of two small keys (plus one GET
-when the entry is not in this worker's L1), shared by the worker's concurrent requests.
+when the entry is not in this worker's L1), shared by the worker's concurrent requests;
+the caller may name more keys for that MGET (the authentication stage adds the caching
+stage's generation tokens, so a warm cached request reads Redis once).
 
 When the store is unreachable nothing is served from cache (every lookup resolves
 from the database) and a missed version bump can leave an entry stale for at most
@@ -89,25 +91,28 @@ class PrincipalCache:
                         self.ttl)
 
     # -- entries ----------------------------------------------------------------------------
-    def get(self, credential_key):
-        """The cached principal if its versions are current."""
+    def get(self, credential_key, read_along=None):
+        """``(principal, along)``: the cached principal if its versions are current (else
+        None), and the raw values of the Redis keys ``read_along(candidate)`` names, read
+        in the same round trip as the versions ({} when none were read)."""
         if self.ttl <= 0:
-            return None
+            return None, {}
         try:
             found = self.local.get(credential_key) if self.local else None
             if found is None:
                 raw = self.store.get("principal:" + credential_key)
                 if raw is None:
-                    return None
+                    return None, {}
                 found = decoded_entry(raw)
                 if self.local:
                     self.local.put(credential_key, found)
             candidate, versions = found
-            current = self.store.read_versions([_company_version_key(candidate.company_id),
-                                                _user_version_key(candidate.user_id)])
+            along = (read_along(candidate) if read_along is not None else None) or ()
+            current, along_values = self.store.read_versions(
+                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)], along)
         except StoreUnavailable:
-            return None
-        return candidate if current == versions else None
+            return None, {}
+        return (candidate if current == versions else None), along_values
 
     def put(self, credential_key, principal, versions):
         """``versions`` must have been read BEFORE the database, so a change committed

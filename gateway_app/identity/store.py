@@ -43,14 +43,17 @@ class RedisStore:
         values = self._call("mget", [PREFIX + key for key in keys])
         return [value.decode() if value is not None else None for value in values]
 
-    def read_versions(self, keys):
-        """``mget(keys)`` of small keys every warm request reads: a worker's concurrent
+    def read_versions(self, keys, along=()):
+        """``(mget(keys), {key: raw value})`` of small keys every warm request reads, with
+        the other Redis keys ``along`` names read in the same MGET. A worker's concurrent
         requests share one MGET, never one sent before they arrived."""
+        prefixed = [PREFIX + key for key in keys]
         try:
-            values = self.reads.read([PREFIX + key for key in keys])
+            values = self.reads.read(prefixed + list(along))
         except (redis.RedisError, ConnectionError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return [value.decode() if value is not None else None for value in values]
+        versions = [value.decode() if value is not None else None for value in values[:len(keys)]]
+        return versions, dict(zip(along, values[len(keys):]))
 
     def set(self, key, value, ttl, only_if_absent=False):
         """True when stored (False: ``only_if_absent`` and the key existed)."""
@@ -93,7 +96,9 @@ class MemoryStore:
         with self.lock:
             return [self._live(key) for key in keys]
 
-    read_versions = mget
+    def read_versions(self, keys, along=()):
+        """``(mget(keys), {})``: keys of Redis (``along``) are not this store's to read."""
+        return self.mget(keys), {}
 
     def set(self, key, value, ttl, only_if_absent=False):
         with self.lock:

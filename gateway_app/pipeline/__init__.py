@@ -33,7 +33,9 @@ def build_stages(app, policy, state):
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
-        AuthenticationStage(app, policy["authentication"], state.identity),   # 1. who is calling
+        # confirming a cached principal reads Redis: caching's generation tokens come along
+        AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
+                            read_along=caching.keys_to_read_ahead),
         AuthorizationStage(),                                                # 2. may they do this
         RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis),  # 3. five layers
         caching,                                                             # 4. L1 / L2

@@ -4,7 +4,9 @@ Checked in the contract's order: API key, bearer token, session. A request that
 carries a bad credential is rejected with 401, never treated as anonymous (a stale
 session cookie on a public route such as /auth/login is the one exception: browsers
 send cookies unasked). Resolved principals are cached (identity/principal_cache.py)
-so a warm request costs no database query.
+so a warm request costs no database query. Confirming a cached principal (its versions)
+is one Redis read, and the keys a later stage will read for that principal (``read_along``:
+the caching stage's generation tokens) are read in the same round trip.
 """
 import contextlib
 import hmac
@@ -46,8 +48,10 @@ class AuthenticationStage(Stage):
     name = "authentication"
     section = "authentication"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, config, identity):
+    def __init__(self, app, config, identity, read_along=None):
         self.identity = identity
+        # read_along(route_policy, method, principal) -> Redis keys, or None
+        self.read_along = read_along
         self.admin_token = app.config.get("GATEWAY_ADMIN_TOKEN")
         self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], config)
 
@@ -57,7 +61,7 @@ class AuthenticationStage(Stage):
             return None
         public = bool(ctx.route_policy.get("public"))
         try:
-            ctx.principal = self.resolve(request, public)
+            ctx.principal = self.resolve(ctx, request, public)
         except SQLAlchemyError:
             Session.rollback()
             raise GatewayProblem(503, "Service Unavailable",
@@ -75,32 +79,30 @@ class AuthenticationStage(Stage):
                 presented.strip().encode(), expected.encode()):
             raise unauthorized("The admin API needs 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'.")
 
-    def resolve(self, request, public):
+    def resolve(self, ctx, request, public):
         environ = request.environ
         api_key = request_header(environ, "X-API-Key")
         if api_key is not None:
-            return self.principal_from_api_key(api_key.strip())
+            return self.principal_from_api_key(ctx, request, api_key.strip())
         authorization = request_header(environ, "Authorization")
         if authorization is not None:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise unauthorized("Authorization must be 'Bearer <access_token>'.")
-            return self.principal_from_token(token.strip())
+            return self.principal_from_token(ctx, request, token.strip())
         if "HTTP_COOKIE" not in environ:   # parsing cookies is the costly part
             return None
         cookie = request.cookies.get(COOKIE_NAME)
         if cookie:
-            return self.principal_from_session(cookie, request, public)
+            return self.principal_from_session(ctx, request, cookie, public)
         return None
 
     # -- API keys --------------------------------------------------------------------------
-    def principal_from_api_key(self, presented):
+    def principal_from_api_key(self, ctx, request, presented):
         prefix = prefix_of(presented)
         if prefix is None:
             raise unauthorized("The API key is malformed.")
-        cache = self.identity.principals
-        cache_key = "key:" + hash_key(presented)
-        principal = cache.get(cache_key)
+        principal = self.cached_principal(ctx, request, "key:" + hash_key(presented))
         if principal is None:
             principal = self.load_api_key(prefix, presented)
         self.identity.note_key_used(principal.api_key_id)
@@ -123,13 +125,13 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- bearer tokens ---------------------------------------------------------------------
-    def principal_from_token(self, token):
+    def principal_from_token(self, ctx, request, token):
         try:
             claims = self.verified_tokens.claims(token)
         except TokenError:
             raise unauthorized("The access token is invalid or expired.") from None
         cache_key = "token:" + claims["jti"]
-        principal = self.identity.principals.get(cache_key)
+        principal = self.cached_principal(ctx, request, cache_key)
         if principal is not None:
             return principal
         user_id, company_id = int(claims["sub"]), claims.get("cid")
@@ -144,7 +146,7 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- sessions --------------------------------------------------------------------------
-    def principal_from_session(self, cookie, request, public):
+    def principal_from_session(self, ctx, request, cookie, public):
         sessions = self.identity.sessions
         try:
             handle, record = sessions.load(cookie)
@@ -163,7 +165,7 @@ class AuthenticationStage(Stage):
                                  "State-changing session requests need the X-CSRF-Token header "
                                  "returned by login.", problem_type="csrf-failed")
         cache_key = "session:" + handle
-        principal = self.identity.principals.get(cache_key)
+        principal = self.cached_principal(ctx, request, cache_key)
         if principal is not None:
             return principal
         versions = self.identity.principals.current_versions(record["company_id"], record["user_id"])
@@ -177,6 +179,16 @@ class AuthenticationStage(Stage):
         return principal
 
     # -- shared ----------------------------------------------------------------------------
+    def cached_principal(self, ctx, request, cache_key):
+        """The principal cached under ``cache_key`` if still current, else None; what
+        ``read_along`` names for it lands in ``ctx.read_ahead``."""
+        read_along = None
+        if self.read_along is not None:
+            def read_along(candidate):
+                return self.read_along(ctx.route_policy, request.method, candidate)
+        principal, ctx.read_ahead = self.identity.principals.get(cache_key, read_along)
+        return principal
+
     @staticmethod
     def active_user(user_id, company_id, credential_version):
         """The user a credential names, if it is still active at the version it was issued."""

@@ -5,7 +5,8 @@ its answer depends on the user). GET and HEAD only; the key is the company (and 
 the path and the normalised query, under the namespace's current generation tokens,
 which are read from Redis on every lookup: that one round trip (shared by concurrent
 requests of a worker) is what lets an L1 entry be served without ever outliving an
-invalidation made by another worker.
+invalidation made by another worker. For a cached principal the authentication stage
+reads them for us, in the round trip that confirms the principal (``keys_to_read_ahead``).
 """
 from dataclasses import dataclass
 
@@ -115,14 +116,24 @@ class CachingStage(Stage):
     # --- what a request may use ---------------------------------------------------
 
     def scope_for(self, ctx, request):
-        namespace = ctx.route_policy.get("cache")
-        if not namespace or request.method not in CACHEABLE_METHODS:
+        return self.scope_of(ctx.route_policy, request.method, ctx.principal)
+
+    def scope_of(self, route_policy, method, principal):
+        namespace = route_policy.get("cache")
+        if not namespace or method not in CACHEABLE_METHODS:
             return None
-        if namespace not in self.tiers.namespaces:
-            raise LookupError(f"view {request.endpoint} declares unknown cache namespace {namespace!r}")
-        per_user = (ctx.route_policy.get("cache_per_user", False)
+        per_user = (route_policy.get("cache_per_user", False)
                     or self.tiers.namespaces[namespace].get("user_scoped", False))
-        return CacheScope.of(namespace, ctx.principal, per_user)
+        return CacheScope.of(namespace, principal, per_user)
+
+    def keys_to_read_ahead(self, route_policy, method, principal):
+        """The generation keys ``before`` will need for this principal's request, for the
+        authentication stage to read with the principal's versions; None when there is
+        nothing to read or this stage must read them itself (see TieredCache)."""
+        scope = self.scope_of(route_policy, method, principal)
+        if scope is None or not self.tiers.can_read_ahead():
+            return None
+        return scope.generation_keys
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
@@ -141,7 +152,9 @@ class CachingStage(Stage):
         if scope is None:
             return None
         lookup = ctx.cache_lookup = Lookup(scope, request_fingerprint(request))
-        generations = self.tiers.current_generations(scope.generation_keys)
+        generations = self.tiers.generations_read_ahead(scope.generation_keys, ctx.read_ahead)
+        if generations is None:
+            generations = self.tiers.current_generations(scope.generation_keys)
         if generations is MISSING:
             return self.bypass(ctx, lookup)
         lookup.key = entry_key(scope, generations, lookup.fingerprint)

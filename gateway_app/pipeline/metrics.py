@@ -44,6 +44,7 @@ class MetricsStage(Stage):
         # (service, method, status) -> (counter, histogram) children: labels() costs a lock
         # and a lookup per call; the set of combinations is small and fixed by the routes
         self.children = {}
+        self.short_circuit_children = {}   # (stage, status) -> counter child, for the same reason
 
     def series_of(self, service, method, status):
         key = (service, method, status)
@@ -54,6 +55,13 @@ class MetricsStage(Stage):
                                           self.metrics["latency"].labels(*labels))
         return found
 
+    def short_circuits_of(self, stage, status):
+        key = (stage, status)
+        found = self.short_circuit_children.get(key)
+        if found is None:
+            found = self.short_circuit_children[key] = self.metrics["short_circuits"].labels(stage, str(status))
+        return found
+
     def after(self, ctx, request, response):
         elapsed = ctx.elapsed
         requests, latency = self.series_of(ctx.service or "gateway", request.method,
@@ -61,7 +69,7 @@ class MetricsStage(Stage):
         requests.inc()
         latency.observe(elapsed)
         if ctx.short_circuited_by is not None:
-            self.metrics["short_circuits"].labels(ctx.short_circuited_by, str(response.status_code)).inc()
+            self.short_circuits_of(ctx.short_circuited_by, response.status_code).inc()
         if self.log_enabled:
             access_log.info(json.dumps({
                 "request_id": ctx.request_id,
