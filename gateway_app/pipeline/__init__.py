@@ -37,7 +37,8 @@ def build_stages(app, policy, state):
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
                             read_along=caching.keys_to_read_ahead),
         AuthorizationStage(),                                                # 2. may they do this
-        RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis),  # 3. five layers
+        RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis,  # 3. five layers
+                          state.round_trips),
         caching,                                                             # 4. L1 / L2
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote

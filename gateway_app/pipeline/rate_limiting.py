@@ -65,9 +65,9 @@ class RateLimitingStage(Stage):
     name = "rate_limiting"
     section = "rate_limiting"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, config, tiers, redis_client):
+    def __init__(self, app, config, tiers, redis_client, round_trips):
         self.policies = LayerPolicies(config, tiers)
-        self.limiter = GatewayLimiter(redis_client, fail_open=config["fail_open"],
+        self.limiter = GatewayLimiter(redis_client, round_trips, fail_open=config["fail_open"],
                                       retry_interval=config["storage_retry_interval"])
         self.exempt_paths = tuple(config["exempt_paths"])
         self.check_declared_resources(app)

@@ -61,8 +61,9 @@ class Decision(NamedTuple):
 
 
 class GatewayLimiter:
-    def __init__(self, redis_client, fail_open=True, retry_interval=5.0):
-        self.shared = BatchedRedisStorage(redis_client) if redis_client is not None else None
+    def __init__(self, redis_client, round_trips=None, fail_open=True, retry_interval=5.0):
+        self.shared = (BatchedRedisStorage(redis_client, round_trips)
+                       if redis_client is not None else None)
         self.local = BatchedMemoryStorage()
         self.fail_open = fail_open
         self.retry_interval = retry_interval

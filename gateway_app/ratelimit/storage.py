@@ -13,9 +13,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
-from redis.exceptions import NoScriptError
-
-from ..redis_store import CoalescedCalls, KeptConnection
+from ..redis_store import KeptConnection, SharedRoundTrips
 from .windows import Window
 
 OPERAND_SETS = 10_000   # distinct quota sets whose script operands are kept
@@ -54,13 +52,18 @@ class ReportedWindows(Sequence):
 
 
 class BatchedRedisStorage(RedisStorage):
-    """limits' RedisStorage (same keys, same window arithmetic) plus ``acquire_all``."""
+    """limits' RedisStorage (same keys, same window arithmetic) plus ``acquire_all``.
 
-    def __init__(self, client):
+    A worker's concurrent acquisitions are one script call, sent in the round trip the
+    worker's other request-path calls share (redis_store.SharedRoundTrips): it is a kind
+    of that round trip (``command``, ``answers``, ``script``).
+    """
+
+    def __init__(self, client, round_trips=None):
         super().__init__("redis://", connection_pool=client.connection_pool)
-        self.acquire_script = client.register_script(ACQUIRE_ALL_SCRIPT)
-        self.connection = KeptConnection(client)
-        self.coalesced = CoalescedCalls(self.acquire_batch)
+        self.script = ACQUIRE_ALL_SCRIPT
+        self.script_sha = client.register_script(ACQUIRE_ALL_SCRIPT).sha
+        self.round_trips = round_trips or SharedRoundTrips(KeptConnection(client))
         # a quota set's keys and arguments, as the script takes them: the same callers
         # come again and again
         self.operands_of = lru_cache(maxsize=OPERAND_SETS)(self.script_operands)
@@ -70,11 +73,12 @@ class BatchedRedisStorage(RedisStorage):
         return compat.sliding_window_keys(self, key)
 
     def acquire_all(self, limits):
-        """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition.
+        """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition."""
+        return self.round_trips.call(self, limits)
 
-        A worker's concurrent requests are sent to Redis together: one round trip for all.
-        """
-        return self.coalesced.call(limits)
+    def acquire_batch(self, requests):
+        """Each request's limits taken in turn, in one script call now (tests, tools)."""
+        return self.round_trips.run_round([(self, limits) for limits in requests])
 
     def script_operands(self, limits):
         keys, args = [], [len(limits)]
@@ -83,23 +87,18 @@ class BatchedRedisStorage(RedisStorage):
             args.extend((limit, expiry))
         return tuple(keys), tuple(args)
 
-    def run_script(self, keys, args):
-        script = self.acquire_script
-        try:
-            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:   # Redis restarted or its scripts were flushed
-            self.connection.execute("SCRIPT", "LOAD", script.script)
-            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-
-    def acquire_batch(self, requests):
-        """One script call taking each request's limits in turn: a list of limits in,
-        one Acquisition per request out."""
+    def command(self, requests):
+        """One script call taking each request's limits in turn."""
         keys, args = [], [len(requests)]
         for limits in requests:   # ``limits`` is a QuotaSet's entries: a tuple, hashable
             request_keys, request_args = self.operands_of(limits)
             keys += request_keys
             args += request_args
-        reply = self.run_script(keys, args)
+        return ("EVALSHA", self.script_sha, len(keys), *keys, *args)
+
+    @staticmethod
+    def answers(requests, reply):
+        """One Acquisition per request, from the script's reply."""
         answers, position = [], 0
         for limits in requests:
             status = reply[position]
