@@ -119,13 +119,21 @@ class CoalescedCalls:
         self.gevent = monkey.is_module_patched("threading")
 
     def call(self, item):
+        result = self.call_many([item])[0]
+        if isinstance(result, Exception):   # this caller's own failure, the others' answers stand
+            raise result
+        return result
+
+    def call_many(self, items):
+        """The results of ``items``, sent in one batch (one wait): an item that failed
+        alone has its exception in its place; a failed batch raises."""
         with self.lock:
             leader = self.open is None
             if leader:
                 self.open = _Batch()
             batch = self.open
             index = len(batch.items)
-            batch.items.append(item)
+            batch.items.extend(items)
             ahead = self.in_flight
         # Waits carry no timeout of their own (under gevent each would arm a timer): a
         # batch's leader always sets ``done`` (lead's finally, which a killed greenlet
@@ -136,10 +144,7 @@ class CoalescedCalls:
             batch.done.wait()
         if batch.error is not None:
             raise batch.error
-        result = batch.results[index]
-        if isinstance(result, Exception):   # this caller's own failure, the others' answers stand
-            raise result
-        return result
+        return batch.results[index:index + len(items)]
 
     def lead(self, batch, ahead):
         try:
@@ -186,6 +191,11 @@ class SharedRoundTrips:
         """``kind``'s answer for ``item``, from a round that began after this call."""
         return self.calls.call((kind, item))
 
+    def call_many(self, calls):
+        """The answers of ``calls`` ((kind, item) pairs), all from one round: one wait.
+        A call that failed alone has its exception in its place."""
+        return self.calls.call_many(calls)
+
     def run_round(self, tagged):
         """``tagged``: (kind, item) pairs; one answer (or exception) per pair, in order."""
         positions = {}   # kind -> indexes of its items in ``tagged``, in the order kinds arrived
@@ -221,6 +231,13 @@ class BatchedReads:
     def read(self, keys):
         """The raw values of ``keys`` (None where absent), read after this call began."""
         return self.round_trips.call(self, list(keys))
+
+    def read_with(self, keys, calls):
+        """``(values of keys, answers of calls)``, all from one round trip."""
+        values, *answers = self.round_trips.call_many([(self, list(keys)), *calls])
+        if isinstance(values, Exception):
+            raise values
+        return values, answers
 
     @staticmethod
     def command(key_lists):

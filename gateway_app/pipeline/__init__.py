@@ -30,15 +30,17 @@ from .transform import TransformStage
 
 def build_stages(app, policy, state):
     """The stages in pipeline order, each given its section of the policy and its collaborators."""
+    rate_limiting = RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis,
+                                      state.round_trips)
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
-        # confirming a cached principal reads Redis: caching's generation tokens come along
+        # confirming a cached principal is one Redis round trip: rate limiting's quotas
+        # and caching's generation tokens go in it (Stage.call_ahead)
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            read_along=caching.keys_to_read_ahead),
+                            ahead_of=(rate_limiting, caching)),
         AuthorizationStage(),                                                # 2. may they do this
-        RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis,  # 3. five layers
-                          state.round_trips),
+        rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote

@@ -18,8 +18,15 @@ from .windows import Window
 
 OPERAND_SETS = 10_000   # distinct quota sets whose script operands are kept
 
-with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
-    ACQUIRE_ALL_SCRIPT = _script.read()
+
+
+def script_text(name):
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as script:
+        return script.read()
+
+
+ACQUIRE_ALL_SCRIPT = script_text("acquire_all.lua")
+GIVE_BACK_SCRIPT = script_text("give_back.lua")
 
 
 class Acquisition(NamedTuple):
@@ -64,6 +71,7 @@ class BatchedRedisStorage(RedisStorage):
         self.script = ACQUIRE_ALL_SCRIPT
         self.script_sha = client.register_script(ACQUIRE_ALL_SCRIPT).sha
         self.round_trips = round_trips or SharedRoundTrips(KeptConnection(client))
+        self.giving_back = GivingBack(self, client.register_script(GIVE_BACK_SCRIPT).sha)
         # a quota set's keys and arguments, as the script takes them: the same callers
         # come again and again
         self.operands_of = lru_cache(maxsize=OPERAND_SETS)(self.script_operands)
@@ -75,6 +83,10 @@ class BatchedRedisStorage(RedisStorage):
     def acquire_all(self, limits):
         """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition."""
         return self.round_trips.call(self, limits)
+
+    def give_back(self, limits, acquisition):
+        """Return the unit ``acquisition`` (allowed) took of each of ``limits``."""
+        self.round_trips.call(self.giving_back, (limits, acquisition))
 
     def acquire_batch(self, requests):
         """Each request's limits taken in turn, in one script call now (tests, tools)."""
@@ -107,6 +119,26 @@ class BatchedRedisStorage(RedisStorage):
             position = end
             answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5]))
         return answers
+
+
+class GivingBack:
+    """A kind of redis_store.SharedRoundTrips: units taken and not used, returned."""
+    script = GIVE_BACK_SCRIPT
+
+    def __init__(self, storage, script_sha):
+        self.storage = storage
+        self.script_sha = script_sha
+
+    def command(self, returns):
+        keys, ttls = [], []
+        for limits, acquisition in returns:
+            keys += self.storage.operands_of(limits)[0]
+            ttls += acquisition.windows.counts[4::5]   # each current window's TTL, in ms
+        return ("EVALSHA", self.script_sha, len(keys), *keys, *ttls)
+
+    @staticmethod
+    def answers(returns, reply):
+        return [reply] * len(returns)
 
 
 class BatchedMemoryStorage(MemoryStorage):
