@@ -178,7 +178,7 @@ class SharedRoundTrips:
     one script call) and writes the round's commands together.
 
     A kind is an object with ``command(items)`` (the command's arguments) and
-    ``answers(items, reply)`` (one answer per item); a kind whose command runs a script
+    ``answers(items, command, reply)`` (one answer per item); a kind whose command runs a script
     names its text as ``script``, loaded again when Redis has lost it (restart, flush).
     A failure of one kind's command fails only that kind's callers.
     """
@@ -209,7 +209,7 @@ class SharedRoundTrips:
             if isinstance(reply, NoScriptError) and getattr(kind, "script", None):
                 reply = self.reloaded(kind, command)
             answers = ([reply] * len(items[kind]) if isinstance(reply, Exception)
-                       else kind.answers(items[kind], reply))
+                       else kind.answers(items[kind], command, reply))
             for index, answer in zip(positions[kind], answers):
                 results[index] = answer
         return results
@@ -244,6 +244,6 @@ class BatchedReads:
         return ("MGET", *sorted(set().union(*key_lists)))
 
     @staticmethod
-    def answers(key_lists, reply):
-        values = dict(zip(sorted(set().union(*key_lists)), reply))
+    def answers(key_lists, command, reply):
+        values = dict(zip(command[1:], reply))
         return [[values[key] for key in keys] for keys in key_lists]

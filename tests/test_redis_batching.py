@@ -149,7 +149,7 @@ def test_a_command_refused_by_redis_fails_its_kind_alone(redis_url, redis_client
             return ("HGET", key, "field")
 
         @staticmethod
-        def answers(items, reply):
+        def answers(items, command, reply):
             raise AssertionError("an error reply is not an answer")
 
     round_trips = SharedRoundTrips(KeptConnection(make_redis(redis_url)))

@@ -109,7 +109,7 @@ class BatchedRedisStorage(RedisStorage):
         return ("EVALSHA", self.script_sha, len(keys), *keys, *args)
 
     @staticmethod
-    def answers(requests, reply):
+    def answers(requests, command, reply):
         """One Acquisition per request, from the script's reply."""
         answers, position = [], 0
         for limits in requests:
@@ -137,7 +137,7 @@ class GivingBack:
         return ("EVALSHA", self.script_sha, len(keys), *keys, *ttls)
 
     @staticmethod
-    def answers(returns, reply):
+    def answers(returns, command, reply):
         return [reply] * len(returns)
 
 
