@@ -532,6 +532,24 @@ def test_quotas_taken_ahead_for_a_revoked_key_are_given_back(app, tenant):
     assert company_used(app, tenant) == before   # taken ahead, given back
 
 
+def test_a_revoked_keys_cached_principal_is_forgotten(app, tenant, monkeypatch):
+    """After the first refusal the revoked key is looked up in the database only: no
+    more quotas taken ahead for it."""
+    key_id, headers = api_key(tenant)
+    ip = fresh_ip()
+    for _ in range(2):
+        assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
+    assert tenant.delete(f"/api/v1/settings/api-keys/{key_id}").status_code == 204
+    assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
+    connection = app.extensions["gateway"].round_trips.connection
+    rounds, original = [], connection.execute_all
+    monkeypatch.setattr(connection, "execute_all",
+                        lambda commands: rounds.append([c[0] for c in commands]) or original(commands))
+    for _ in range(3):
+        assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
+    assert rounds == []
+
+
 def test_quotas_taken_ahead_for_a_forbidden_request_are_given_back(app, tenant):
     _key_id, headers = api_key(tenant, scopes=("read",))
     ip = fresh_ip()

@@ -52,6 +52,10 @@ class LocalEntries:
         with self.lock:
             self.entries[key] = entry
 
+    def drop(self, key):
+        with self.lock:
+            self.entries.pop(key, None)
+
 
 def decoded_entry(raw):
     """(Principal, versions) from a stored entry; the worker's L1 keeps this form."""
@@ -110,9 +114,18 @@ class PrincipalCache:
             calls = ahead(candidate) if ahead is not None else ()
             current, answers = self.store.read_versions(
                 [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)], calls)
+            if current != versions:
+                self.forget(credential_key)
         except StoreUnavailable:
             return None, []
         return (candidate if current == versions else None), answers
+
+    def forget(self, credential_key):
+        """Drop an out-of-date entry, so that a credential that is no longer valid (a
+        revoked key still configured somewhere) is not a candidate again and again."""
+        if self.local:
+            self.local.drop(credential_key)
+        self.store.delete("principal:" + credential_key)
 
     def put(self, credential_key, principal, versions):
         """``versions`` must have been read BEFORE the database, so a change committed
