@@ -105,9 +105,9 @@ def test_access_log_is_one_json_line_per_request(tmp_path, redis_url, caplog):
     assert lines[-1]["request_id"] == "log-test-0001"
     assert lines[-1]["status"] == 200
     assert "latency_ms" in lines[-1] and "company_id" in lines[-1]
-    assert list(lines[-1]["stage_ms"]) == ["authentication", "authorization", "rate_limiting",
-                                           "caching", "circuit_breaker", "service_discovery",
-                                           "transform", "metrics"]
+    assert list(lines[-1]["stage_ms"]) == ["metrics", "authentication", "authorization",
+                                           "rate_limiting", "caching", "circuit_breaker",
+                                           "service_discovery", "transform"]
 
 
 def test_metrics_exposes_request_counts(client):
@@ -236,3 +236,32 @@ def test_a_request_is_counted_by_the_next_scrape(client):
     for _ in range(3):
         client.get("/health")
     assert count_of_health_200s() == before + 4
+
+
+def series_value(client, name, **labels):
+    text = client.get("/metrics").get_data(as_text=True)
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    found = [line for line in text.splitlines() if line.startswith(f"{name}{{{wanted}}}")]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def test_metrics_count_the_response_the_client_gets(app, tenant):
+    """A 304 the caching stage makes for a request that missed is counted as 304."""
+    first = tenant.get("/api/v1/calls")
+    assert first.status_code == 200 and first.headers["ETag"]
+    before = series_value(app.test_client(), "gateway_requests_total",
+                          method="GET", service="calls", status="304")
+    revalidated = tenant.get("/api/v1/calls", headers={"Cache-Control": "no-cache",
+                                                       "If-None-Match": first.headers["ETag"]})
+    assert revalidated.status_code == 304 and revalidated.headers["X-Cache"] == "BYPASS"
+    assert series_value(app.test_client(), "gateway_requests_total",
+                        method="GET", service="calls", status="304") == before + 1
+
+
+def test_methods_a_client_makes_up_add_no_series(app, client):
+    for method in ("BREW", "PROPFIND", "X-Custom-1", "X-Custom-2"):
+        client.open("/health", method=method)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "BREW" not in text and "PROPFIND" not in text and "X-Custom" not in text
+    assert series_value(client, "gateway_requests_total",
+                        method="OTHER", service="gateway", status="405") >= 4

@@ -35,6 +35,9 @@ def build_stages(app, policy, state):
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
+        # first in, so that its ``after`` runs last: it counts and logs the response the
+        # client gets (a 304 made by caching, the time of an L2 write included)
+        MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
         # confirming a cached principal is one Redis round trip: rate limiting's quotas
         # and caching's generation tokens go in it (Stage.call_ahead)
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
@@ -46,7 +49,6 @@ def build_stages(app, policy, state):
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
                               state.breakers, fallback),
         TransformStage(policy["transform"]),                                 # 7. request/response shaping
-        MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
     ]
 
 
