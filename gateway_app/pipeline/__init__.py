@@ -38,6 +38,10 @@ def build_stages(app, policy, state):
         # first in, so that its ``after`` runs last: it counts and logs the response the
         # client gets (a 304 made by caching, the time of an L2 write included)
         MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
+        # next, so that an oversized body is refused before any work, and the headers it
+        # makes for each answer (request id, security headers, Cache-Control: private)
+        # are added after caching's ``after``: never kept in a cached copy
+        TransformStage(policy["transform"]),                                 # request/response shaping
         # confirming a cached principal is one Redis round trip: rate limiting's quotas
         # and caching's generation tokens go in it (Stage.call_ahead)
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
@@ -48,7 +52,6 @@ def build_stages(app, policy, state):
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
                               state.breakers, fallback),
-        TransformStage(policy["transform"]),                                 # 7. request/response shaping
     ]
 
 
