@@ -5,7 +5,7 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
-from . import bookings, errors, integrations, notifications, outbox
+from . import bookings, errors, events, integrations, notifications, outbox
 from .breakers import BreakerRegistry
 from .db import Session, bind, make_engine
 from .extensions import GatewayState
@@ -108,6 +108,7 @@ def create_app(config=None):
         state.round_trips = SharedRoundTrips(KeptConnection(redis_client))
         state.reads = BatchedReads(state.round_trips)
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
+    events.subscribe(app, state.identity.on_event)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
     api = Api(app, spec_kwargs={

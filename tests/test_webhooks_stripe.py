@@ -1,5 +1,6 @@
 """POST /webhooks/stripe: Stripe events, signed Stripe-Signature, through HTTP."""
 import itertools
+import re
 
 import pytest
 from sqlalchemy import select
@@ -116,7 +117,8 @@ def test_subscription_events_set_the_tier(webhooks, company, heard):
     created = stripe_event("customer.subscription.created", subscription(metadata={"tier": "pro"}))
     assert webhooks.stripe(created).get_json() == {"status": "processed"}
     assert tier_of(company.id) == "pro"
-    assert [(e.name, e.company_id) for e in heard] == [("settings.changed", company.id)]
+    assert [(e.name, e.company_id) for e in heard] == [("settings.changed", company.id),
+                                                       ("company.tier_changed", company.id)]
     audit = Session.scalar(select(AuditLog).where(AuditLog.action == "company.tier_changed"))
     assert audit.details["previous"] == "free" and audit.details["tier"] == "pro"
 
@@ -218,7 +220,7 @@ def test_an_older_subscription_event_delivered_late_does_not_reset_the_tier(webh
     assert webhooks.stripe(older).get_json() == {"status": "stale"}
     assert tier_of(company.id) == "enterprise"
     assert older["id"] in caplog.text and "older" in caplog.text
-    assert [e.name for e in heard] == ["settings.changed"]
+    assert [e.name for e in heard] == ["settings.changed", "company.tier_changed"]
     # the stale delivery is not recorded, and a redelivery of it is just as stale
     assert count_rows(WebhookEvent) == 1
     assert webhooks.stripe(older).get_json() == {"status": "stale"}
@@ -255,3 +257,19 @@ def test_an_event_without_created_time_still_applies(webhooks, company):
     del undated["created"]
     assert webhooks.stripe(undated).get_json() == {"status": "processed"}
     assert tier_of(company.id) == "pro"
+
+
+def company_quota(response):
+    found = re.search(r'"company";q=(\d+)', response.headers["RateLimit-Policy"])
+    return int(found.group(1))
+
+
+def test_a_tier_set_by_stripe_applies_to_the_next_request(webhook_app, webhooks):
+    tenant = sign_up(webhook_app.test_client())
+    link_provider_accounts(tenant.company["id"], stripe_customer_id=CUSTOMER)
+    for _ in range(2):   # the principal, with its tier, is cached
+        before = tenant.get("/api/v1/settings/profile")
+    assert before.status_code == 200 and company_quota(before) == 2000
+    upgraded = stripe_event("customer.subscription.created", subscription(metadata={"tier": "pro"}))
+    assert webhooks.stripe(upgraded).get_json() == {"status": "processed"}
+    assert company_quota(tenant.get("/api/v1/settings/profile")) == 6000

@@ -5,7 +5,6 @@ from marshmallow import Schema, fields, validate
 from gateway_app.audit import audit
 from gateway_app.db import Session
 from gateway_app.events import emit
-from gateway_app.extensions import gateway_state
 from gateway_app.models import TIERS, Company
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
 
@@ -37,7 +36,7 @@ def change_tier(data, company_id):
         audit(Session, "admin.company.tier_changed", "company", company.id, company_id=company.id,
               previous=previous, tier=company.tier)
         emit(Session, "settings.changed", company.id)
+        # cached principals carry the tier: every worker re-reads it on the next request
+        emit(Session, "company.tier_changed", company.id, tier=company.tier)
         Session.commit()
-        # cached principals carry the tier: make every worker re-read it on the next request
-        gateway_state().identity.company_changed(company.id)
     return company

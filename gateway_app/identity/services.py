@@ -40,6 +40,12 @@ class IdentityServices:
     def company_changed(self, company_id):
         self.principals.bump_company(company_id)
 
+    def on_event(self, event):
+        """Domain events (events.subscribe): a tier change, whoever made it (the admin API,
+        a Stripe subscription), applies from the next request in every worker."""
+        if event.name == "company.tier_changed":
+            self.company_changed(event.company_id)
+
     def user_changed(self, user_id):
         self.principals.bump_user(user_id)
 

@@ -239,3 +239,4 @@ def apply_subscription(session, company, event, subscription):
           previous=company.tier, tier=tier, source="stripe", subscription=subscription["id"])
     company.tier = tier
     emit(session, "settings.changed", company.id, tier=tier)
+    emit(session, "company.tier_changed", company.id, tier=tier)
