@@ -547,7 +547,7 @@ def test_a_revoked_keys_cached_principal_is_forgotten(app, tenant, monkeypatch):
                         lambda commands: rounds.append([c[0] for c in commands]) or original(commands))
     for _ in range(3):
         assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
-    assert rounds == []
+    assert rounds == [["EVALSHA"]] * 3   # each refusal spends the ip layer, nothing read or taken ahead
 
 
 def test_quotas_taken_ahead_for_a_forbidden_request_are_given_back(app, tenant):
@@ -592,6 +592,43 @@ def test_a_unit_given_back_after_its_window_rolled_over_leaves_the_previous_wind
     client.set(current, 4, px=int(reported_ttl) + 5_000)
     storage.give_back(limits, taken)
     assert (int(client.get(previous)), int(client.get(current))) == (0, 4)
+
+
+@pytest.mark.parametrize("credentials", [
+    {"X-API-Key": "gwk_0123456789ab_guessedguessedguessedguessedguessed"},   # well formed, unknown
+    {"X-API-Key": "not-a-key"},                                              # malformed
+    {"Authorization": "Bearer not.a.token"},                                 # a forged token
+    {},                                                                      # none at all
+])
+def test_refused_credentials_spend_the_ip_layer(client, credentials):
+    ip = fresh_ip()
+    statuses = [client.get("/test-rl/private", headers=credentials, **from_ip(ip)).status_code
+                for _ in range(51)]
+    assert statuses == [401] * 50 + [429]
+    refused = client.get("/test-rl/private", headers=credentials, **from_ip(ip))
+    assert refused.status_code == 429 and refused.get_json()["layer"] == "ip"
+    assert client.get("/test-rl/public", **from_ip(fresh_ip())).status_code == 200   # others unaffected
+
+
+def test_wrong_admin_tokens_are_throttled_per_address(client):
+    ip = fresh_ip()
+    wrong = {"Authorization": "Bearer not-the-admin-token"}
+    statuses = [client.get("/gateway/admin/breakers", headers=wrong, **from_ip(ip)).status_code
+                for _ in range(51)]
+    assert statuses == [401] * 50 + [429]
+    # the right token from that address is still refused until the window frees up: the
+    # guesser cannot tell a right guess from a wrong one meanwhile
+    assert client.get("/gateway/admin/breakers", headers=ADMIN, **from_ip(ip)).status_code == 429
+    assert client.get("/gateway/admin/breakers", headers=ADMIN, **from_ip(fresh_ip())).status_code == 200
+
+
+def test_an_unknown_api_key_guessed_again_costs_no_database_query(app, client):
+    guess = {"X-API-Key": "gwk_0123456789ab_guessedguessedguessedguessedguessed"}
+    assert client.get("/test-rl/private", headers=guess, **from_ip(fresh_ip())).status_code == 401
+    with counted_queries(app) as statements:
+        for _ in range(3):
+            assert client.get("/test-rl/private", headers=guess, **from_ip(fresh_ip())).status_code == 401
+    assert statements == []
 
 
 @pytest.mark.parametrize("limits, used, closest", [

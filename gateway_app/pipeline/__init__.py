@@ -44,8 +44,11 @@ def build_stages(app, policy, state):
         TransformStage(policy["transform"]),                                 # request/response shaping
         # confirming a cached principal is one Redis round trip: rate limiting's quotas
         # and caching's generation tokens go in it (Stage.call_ahead)
+        # and a refusal (401) spends the address's ip quotas
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            ahead_of=(rate_limiting, caching)),
+                            ahead_of=(rate_limiting, caching),
+                            on_refusal=rate_limiting.spend_on_refusal,
+                            refusals_left=rate_limiting.refuse_when_refusals_exhausted),
         AuthorizationStage(),                                                # 2. may they do this
         rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2

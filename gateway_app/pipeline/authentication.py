@@ -4,12 +4,20 @@ Checked in the contract's order: API key, bearer token, session. A request that
 carries a bad credential is rejected with 401, never treated as anonymous (a stale
 session cookie on a public route such as /auth/login is the one exception: browsers
 send cookies unasked). Resolved principals are cached (identity/principal_cache.py)
-so a warm request costs no database query. Confirming a cached principal (its versions)
+so a warm request costs no database query. A refusal (401, the admin API's included)
+spends the client address's ip quotas (``on_refusal``): guessing is rate limited like
+any other traffic, and an API key found unknown is remembered for a short while
+(``REFUSED_KEY_TTL``) so that guessing it again costs no database query.
+
+Confirming a cached principal (its versions)
 is one Redis read; the calls later stages make ahead for that principal (``ahead_of``:
 caching's generation tokens, rate limiting's quotas) go in the same round trip.
 """
 import contextlib
 import hmac
+import threading
+
+from cachetools import TTLCache
 
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
@@ -25,6 +33,10 @@ from ..identity.tokens import TokenError, VerifiedTokens
 from ..models import ApiKey, Company, User
 from ..policy_types import RateString, positive, strict
 from .base import Stage
+
+
+REFUSED_KEYS = 10_000      # API keys refused recently, remembered without a database query
+REFUSED_KEY_TTL = 30       # seconds: short, as a key revoked or unknown now stays so
 
 
 def unauthorized(detail):
@@ -48,16 +60,32 @@ class AuthenticationStage(Stage):
     name = "authentication"
     section = "authentication"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, config, identity, ahead_of=()):
+    def __init__(self, app, config, identity, ahead_of=(), on_refusal=None, refusals_left=None):
         self.identity = identity
         self.ahead_of = tuple(ahead_of)   # later stages whose call_ahead this stage makes
+        self.on_refusal = on_refusal      # on_refusal(ctx): may raise its own refusal (429)
+        # refusals_left(ctx): 429 when the address has no refusals left (admin API)
+        self.refusals_left = refusals_left
+        self.refused_keys = TTLCache(maxsize=REFUSED_KEYS, ttl=REFUSED_KEY_TTL)
+        self.refused_keys_lock = threading.Lock()   # cachetools' caches are not thread-safe
         self.admin_token = app.config.get("GATEWAY_ADMIN_TOKEN")
         self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], config)
 
     def before(self, ctx, request):
+        try:
+            self.authenticate(ctx, request)
+        except GatewayProblem as refusal:
+            if refusal.code == 401 and self.on_refusal is not None:
+                self.on_refusal(ctx)
+            raise
+        return None
+
+    def authenticate(self, ctx, request):
         if ctx.route_policy.get("admin"):
+            if self.refusals_left is not None:
+                self.refusals_left(ctx)
             self.check_admin_token(request)
-            return None
+            return
         public = bool(ctx.route_policy.get("public"))
         try:
             ctx.principal = self.resolve(ctx, request, public)
@@ -67,7 +95,6 @@ class AuthenticationStage(Stage):
                                  "Credentials cannot be checked: the database is unreachable.")
         if ctx.principal is None and not public and request.endpoint:
             raise unauthorized("This endpoint needs an API key, a bearer token or a session.")
-        return None
 
     def check_admin_token(self, request):
         expected = self.admin_token
@@ -101,9 +128,19 @@ class AuthenticationStage(Stage):
         prefix = prefix_of(presented)
         if prefix is None:
             raise unauthorized("The API key is malformed.")
-        principal = self.cached_principal(ctx, request, "key:" + hash_key(presented))
+        digest = hash_key(presented)
+        with self.refused_keys_lock:
+            refused = digest in self.refused_keys
+        if refused:
+            raise unauthorized("The API key is invalid or revoked.")
+        principal = self.cached_principal(ctx, request, "key:" + digest)
         if principal is None:
-            principal = self.load_api_key(prefix, presented)
+            try:
+                principal = self.load_api_key(prefix, presented)
+            except GatewayProblem:
+                with self.refused_keys_lock:
+                    self.refused_keys[digest] = True
+                raise
         self.identity.note_key_used(principal.api_key_id)
         return principal
 

@@ -97,6 +97,30 @@ class RateLimitingStage(Stage):
                                             ctx.route_policy.get("resource"))
         return self.limiter.shared, quota_set.entries
 
+    def spend_on_refusal(self, ctx):
+        """A request refused for its credential spends its address's ip quotas (the
+        seed's layer 1, abuse protection); 429 instead once they are exhausted."""
+        quota_set = self.refusal_quotas(ctx)
+        try:
+            decision = self.limiter.acquire(quota_set)
+        except LimiterUnavailable:
+            return   # the refusal stands on its own
+        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
+                                  ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
+        if not decision.allowed:
+            self.refuse(ctx, decision)
+
+    def refuse_when_refusals_exhausted(self, ctx):
+        """429 for a request from an address whose ip quotas its refusals exhausted, before
+        its credential is looked at: on a route exempt from limits (the admin API) a
+        right guess would otherwise tell itself from the wrong ones."""
+        decision = self.limiter.peek(self.refusal_quotas(ctx))
+        if decision is not None and not decision.allowed:
+            self.refuse(ctx, decision)
+
+    def refusal_quotas(self, ctx):
+        return self.policies.quota_set(ctx.client_ip, None, None, None)   # the ip layer
+
     def taken_ahead(self, ctx, quota_set):
         """The decision of the acquisition made ahead for ``quota_set``, or None."""
         ahead = ctx.ahead.pop(self.name, None) if ctx.ahead else None
@@ -130,7 +154,8 @@ class RateLimitingStage(Stage):
     def refuse(self, ctx, decision):
         quota, window = decision.breached()
         self.limiter.metrics["rejections"].labels(quota.layer).inc()
-        ctx.rate_limit_headers = (ctx.rate_limit_headers[0], ("RateLimit", limit_header(quota, window)))
+        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
+                                  ("RateLimit", limit_header(quota, window)))
         raise GatewayProblem(
             429, "Too Many Requests",
             f"The {quota.layer} rate limit ({quota.name}: {quota.limit} per {quota.window} s) "

@@ -14,7 +14,7 @@ from redis import RedisError
 from .metrics import limiter_metrics
 from .quotas import QuotaSet
 from .storage import BatchedMemoryStorage, BatchedRedisStorage
-from .windows import remaining
+from .windows import Window, remaining
 
 log = logging.getLogger("gateway.ratelimit")
 
@@ -88,6 +88,18 @@ class GatewayLimiter:
             raise LimiterUnavailable()
         got = self.local.acquire_all(entries)
         return Decision(got.allowed, quota_set, got.windows, got.used, degraded)
+
+    def peek(self, quota_set):
+        """The decision a request of ``quota_set`` would get now, taking nothing; None
+        when the counts cannot be read."""
+        storage = self.shared if self.shared_available else self.local
+        try:
+            windows = [Window.from_counts(limit, expiry, *storage.get_sliding_window(key, expiry))
+                       for key, limit, expiry in quota_set.entries]
+        except (RedisError, OSError):
+            return None
+        return Decision(all(window.used + 1 <= window.limit for window in windows), quota_set,
+                        windows, [window.used for window in windows])
 
     def decision_from(self, quota_set, got):
         """The Decision of a shared acquisition (made by ``acquire`` or ahead)."""
