@@ -69,7 +69,7 @@ def test_each_stage_section_schema_sits_beside_its_stage(app):
     sections = PolicySchema().fields
     stages = app.extensions["gateway"].pipeline.stages
     assert [stage.section for stage in stages if stage.section] == [
-        "authentication", "rate_limiting", "caching", "circuit_breaker", "service_discovery",
+        "cors", "authentication", "rate_limiting", "caching", "circuit_breaker", "service_discovery",
         "transform", "metrics"]
     for stage in stages:
         if stage.section is not None:

@@ -21,6 +21,7 @@ from .authorization import AuthorizationStage
 from .base import Stage
 from .caching import CachingStage
 from .circuit_breaker import CircuitBreakerStage
+from .cors import CorsStage
 from .fallback import Fallback
 from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
@@ -33,6 +34,7 @@ def build_stages(app, policy, state):
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
+        CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
         # confirming a cached principal reads Redis: caching's generation tokens come along
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
                             read_along=caching.keys_to_read_ahead),
