@@ -5,9 +5,16 @@ apispec plugin gives each operation, as its path is added to the document, the s
 its ``gateway_policy`` implies: none for public routes, the admin token for the operator
 API, and any of the three client credentials (docs/contract.md section 2) otherwise.
 """
+import importlib.resources
+
 from apispec import BasePlugin
 
 from .pipeline import route_policy_for
+
+# /docs is self-contained: Swagger UI's files come from the flask-swagger-ui package
+# (its dist folder, Swagger UI's own build) and are served by the gateway at this path
+SWAGGER_UI_ASSETS_PATH = "/docs/assets/"
+SWAGGER_UI_DIST = importlib.resources.files("flask_swagger_ui") / "dist"
 
 SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
