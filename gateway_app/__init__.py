@@ -1,6 +1,4 @@
 """The API gateway: app factory."""
-import logging
-
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
@@ -12,6 +10,7 @@ from .extensions import GatewayState
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
+from .logs import configure_logging
 from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
@@ -30,12 +29,6 @@ API_DOC = {
     "OPENAPI_SWAGGER_UI_PATH": "docs",
     "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_ASSETS_PATH,
 }
-
-
-def configure_logging():
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
 class NoFlaskSession(SecureCookieSessionInterface):
