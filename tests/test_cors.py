@@ -207,3 +207,25 @@ def test_origins_are_read_as_browsers_send_them():
 def test_a_malformed_origin_stops_the_start_naming_it(bad):
     with pytest.raises(SettingsError, match="GATEWAY_CORS_ORIGINS"):
         from_environment({"GATEWAY_CORS_ORIGINS": f"https://ok.example, {bad}"})
+
+
+def test_a_remote_instances_own_cors_headers_never_reach_the_browser(portal_app, portal_client):
+    from tests.test_discovery import SERVICE_PATH, Instance, register, stop_monitor
+    instance = Instance("A")
+    instance.answer_headers = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Credentials": "true",
+                               "Access-Control-Expose-Headers": "X-Secret"}
+    try:
+        register(portal_client, instance.url)
+        tenant = sign_up(portal_client)
+        fetched = tenant.get(SERVICE_PATH, headers={"Origin": STRANGER, "Cache-Control": "no-cache"})
+        cached = tenant.get(SERVICE_PATH, headers={"Origin": STRANGER})
+        portal = tenant.get(SERVICE_PATH, headers={"Origin": PORTAL})
+        assert (fetched.headers["X-Cache"], cached.headers["X-Cache"]) == ("BYPASS", "HIT-L2")
+        for response in (fetched, cached):
+            assert response.get_json()["instance"] == "A"
+            assert cors_headers(response) == {}
+        assert portal.headers.getlist("Access-Control-Allow-Origin") == [PORTAL]
+        assert "x-secret" not in listed(portal.headers["Access-Control-Expose-Headers"])
+    finally:
+        stop_monitor(portal_app)
+        instance.stop()

@@ -15,6 +15,7 @@ from ..policy_types import strict
 from ..responses import GatewayResponse, append_made_headers
 from .base import Stage
 
+FROM_CACHE = ("HIT-L1", "HIT-L2", "STALE")   # X-Cache of an answer the cache made
 HEADER_NAME = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]+$"))
 METHOD = fields.String(validate=validate.OneOf(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]))
 
@@ -86,8 +87,9 @@ class CorsStage(Stage):
 
     def after(self, ctx, request, response):
         headers = response.headers
-        if ctx.upstream is not None:
-            # a remote instance's own CORS headers would bypass the gateway's list
+        if ctx.upstream is not None or ctx.cache_status in FROM_CACHE:
+            # a remote instance's own CORS headers, fresh or kept by the cache, would
+            # bypass the gateway's list
             for name in [name for name, _value in headers if name.lower().startswith("access-control-")]:
                 del headers[name]
         if not self.enabled or ctx.short_circuited_by == self.name:
