@@ -21,8 +21,9 @@ from gateway_app.events import subscribe
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
-from tests.support.servers import (OWNER_KEY, PrivateRedis, RedisNotOurs, claim_redis_database,
-                                   empty_own_redis_database, mysql_server_url, worker_redis_url)
+from tests.support.servers import (PrivateRedis, RedisNotOurs, claim_redis_database,
+                                   empty_own_redis_database, mysql_server_url, release_redis_database,
+                                   worker_redis_url)
 
 PASSWORD = "correct horse battery staple"
 # "now" for the business rules of every app the tests build (app.config["CLOCK"]):
@@ -48,12 +49,34 @@ def pytest_sessionstart(session):
     url = os.environ.get("REDIS_URL")
     if not url or "PYTEST_XDIST_WORKER" in os.environ:
         return
-    workers = getattr(session.config.option, "numprocesses", None) or 1
+    claimed = []
     try:
-        for worker in range(workers if isinstance(workers, int) else 1):
-            claim_redis_database(worker_redis_url(url, worker))
+        for database_url in shared_redis_databases(session.config, url):
+            claim_redis_database(database_url)
+            claimed.append(database_url)
     except RedisNotOurs as refused:
+        for database_url in claimed:
+            release_redis_database(database_url)
         pytest.exit(f"make test refuses to use REDIS_URL: {refused}", returncode=4)
+
+
+def pytest_sessionfinish(session):
+    """The claimed databases of REDIS_URL are left empty, a worker that never used its own
+    (or stopped early) included."""
+    url = os.environ.get("REDIS_URL")
+    if not url or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    try:
+        for database_url in shared_redis_databases(session.config, url):
+            release_redis_database(database_url)
+    except (RedisNotOurs, redis_lib.RedisError):
+        pass   # refused at the start, or unreachable now: nothing of ours to leave empty
+
+
+def shared_redis_databases(config, url):
+    """The database of REDIS_URL each test process uses (one per xdist worker)."""
+    workers = getattr(config.option, "numprocesses", None) or 1
+    return [worker_redis_url(url, worker) for worker in range(workers if isinstance(workers, int) else 1)]
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +93,7 @@ def redis_server():
         except RedisNotOurs as refused:
             pytest.fail(f"make test refuses to use REDIS_URL: {refused}")
         yield None, url
-        client = redis_lib.Redis.from_url(url)
-        empty_own_redis_database(client)
-        client.delete(OWNER_KEY)   # left empty, as it was found
-        client.close()
+        release_redis_database(url)   # left empty, as it was found
         return
     server = PrivateRedis().start()
     claim_redis_database(server.url)
