@@ -15,7 +15,7 @@ from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
-from .redis_store import BatchedReads, KeptConnection, make_redis
+from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
 from .settings import from_environment
@@ -97,7 +97,9 @@ def create_app(config=None):
                               app.config["REDIS_POOL_SIZE"])
     app.extensions["gateway_engine"] = engine
     state = app.extensions["gateway"] = GatewayState(policy=policy, redis=redis_client)
-    state.reads = BatchedReads(KeptConnection(redis_client)) if redis_client is not None else None
+    if redis_client is not None:
+        state.round_trips = SharedRoundTrips(KeptConnection(redis_client))
+        state.reads = BatchedReads(state.round_trips)
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 

@@ -53,7 +53,7 @@ class RequestContext:
     rate_limit_headers: tuple = ()   # (name, value) pairs the rate-limiting stage adds
     upstream: str | None = None
     cache_lookup: object = None    # the caching stage's decision, from before to after
-    read_ahead: dict | None = None   # Redis key -> raw value, read with the principal's versions
+    ahead: dict | None = None   # stage name -> (item, answer) of its call made ahead (pipeline/base.py)
 
     @property
     def company_id(self):

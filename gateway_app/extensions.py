@@ -15,6 +15,8 @@ class GatewayState:
     policy: dict
     redis: object | None          # redis.Redis, or None for the embedded in-process default
     services: tuple = SERVICES
+    # redis_store.SharedRoundTrips: the worker's request-path Redis calls, one round trip at a time
+    round_trips: object | None = None
     reads: object | None = None      # redis_store.BatchedReads: small keys every warm request reads
     identity: object | None = None   # identity.services.IdentityServices
     breakers: object | None = None   # breakers.BreakerRegistry

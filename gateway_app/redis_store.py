@@ -8,6 +8,7 @@ import redis
 from gevent import monkey
 from gevent import sleep as gevent_sleep
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 
@@ -53,17 +54,31 @@ class KeptConnection:
 
     def execute(self, *args):
         """The reply of one command, as the server sent it (no response callbacks)."""
+        reply = self.execute_all([args])[0]
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply
+
+    def execute_all(self, commands):
+        """The replies of ``commands``, written at once and read in order: one round
+        trip. An error reply is returned in its place (the connection is fine); any
+        other failure drops the connection and is raised."""
         with self.lock:
             connection = self._connection()
             try:
-                connection.send_packed_command([hiredis.pack_command(args)])
-                return connection.read_response()
-            except redis.ResponseError:
-                raise   # the server answered: the connection is fine
+                connection.send_packed_command([b"".join(hiredis.pack_command(args) for args in commands)])
+                return [self._reply(connection) for _command in commands]
             except BaseException:
-                # a timeout or a killed greenlet leaves a reply unread on the socket
+                # a timeout or a killed greenlet leaves replies unread on the socket
                 connection.disconnect()
                 raise
+
+    @staticmethod
+    def _reply(connection):
+        try:
+            return connection.read_response()
+        except redis.ResponseError as error:
+            return error
 
     def _connection(self):
         if self.connection is None or self.pid != os.getpid():
@@ -91,7 +106,8 @@ class CoalescedCalls:
     Callers arriving meanwhile form the next batch. ``run_batch(items)`` returns one
     result per item, in order. A busy worker thus pays far less than one round trip per
     request, an idle one adds no wait, and every caller's answer was computed by Redis
-    after the caller started.
+    after the caller started. An item's result that is an exception is raised to its
+    caller alone.
     """
 
     def __init__(self, run_batch):
@@ -103,13 +119,21 @@ class CoalescedCalls:
         self.gevent = monkey.is_module_patched("threading")
 
     def call(self, item):
+        result = self.call_many([item])[0]
+        if isinstance(result, Exception):   # this caller's own failure, the others' answers stand
+            raise result
+        return result
+
+    def call_many(self, items):
+        """The results of ``items``, sent in one batch (one wait): an item that failed
+        alone has its exception in its place; a failed batch raises."""
         with self.lock:
             leader = self.open is None
             if leader:
                 self.open = _Batch()
             batch = self.open
             index = len(batch.items)
-            batch.items.append(item)
+            batch.items.extend(items)
             ahead = self.in_flight
         # Waits carry no timeout of their own (under gevent each would arm a timer): a
         # batch's leader always sets ``done`` (lead's finally, which a killed greenlet
@@ -120,7 +144,7 @@ class CoalescedCalls:
             batch.done.wait()
         if batch.error is not None:
             raise batch.error
-        return batch.results[index]
+        return batch.results[index:index + len(items)]
 
     def lead(self, batch, ahead):
         try:
@@ -147,20 +171,79 @@ class CoalescedCalls:
                 self.in_flight = batch
 
 
-class BatchedReads:
-    """The worker's reads of small keys that every warm request makes (a cached
-    principal's versions, a cache namespace's generations): concurrent reads share one
-    MGET, whichever stage they come from (see CoalescedCalls)."""
+class SharedRoundTrips:
+    """The request path's Redis calls of one worker, whichever stage makes them, share
+    one round trip at a time (CoalescedCalls): each round merges the calls of one kind
+    into one command (every small read into one MGET, every rate-limit acquisition into
+    one script call) and writes the round's commands together.
+
+    A kind is an object with ``command(items)`` (the command's arguments) and
+    ``answers(items, command, reply)`` (one answer per item); a kind whose command runs a script
+    names its text as ``script``, loaded again when Redis has lost it (restart, flush).
+    A failure of one kind's command fails only that kind's callers.
+    """
 
     def __init__(self, connection):
         self.connection = connection    # a KeptConnection
-        self.calls = CoalescedCalls(self.read_batch)
+        self.calls = CoalescedCalls(self.run_round)
+
+    def call(self, kind, item):
+        """``kind``'s answer for ``item``, from a round that began after this call."""
+        return self.calls.call((kind, item))
+
+    def call_many(self, calls):
+        """The answers of ``calls`` ((kind, item) pairs), all from one round: one wait.
+        A call that failed alone has its exception in its place."""
+        return self.calls.call_many(calls)
+
+    def run_round(self, tagged):
+        """``tagged``: (kind, item) pairs; one answer (or exception) per pair, in order."""
+        positions = {}   # kind -> indexes of its items in ``tagged``, in the order kinds arrived
+        for index, (kind, _item) in enumerate(tagged):
+            positions.setdefault(kind, []).append(index)
+        items = {kind: [tagged[index][1] for index in indexes] for kind, indexes in positions.items()}
+        commands = [kind.command(items[kind]) for kind in positions]
+        replies = self.connection.execute_all(commands)
+        results = [None] * len(tagged)
+        for kind, command, reply in zip(positions, commands, replies):
+            if isinstance(reply, NoScriptError) and getattr(kind, "script", None):
+                reply = self.reloaded(kind, command)
+            answers = ([reply] * len(items[kind]) if isinstance(reply, Exception)
+                       else kind.answers(items[kind], command, reply))
+            for index, answer in zip(positions[kind], answers):
+                results[index] = answer
+        return results
+
+    def reloaded(self, kind, command):
+        """The reply of ``command`` once ``kind``'s script is loaded again."""
+        self.connection.execute("SCRIPT", "LOAD", kind.script)
+        return self.connection.execute_all([command])[0]
+
+
+class BatchedReads:
+    """The worker's reads of small keys that every warm request makes (a cached
+    principal's versions, a cache namespace's generations): concurrent reads share one
+    MGET, whichever stage they come from (see SharedRoundTrips)."""
+
+    def __init__(self, round_trips):
+        self.round_trips = round_trips
 
     def read(self, keys):
         """The raw values of ``keys`` (None where absent), read after this call began."""
-        return self.calls.call(list(keys))
+        return self.round_trips.call(self, list(keys))
 
-    def read_batch(self, key_lists):
-        keys = sorted(set().union(*key_lists))
-        values = dict(zip(keys, self.connection.execute("MGET", *keys)))
+    def read_with(self, keys, calls):
+        """``(values of keys, answers of calls)``, all from one round trip."""
+        values, *answers = self.round_trips.call_many([(self, list(keys)), *calls])
+        if isinstance(values, Exception):
+            raise values
+        return values, answers
+
+    @staticmethod
+    def command(key_lists):
+        return ("MGET", *sorted(set().union(*key_lists)))
+
+    @staticmethod
+    def answers(key_lists, command, reply):
+        values = dict(zip(command[1:], reply))
         return [[values[key] for key in keys] for keys in key_lists]

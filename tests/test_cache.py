@@ -261,20 +261,21 @@ def test_a_view_naming_an_unknown_namespace_stops_the_start(app):
 
 
 def test_shared_generation_reads_never_use_a_read_sent_before_the_reader_arrived():
-    from gateway_app.redis_store import BatchedReads
+    from gateway_app.redis_store import BatchedReads, SharedRoundTrips
 
     fetch_started = []
 
     class Connection:
         @staticmethod
-        def execute(command, *keys):
+        def execute_all(commands):
+            ((command, *keys),) = commands
             assert command == "MGET"
             fetch_started.append(time.monotonic())
             fetch_id = len(fetch_started) - 1
             time.sleep(0.005)   # a round trip, during which new readers arrive
-            return [str(fetch_id)] * len(keys)
+            return [[str(fetch_id)] * len(keys)]
 
-    reads = BatchedReads(Connection())
+    reads = BatchedReads(SharedRoundTrips(Connection()))
     violations = []
 
     def reader(index):

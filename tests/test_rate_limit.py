@@ -45,6 +45,7 @@ def register_test_routes(app):
     view("bookings", service="team", permission=None, resource="bookings")
     view("exports", service="billing", permission=None, resource="call_exports")
     view("cached", cache="settings")
+    view("writes", cache="settings", permission="customers:write")
 
 
 @pytest.fixture(autouse=True)
@@ -493,6 +494,111 @@ def test_a_changed_principal_is_resolved_afresh_and_counted_once(app, tenant):
         assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
     assert any("FROM users" in statement for statement in statements)   # resolved afresh
     assert used(app, "user", f"user:{tenant.user['id']}")["user"] == 3
+
+
+def api_key(tenant, scopes=("read",)):
+    made = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": list(scopes)})
+    assert made.status_code == 201, made.get_json()
+    return made.get_json()["id"], {"X-API-Key": made.get_json()["key"]}
+
+
+def company_used(app, tenant):
+    return used(app, "company", str(tenant.company["id"]))["company"]
+
+
+def test_a_cached_principals_round_trip_takes_its_quotas_ahead(app, tenant, monkeypatch):
+    """Confirming a cached principal, reading caching's tokens and taking the quotas is
+    one round trip per request."""
+    connection = app.extensions["gateway"].round_trips.connection
+    rounds, original = [], connection.execute_all
+
+    def recording(commands):
+        rounds.append([command[0] for command in commands])
+        return original(commands)
+
+    monkeypatch.setattr(connection, "execute_all", recording)
+    ip = fresh_ip()
+    for _ in range(2):   # the principal, then the answer, cached
+        tenant.get("/test-rl/cached", **from_ip(ip))
+    rounds.clear()
+    for _ in range(3):
+        response = tenant.get("/test-rl/cached", **from_ip(ip))
+        assert response.headers["X-Cache"] == "HIT-L1" and "RateLimit" in response.headers
+    assert rounds == [["MGET", "EVALSHA"]] * 3
+
+
+def test_quotas_taken_ahead_for_a_revoked_key_are_given_back(app, tenant):
+    key_id, headers = api_key(tenant)
+    ip = fresh_ip()
+    for _ in range(2):   # the key's principal is cached
+        assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
+    assert tenant.delete(f"/api/v1/settings/api-keys/{key_id}").status_code == 204
+    before = company_used(app, tenant)
+    refused = tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip))
+    assert refused.status_code == 401
+    assert company_used(app, tenant) == before   # taken ahead, given back
+
+
+def test_a_revoked_keys_cached_principal_is_forgotten(app, tenant, monkeypatch):
+    """After the first refusal the revoked key is looked up in the database only: no
+    more quotas taken ahead for it."""
+    key_id, headers = api_key(tenant)
+    ip = fresh_ip()
+    for _ in range(2):
+        assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
+    assert tenant.delete(f"/api/v1/settings/api-keys/{key_id}").status_code == 204
+    assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
+    connection = app.extensions["gateway"].round_trips.connection
+    rounds, original = [], connection.execute_all
+    monkeypatch.setattr(connection, "execute_all",
+                        lambda commands: rounds.append([c[0] for c in commands]) or original(commands))
+    for _ in range(3):
+        assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
+    assert rounds == []
+
+
+def test_quotas_taken_ahead_for_a_forbidden_request_are_given_back(app, tenant):
+    _key_id, headers = api_key(tenant, scopes=("read",))
+    ip = fresh_ip()
+    assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
+    before = company_used(app, tenant)
+    forbidden = tenant.client.get("/test-rl/writes", headers=headers, **from_ip(ip))
+    assert forbidden.status_code == 403
+    assert company_used(app, tenant) == before
+    assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
+    assert company_used(app, tenant) == before + 1
+
+
+def test_a_tier_change_after_quotas_were_taken_ahead_spends_one_unit(app, tenant):
+    ip = fresh_ip()
+    for _ in range(2):
+        assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
+    preset(app, "company", str(tenant.company["id"]), 10)
+    changed = app.test_client().patch(f"/gateway/admin/companies/{tenant.company['id']}",
+                                      json={"tier": "pro"}, headers=ADMIN)
+    assert changed.status_code == 200
+    upgraded = tenant.get("/test-rl/cached", **from_ip(ip))
+    assert upgraded.status_code == 200
+    assert policies(upgraded)["company"]["q"] == 6000
+    assert company_used(app, tenant) == 11   # taken ahead at the free size, given back, taken again
+
+
+def test_a_unit_given_back_after_its_window_rolled_over_leaves_the_previous_window(app):
+    """A window that rolled over between the take and the give-back holds the unit in
+    its previous key: that one is decremented, the new current window left alone."""
+    storage = stage(app).limiter.shared
+    limits = ((f"give-back:{fresh_ip()}", 10, 60),)
+    (taken,) = storage.acquire_batch([limits])
+    assert taken.allowed
+    previous, current = storage.window_keys(limits[0][0])
+    client = storage.get_connection()
+    reported_ttl = taken.windows[0].current_ttl * 1000
+    # as acquire_all.lua rolls a window over: the new current window lives the old one's
+    # remaining TTL plus a window, longer than the TTL the take reported
+    client.rename(current, previous)
+    client.set(current, 4, px=int(reported_ttl) + 5_000)
+    storage.give_back(limits, taken)
+    assert (int(client.get(previous)), int(client.get(current))) == (0, 4)
 
 
 @pytest.mark.parametrize("limits, used, closest", [

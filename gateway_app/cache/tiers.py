@@ -91,13 +91,10 @@ class TieredCache:
         return self.shared and self.guard.available() and not self.generations.pending
 
     @staticmethod
-    def generations_read_ahead(keys, read_ahead):
-        """The tokens of ``keys`` from what was read ahead, or None when one is not
-        there (not read, or absent from Redis: ``current_generations`` creates it)."""
-        if not read_ahead:
-            return None
-        values = [read_ahead.get(key) for key in keys]
-        if None in values:
+    def generations_from(values):
+        """The tokens in raw ``values`` read ahead, or None when the read failed or a
+        token is absent from Redis (``current_generations`` creates it)."""
+        if isinstance(values, Exception) or values is None or None in values:
             return None
         return [value.decode() for value in values]
 

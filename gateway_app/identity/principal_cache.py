@@ -7,8 +7,8 @@ were read before the database was; changing a company or a user increments its
 version in the shared store, and an entry whose recorded versions differ from the
 current ones is a miss. A warm lookup is one MGET of two small keys (plus one GET
 when the entry is not in this worker's L1), shared by the worker's concurrent requests;
-the caller may name more keys for that MGET (the authentication stage adds the caching
-stage's generation tokens, so a warm cached request reads Redis once).
+the caller may add Redis calls to that round trip (the authentication stage adds the
+calls later stages make ahead, so a warm request goes to Redis once).
 
 When the store is unreachable nothing is served from cache (every lookup resolves
 from the database) and a missed version bump can leave an entry stale for at most
@@ -52,6 +52,10 @@ class LocalEntries:
         with self.lock:
             self.entries[key] = entry
 
+    def drop(self, key):
+        with self.lock:
+            self.entries.pop(key, None)
+
 
 def decoded_entry(raw):
     """(Principal, versions) from a stored entry; the worker's L1 keeps this form."""
@@ -91,28 +95,37 @@ class PrincipalCache:
                         self.ttl)
 
     # -- entries ----------------------------------------------------------------------------
-    def get(self, credential_key, read_along=None):
-        """``(principal, along)``: the cached principal if its versions are current (else
-        None), and the raw values of the Redis keys ``read_along(candidate)`` names, read
-        in the same round trip as the versions ({} when none were read)."""
+    def get(self, credential_key, ahead=None):
+        """``(principal, answers)``: the cached principal if its versions are current
+        (else None), and the answers of the Redis calls ``ahead(candidate)`` asks for,
+        made in the round trip that reads the versions (None where a call was not made)."""
         if self.ttl <= 0:
-            return None, {}
+            return None, []
         try:
             found = self.local.get(credential_key) if self.local else None
             if found is None:
                 raw = self.store.get("principal:" + credential_key)
                 if raw is None:
-                    return None, {}
+                    return None, []
                 found = decoded_entry(raw)
                 if self.local:
                     self.local.put(credential_key, found)
             candidate, versions = found
-            along = (read_along(candidate) if read_along is not None else None) or ()
-            current, along_values = self.store.read_versions(
-                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)], along)
+            calls = ahead(candidate) if ahead is not None else ()
+            current, answers = self.store.read_versions(
+                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)], calls)
+            if current != versions:
+                self.forget(credential_key)
         except StoreUnavailable:
-            return None, {}
-        return (candidate if current == versions else None), along_values
+            return None, []
+        return (candidate if current == versions else None), answers
+
+    def forget(self, credential_key):
+        """Drop an out-of-date entry, so that a credential that is no longer valid (a
+        revoked key still configured somewhere) is not a candidate again and again."""
+        if self.local:
+            self.local.drop(credential_key)
+        self.store.delete("principal:" + credential_key)
 
     def put(self, credential_key, principal, versions):
         """``versions`` must have been read BEFORE the database, so a change committed

@@ -43,17 +43,16 @@ class RedisStore:
         values = self._call("mget", [PREFIX + key for key in keys])
         return [value.decode() if value is not None else None for value in values]
 
-    def read_versions(self, keys, along=()):
-        """``(mget(keys), {key: raw value})`` of small keys every warm request reads, with
-        the other Redis keys ``along`` names read in the same MGET. A worker's concurrent
-        requests share one MGET, never one sent before they arrived."""
-        prefixed = [PREFIX + key for key in keys]
+    def read_versions(self, keys, calls=()):
+        """``(mget(keys), answers of calls)``: small keys every warm request reads, with
+        other Redis calls (``(kind, item)`` pairs of redis_store.SharedRoundTrips) made
+        in the same round trip. A worker's concurrent requests share one MGET, never one
+        sent before they arrived."""
         try:
-            values = self.reads.read(prefixed + list(along))
+            values, answers = self.reads.read_with([PREFIX + key for key in keys], calls)
         except (redis.RedisError, ConnectionError, TimeoutError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        versions = [value.decode() if value is not None else None for value in values[:len(keys)]]
-        return versions, dict(zip(along, values[len(keys):]))
+        return [value.decode() if value is not None else None for value in values], answers
 
     def set(self, key, value, ttl, only_if_absent=False):
         """True when stored (False: ``only_if_absent`` and the key existed)."""
@@ -96,9 +95,9 @@ class MemoryStore:
         with self.lock:
             return [self._live(key) for key in keys]
 
-    def read_versions(self, keys, along=()):
-        """``(mget(keys), {})``: keys of Redis (``along``) are not this store's to read."""
-        return self.mget(keys), {}
+    def read_versions(self, keys, calls=()):
+        """``(mget(keys), [None, ...])``: Redis calls are not this store's to make."""
+        return self.mget(keys), [None] * len(calls)
 
     def set(self, key, value, ttl, only_if_absent=False):
         with self.lock:

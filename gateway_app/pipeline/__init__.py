@@ -31,21 +31,29 @@ from .transform import TransformStage
 
 def build_stages(app, policy, state):
     """The stages in pipeline order, each given its section of the policy and its collaborators."""
+    rate_limiting = RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis,
+                                      state.round_trips)
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
     return [
+        # first in, so that its ``after`` runs last: it counts and logs the response the
+        # client gets (a 304 made by caching, the time of an L2 write included)
+        MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
+        # next, so that an oversized body is refused before any work, and the headers it
+        # makes for each answer (request id, security headers, Cache-Control: private)
+        # are added after caching's ``after``: never kept in a cached copy
+        TransformStage(policy["transform"]),                                 # request/response shaping
         CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
-        # confirming a cached principal reads Redis: caching's generation tokens come along
+        # confirming a cached principal is one Redis round trip: rate limiting's quotas
+        # and caching's generation tokens go in it (Stage.call_ahead)
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            read_along=caching.keys_to_read_ahead),
+                            ahead_of=(rate_limiting, caching)),
         AuthorizationStage(),                                                # 2. may they do this
-        RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis),  # 3. five layers
+        rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
                               state.breakers, fallback),
-        TransformStage(policy["transform"]),                                 # 7. request/response shaping
-        MetricsStage(policy["metrics"], app.config.get("ACCESS_LOG", True)),  # metrics & monitoring
     ]
 
 

@@ -5,8 +5,8 @@ carries a bad credential is rejected with 401, never treated as anonymous (a sta
 session cookie on a public route such as /auth/login is the one exception: browsers
 send cookies unasked). Resolved principals are cached (identity/principal_cache.py)
 so a warm request costs no database query. Confirming a cached principal (its versions)
-is one Redis read, and the keys a later stage will read for that principal (``read_along``:
-the caching stage's generation tokens) are read in the same round trip.
+is one Redis read; the calls later stages make ahead for that principal (``ahead_of``:
+caching's generation tokens, rate limiting's quotas) go in the same round trip.
 """
 import contextlib
 import hmac
@@ -48,10 +48,9 @@ class AuthenticationStage(Stage):
     name = "authentication"
     section = "authentication"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, config, identity, read_along=None):
+    def __init__(self, app, config, identity, ahead_of=()):
         self.identity = identity
-        # read_along(route_policy, method, principal) -> Redis keys, or None
-        self.read_along = read_along
+        self.ahead_of = tuple(ahead_of)   # later stages whose call_ahead this stage makes
         self.admin_token = app.config.get("GATEWAY_ADMIN_TOKEN")
         self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], config)
 
@@ -180,13 +179,24 @@ class AuthenticationStage(Stage):
 
     # -- shared ----------------------------------------------------------------------------
     def cached_principal(self, ctx, request, cache_key):
-        """The principal cached under ``cache_key`` if still current, else None; what
-        ``read_along`` names for it lands in ``ctx.read_ahead``."""
-        read_along = None
-        if self.read_along is not None:
-            def read_along(candidate):
-                return self.read_along(ctx.route_policy, request.method, candidate)
-        principal, ctx.read_ahead = self.identity.principals.get(cache_key, read_along)
+        """The principal cached under ``cache_key`` if still current, else None. The
+        calls ``ahead_of`` stages make for it are made with the confirming read; their
+        answers land in ``ctx.ahead`` whether the principal is confirmed or not (each
+        stage checks the item it was for)."""
+        asked = []   # (stage name, item)
+
+        def ahead(candidate):
+            calls = []
+            for stage in self.ahead_of:
+                call = stage.call_ahead(ctx, request, candidate)
+                if call is not None:
+                    asked.append((stage.name, call[1]))
+                    calls.append(call)
+            return calls
+
+        principal, answers = self.identity.principals.get(cache_key, ahead)
+        if asked:
+            ctx.ahead = {name: (item, answer) for (name, item), answer in zip(asked, answers)}
         return principal
 
     @staticmethod

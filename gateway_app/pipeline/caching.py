@@ -5,8 +5,8 @@ its answer depends on the user). GET and HEAD only; the key is the company (and 
 the path and the normalised query, under the namespace's current generation tokens,
 which are read from Redis on every lookup: that one round trip (shared by concurrent
 requests of a worker) is what lets an L1 entry be served without ever outliving an
-invalidation made by another worker. For a cached principal the authentication stage
-reads them for us, in the round trip that confirms the principal (``keys_to_read_ahead``).
+invalidation made by another worker. For a cached principal they are read ahead, in
+the round trip that confirms the principal (``call_ahead``).
 """
 from dataclasses import dataclass
 
@@ -126,14 +126,13 @@ class CachingStage(Stage):
                     or self.tiers.namespaces[namespace].get("user_scoped", False))
         return CacheScope.of(namespace, principal, per_user)
 
-    def keys_to_read_ahead(self, route_policy, method, principal):
-        """The generation keys ``before`` will need for this principal's request, for the
-        authentication stage to read with the principal's versions; None when there is
-        nothing to read or this stage must read them itself (see TieredCache)."""
-        scope = self.scope_of(route_policy, method, principal)
+    def call_ahead(self, ctx, request, principal):
+        """Read the generation tokens ``before`` will need for this principal's request;
+        None when there is nothing to read or this stage must read them itself."""
+        scope = self.scope_of(ctx.route_policy, request.method, principal)
         if scope is None or not self.tiers.can_read_ahead():
             return None
-        return scope.generation_keys
+        return self.tiers.generations.reads, scope.generation_keys
 
     def count(self, scope, outcome, tier=None):
         """``tier``: where a hit came from; otherwise the namespace's configured tier."""
@@ -152,7 +151,7 @@ class CachingStage(Stage):
         if scope is None:
             return None
         lookup = ctx.cache_lookup = Lookup(scope, request_fingerprint(request))
-        generations = self.tiers.generations_read_ahead(scope.generation_keys, ctx.read_ahead)
+        generations = self.generations_read_ahead(ctx, scope)
         if generations is None:
             generations = self.tiers.current_generations(scope.generation_keys)
         if generations is MISSING:
@@ -174,6 +173,12 @@ class CachingStage(Stage):
         ctx.cache_status = lookup.status = HIT_STATUS[tier]
         self.count(scope, "hit", tier)
         return conditional(serve(stored, lookup.status), request)
+
+    def generations_read_ahead(self, ctx, scope):
+        ahead = ctx.ahead.get(self.name) if ctx.ahead else None
+        if ahead is None or ahead[0] != scope.generation_keys:   # read for another principal
+            return None
+        return self.tiers.generations_from(ahead[1])
 
     def bypass(self, ctx, lookup):
         ctx.cache_status = lookup.status = "BYPASS"

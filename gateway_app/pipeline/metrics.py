@@ -10,6 +10,9 @@ from .base import Stage
 
 access_log = logging.getLogger("gateway.access")
 _metrics = {}
+# the methods a label may name: any other a client sends is counted as OTHER, so that no
+# request can add a series
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 def request_metrics(buckets):
@@ -64,8 +67,8 @@ class MetricsStage(Stage):
 
     def after(self, ctx, request, response):
         elapsed = ctx.elapsed
-        requests, latency = self.series_of(ctx.service or "gateway", request.method,
-                                           response.status_code)
+        method = request.method if request.method in METHODS else "OTHER"
+        requests, latency = self.series_of(ctx.service or "gateway", method, response.status_code)
         requests.inc()
         latency.observe(elapsed)
         if ctx.short_circuited_by is not None:

@@ -5,6 +5,12 @@ gateway_app/ratelimit/storage.py): a request refused by one layer spends nothing
 others. Anonymous requests meet the ip layer only; routes declaring ``exempt_limits``
 (probes, metrics, signed webhooks, the operator API) and the configured exempt paths
 meet none, so a provider's webhook burst or a health checker is never throttled.
+
+For a cached principal the quotas are taken ahead, in the round trip that confirms the
+principal (Stage.call_ahead). That acquisition is this stage's decision when the
+request reaches it with the same quotas; otherwise (the principal had changed, or the
+request was refused before this stage: 401, 403) what it took is given back, so every
+request still spends exactly its own quotas once.
 """
 import math
 
@@ -64,10 +70,11 @@ class RateLimitingSchema(Schema):
 class RateLimitingStage(Stage):
     name = "rate_limiting"
     section = "rate_limiting"   # of conf/gateway.yaml; its schema is above
+    always_after = True         # to give back quotas taken ahead for a request refused before
 
-    def __init__(self, app, config, tiers, redis_client):
+    def __init__(self, app, config, tiers, redis_client, round_trips):
         self.policies = LayerPolicies(config, tiers)
-        self.limiter = GatewayLimiter(redis_client, fail_open=config["fail_open"],
+        self.limiter = GatewayLimiter(redis_client, round_trips, fail_open=config["fail_open"],
                                       retry_interval=config["storage_retry_interval"])
         self.exempt_paths = tuple(config["exempt_paths"])
         self.check_declared_resources(app)
@@ -83,11 +90,32 @@ class RateLimitingStage(Stage):
         """Whether ``request`` spends quota."""
         return not (ctx.route_policy.get("exempt_limits") or request.path.startswith(self.exempt_paths))
 
+    def call_ahead(self, ctx, request, principal):
+        if not self.applies_to(ctx, request) or not self.limiter.shared_available:
+            return None
+        quota_set = self.policies.quota_set(ctx.client_ip, principal, ctx.service,
+                                            ctx.route_policy.get("resource"))
+        return self.limiter.shared, quota_set.entries
+
+    def taken_ahead(self, ctx, quota_set):
+        """The decision of the acquisition made ahead for ``quota_set``, or None."""
+        ahead = ctx.ahead.pop(self.name, None) if ctx.ahead else None
+        if ahead is None:
+            return None
+        entries, got = ahead
+        if isinstance(got, Exception):   # Redis refused: ``acquire`` decides, outage included
+            return None
+        if entries != quota_set.entries:   # taken for the principal as cached, since changed
+            self.limiter.give_back(entries, got)
+            return None
+        return self.limiter.decision_from(quota_set, got)
+
     def before(self, ctx, request):
         if not self.applies_to(ctx, request):
             return None
+        quota_set = self.policies.for_request(ctx)
         try:
-            decision = self.limiter.acquire(self.policies.for_request(ctx))
+            decision = self.taken_ahead(ctx, quota_set) or self.limiter.acquire(quota_set)
         except LimiterUnavailable:
             raise GatewayProblem(
                 503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
@@ -112,6 +140,9 @@ class RateLimitingStage(Stage):
             retry_after=window.retry_after)
 
     def after(self, ctx, request, response):
+        ahead = ctx.ahead.pop(self.name, None) if ctx.ahead else None
+        if ahead is not None and not isinstance(ahead[1], Exception):
+            self.limiter.give_back(*ahead)   # the request was refused before this stage
         # appended: a response never carries them before this (a remote instance's are not
         # returned, discovery/proxy.py, nor kept in a cached copy, cache/entries.py)
         if ctx.rate_limit_headers:

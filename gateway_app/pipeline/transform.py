@@ -16,6 +16,15 @@ class TransformSchema(Schema):
         values=fields.String(validate=validate.Regexp(r"^[^\r\n]*$")), load_default=dict)
 
 
+def private(cache_control):
+    """``cache_control`` made private, unless it already forbids storing."""
+    directives = [part.strip() for part in cache_control.split(",") if part.strip()]
+    lowered = [part.lower() for part in directives]
+    if "private" in lowered or "no-store" in lowered:
+        return cache_control
+    return ", ".join(["private"] + [part for part, low in zip(directives, lowered) if low != "public"])
+
+
 class TransformStage(Stage):
     name = "transform"
     section = "transform"   # of conf/gateway.yaml; its schema is above
@@ -45,6 +54,12 @@ class TransformStage(Stage):
             headers["X-Request-ID"] = ctx.request_id
         else:
             added.append(("X-Request-ID", ctx.request_id))
+        if ctx.principal is not None:
+            # an answer for a caller is theirs: no shared cache between client and gateway keeps it
+            if "cache-control" not in present:
+                added.append(("Cache-Control", "private"))
+            else:
+                headers["Cache-Control"] = private(headers["Cache-Control"])
         append_made_headers(headers, added)
         # Retry-After belongs to 429 and 503 only (docs/contract.md sections 4 and 6)
         if "retry-after" in present and response.status_code not in (429, 503):

@@ -61,8 +61,9 @@ class Decision(NamedTuple):
 
 
 class GatewayLimiter:
-    def __init__(self, redis_client, fail_open=True, retry_interval=5.0):
-        self.shared = BatchedRedisStorage(redis_client) if redis_client is not None else None
+    def __init__(self, redis_client, round_trips=None, fail_open=True, retry_interval=5.0):
+        self.shared = (BatchedRedisStorage(redis_client, round_trips)
+                       if redis_client is not None else None)
         self.local = BatchedMemoryStorage()
         self.fail_open = fail_open
         self.retry_interval = retry_interval
@@ -81,15 +82,29 @@ class GatewayLimiter:
             except (RedisError, OSError) as exc:
                 self.record_outage(exc)
             else:
-                if self.in_outage:
-                    log.warning("rate-limit storage recovered: limits are shared again")
-                    self.outage_until = 0.0
-                return Decision(got.allowed, quota_set, got.windows, got.used)
+                return self.decision_from(quota_set, got)
         degraded = self.shared is not None
         if degraded and not self.fail_open:
             raise LimiterUnavailable()
         got = self.local.acquire_all(entries)
         return Decision(got.allowed, quota_set, got.windows, got.used, degraded)
+
+    def decision_from(self, quota_set, got):
+        """The Decision of a shared acquisition (made by ``acquire`` or ahead)."""
+        if self.in_outage:
+            log.warning("rate-limit storage recovered: limits are shared again")
+            self.outage_until = 0.0
+        return Decision(got.allowed, quota_set, got.windows, got.used)
+
+    def give_back(self, entries, got):
+        """Return what a shared acquisition made ahead took and no request spent."""
+        if not got.allowed:
+            return   # a refusal takes nothing
+        try:
+            self.shared.give_back(entries, got)
+        except (RedisError, OSError) as exc:   # the units expire with their windows
+            log.warning("rate-limit storage: a unit taken ahead could not be given back (%s: %s)",
+                        type(exc).__name__, exc)
 
     @property
     def shared_available(self):

@@ -13,15 +13,20 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from limits.storage import MemoryStorage, RedisStorage
-from redis.exceptions import NoScriptError
-
-from ..redis_store import CoalescedCalls, KeptConnection
+from ..redis_store import KeptConnection, SharedRoundTrips
 from .windows import Window
 
 OPERAND_SETS = 10_000   # distinct quota sets whose script operands are kept
 
-with open(os.path.join(os.path.dirname(__file__), "acquire_all.lua"), encoding="utf-8") as _script:
-    ACQUIRE_ALL_SCRIPT = _script.read()
+
+
+def script_text(name):
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as script:
+        return script.read()
+
+
+ACQUIRE_ALL_SCRIPT = script_text("acquire_all.lua")
+GIVE_BACK_SCRIPT = script_text("give_back.lua")
 
 
 class Acquisition(NamedTuple):
@@ -54,13 +59,19 @@ class ReportedWindows(Sequence):
 
 
 class BatchedRedisStorage(RedisStorage):
-    """limits' RedisStorage (same keys, same window arithmetic) plus ``acquire_all``."""
+    """limits' RedisStorage (same keys, same window arithmetic) plus ``acquire_all``.
 
-    def __init__(self, client):
+    A worker's concurrent acquisitions are one script call, sent in the round trip the
+    worker's other request-path calls share (redis_store.SharedRoundTrips): it is a kind
+    of that round trip (``command``, ``answers``, ``script``).
+    """
+
+    def __init__(self, client, round_trips=None):
         super().__init__("redis://", connection_pool=client.connection_pool)
-        self.acquire_script = client.register_script(ACQUIRE_ALL_SCRIPT)
-        self.connection = KeptConnection(client)
-        self.coalesced = CoalescedCalls(self.acquire_batch)
+        self.script = ACQUIRE_ALL_SCRIPT
+        self.script_sha = client.register_script(ACQUIRE_ALL_SCRIPT).sha
+        self.round_trips = round_trips or SharedRoundTrips(KeptConnection(client))
+        self.giving_back = GivingBack(self, client.register_script(GIVE_BACK_SCRIPT).sha)
         # a quota set's keys and arguments, as the script takes them: the same callers
         # come again and again
         self.operands_of = lru_cache(maxsize=OPERAND_SETS)(self.script_operands)
@@ -70,11 +81,16 @@ class BatchedRedisStorage(RedisStorage):
         return compat.sliding_window_keys(self, key)
 
     def acquire_all(self, limits):
-        """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition.
+        """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition."""
+        return self.round_trips.call(self, limits)
 
-        A worker's concurrent requests are sent to Redis together: one round trip for all.
-        """
-        return self.coalesced.call(limits)
+    def give_back(self, limits, acquisition):
+        """Return the unit ``acquisition`` (allowed) took of each of ``limits``."""
+        self.round_trips.call(self.giving_back, (limits, acquisition))
+
+    def acquire_batch(self, requests):
+        """Each request's limits taken in turn, in one script call now (tests, tools)."""
+        return self.round_trips.run_round([(self, limits) for limits in requests])
 
     def script_operands(self, limits):
         keys, args = [], [len(limits)]
@@ -83,23 +99,18 @@ class BatchedRedisStorage(RedisStorage):
             args.extend((limit, expiry))
         return tuple(keys), tuple(args)
 
-    def run_script(self, keys, args):
-        script = self.acquire_script
-        try:
-            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:   # Redis restarted or its scripts were flushed
-            self.connection.execute("SCRIPT", "LOAD", script.script)
-            return self.connection.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-
-    def acquire_batch(self, requests):
-        """One script call taking each request's limits in turn: a list of limits in,
-        one Acquisition per request out."""
+    def command(self, requests):
+        """One script call taking each request's limits in turn."""
         keys, args = [], [len(requests)]
         for limits in requests:   # ``limits`` is a QuotaSet's entries: a tuple, hashable
             request_keys, request_args = self.operands_of(limits)
             keys += request_keys
             args += request_args
-        reply = self.run_script(keys, args)
+        return ("EVALSHA", self.script_sha, len(keys), *keys, *args)
+
+    @staticmethod
+    def answers(requests, command, reply):
+        """One Acquisition per request, from the script's reply."""
         answers, position = [], 0
         for limits in requests:
             status = reply[position]
@@ -108,6 +119,26 @@ class BatchedRedisStorage(RedisStorage):
             position = end
             answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5]))
         return answers
+
+
+class GivingBack:
+    """A kind of redis_store.SharedRoundTrips: units taken and not used, returned."""
+    script = GIVE_BACK_SCRIPT
+
+    def __init__(self, storage, script_sha):
+        self.storage = storage
+        self.script_sha = script_sha
+
+    def command(self, returns):
+        keys, ttls = [], []
+        for limits, acquisition in returns:
+            keys += self.storage.operands_of(limits)[0]
+            ttls += acquisition.windows.counts[4::5]   # each current window's TTL, in ms
+        return ("EVALSHA", self.script_sha, len(keys), *keys, *ttls)
+
+    @staticmethod
+    def answers(returns, command, reply):
+        return [reply] * len(returns)
 
 
 class BatchedMemoryStorage(MemoryStorage):
