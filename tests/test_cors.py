@@ -229,3 +229,12 @@ def test_a_remote_instances_own_cors_headers_never_reach_the_browser(portal_app,
     finally:
         stop_monitor(portal_app)
         instance.stop()
+
+
+def test_a_body_refused_before_any_stage_work_is_readable(portal_client):
+    tenant = sign_up(portal_client)
+    refused = tenant.post("/api/v1/customers", data="x" * (1024 * 1024 + 1), content_type="application/json",
+                          headers={"Origin": PORTAL})
+    assert refused.status_code == 413 and refused.mimetype == "application/problem+json"
+    assert refused.headers["Access-Control-Allow-Origin"] == PORTAL
+    assert refused.headers["Access-Control-Allow-Credentials"] == "true"
