@@ -34,6 +34,7 @@ setup(
         "phonenumbers>=8.13",
         "email-validator>=2",
         "http-sfv>=0.9",  # RateLimit headers are structured fields
+        "flask-swagger-ui>=5.17,<6",  # Swagger UI's files, so /docs needs no other host
     ],
     extras_require={
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",

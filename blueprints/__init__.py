@@ -3,7 +3,7 @@ from importlib import import_module
 
 # registration order = order in the OpenAPI document
 BLUEPRINT_MODULES = [
-    "ops", "auth",
+    "home", "ops", "auth",
     "dashboard", "calls", "appointments", "customers", "analytics",
     "settings", "billing", "team",
     "webhooks", "admin",

@@ -10,6 +10,7 @@ from blueprints.common import (PageArgs, current_company_id, current_principal, 
 from gateway_app.clock import business_now
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
+from gateway_app.merge_patch import patched
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments
@@ -190,7 +191,8 @@ def change_status(change, appointment_id):
     """Move an appointment along its lifecycle (pending -> confirmed -> completed, ...)."""
     appointment = get_owned_or_404(Appointment, appointment_id)
     try:
-        appointments.change_status(appointment, change["status"], current_principal().user_id)
+        requested = patched({"status": appointment.status}, change)["status"]
+        appointments.change_status(appointment, requested, current_principal().user_id)
     except appointments.TransitionRefused as refused:
         allowed = refused.allowed
         raise GatewayProblem(409, "Status transition not allowed",

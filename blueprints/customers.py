@@ -5,6 +5,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from gateway_app.errors import GatewayProblem
+from gateway_app.merge_patch import patched
 from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
@@ -139,10 +140,11 @@ def get_customer(customer_id):
 @blp.response(200, CustomerOut)
 @gateway_policy(permission="customers:write")
 def update_customer(data, customer_id, region):
-    """Change some fields of a customer (null clears phone, e-mail or notes)."""
+    """Change some fields of a customer (a merge patch: null clears phone, e-mail or notes)."""
     customer = get_owned_or_404(Customer, customer_id)
+    changes = patched({name: getattr(customer, name) for name in ("name", "phone", "email", "notes")}, data)
     with refusals_as_problems():
-        return customers.update(customer, current_principal().user_id, data, region)
+        return customers.update(customer, current_principal().user_id, changes, region)
 
 
 @blp.route("/<int:customer_id>/timeline")

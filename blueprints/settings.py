@@ -16,6 +16,7 @@ from gateway_app.extensions import gateway_state
 from gateway_app.identity import refresh_tokens
 from gateway_app.identity.api_keys import SCOPES, GeneratedKey, normalise_scopes
 from gateway_app.identity.passwords import hash_password, verify_password
+from gateway_app.merge_patch import patched
 from gateway_app.models import ApiKey, Company, User
 from gateway_app.pipeline.declarations import gateway_policy
 
@@ -31,31 +32,37 @@ def identity():
 
 
 # -- schemas -------------------------------------------------------------------------------
-class BusinessHoursField(fields.Dict):
-    """{"mon": [["09:00", "12:00"], ["13:00", "17:00"]], ...}: ordered, non-overlapping."""
+SPANS = dict(validate=validate.Length(max=6))
 
-    def __init__(self, **kwargs):
-        super().__init__(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
-                         values=fields.List(fields.List(fields.String(), validate=validate.Length(equal=2)),
-                                            validate=validate.Length(max=6)), **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        hours = super()._deserialize(value, attr, data, **kwargs)
-        for day, spans in hours.items():
-            previous_end = ""
-            for start, end in spans:
-                if not (CLOCK.match(start) and CLOCK.match(end)):
-                    raise ValidationError(f"{day}: times are HH:MM (24 h).")
-                if not previous_end <= start < end:
-                    raise ValidationError(f"{day}: spans must be ordered, non-overlapping, start before end.")
-                previous_end = end
-        return hours
+def business_hours_errors(hours):
+    """{"mon": [["09:00", "12:00"], ["13:00", "17:00"]], ...} must be ordered and
+    non-overlapping; checked on the merged result, since a patch sets one day at a time."""
+    errors = {}
+    for day, spans in hours.items():
+        previous_end = ""
+        for start, end in spans:
+            if not (CLOCK.match(start) and CLOCK.match(end)):
+                errors[day] = ["Times are HH:MM (24 h)."]
+                break
+            if not previous_end <= start < end:
+                errors[day] = ["Spans must be ordered, non-overlapping, start before end."]
+                break
+            previous_end = end
+    return errors
+
+
+def provider_id(pattern, shape):
+    """A provider's id as the provider writes it: a malformed one would only fail later,
+    in a webhook that finds no company or a booking Cal.com refuses."""
+    return fields.String(allow_none=True, metadata={"description": shape}, validate=[
+        validate.Length(min=1, max=100), validate.Regexp(pattern, error=f"Not a valid id: {shape}.")])
 
 
 class IntegrationsSchema(Schema):
-    retell_agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
-    calcom_event_type_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
-    stripe_customer_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=100))
+    retell_agent_id = provider_id(r"^[A-Za-z0-9_-]+$", "a Retell agent id (letters, digits, _ and -)")
+    calcom_event_type_id = provider_id(r"^[1-9][0-9]{0,17}$", "a Cal.com event type id (a positive integer)")
+    stripe_customer_id = provider_id(r"^cus_[A-Za-z0-9]+$", "a Stripe customer id (cus_...)")
 
 
 class CompanySettingsOut(Schema):
@@ -68,10 +75,17 @@ class CompanySettingsOut(Schema):
 
 
 class CompanySettingsPatch(Schema):
+    """A merge patch: null deletes a day of ``business_hours`` (closed), an integration
+    link, or the whole object; the other members must keep a value."""
     name = fields.String(validate=validate.Length(min=1, max=200))
     timezone = fields.String(validate=validate.Length(min=1, max=64))
-    business_hours = BusinessHoursField()
-    integrations = fields.Nested(IntegrationsSchema)
+    business_hours = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+                                 values=fields.List(fields.List(fields.String(), validate=validate.Length(equal=2)),
+                                                    allow_none=True, **SPANS),
+                                 allow_none=True, metadata={"description": (
+                                     '{"mon": [["09:00", "12:00"], ["13:00", "17:00"]], ...}; a day '
+                                     "absent or null is closed; spans ordered and non-overlapping.")})
+    integrations = fields.Nested(IntegrationsSchema, allow_none=True)
 
     @validates("timezone")
     def known_timezone(self, value, **kwargs):
@@ -156,17 +170,31 @@ def patch_company(data):
     webhooks use to find the company; one provider account links one company only.
     """
     company = Session.get(Company, current_company_id())
-    integrations = data.pop("integrations", {})
-    conflicts = linked_elsewhere(company.id, integrations)
+    current = company_settings(company)
+    changes = patched({name: current[name] for name in ("name", "timezone", "business_hours",
+                                                          "integrations")}, data)
+    hours = changes.get("business_hours", {}) or {}
+    errors = business_hours_errors(hours)
+    if errors:
+        abort(422, errors={"business_hours": errors})
+    links = {}
+    if "integrations" in changes:
+        merged = changes.pop("integrations") or {}
+        links = {name: merged.get(name) for name in INTEGRATION_FIELDS
+                 if merged.get(name) != current["integrations"][name]}
+    conflicts = linked_elsewhere(company.id, links)
     if conflicts:
         abort(409, message=f"Already linked to another company: {', '.join(conflicts)}.")
-    for name, value in data.items():
+    if "business_hours" in changes:
+        changes["business_hours"] = hours
+    for name, value in changes.items():
         setattr(company, name, value)
-    if integrations:
-        company.integrations = {**(company.integrations or {}), **integrations}
-        for name, value in integrations.items():
+    if links:
+        company.integrations = {name: value for name, value in {**current["integrations"], **links}.items()
+                                if value is not None}
+        for name, value in links.items():
             setattr(company, name, value)
-    changed = sorted(data) + [f"integrations.{name}" for name in sorted(integrations)]
+    changed = sorted(changes) + [f"integrations.{name}" for name in sorted(links)]
     audit(Session, "settings.company.updated", "company", company.id, fields=changed)
     emit(Session, "settings.changed", company.id, user_id=current_principal().user_id)
     try:
@@ -194,6 +222,8 @@ def patch_profile(data):
     """Change one's name, or password (with the current one). A password change revokes
     every token, refresh token and session of the user: log in again afterwards."""
     user = Session.get(User, current_principal().user_id)
+    # the passwords are write-only members: the patch's values
+    data = patched({"name": user.name}, data)
     password_changed = "new_password" in data
     if password_changed:
         if not verify_password(user.password_hash, data.get("current_password", "")):

@@ -10,6 +10,7 @@ from blueprints.common import (PageArgs, current_company_id, current_principal, 
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
+from gateway_app.merge_patch import patched
 from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import team
@@ -95,7 +96,7 @@ def change_role(data, member_id):
     """Change a member's role; it applies to the member's next request."""
     member = get_owned_or_404(User, member_id)
     with refusals_as_problems():
-        return team.change_role(current_principal(), member, data["role"])
+        return team.change_role(current_principal(), member, patched({"role": member.role}, data)["role"])
 
 
 @blp.route("/members/<int:member_id>", methods=["DELETE"])

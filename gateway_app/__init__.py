@@ -1,6 +1,4 @@
 """The API gateway: app factory."""
-import logging
-
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
@@ -12,7 +10,8 @@ from .extensions import GatewayState
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
-from .openapi import SecurityFromPolicy
+from .logs import configure_logging
+from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
@@ -28,14 +27,8 @@ API_DOC = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_ASSETS_PATH,
 }
-
-
-def configure_logging():
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
 class NoFlaskSession(SecureCookieSessionInterface):

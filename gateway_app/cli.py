@@ -89,7 +89,8 @@ def main(argv=None):
     from sqlalchemy.exc import SQLAlchemyError
     from .policy import PolicyError
     from .settings import SettingsError
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from .logs import configure_logging
+    configure_logging()
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
     args = build_parser().parse_args(argv)
     try:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import insert, select
 
+from .clock import business_now
 from .identity.passwords import hash_password
 from .models import (Appointment, Call, Company, Customer, Invoice, Payment, UsageRecord,
                      User)
@@ -28,6 +29,16 @@ COMPANIES = {
     "enterprise": ("Northwind Property Group", "America/New_York", 10000, 49900, "212"),
     "unlimited": ("Atlas Health Clinics", "Europe/London", 100000, 199900, "646"),
 }
+# provider accounts linked as the API requires them to look (blueprints/settings.py), so a
+# demo company can be patched back as it is; they name no real account
+DEMO_LINKS = {
+    "free": ("agent_demo_free", "900001", "cus_DemoFree"),
+    "pro": ("agent_demo_pro", "900002", "cus_DemoPro"),
+    "enterprise": ("agent_demo_enterprise", "900003", "cus_DemoEnterprise"),
+    "unlimited": ("agent_demo_unlimited", "900004", "cus_DemoUnlimited"),
+}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SLOT_STEP = 30   # minutes between the start times the demo calendar uses
 STAFF_ROLES = ("owner", "admin", "member", "viewer")
 STAFF_NAMES = {"owner": "Olivia Owner", "admin": "Adam Admin", "member": "Mia Member",
                "viewer": "Victor Viewer"}
@@ -112,6 +123,12 @@ def insert_batched(conn, model, rows):
         conn.execute(insert(model.__table__), rows[start:start + BATCH_SIZE])
 
 
+def clock_minutes(clock):
+    """'09:30' -> 570."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
 def weighted(rng, pairs):
     values, weights = zip(*pairs)
     return rng.choices(values, weights)[0]
@@ -128,7 +145,11 @@ class DemoCompany:
         self.name, timezone, self.minutes, self.price, self.area = COMPANIES[tier]
         self.zone = ZoneInfo(timezone)
         self.timezone = timezone
-        self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        # the app's "now" (app.config["CLOCK"]), so a test seeds the same data every day
+        self.now = business_now().replace(microsecond=0)
+        self.business_hours = {}
+        self.taken = {}   # local date -> [(starts, ends)] of the appointments that block a slot
+        self.full = set()   # local dates where no slot is left
         self.company_number = f"+1{self.area}555{1000 + list(COMPANIES).index(tier):04d}"
 
     def create(self):
@@ -141,13 +162,13 @@ class DemoCompany:
 
     def insert_company(self):
         weekday_hours = [["08:00", "18:00"]] if self.tier != "free" else [["09:00", "12:30"], ["13:30", "17:00"]]
-        integrations = {"retell_agent_id": f"agent_demo_{self.tier}",
-                        "calcom_event_type_id": f"demo-{self.tier}",
-                        "stripe_customer_id": f"cus_demo_{self.tier}"}
+        integrations = dict(zip(("retell_agent_id", "calcom_event_type_id", "stripe_customer_id"),
+                                DEMO_LINKS[self.tier]))
+        self.business_hours = {**{day: weekday_hours for day in ("mon", "tue", "wed", "thu", "fri")},
+                               "sat": [["10:00", "14:00"]], "sun": []}
         result = self.conn.execute(insert(Company.__table__).values(
             name=self.name, tier=self.tier, timezone=self.timezone,
-            business_hours={**{day: weekday_hours for day in ("mon", "tue", "wed", "thu", "fri")},
-                            "sat": [["10:00", "14:00"]], "sun": []},
+            business_hours=self.business_hours,
             integrations=integrations, plan_minutes=self.minutes,
             created_at=self.now - dt.timedelta(days=HISTORY_DAYS + 30), **integrations))
         return result.inserted_primary_key[0]
@@ -266,15 +287,53 @@ class DemoCompany:
 
     # -- appointments -------------------------------------------------------------------
 
-    def slot(self, day_offset):
-        """A 30 or 60 minute slot inside business hours, ``day_offset`` days from today."""
-        local_day = (self.now.astimezone(self.zone) + dt.timedelta(days=day_offset)).date()
-        if local_day.weekday() == 6:
-            local_day += dt.timedelta(days=1)
-        local = dt.datetime(local_day.year, local_day.month, local_day.day,
-                            self.rng.randint(9, 16), self.rng.choice((0, 30)), tzinfo=self.zone)
-        starts = local.astimezone(dt.timezone.utc)
-        return starts, starts + dt.timedelta(minutes=self.rng.choice((30, 30, 60)))
+    def slot(self, day_offset, blocking=True):
+        """A 30 or 60 minute slot inside business hours, ``day_offset`` days from today or
+        within the week after, clear of every appointment that blocks a slot (as the
+        booking API requires); None when that week is full. ``blocking=False``: any slot
+        inside business hours, for an appointment that blocks nothing (cancelled)."""
+        minutes = self.rng.choice((30, 30, 60))
+        today = self.now.astimezone(self.zone).date()
+        for shift in range(7):
+            day = today + dt.timedelta(days=day_offset + shift)
+            if blocking and day in self.full:
+                continue
+            starts = [start for opens, closes in self.business_hours.get(WEEKDAYS[day.weekday()]) or ()
+                      for start in range(clock_minutes(opens), clock_minutes(closes) - minutes + 1, SLOT_STEP)]
+            self.rng.shuffle(starts)
+            midnight = dt.datetime(day.year, day.month, day.day, tzinfo=self.zone)
+            for start in starts:
+                # wall-clock arithmetic on the local day, then UTC (right across DST changes)
+                starts_at = (midnight + dt.timedelta(minutes=start)).astimezone(dt.timezone.utc)
+                ends_at = starts_at + dt.timedelta(minutes=minutes)
+                taken = self.taken.setdefault(day, [])
+                if not blocking:
+                    return starts_at, ends_at
+                if all(ends_at <= other_start or other_end <= starts_at for other_start, other_end in taken):
+                    taken.append((starts_at, ends_at))
+                    return starts_at, ends_at
+            if minutes == SLOT_STEP:   # not even the shortest fits: skip the day from now on
+                self.full.add(day)
+        return None
+
+    def release(self, starts_at, ends_at):
+        """A cancelled appointment frees its slot."""
+        day = starts_at.astimezone(self.zone).date()
+        self.taken[day].remove((starts_at, ends_at))
+        self.full.discard(day)
+
+    def placed_appointment(self, customer_id, day_offset, call_id=None, created=None):
+        """An appointment row whose slot obeys the booking rules for its status: a full
+        week is recorded as a cancelled appointment, which blocks nothing."""
+        found = self.slot(day_offset)
+        if found is None:
+            row = self.appointment_row(customer_id, *self.slot(day_offset, blocking=False), call_id, created)
+            row["status"] = "cancelled"
+            return row
+        row = self.appointment_row(customer_id, *found, call_id, created)
+        if row["status"] == "cancelled":
+            self.release(*found)
+        return row
 
     def appointment_status(self, starts):
         if starts > self.now:
@@ -300,13 +359,12 @@ class DemoCompany:
         for call_id, customer_id, called_at in booked:
             days_after = self.rng.randint(1, 21)
             offset = (called_at - self.now).days + days_after
-            starts, ends = self.slot(offset)
-            rows.append(self.appointment_row(customer_id, starts, ends, call_id,
-                                             created=called_at + dt.timedelta(minutes=5)))
+            rows.append(self.placed_appointment(customer_id, offset, call_id,
+                                                created=called_at + dt.timedelta(minutes=5)))
         # bookings made on the web or by staff, spread over the past and the coming four weeks
         for _ in range(max(60, len(rows) // 4)):
-            starts, ends = self.slot(self.rng.randint(-HISTORY_DAYS, 28))
-            rows.append(self.appointment_row(self.rng.choice(customers)[0], starts, ends))
+            rows.append(self.placed_appointment(self.rng.choice(customers)[0],
+                                                self.rng.randint(-HISTORY_DAYS, 28)))
         for index, row in enumerate(rows):
             row["calcom_booking_uid"] = f"demo-{self.tier}-{index:06d}"
         insert_batched(self.conn, Appointment, rows)

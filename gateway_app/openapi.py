@@ -5,9 +5,18 @@ apispec plugin gives each operation, as its path is added to the document, the s
 its ``gateway_policy`` implies: none for public routes, the admin token for the operator
 API, and any of the three client credentials (docs/contract.md section 2) otherwise.
 """
+import copy
+import importlib.resources
+
 from apispec import BasePlugin
 
+from . import merge_patch
 from .pipeline import route_policy_for
+
+# /docs is self-contained: Swagger UI's files come from the flask-swagger-ui package
+# (its dist folder, Swagger UI's own build) and are served by the gateway at this path
+SWAGGER_UI_ASSETS_PATH = "/docs/assets/"
+SWAGGER_UI_DIST = importlib.resources.files("flask_swagger_ui") / "dist"
 
 SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -19,6 +28,9 @@ SCHEMES = {
 }
 CLIENT_CREDENTIALS = [{"apiKey": []}, {"bearerToken": []}, {"session": []}]
 DOCUMENTED_METHODS = ("get", "put", "post", "patch", "delete")
+MERGE_PATCH_NOTE = ("The body is a JSON merge patch (RFC 7396), sent as application/merge-patch+json "
+                    "or application/json: null deletes a member, objects merge member by member, "
+                    "arrays and other values replace.")
 
 
 def security_for(route_policy):
@@ -49,3 +61,16 @@ class SecurityFromPolicy(BasePlugin):
         for method in DOCUMENTED_METHODS:
             if method in operations:
                 operations[method]["security"] = security
+        if "patch" in operations:
+            document_merge_patch(operations["patch"])
+
+
+def document_merge_patch(operation):
+    """Every PATCH body is a merge patch (gateway_app/merge_patch.py): say so, and accept
+    its media type beside application/json, which webargs parses alike (any +json)."""
+    body = operation.get("requestBody")
+    if not body or "application/json" not in body.get("content", {}):
+        return
+    content = body["content"]
+    content.setdefault(merge_patch.MEDIA_TYPE, copy.deepcopy(content["application/json"]))
+    body["description"] = (body.get("description", "") + " " + MERGE_PATCH_NOTE).strip()

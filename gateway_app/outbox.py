@@ -125,7 +125,7 @@ def schedule_retry(message, exc, delay, now):
     deliveries.labels(message.kind, "retry").inc()
     log.warning("outbox delivery failed, retrying", extra={
         "outbox_id": message.id, "kind": message.kind, "attempts": message.attempts,
-        "retry_in": round(wait, 1)})
+        "retry_in": round(wait, 1), "reason": message.last_error[:500]})
 
 
 def mark_dead(message, reason):
@@ -134,7 +134,8 @@ def mark_dead(message, reason):
     message.last_error = reason[:2000]
     message.completed_at = utcnow()
     deliveries.labels(message.kind, "dead").inc()
-    log.error("outbox message dead", extra={"outbox_id": message.id, "kind": message.kind})
+    log.error("outbox message dead", extra={"outbox_id": message.id, "kind": message.kind,
+                                            "attempts": message.attempts, "reason": message.last_error[:500]})
 
 
 def deliver_due(now=None):

@@ -14,6 +14,7 @@ from .integrations.schema import IntegrationsSchema
 from .pipeline.authentication import AuthenticationSchema
 from .pipeline.caching import CachingSchema
 from .pipeline.circuit_breaker import CircuitBreakerSchema
+from .pipeline.cors import CorsSchema
 from .pipeline.metrics import MetricsSchema
 from .pipeline.rate_limiting import RateLimitingSchema
 from .pipeline.service_discovery import ServiceDiscoverySchema
@@ -31,6 +32,7 @@ __all__ = ["DEFAULT_PATH", "PolicyError", "PolicySchema", "RateString", "load_po
 
 @strict
 class PolicySchema(Schema):
+    cors = fields.Nested(CorsSchema, load_default=lambda: CorsSchema().load({}))
     tiers = fields.Dict(keys=fields.String(), values=fields.Nested(TierSchema), required=True)
     authentication = fields.Nested(AuthenticationSchema, required=True)
     rate_limiting = fields.Nested(RateLimitingSchema, required=True)

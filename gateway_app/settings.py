@@ -1,6 +1,7 @@
 """Settings read from the environment, exactly as docs/contract.md section 1 lists them."""
 import os
 import secrets
+import urllib.parse
 
 PROVIDERS = ("calcom", "retell", "stripe", "sendgrid")
 PROVIDER_DEFAULT_URLS = {
@@ -36,6 +37,43 @@ def database_url(env):
     return "sqlite:///" + DEFAULT_SQLITE_PATH
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def cors_origin(text):
+    """One GATEWAY_CORS_ORIGINS entry as browsers serialise an Origin header (lower-case
+    scheme and host, no default port, no path), so it can be compared as a string; ``*``
+    stays as it is."""
+    if text == "*":
+        return text
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts = port = None
+    if (parts is None or parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username
+            or parts.password):
+        raise SettingsError(f"GATEWAY_CORS_ORIGINS: {text!r} is not an origin "
+                            "(scheme://host[:port], e.g. https://portal.example.com)")
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    if ":" in host:   # urlsplit drops an IPv6 literal's brackets
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def cors_origins(value):
+    """The comma-separated GATEWAY_CORS_ORIGINS as a tuple of origins (empty: no CORS)."""
+    found = []
+    for entry in (value or "").split(","):
+        entry = entry.strip()
+        if entry and cors_origin(entry) not in found:
+            found.append(cors_origin(entry))
+    return tuple(found)
+
+
 def _env_flag(env, name, default=False):
     value = env.get(name)
     if value is None:
@@ -63,6 +101,7 @@ def from_environment(env=None):
         "GATEWAY_ADMIN_TOKEN": env.get("GATEWAY_ADMIN_TOKEN") or None,
         "GATEWAY_CONFIG": env.get("GATEWAY_CONFIG") or None,
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
+        "GATEWAY_CORS_ORIGINS": cors_origins(env.get("GATEWAY_CORS_ORIGINS")),
         "SESSION_COOKIE_SECURE": production,
         "FILE_STORAGE_DIR": env.get("FILE_STORAGE_DIR") or os.path.join(
             os.path.dirname(DEFAULT_SQLITE_PATH), "files"),

@@ -21,7 +21,9 @@ from gateway_app.events import subscribe
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
-from tests.support.servers import PrivateRedis, mysql_server_url, redis_available, worker_redis_url
+from tests.support.servers import (PrivateRedis, RedisNotOurs, claim_redis_database,
+                                   empty_own_redis_database, mysql_server_url, release_redis_database,
+                                   worker_redis_url)
 
 PASSWORD = "correct horse battery staple"
 # "now" for the business rules of every app the tests build (app.config["CLOCK"]):
@@ -40,24 +42,61 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("gunicorn"))
 
 
+def pytest_sessionstart(session):
+    """With REDIS_URL, the databases every worker would use are claimed before any starts,
+    in this (the controlling) process, so that a refusal stops the run with its reason
+    instead of crashing the workers."""
+    url = os.environ.get("REDIS_URL")
+    if not url or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    claimed = []
+    try:
+        for database_url in shared_redis_databases(session.config, url):
+            claim_redis_database(database_url)
+            claimed.append(database_url)
+    except RedisNotOurs as refused:
+        for database_url in claimed:
+            release_redis_database(database_url)
+        pytest.exit(f"make test refuses to use REDIS_URL: {refused}", returncode=4)
+
+
+def pytest_sessionfinish(session):
+    """The claimed databases of REDIS_URL are left empty, a worker that never used its own
+    (or stopped early) included."""
+    url = os.environ.get("REDIS_URL")
+    if not url or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    try:
+        for database_url in shared_redis_databases(session.config, url):
+            release_redis_database(database_url)
+    except (RedisNotOurs, redis_lib.RedisError):
+        pass   # refused at the start, or unreachable now: nothing of ours to leave empty
+
+
+def shared_redis_databases(config, url):
+    """The database of REDIS_URL each test process uses (one per xdist worker)."""
+    workers = getattr(config.option, "numprocesses", None) or 1
+    return [worker_redis_url(url, worker) for worker in range(workers if isinstance(workers, int) else 1)]
+
+
 @pytest.fixture(scope="session")
 def redis_server():
-    """REDIS_URL when set (under pytest-xdist, a database of its own per worker); otherwise
-    a private redis-server this session (this worker) owns."""
+    """With REDIS_URL, a database of its own: the URL's number + 1 + the xdist worker's index,
+    which must be empty (or the tests' own from an earlier run), is emptied by the tests and
+    left empty; the URL's own database is never touched. Otherwise a private redis-server
+    this session (this worker) owns."""
     url = os.environ.get("REDIS_URL")
     if url:
-        given, url = url, worker_redis_url(url)
-        if not redis_available(url):
-            pytest.fail(f"REDIS_URL={url} is not reachable")
-        if url != given and redis_lib.Redis.from_url(url).dbsize():
-            # the tests flush their database: only REDIS_URL's own is handed to them
-            pytest.fail(f"{url}, this xdist worker's database of REDIS_URL, holds keys the tests "
-                        "did not make: empty it or run with TEST_WORKERS=0")
+        try:
+            url = worker_redis_url(url)
+            claim_redis_database(url)
+        except RedisNotOurs as refused:
+            pytest.fail(f"make test refuses to use REDIS_URL: {refused}")
         yield None, url
-        if url != given:
-            redis_lib.Redis.from_url(url).flushdb()   # left empty, as it was found
+        release_redis_database(url)   # left empty, as it was found
         return
     server = PrivateRedis().start()
+    claim_redis_database(server.url)
     yield server, server.url
     server.cleanup()
 
@@ -78,7 +117,7 @@ def private_redis():
 @pytest.fixture
 def redis_client(redis_url):
     client = redis_lib.Redis.from_url(redis_url)
-    client.flushdb()
+    empty_own_redis_database(client)
     yield client
     client.close()
 

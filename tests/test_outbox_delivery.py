@@ -214,7 +214,8 @@ def test_gateway_worker_delivers_after_an_outage_and_a_restart(tmp_path, redis_u
     server = ThreadingHTTPServer(("127.0.0.1", port), FakeSendgrid)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     database = f"sqlite:///{tmp_path}/worker.db"
-    app = build_app(database, redis_url)
+    # the web process that queues it has the worker's key (else the development sink keeps it)
+    app = build_app(database, redis_url, SENDGRID_API_KEY="SG.worker")
     try:
         with app.app_context():
             company = Company(name="Worker Co")

@@ -4,13 +4,14 @@ import itertools
 
 import http_sfv
 import pytest
+import redis as redis_lib
 from flask import Flask, jsonify
 from flask_limiter import Limiter
 
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.policy import PolicyError, load_policy, validate_policy
 from gateway_app.db import Session
-from tests.conftest import build_app
+from tests.conftest import build_app, sign_up
 from tests.support.queries import counted_queries
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
@@ -446,19 +447,25 @@ def test_a_batch_of_one_callers_requests_is_counted_as_if_sent_one_by_one(redis_
     assert state("together") == [(b"3", True), (b"4", True), (None, False), (b"4", True)]
 
 
-def test_limits_still_apply_after_redis_lost_its_scripts(app, tenant, redis_client):
+def test_limits_still_apply_after_redis_lost_its_scripts(app, database_url, private_redis):
     """A Redis restart or SCRIPT FLUSH drops the cached script: the next request loads it
-    again and is counted like any other."""
-    ip = fresh_ip()
-    first = tenant.get("/test-rl/private", **from_ip(ip))
-    assert first.status_code == 200
-    redis_client.script_flush()
-    second = tenant.get("/test-rl/private", **from_ip(ip))
-    assert second.status_code == 200
-    before = parse_list(first.headers["RateLimit"])[0]
-    after = parse_list(second.headers["RateLimit"])[0]
-    assert not stage(app).limiter.in_outage     # counted in Redis, not per process
-    assert after.value == before.value and after.params["r"] == before.params["r"] - 1
+    again and is counted like any other. SCRIPT FLUSH empties the whole server's script
+    cache, every database's, so this test has a Redis of its own."""
+    own = build_app(database_url, private_redis.url)
+    register_test_routes(own)
+    with own.app_context():
+        tenant = sign_up(own.test_client())
+        ip = fresh_ip()
+        first = tenant.get("/test-rl/private", **from_ip(ip))
+        assert first.status_code == 200
+        redis_lib.Redis.from_url(private_redis.url).script_flush()
+        second = tenant.get("/test-rl/private", **from_ip(ip))
+        assert second.status_code == 200
+        before = parse_list(first.headers["RateLimit"])[0]
+        after = parse_list(second.headers["RateLimit"])[0]
+        assert not stage(own).limiter.in_outage     # counted in Redis, not per process
+        assert after.value == before.value and after.params["r"] == before.params["r"] - 1
+    own.extensions["gateway_engine"].dispose()
 
 
 def test_prepared_quota_sets_are_bounded_and_each_caller_keeps_its_own_count(app, client):

@@ -7,4 +7,4 @@ from flask_smorest import Blueprint
 
 blp = Blueprint("admin", __name__, url_prefix="/gateway/admin", description="Gateway administration")
 
-from . import breakers, cache, companies, limits, registry  # noqa: E402,F401  (routes)
+from . import breakers, cache, companies, dev_mail, limits, registry  # noqa: E402,F401  (routes)

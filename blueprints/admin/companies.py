@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 from gateway_app.audit import audit
 from gateway_app.db import Session
 from gateway_app.events import emit
+from gateway_app.merge_patch import patched
 from gateway_app.models import TIERS, Company
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
 
@@ -31,8 +32,9 @@ def change_tier(data, company_id):
     if company is None:
         abort(404, message=f"No company with id {company_id}.")
     previous = company.tier
-    if previous != data["tier"]:
-        company.tier = data["tier"]
+    tier = patched({"tier": previous}, data)["tier"]
+    if previous != tier:
+        company.tier = tier
         audit(Session, "admin.company.tier_changed", "company", company.id, company_id=company.id,
               previous=previous, tier=company.tier)
         emit(Session, "settings.changed", company.id)

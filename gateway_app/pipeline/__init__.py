@@ -21,6 +21,7 @@ from .authorization import AuthorizationStage
 from .base import Stage
 from .caching import CachingStage
 from .circuit_breaker import CircuitBreakerStage
+from .cors import CorsStage
 from .fallback import Fallback
 from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
@@ -42,9 +43,10 @@ def build_stages(app, policy, state):
         # makes for each answer (request id, security headers, Cache-Control: private)
         # are added after caching's ``after``: never kept in a cached copy
         TransformStage(policy["transform"]),                                 # request/response shaping
-        # confirming a cached principal is one Redis round trip: rate limiting's quotas
-        # and caching's generation tokens go in it (Stage.call_ahead)
-        # and a refusal (401) spends the address's ip quotas
+        CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
+        # confirming a cached principal is one Redis round trip, which carries rate
+        # limiting's quotas and caching's generation tokens (Stage.call_ahead); a refusal
+        # (401) spends the address's ip quotas
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
                             ahead_of=(rate_limiting, caching),
                             on_refusal=rate_limiting.spend_on_refusal,

@@ -85,14 +85,70 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def worker_redis_url(url):
-    """A shared Redis (REDIS_URL) under pytest-xdist: worker gwN uses database number
-    (the URL's + N), so the workers' flushes and keys never meet."""
+# the key that marks a database of REDIS_URL as the tests' own (see tests/conftest.py)
+OWNER_KEY = "voice-gateway-tests:owner"
+
+
+class RedisNotOurs(Exception):
+    """REDIS_URL gives no database the tests may empty; the message says why and what to do."""
+
+
+def worker_redis_url(url, worker=None):
+    """The database of a shared Redis (REDIS_URL) that this test process uses: the URL's
+    database + 1 + the pytest-xdist worker's index (gw0 -> +1, gw1 -> +2). Never the URL's
+    own database, which is the developer's; and only plain redis:// or rediss:// URLs,
+    since the tests need a database number of their own to empty."""
     parts = urllib.parse.urlsplit(url)
-    if "PYTEST_XDIST_WORKER" not in os.environ or parts.scheme not in ("redis", "rediss"):
-        return url
-    database = int(parts.path.strip("/") or 0) + worker_index()
+    if parts.scheme not in ("redis", "rediss"):
+        raise RedisNotOurs(f"REDIS_URL={url}: the tests need a redis:// or rediss:// URL, whose "
+                           "database numbers they can keep to themselves; unset REDIS_URL and they "
+                           "start a private redis-server")
+    path = parts.path.strip("/") or "0"
+    if not path.isdigit():
+        raise RedisNotOurs(f"REDIS_URL={url}: the path must be a database number")
+    database = int(path) + 1 + (worker_index() if worker is None else worker)
     return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def claim_redis_database(url):
+    """Make ``url``'s database the tests' own, or raise RedisNotOurs: it must be empty, or
+    hold the tests' marker (a run that stopped before cleaning up), never anyone's data."""
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        size = client.dbsize()
+        if size and not client.exists(OWNER_KEY):
+            raise RedisNotOurs(
+                f"{url} holds {size} keys the tests did not make, and the tests empty the database "
+                "they use. Point REDIS_URL at a Redis whose database number + 1 + worker (one per "
+                "TEST_WORKERS) are free, or unset REDIS_URL to run a private redis-server")
+        client.set(OWNER_KEY, "1")
+    except redis.ResponseError as exc:   # e.g. "DB index is out of range"
+        raise RedisNotOurs(f"{url}: {exc}; use a lower database number in REDIS_URL "
+                           "or fewer TEST_WORKERS") from None
+    except redis.RedisError as exc:
+        raise RedisNotOurs(f"{url} is not reachable ({exc})") from None
+    finally:
+        client.close()
+
+
+def empty_own_redis_database(client):
+    """Empty the tests' own database (claimed by claim_redis_database), keeping it claimed.
+    Refuses a database without the marker, so a mistake never empties someone's data."""
+    if client.dbsize() and not client.exists(OWNER_KEY):
+        raise RedisNotOurs(f"refusing to empty {client}: it is not marked as the tests' own")
+    client.flushdb()
+    client.set(OWNER_KEY, "1")
+
+
+def release_redis_database(url):
+    """Leave a database claimed by claim_redis_database empty, as it was found (keys it
+    holds without the tests' marker are left alone)."""
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        if client.exists(OWNER_KEY):
+            client.flushdb()
+    finally:
+        client.close()
 
 
 def redis_available(url):
