@@ -3,10 +3,12 @@
 flask-smorest documents schemas but knows nothing of the pipeline's declarations, so an
 apispec plugin gives each operation, as its path is added to the document, the security
 its ``gateway_policy`` implies: none for public routes, the admin token for the operator
-API, and any of the three client credentials (docs/contract.md section 2) otherwise.
+API, a user's token or session for the permissions no API key holds, and any of the three
+client credentials (docs/contract.md section 2) otherwise.
 """
 from apispec import BasePlugin
 
+from .identity.permissions import USER_ONLY_PERMISSIONS
 from .pipeline import route_policy_for
 
 SCHEMES = {
@@ -18,6 +20,8 @@ SCHEMES = {
                    "description": "GATEWAY_ADMIN_TOKEN, for /gateway/admin/*"},
 }
 CLIENT_CREDENTIALS = [{"apiKey": []}, {"bearerToken": []}, {"session": []}]
+# permissions no API key holds (identity/permissions.py): only a user's credentials
+USER_CREDENTIALS = [{"bearerToken": []}, {"session": []}]
 DOCUMENTED_METHODS = ("get", "put", "post", "patch", "delete")
 
 
@@ -26,6 +30,8 @@ def security_for(route_policy):
         return [{"adminToken": []}]
     if route_policy.get("public"):
         return []
+    if route_policy.get("permission") in USER_ONLY_PERMISSIONS:
+        return USER_CREDENTIALS
     return CLIENT_CREDENTIALS
 
 
