@@ -1,10 +1,11 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
 import datetime as dt
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import and_, or_, select
 
+from blueprints.parsing import GatewayBlueprint
 from blueprints.common import (PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, parse_sort_value)
 from gateway_app.clock import business_now
@@ -16,7 +17,7 @@ from gateway_app.services import appointments
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
 from gateway_app.services.timeranges import LocalDateRangeArgs, LocalRange, TimezoneField, zone_or_utc
 
-blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
+blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
 
 DEFAULT_CALENDAR_DAYS = 7
 

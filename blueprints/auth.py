@@ -2,11 +2,12 @@
 import datetime as dt
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.http import dump_cookie
 
+from blueprints.parsing import GatewayBlueprint
 from blueprints.common import current_principal
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
@@ -21,7 +22,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.contacts import normalise_email
 from gateway_app.services.team import invite_token_digest
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
+blp = GatewayBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
 
 PASSWORD_FIELD = dict(required=True, load_only=True, validate=validate.Length(min=10, max=256))
 

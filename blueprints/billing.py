@@ -1,12 +1,12 @@
 """Billing service: invoices and payments from Stripe (or the local mirror), plan usage."""
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from blueprints.parsing import GatewayBlueprint
 from blueprints.common import current_company_id
 from gateway_app.integrations import billing
 from gateway_app.pipeline.declarations import gateway_policy
 
-blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
+blp = GatewayBlueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
 BILLING = dict(permission="billing:read", cache="billing", upstream="stripe")
 
 

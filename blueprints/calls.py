@@ -3,11 +3,11 @@ import datetime as dt
 import os
 
 from flask import Response, send_file, stream_with_context, url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import (CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
@@ -19,7 +19,7 @@ from gateway_app.services.periods import UTC, company_zone, resolve_bound
 
 from .common import PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
 
-blp = Blueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
+blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
 MAX_RANGE = dt.timedelta(days=366)
 
