@@ -4,8 +4,8 @@ import datetime as dt
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from blueprints.parsing import GatewayBlueprint
 from blueprints.common import current_company_id
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy

@@ -7,8 +7,8 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.http import dump_cookie
 
-from blueprints.parsing import GatewayBlueprint
 from blueprints.common import current_principal
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state

@@ -16,6 +16,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import call_exports
 from gateway_app.services.calls_queries import calls_list_query, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
+from gateway_app.services.timeranges import within_calendar
 
 from .common import PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
 
@@ -25,9 +26,14 @@ MAX_RANGE = dt.timedelta(days=366)
 
 
 class DateOrDateTime(fields.Field):
-    """``2026-03-01`` (a whole local day) or an ISO 8601 date-time (naive = company time)."""
+    """``2026-03-01`` (a whole local day) or an ISO 8601 date-time (naive = company time),
+    within the calendar the API accepts (services/timeranges.py)."""
 
     default_error_messages = {"invalid": "Not a valid ISO 8601 date or date-time."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, within_calendar)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -42,9 +48,9 @@ class DateOrDateTime(fields.Field):
 
 class CallFilterArgs(Schema):
     from_ = DateOrDateTime(data_key="from", load_default=None, metadata={
-        "type": "string", "description": "Start of the range (inclusive): a date or a date-time."})
+        "type": "string", "format": "date-or-date-time", "description": "Start of the range (inclusive): a date or a date-time."})
     to = DateOrDateTime(load_default=None, metadata={
-        "type": "string",
+        "type": "string", "format": "date-or-date-time",
         "description": "End of the range: a date includes that whole day, a date-time is exclusive."})
     direction = fields.String(load_default=None, validate=validate.OneOf(CALL_DIRECTIONS))
     status = fields.String(load_default=None, validate=validate.OneOf(CALL_STATUSES))

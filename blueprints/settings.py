@@ -7,9 +7,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from blueprints.parsing import GatewayBlueprint
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
                                page_newest_first, page_schema)
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.audit import audit
 from gateway_app.db import Session, utcnow
 from gateway_app.events import emit

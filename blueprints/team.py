@@ -5,9 +5,9 @@ from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from blueprints.parsing import GatewayBlueprint
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
                                page_newest_first, page_schema)
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
