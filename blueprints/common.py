@@ -27,6 +27,11 @@ def current_principal():
     return g.gateway.principal
 
 
+def client_address():
+    """The caller's address as the pipeline resolved it (TRUSTED_PROXY_HOPS applied)."""
+    return g.gateway.client_ip
+
+
 def current_company_id():
     """The caller's company: always from the credential, never from the request."""
     return current_principal().company_id
