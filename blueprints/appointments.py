@@ -5,7 +5,7 @@ from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import and_, or_, select
 
-from blueprints.common import (PageArgs, current_company_id, current_principal, encode_cursor,
+from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, row_position)
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.clock import business_now
@@ -25,7 +25,7 @@ DEFAULT_CALENDAR_DAYS = 7
 
 class CalendarArgs(PageArgs, LocalDateRangeArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(APPOINTMENT_STATUSES))
-    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    customer_id = fields.Integer(load_default=None, validate=ROW_ID)
 
 
 class TimezoneArgs(Schema):
@@ -33,7 +33,7 @@ class TimezoneArgs(Schema):
 
 
 class BookingIn(Schema):
-    customer_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    customer_id = fields.Integer(required=True, strict=True, validate=ROW_ID)
     starts_at = CalendarDateTime(required=True, metadata={
         "description": "ISO 8601; without an offset it is read in the company's timezone"})
     ends_at = CalendarDateTime(load_default=None)
@@ -41,7 +41,7 @@ class BookingIn(Schema):
                                       validate=validate.Range(min=1, max=MAX_DURATION_MINUTES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
-    call_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    call_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ROW_ID)
 
     @validates_schema
     def one_end(self, data, **_kwargs):

@@ -18,7 +18,7 @@ from gateway_app.services.calls_queries import calls_list_query, csv_chunks, exp
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
 from gateway_app.services.timeranges import within_calendar
 
-from .common import PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
+from .common import ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
 
 blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
@@ -56,7 +56,7 @@ class CallFilterArgs(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(CALL_STATUSES))
     sentiment = fields.String(load_default=None, validate=validate.OneOf(SENTIMENTS))
     outcome = fields.String(load_default=None, validate=validate.OneOf(CALL_OUTCOMES))
-    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    customer_id = fields.Integer(load_default=None, validate=ROW_ID)
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
                       metadata={"description": "Words to find in call summaries."})
 

@@ -19,6 +19,8 @@ DEFAULT_PAGE = 25
 # a cursor this module made is under 100 characters
 MAX_CURSOR_LENGTH = 512
 MAX_ROW_ID = 2 ** 63 - 1   # a BIGINT; ids are never larger, so a larger key is not one of ours
+# an id a client names (query or body): a larger one would reach SQL, where SQLite cannot bind it
+ROW_ID = validate.Range(min=1, max=MAX_ROW_ID)
 FEED_KEY = re.compile(r"[a-z_]{1,32}:[1-9][0-9]{0,17}")   # ids of up to 18 digits: under 2**63
 
 

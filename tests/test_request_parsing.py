@@ -201,3 +201,24 @@ def test_every_blueprint_reads_requests_through_the_gateway_parser(app):
     others = [name for name, blueprint in app.blueprints.items()
               if name != "api-docs" and not isinstance(blueprint, GatewayBlueprint)]
     assert others == []
+
+
+@pytest.mark.parametrize("id_", ["9223372036854775808", "99999999999999999999", "9" * 5000])
+def test_an_id_no_row_can_have_matches_no_route_and_is_422_elsewhere(client, owner, id_):
+    walked = 0
+    for path, method, _operation in operations(client):
+        if "{" not in path or path.startswith("/gateway/admin"):
+            continue
+        response = client.open(re.sub(r"\{[^}]+\}", id_, path), method=method, json={},
+                               headers=owner.headers)
+        # no route matches: 404, or 405 where a path of that shape takes other methods
+        # (PATCH /customers/abc answers the same)
+        assert response.status_code in (404, 405), (path, method, response.status_code)
+        assert_problem(response, response.status_code)
+        walked += 1
+    assert walked >= 10
+    for path in ("/api/v1/calls", "/api/v1/appointments"):
+        response = owner.get(path, query_string={"customer_id": id_}, headers={"Cache-Control": "no-cache"})
+        assert "customer_id" in assert_problem(response, 422)["errors"]
+    admin = client.patch(f"/gateway/admin/companies/{id_}", json={"tier": "pro"}, headers=ADMIN)
+    assert admin.status_code in (401, 404) and admin.headers["Content-Type"] == "application/problem+json"
