@@ -126,9 +126,12 @@ class LoginThrottle:
 
     @staticmethod
     def keys(account, address):
+        """(pair window, address window); the account is hashed (no email in Redis's keys),
+        and both keys share the address as hash tag, so one script may touch both on Redis
+        Cluster too."""
         address = address or "unknown"
-        pair = hashlib.sha256(f"{account}\n{address}".encode()).hexdigest()
-        return (f"gw:login:pair:{pair}", f"gw:login:address:{address}")
+        account_digest = hashlib.sha256(account.encode()).hexdigest()[:32]
+        return (f"gw:login:{{{address}}}:account:{account_digest}", f"gw:login:{{{address}}}:all")
 
     def attempt(self, account, address):
         """Take this attempt's place in both windows, or raise Throttled."""
