@@ -27,6 +27,9 @@ MIN_SECRET_LENGTH = 32
 # about 5, a phrase of words about 4, while "aaaa..." scores 0 and a pattern of up to
 # five characters repeated ("abab...", "12345123...") at most 2.3.
 MIN_SECRET_BITS_PER_CHAR = 2.5
+# and at least this many distinct characters (32 random hex digits show 9 or fewer once
+# in 10,000 draws, 7 or fewer about never)
+MIN_SECRET_DISTINCT = 8
 
 
 def secret_weakness(value):
@@ -35,9 +38,10 @@ def secret_weakness(value):
         return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are required"
     counts = Counter(value)
     bits = max(0.0, -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values()))
-    if bits < MIN_SECRET_BITS_PER_CHAR:
+    if bits < MIN_SECRET_BITS_PER_CHAR or len(counts) < MIN_SECRET_DISTINCT:
         return (f"is too predictable ({len(counts)} distinct characters, {bits:.1f} bits of "
-                f"entropy per character; at least {MIN_SECRET_BITS_PER_CHAR:.1f} are required)")
+                f"entropy per character; at least {MIN_SECRET_DISTINCT} distinct and "
+                f"{MIN_SECRET_BITS_PER_CHAR:.1f} bits are required)")
     return None
 
 

@@ -97,6 +97,7 @@ WEAK = {
     "two characters": "ab" * 24,
     "a short pattern repeated": "12345" * 8,
     "a word repeated": "secret" * 8,
+    "seven distinct characters": "abcdefg" * 5,
 }
 
 
