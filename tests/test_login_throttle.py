@@ -110,3 +110,17 @@ def test_with_redis_down_the_count_continues_in_the_process(database_url, privat
             Session.remove()
     finally:
         app.extensions["gateway_engine"].dispose()
+
+
+def test_the_in_process_windows_forget_what_has_left_them(monkeypatch):
+    """Guesses from ever new addresses must not make a worker hold ever more windows."""
+    from gateway_app.identity import login_throttle
+    clock = [1000.0]
+    monkeypatch.setattr(login_throttle.time, "monotonic", lambda: clock[0])
+    throttle = login_throttle.LoginThrottle("5/15 minutes")
+    for n in range(login_throttle.LocalWindows.SWEEP_EVERY - 1):
+        throttle.attempt(f"user-{n}@example.com", f"10.0.{n // 256}.{n % 256}")
+    assert len(throttle.local.windows) == 2 * (login_throttle.LocalWindows.SWEEP_EVERY - 1)
+    clock[0] += 15 * 60 + 1
+    throttle.attempt("late@example.com", "192.0.2.1")
+    assert len(throttle.local.windows) == 2

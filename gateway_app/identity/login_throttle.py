@@ -77,13 +77,26 @@ class Throttled(Exception):
 class LocalWindows:
     """The same windows in this process, under one lock."""
 
+    # every this many attempts, windows with nothing left in them are dropped, so that
+    # guesses from ever new addresses or accounts cannot make the process hold ever more
+    SWEEP_EVERY = 1000
+
     def __init__(self):
         self.lock = threading.Lock()
         self.windows = {}
+        self.since_sweep = 0
+
+    def sweep(self, now, window):
+        self.windows = {key: times for key, times in self.windows.items()
+                        if times and times[-1][0] > now - window}
+        self.since_sweep = 0
 
     def reserve(self, keys, limits, window, member):
         now = time.monotonic()
         with self.lock:
+            self.since_sweep += 1
+            if self.since_sweep >= self.SWEEP_EVERY:
+                self.sweep(now, window)
             wait, blocked = 0.0, None
             entries = []
             for index, (key, limit) in enumerate(zip(keys, limits)):
