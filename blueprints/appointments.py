@@ -18,7 +18,8 @@ from gateway_app.services.appointments import MAX_DURATION_MINUTES
 from gateway_app.services.timeranges import (CalendarDateTime, LocalDateRangeArgs, LocalRange, TimezoneField,
                                              zone_or_utc)
 
-blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
+blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments",
+                       description="Appointments service")
 
 DEFAULT_CALENDAR_DAYS = 7
 

@@ -48,7 +48,8 @@ class DateOrDateTime(fields.Field):
 
 class CallFilterArgs(Schema):
     from_ = DateOrDateTime(data_key="from", load_default=None, metadata={
-        "type": "string", "format": "date-or-date-time", "description": "Start of the range (inclusive): a date or a date-time."})
+        "type": "string", "format": "date-or-date-time",
+        "description": "Start of the range (inclusive): a date or a date-time."})
     to = DateOrDateTime(load_default=None, metadata={
         "type": "string", "format": "date-or-date-time",
         "description": "End of the range: a date includes that whole day, a date-time is exclusive."})

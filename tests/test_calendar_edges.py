@@ -109,7 +109,8 @@ def test_cursors_the_gateway_made_still_page(owner):
     for n in range(3):
         insert_call(company_id, TEST_NOW - dt.timedelta(hours=n))
     first = owner.get("/api/v1/calls", query_string={"limit": 2}, headers=FRESH).get_json()
-    second = owner.get("/api/v1/calls", query_string={"limit": 2, "cursor": first["next_cursor"]}, headers=FRESH)
+    second = owner.get("/api/v1/calls", query_string={"limit": 2, "cursor": first["next_cursor"]},
+                       headers=FRESH)
     assert second.status_code == 200 and len(second.get_json()["data"]) == 1
     feed = owner.get("/api/v1/dashboard/activity", query_string={"limit": 2}, headers=FRESH).get_json()
     more = owner.get("/api/v1/dashboard/activity", query_string={"limit": 2, "cursor": feed["next_cursor"]},

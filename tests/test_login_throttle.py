@@ -45,7 +45,8 @@ def in_parallel(count, send):
 def test_parallel_guesses_on_one_account_never_exceed_the_limit(login_app):
     client = login_app.test_client()
     email = sign_up(client).user["email"]
-    results = in_parallel(24, lambda n: guess(client, email, path=("/api/v1/auth/token", "/api/v1/auth/login")[n % 2]))
+    paths = ("/api/v1/auth/token", "/api/v1/auth/login")
+    results = in_parallel(24, lambda n: guess(client, email, path=paths[n % 2]))
     statuses = sorted(status for status, _ in results)
     assert statuses.count(401) == LIMIT and statuses.count(429) == 24 - LIMIT, statuses
     assert all(body["layer"] == "login" for status, body in results if status == 429)

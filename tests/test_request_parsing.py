@@ -117,7 +117,8 @@ def test_logged_in_flows_still_read_their_bodies(client, owner):
 @pytest.mark.parametrize("content_type, data", [
     ("text/plain", b'{"email": "a@example.com", "password": "x"}'),
     ("application/x-www-form-urlencoded", b"email=a%40example.com&password=x"),
-    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\na\r\n--b--\r\n'),
+    ("multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\na\r\n--b--\r\n'),
     (None, b'{"email": "a@example.com", "password": "x"}'),
 ])
 def test_a_body_that_is_not_json_is_415_on_every_json_endpoint(client, owner, content_type, data):
