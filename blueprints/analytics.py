@@ -1,11 +1,11 @@
 """Analytics service: reports, KPIs and trends over calls and bookings."""
 import datetime as dt
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from blueprints.common import current_company_id
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy
@@ -13,7 +13,7 @@ from gateway_app.services import analytics_queries as queries
 from gateway_app.services.timeranges import (GRANULARITIES, LocalDateRangeArgs, periods, whole_range,
                                              zone_or_utc)
 
-blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics", description="Analytics service")
+blp = GatewayBlueprint("analytics", __name__, url_prefix="/api/v1/analytics", description="Analytics service")
 
 DEFAULT_RANGE_DAYS = 30
 

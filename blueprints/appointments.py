@@ -1,12 +1,13 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
 import datetime as dt
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import and_, or_, select
 
-from blueprints.common import (PageArgs, current_company_id, current_principal, encode_cursor,
-                               get_owned_or_404, parse_sort_value)
+from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
+                               get_owned_or_404, row_position)
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.clock import business_now
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
@@ -15,16 +16,18 @@ from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
-from gateway_app.services.timeranges import LocalDateRangeArgs, LocalRange, TimezoneField, zone_or_utc
+from gateway_app.services.timeranges import (CalendarDateTime, LocalDateRangeArgs, LocalRange, TimezoneField,
+                                             zone_or_utc)
 
-blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
+blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments",
+                       description="Appointments service")
 
 DEFAULT_CALENDAR_DAYS = 7
 
 
 class CalendarArgs(PageArgs, LocalDateRangeArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(APPOINTMENT_STATUSES))
-    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    customer_id = fields.Integer(load_default=None, validate=ROW_ID)
 
 
 class TimezoneArgs(Schema):
@@ -32,15 +35,15 @@ class TimezoneArgs(Schema):
 
 
 class BookingIn(Schema):
-    customer_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    starts_at = fields.DateTime(required=True, metadata={
+    customer_id = fields.Integer(required=True, strict=True, validate=ROW_ID)
+    starts_at = CalendarDateTime(required=True, metadata={
         "description": "ISO 8601; without an offset it is read in the company's timezone"})
-    ends_at = fields.DateTime(load_default=None)
+    ends_at = CalendarDateTime(load_default=None)
     duration_minutes = fields.Integer(load_default=None, strict=True,
                                       validate=validate.Range(min=1, max=MAX_DURATION_MINUTES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
-    call_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    call_id = fields.Integer(load_default=None, allow_none=True, strict=True, validate=ROW_ID)
 
     @validates_schema
     def one_end(self, data, **_kwargs):
@@ -102,8 +105,7 @@ def company_zone():
 def page_in_time_order(query, args):
     """Keyset pagination in calendar order (earliest first) over (starts_at, id)."""
     if args.get("cursor") is not None:
-        sort_value, last_id = args["cursor"]
-        sort_value = parse_sort_value(Appointment.starts_at, sort_value)
+        sort_value, last_id = row_position(args["cursor"])
         query = query.where(or_(Appointment.starts_at > sort_value,
                                 and_(Appointment.starts_at == sort_value, Appointment.id > last_id)))
     limit = args["limit"]

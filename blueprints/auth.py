@@ -2,16 +2,18 @@
 import datetime as dt
 
 from flask import current_app
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.http import dump_cookie
 
-from blueprints.common import current_principal
+from blueprints.common import client_address, current_principal
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session, utcnow
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state
 from gateway_app.identity import refresh_tokens
+from gateway_app.identity.login_throttle import Throttled
 from gateway_app.identity.passwords import hash_password, verify_password
 from gateway_app.identity.sessions import COOKIE_NAME
 from gateway_app.identity.store import StoreUnavailable
@@ -21,7 +23,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.contacts import normalise_email
 from gateway_app.services.team import invite_token_digest
 
-blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
+blp = GatewayBlueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up and credentials")
 
 PASSWORD_FIELD = dict(required=True, load_only=True, validate=validate.Length(min=10, max=256))
 
@@ -110,23 +112,30 @@ def signup(data):
 def authenticate_password(email, password):
     """The user for these credentials, or a 401 that reads the same for every failure.
 
-    Unknown email and wrong password cost one argon2 verification each; an account
-    with too many recent failures answers 429 before any verification.
+    Unknown email and wrong password cost one argon2 verification each. The attempt takes
+    its place in the failed-login windows (this account from this address, and this
+    address) before the verification, atomically, so parallel guesses cannot exceed the
+    limit; an attempt over it answers 429 before any verification.
     """
     account = normalise_email(email)
     throttle = identity().throttle
-    retry_after = throttle.retry_after(account)
-    if retry_after is not None:
+    try:
+        attempt = throttle.attempt(account, client_address())
+    except Throttled as refused:
         raise GatewayProblem(429, "Too Many Requests",
-                             "Too many failed logins for this account; try again later.",
-                             headers={"Retry-After": str(retry_after)}, layer="login",
-                             limit=auth_config()["failed_login_limit"])
-    user = Session.scalar(select(User).where(User.email == account))
-    valid = verify_password(user.password_hash if user else None, password)
+                             "Too many failed logins for this account from this address; "
+                             "try again later.",
+                             headers={"Retry-After": str(refused.retry_after)}, layer="login",
+                             limit=refused.limit)
+    try:
+        user = Session.scalar(select(User).where(User.email == account))
+        valid = verify_password(user.password_hash if user else None, password)
+    except Exception:
+        throttle.abandoned(attempt)  # not a wrong guess: the check could not be made
+        raise
     if not valid or user.status != "active":
-        throttle.failed(account)
         raise GatewayProblem(401, "Unauthorized", "Invalid email or password.")
-    throttle.succeeded(account)
+    throttle.succeeded(attempt)
     user.last_login_at = utcnow()
     return user
 

@@ -1,18 +1,24 @@
 """Billing service: invoices and payments from Stripe (or the local mirror), plan usage."""
-from flask_smorest import Blueprint
+from contextlib import contextmanager
+
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from blueprints.common import current_company_id
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.integrations import billing
 from gateway_app.pipeline.declarations import gateway_policy
 
-blp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
+blp = GatewayBlueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
 BILLING = dict(permission="billing:read", cache="billing", upstream="stripe")
 
 
 class BillingPageArgs(Schema):
     limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
+    # a Stripe object id (in_..., pi_...), as Stripe's own starting_after takes
+    cursor = fields.String(load_default=None, validate=[
+        validate.Length(min=1, max=255),
+        validate.Regexp(r"^[A-Za-z0-9_]+$", error="Not a valid cursor.")])
 
 
 class InvoiceOut(Schema):
@@ -58,13 +64,22 @@ class UsageOut(Schema):
     reported_minutes = fields.Integer(metadata={"description": "minutes already reported to Stripe"})
 
 
+@contextmanager
+def cursor_refusals():
+    try:
+        yield
+    except billing.UnknownCursor:
+        abort(422, errors={"cursor": ["Not a valid cursor."]})
+
+
 @blp.route("/invoices")
 @blp.arguments(BillingPageArgs, location="query")
 @blp.response(200, billing_page("InvoicePage", InvoiceOut))
 @gateway_policy(**BILLING)
 def invoices(args):
     """The company's invoices, newest first (Stripe, or the local mirror)."""
-    return billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+    with cursor_refusals():
+        return billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
 
 
 @blp.route("/payments")
@@ -73,7 +88,8 @@ def invoices(args):
 @gateway_policy(**BILLING)
 def payments(args):
     """The company's payments, newest first (Stripe, or the local mirror)."""
-    return billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+    with cursor_refusals():
+        return billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
 
 
 @blp.route("/usage")

@@ -3,11 +3,11 @@ import datetime as dt
 import os
 
 from flask import Response, send_file, stream_with_context, url_for
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import (CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
@@ -16,18 +16,24 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import call_exports
 from gateway_app.services.calls_queries import calls_list_query, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
+from gateway_app.services.timeranges import within_calendar
 
-from .common import PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
+from .common import ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
 
-blp = Blueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
+blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
 MAX_RANGE = dt.timedelta(days=366)
 
 
 class DateOrDateTime(fields.Field):
-    """``2026-03-01`` (a whole local day) or an ISO 8601 date-time (naive = company time)."""
+    """``2026-03-01`` (a whole local day) or an ISO 8601 date-time (naive = company time),
+    within the calendar the API accepts (services/timeranges.py)."""
 
     default_error_messages = {"invalid": "Not a valid ISO 8601 date or date-time."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, within_calendar)
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -42,15 +48,16 @@ class DateOrDateTime(fields.Field):
 
 class CallFilterArgs(Schema):
     from_ = DateOrDateTime(data_key="from", load_default=None, metadata={
-        "type": "string", "description": "Start of the range (inclusive): a date or a date-time."})
+        "type": "string", "format": "date-or-date-time",
+        "description": "Start of the range (inclusive): a date or a date-time."})
     to = DateOrDateTime(load_default=None, metadata={
-        "type": "string",
+        "type": "string", "format": "date-or-date-time",
         "description": "End of the range: a date includes that whole day, a date-time is exclusive."})
     direction = fields.String(load_default=None, validate=validate.OneOf(CALL_DIRECTIONS))
     status = fields.String(load_default=None, validate=validate.OneOf(CALL_STATUSES))
     sentiment = fields.String(load_default=None, validate=validate.OneOf(SENTIMENTS))
     outcome = fields.String(load_default=None, validate=validate.OneOf(CALL_OUTCOMES))
-    customer_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    customer_id = fields.Integer(load_default=None, validate=ROW_ID)
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
                       metadata={"description": "Words to find in call summaries."})
 

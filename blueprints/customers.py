@@ -1,9 +1,10 @@
 """Customers service: search, profiles, create/update with duplicate detection, timeline."""
 from contextlib import contextmanager
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
 from gateway_app.models import Customer
@@ -16,7 +17,7 @@ from gateway_app.services.feeds import page_feed
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
                      get_owned_or_404, page_newest_first, page_schema)
 
-blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
+blp = GatewayBlueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
 
 REGION_FIELD = dict(validate=validate.OneOf(sorted(SUPPORTED_REGIONS)), metadata={
     "description": "Region (ISO 3166 alpha-2) for phone numbers written without a country code; "

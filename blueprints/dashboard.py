@@ -1,7 +1,7 @@
 """Dashboard service: overview, KPI tiles against the previous period, activity feed."""
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import utcnow
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import dashboard_queries
@@ -10,7 +10,7 @@ from gateway_app.services.periods import PERIODS, company_zone
 
 from .common import PageArgs, current_company_id, encode_cursor, page_schema
 
-blp = Blueprint("dashboard", __name__, url_prefix="/api/v1/dashboard", description="Dashboard service")
+blp = GatewayBlueprint("dashboard", __name__, url_prefix="/api/v1/dashboard", description="Dashboard service")
 POLICY = dict(permission="dashboard:read", cache="dashboard")
 
 

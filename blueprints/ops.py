@@ -2,15 +2,17 @@
 import os
 
 from flask import current_app, jsonify
-from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import multiprocess
 
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import problem_response
 from gateway_app.extensions import gateway_state
 from gateway_app.pipeline.declarations import gateway_policy
 
-blp = Blueprint("ops", __name__, description="Health, readiness and metrics")
+# any query: probes and scrapers add their own parameters (Prometheus' `params:`), and
+# these answers depend on none
+blp = GatewayBlueprint("ops", __name__, description="Health, readiness and metrics", any_query=True)
 OPS = dict(public=True, exempt_limits=True)
 
 

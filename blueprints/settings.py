@@ -2,13 +2,14 @@
 import re
 import zoneinfo
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
                                page_newest_first, page_schema)
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.audit import audit
 from gateway_app.db import Session, utcnow
 from gateway_app.events import emit
@@ -20,7 +21,7 @@ from gateway_app.merge_patch import patched
 from gateway_app.models import ApiKey, Company, User
 from gateway_app.pipeline.declarations import gateway_policy
 
-blp = Blueprint("settings", __name__, url_prefix="/api/v1/settings", description="Settings service")
+blp = GatewayBlueprint("settings", __name__, url_prefix="/api/v1/settings", description="Settings service")
 
 INTEGRATION_FIELDS = ("retell_agent_id", "calcom_event_type_id", "stripe_customer_id")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

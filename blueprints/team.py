@@ -1,12 +1,13 @@
 """Team service: members, invitations, roles, and the permission matrix."""
 from contextlib import contextmanager
 
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
                                page_newest_first, page_schema)
+from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
@@ -15,7 +16,7 @@ from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import team
 
-blp = Blueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
+blp = GatewayBlueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
 
 
 class MemberOut(Schema):

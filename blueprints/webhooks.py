@@ -3,12 +3,11 @@
 No user credential: the signature over the raw body is the credential. Verification and
 processing live in gateway_app/webhooks/; this module maps them onto HTTP.
 """
-import json
-
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields
 
+from blueprints.parsing import GatewayBlueprint, malformed
+from gateway_app import strict_json
 from gateway_app.errors import GatewayProblem
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.webhooks import calcom, retell, sendgrid, stripe
@@ -16,7 +15,10 @@ from gateway_app.webhooks.common import NotConfigured
 from gateway_app.webhooks.dedupe import RetryDelivery
 from gateway_app.webhooks.signatures import SignatureError
 
-blp = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
+# any query: a provider's dashboard may append its own parameters to the URL it is given,
+# and the signature over the body is what authenticates a delivery, not the URL
+blp = GatewayBlueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks",
+                       any_query=True)
 
 # seconds a provider should wait before delivering again after a 503
 RETRY_AFTER = "30"
@@ -30,9 +32,9 @@ class WebhookAck(Schema):
 
 def parse_json(body):
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise GatewayProblem(400, "Malformed JSON", "The request body is not valid JSON.") from None
+        return strict_json.loads(body)
+    except strict_json.MalformedJSON as exc:
+        raise malformed(exc.reason) from None
 
 
 def receive(provider):

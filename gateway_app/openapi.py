@@ -3,7 +3,8 @@
 flask-smorest documents schemas but knows nothing of the pipeline's declarations, so an
 apispec plugin gives each operation, as its path is added to the document, the security
 its ``gateway_policy`` implies: none for public routes, the admin token for the operator
-API, and any of the three client credentials (docs/contract.md section 2) otherwise.
+API, a user's token or session for the permissions no API key holds, and any of the three
+client credentials (docs/contract.md section 2) otherwise.
 """
 import copy
 import importlib.resources
@@ -11,6 +12,7 @@ import importlib.resources
 from apispec import BasePlugin
 
 from . import merge_patch
+from .identity.permissions import USER_ONLY_PERMISSIONS
 from .pipeline import route_policy_for
 
 # /docs is self-contained: Swagger UI's files come from the flask-swagger-ui package
@@ -27,6 +29,8 @@ SCHEMES = {
                    "description": "GATEWAY_ADMIN_TOKEN, for /gateway/admin/*"},
 }
 CLIENT_CREDENTIALS = [{"apiKey": []}, {"bearerToken": []}, {"session": []}]
+# permissions no API key holds (identity/permissions.py): only a user's credentials
+USER_CREDENTIALS = [{"bearerToken": []}, {"session": []}]
 DOCUMENTED_METHODS = ("get", "put", "post", "patch", "delete")
 MERGE_PATCH_NOTE = ("The body is a JSON merge patch (RFC 7396), sent as application/merge-patch+json "
                     "or application/json: null deletes a member, objects merge member by member, "
@@ -38,6 +42,8 @@ def security_for(route_policy):
         return [{"adminToken": []}]
     if route_policy.get("public"):
         return []
+    if route_policy.get("permission") in USER_ONLY_PERMISSIONS:
+        return USER_CREDENTIALS
     return CLIENT_CREDENTIALS
 
 

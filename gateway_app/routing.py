@@ -19,13 +19,31 @@ matches needs werkzeug's private matcher: compat.py.
 """
 import functools
 
-from werkzeug.routing import Map, MapAdapter
+from werkzeug.routing import IntegerConverter, Map, MapAdapter, ValidationError
 
 from . import compat
 
 # longer paths are matched every time: the API's own are far shorter, and a kept
 # match holds its path
 LONGEST_KEPT_PATH = 256
+
+
+# every <int:...> in the API's paths is a row id, a BIGINT at most
+MAX_ROW_ID = 2 ** 63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """werkzeug's ``int``, bounded to what a row id can be: a larger number matches no
+    route (404), rather than reaching the database, where SQLite cannot bind it (a 500);
+    and one of thousands of digits is refused before int() (which raises past 4300)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ROW_ID, signed=False):
+        super().__init__(map, fixed_digits, min, max, signed)
+
+    def to_python(self, value):
+        if len(value) > len(str(MAX_ROW_ID)):
+            raise ValidationError()
+        return super().to_python(value)
 
 
 def wsgi_text(environ, key, absent=None):
@@ -35,7 +53,10 @@ def wsgi_text(environ, key, absent=None):
 
 
 class GatewayMap(Map):
-    """Flask's URL map, matching through compat.KeptMatches and keeping each site's binding."""
+    """Flask's URL map, matching through compat.KeptMatches and keeping each site's binding;
+    ``int`` path parameters are RowIdConverter's."""
+
+    default_converters = {**Map.default_converters, "int": RowIdConverter}
 
     def __init__(self, rules=None, kept_matches=4096, kept_sites=64, **kwargs):
         super().__init__(None, **kwargs)

@@ -1,7 +1,9 @@
 """Settings read from the environment, exactly as docs/contract.md section 1 lists them."""
+import math
 import os
 import secrets
 import urllib.parse
+from collections import Counter
 
 PROVIDERS = ("calcom", "retell", "stripe", "sendgrid")
 PROVIDER_DEFAULT_URLS = {
@@ -16,6 +18,42 @@ DEFAULT_SQLITE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspa
 
 class SettingsError(Exception):
     """The environment cannot run the gateway (for example no SECRET_KEY in production)."""
+
+
+# A production secret must be long and look random: anyone who guesses SECRET_KEY forges
+# sessions and tokens for every user, and GATEWAY_ADMIN_TOKEN opens the operator API.
+MIN_SECRET_LENGTH = 32
+# Shannon entropy of the secret's own character frequencies, in bits per character: a
+# random hex string of 32 scores about 3.5 (never under 2.75 in 200,000 draws), base64
+# about 5, a phrase of words about 4, while "aaaa..." scores 0 and a pattern of up to
+# five characters repeated ("abab...", "12345123...") at most 2.3.
+MIN_SECRET_BITS_PER_CHAR = 2.5
+# and at least this many distinct characters (32 random hex digits show 9 or fewer once
+# in 10,000 draws, 7 or fewer about never)
+MIN_SECRET_DISTINCT = 8
+
+
+def secret_weakness(value):
+    """Why ``value`` is too weak to be a production secret, or None when it is acceptable."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is {len(value)} characters long; at least {MIN_SECRET_LENGTH} are required"
+    counts = Counter(value)
+    bits = max(0.0, -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values()))
+    if bits < MIN_SECRET_BITS_PER_CHAR or len(counts) < MIN_SECRET_DISTINCT:
+        return (f"is too predictable ({len(counts)} distinct characters, {bits:.1f} bits of "
+                f"entropy per character; at least {MIN_SECRET_DISTINCT} distinct and "
+                f"{MIN_SECRET_BITS_PER_CHAR:.1f} bits are required)")
+    return None
+
+
+def check_production_secrets(env):
+    """Refuse weak SECRET_KEY / GATEWAY_ADMIN_TOKEN values naming the variable (never its value)."""
+    for name in ("SECRET_KEY", "GATEWAY_ADMIN_TOKEN"):
+        value = env.get(name)
+        weakness = secret_weakness(value) if value else None
+        if weakness:
+            raise SettingsError(f"{name} {weakness} in production; generate one with "
+                                f"python -c 'import secrets; print(secrets.token_urlsafe(48))'")
 
 
 def normalise_database_url(url):
@@ -91,6 +129,8 @@ def from_environment(env=None):
         if production:
             raise SettingsError("SECRET_KEY must be set in production")
         secret = secrets.token_hex(32)
+    if production:
+        check_production_secrets(env)
     config = {
         "ENV_PRODUCTION": production,
         "SECRET_KEY": secret,

@@ -416,7 +416,8 @@ def test_calendar_queries_do_not_grow_with_the_rows(app, tenant, customer_id):
     one = count_queries(app, lambda: tenant.get(url, headers={"Cache-Control": "no-cache"}))
     for i in range(1, 40):
         make_appointment(company_id, customer_id, start + dt.timedelta(hours=i))
-    many = count_queries(app, lambda: tenant.get(url + "&x=1", headers={"Cache-Control": "no-cache"}))
+    other_url = url.replace("limit=100", "limit=99")
+    many = count_queries(app, lambda: tenant.get(other_url, headers={"Cache-Control": "no-cache"}))
     assert one[1].get_json()["data"] and len(many[1].get_json()["data"]) == 40
     assert many[0] == one[0]
 

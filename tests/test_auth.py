@@ -76,26 +76,38 @@ def test_unknown_email_and_wrong_password_answer_the_same(client, tenant):
     assert strip(unknown.get_json()) == strip(wrong.get_json())
 
 
-def test_repeated_failed_logins_are_throttled_per_account(client, tenant, tenant_factory):
+ATTACKER = {"REMOTE_ADDR": "203.0.113.7"}
+OWNER_ELSEWHERE = {"REMOTE_ADDR": "198.51.100.20"}
+
+
+def test_repeated_failed_logins_are_throttled_per_account_and_address(client, tenant, tenant_factory):
     email = tenant.user["email"]
     for _ in range(5):
-        assert client.post("/api/v1/auth/token", json={"email": email, "password": "wrong-password"}).status_code == 401
-    blocked = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+        assert client.post("/api/v1/auth/token", json={"email": email, "password": "wrong-password"},
+                           environ_base=ATTACKER).status_code == 401
+    blocked = client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD},
+                          environ_base=ATTACKER)
     assert blocked.status_code == 429
     body = blocked.get_json()
     assert body["layer"] == "login" and body["limit"] == "5/15 minutes"
     assert int(blocked.headers["Retry-After"]) > 0
     # the session login shares the throttle; other accounts are unaffected
-    assert client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code == 429
+    assert client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                       environ_base=ATTACKER).status_code == 429
     other = tenant_factory()
-    assert client.post("/api/v1/auth/token", json={"email": other.user["email"], "password": PASSWORD}).status_code == 200
+    assert client.post("/api/v1/auth/token", json={"email": other.user["email"], "password": PASSWORD},
+                       environ_base=ATTACKER).status_code == 200
+    # the owner, from elsewhere, is not locked out by the attacker's guesses
+    assert client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD},
+                       environ_base=OWNER_ELSEWHERE).status_code == 200
 
 
 def test_unknown_accounts_are_throttled_too(client):
     for _ in range(5):
-        client.post("/api/v1/auth/token", json={"email": "ghost@example.com", "password": "wrong-password"})
-    assert client.post("/api/v1/auth/token", json={"email": "ghost@example.com",
-                                                   "password": "wrong-password"}).status_code == 429
+        client.post("/api/v1/auth/token", json={"email": "ghost@example.com", "password": "wrong-password"},
+                    environ_base=ATTACKER)
+    assert client.post("/api/v1/auth/token", json={"email": "ghost@example.com", "password": "wrong-password"},
+                       environ_base=ATTACKER).status_code == 429
 
 
 def login(client, email, password=PASSWORD):
@@ -202,10 +214,12 @@ def test_the_failed_login_count_is_shared_by_workers(database_url, redis_url, re
         for worker, attempts in ((worker_a, 3), (worker_b, 2)):
             with worker.app_context():
                 for _ in range(attempts):
-                    assert worker.test_client().post("/api/v1/auth/token", json=wrong).status_code == 401
+                    assert worker.test_client().post("/api/v1/auth/token", json=wrong,
+                                                     environ_base=ATTACKER).status_code == 401
                 Session.remove()
         with worker_a.app_context():
-            assert worker_a.test_client().post("/api/v1/auth/token", json=wrong).status_code == 429
+            assert worker_a.test_client().post("/api/v1/auth/token", json=wrong,
+                                               environ_base=ATTACKER).status_code == 429
             Session.remove()
     finally:
         worker_a.extensions["gateway_engine"].dispose()

@@ -219,7 +219,7 @@ def test_export_streams_every_matching_call_in_batches(app, tenant, monkeypatch)
     assert started == sorted(started, reverse=True)
     assert all(row[3] == "inbound" for row in body)
     assert body[0][11] == "'=HYPERLINK(\"evil\")"  # formula made inert
-    assert body[0][5] == "+15551234567"            # phone numbers stay as they are
+    assert body[0][5] == "'+15551234567"           # a caller ID is provider text like any other
     batches = [s for s in statements if "FROM calls" in s and "LIMIT" in s.upper()]
     assert len(batches) == 4  # 2 + 2 + 2 + 1 rows
 

@@ -188,7 +188,7 @@ def test_company_b_cannot_see_or_change_company_a_resources(app):
             walked.add((kind, method, template))
     # this branch's routes; services merged later are walked automatically
     assert {("token", "PATCH", "/api/v1/team/members/<id>"), ("session", "DELETE", "/api/v1/team/members/<id>"),
-            ("api_key", "PATCH", "/api/v1/team/members/<id>"),
+            ("api_key", "PATCH", "/api/v1/customers/<id>"),
             ("token", "DELETE", "/api/v1/settings/api-keys/<id>")} <= walked
 
 

@@ -86,7 +86,67 @@ def test_rediss_connects_to_a_server_with_a_self_signed_certificate(tmp_path):
 def test_production_requires_a_secret_key(marker):
     with pytest.raises(SettingsError, match="SECRET_KEY"):
         from_environment(marker)
-    assert from_environment({**marker, "SECRET_KEY": "k" * 40})["SECRET_KEY"] == "k" * 40
+    assert from_environment({**marker, "SECRET_KEY": STRONG})["SECRET_KEY"] == STRONG
+
+
+STRONG = "Vq3s9JxL0cT7mB2nRk8wYf4hZp6dGa1e"          # 32 characters, 32 distinct
+STRONG_HEX = "9f86d081884c7d659a2feaa0c55ad015"      # 128 random bits as hex
+WEAK = {
+    "too short": "Vq3s9JxL0cT7mB2nRk8wYf4hZp6dGa1",   # 31 characters
+    "one character repeated": "k" * 64,
+    "two characters": "ab" * 24,
+    "a short pattern repeated": "12345" * 8,
+    "a word repeated": "secret" * 8,
+    "seven distinct characters": "abcdefg" * 5,
+}
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "GATEWAY_ADMIN_TOKEN"])
+@pytest.mark.parametrize("weak", list(WEAK.values()), ids=list(WEAK))
+@pytest.mark.parametrize("marker", [{"GATEWAY_ENV": "production"}, {"DYNO": "web.1"}])
+def test_production_refuses_a_weak_secret_naming_the_variable(marker, variable, weak):
+    env = {**marker, "SECRET_KEY": STRONG, "GATEWAY_ADMIN_TOKEN": STRONG_HEX, variable: weak}
+    with pytest.raises(SettingsError) as refused:
+        from_environment(env)
+    message = str(refused.value)
+    assert message.startswith(variable) and "production" in message
+    assert weak not in message   # the value itself never reaches a log
+
+
+def test_production_accepts_strong_secrets_and_no_admin_token():
+    config = from_environment({"GATEWAY_ENV": "production", "SECRET_KEY": STRONG,
+                               "GATEWAY_ADMIN_TOKEN": STRONG_HEX})
+    assert config["SECRET_KEY"] == STRONG and config["GATEWAY_ADMIN_TOKEN"] == STRONG_HEX
+    # without the variable the admin API is off, which is not a weak token
+    assert from_environment({"DYNO": "web.1", "SECRET_KEY": STRONG_HEX})["GATEWAY_ADMIN_TOKEN"] is None
+
+
+def test_development_keeps_accepting_short_secrets():
+    config = from_environment({"SECRET_KEY": "dev", "GATEWAY_ADMIN_TOKEN": "admin"})
+    assert config["SECRET_KEY"] == "dev" and config["GATEWAY_ADMIN_TOKEN"] == "admin"
+
+
+def test_a_weak_admin_token_stops_the_command(tmp_path):
+    result = gateway("worker", "--once", DATABASE_URL=f"sqlite:///{tmp_path}/p.db", DYNO="worker.1",
+                     SECRET_KEY=STRONG, GATEWAY_ADMIN_TOKEN="admin-token")
+    assert_clean_failure(result, "GATEWAY_ADMIN_TOKEN")
+    assert "admin-token" not in result.stderr.replace("GATEWAY_ADMIN_TOKEN", "")
+
+
+def test_gunicorns_app_refuses_to_load_with_a_weak_secret_key(tmp_path):
+    """wsgi.py, what gunicorn loads: a clean message and exit status 3 (no respawning)."""
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("REDIS_URL", "REDIS_TLS_URL", "GATEWAY_ADMIN_TOKEN")}
+    env.update(PYTHONPATH=root, GATEWAY_ENV="production", SECRET_KEY="x" * 48,
+               DATABASE_URL=f"sqlite:///{tmp_path}/w.db")
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("gateway: cannot start: SECRET_KEY")
 
 
 def test_development_generates_a_secret_key():

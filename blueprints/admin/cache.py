@@ -6,6 +6,7 @@ at once; nothing is scanned or deleted (entries expire on their own).
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from blueprints.common import ROW_ID
 from gateway_app.cache import CacheUnavailable
 from gateway_app.errors import GatewayProblem
 from gateway_app.extensions import gateway_state
@@ -20,7 +21,7 @@ def caching_stage():
 
 class PurgeSchema(Schema):
     namespace = fields.String(validate=validate.Length(min=1, max=64))
-    company_id = fields.Integer(validate=validate.Range(min=1))
+    company_id = fields.Integer(validate=ROW_ID)
     pattern = fields.String(validate=validate.Length(min=1, max=64))
 
     @validates_schema

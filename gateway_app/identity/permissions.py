@@ -46,8 +46,10 @@ DESCRIPTIONS = {
     "team:manage": "Invite, change roles and remove members",
 }
 
-# These act on the calling user, or mint credentials: an API key (no user) never has them.
-USER_ONLY_PERMISSIONS = {"profile:read", "profile:write", "api_keys:manage"}
+# These act on the calling user, or manage who holds credentials (members, their roles,
+# API keys): an API key has no user to answer for the change, and a leaked key must not
+# be able to mint more keys or invite an admin, so no scope grants them.
+USER_ONLY_PERMISSIONS = {"profile:read", "profile:write", "api_keys:manage", "team:manage"}
 
 # A read-only API key may use these; every other permission needs the `write` scope.
 READ_PERMISSIONS = {p for p in PERMISSIONS if p.endswith(":read")}

@@ -29,8 +29,7 @@ class IdentityServices:
         ttl = config["principal_cache_ttl"]
         self.principals = PrincipalCache(self.store, ttl, LocalEntries(ttl) if shared else None)
         self.sessions = SessionManager(self.store, app.config["SECRET_KEY"], config["session_ttl"])
-        self.throttle = LoginThrottle(config["failed_login_limit"], app.config.get("REDIS_URL"),
-                                      redis_client)
+        self.throttle = LoginThrottle(config["failed_login_limit"], redis_client)
         self.engine = app.extensions["gateway_engine"]
         self.key_used_interval = config["api_key_last_used_interval"]
         self._key_used_locally = {}

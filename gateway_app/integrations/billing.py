@@ -8,6 +8,11 @@ from ..models import Call, Company, Invoice, Payment, UsageRecord
 from .http import client_for
 from .stripe import StripeClient
 
+class UnknownCursor(ValueError):
+    """A cursor naming no record of the company: restarting from the newest would serve a
+    client its first page again, forever."""
+
+
 LOCAL_NOTE = ("Stripe is not configured for this gateway or company; these are the records "
               "received through Stripe webhooks.")
 
@@ -75,9 +80,10 @@ def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
     if cursor:
         last = Session.scalar(select(model).where(model.company_id == company.id,
                                                   stripe_id_column == cursor))
-        if last is not None:
-            query = query.where((model.created_at < last.created_at)
-                                | ((model.created_at == last.created_at) & (model.id < last.id)))
+        if last is None:
+            raise UnknownCursor(cursor)
+        query = query.where((model.created_at < last.created_at)
+                            | ((model.created_at == last.created_at) & (model.id < last.id)))
     rows = Session.scalars(query.order_by(model.created_at.desc(), model.id.desc())
                            .limit(limit + 1)).all()
     next_cursor = getattr(rows[limit - 1], stripe_id_column.key) if len(rows) > limit else None

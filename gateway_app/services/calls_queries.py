@@ -1,12 +1,10 @@
 """How calls are selected: the filters shared by the list and the export, and keyset batches."""
-import csv
-import io
-
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import load_only
 
 from ..db import Session
 from ..models import Call, Customer
+from . import spreadsheet
 
 # Rows fetched per query while exporting: bounds memory whatever the number of calls.
 EXPORT_BATCH_SIZE = 1000
@@ -20,9 +18,6 @@ EXPORT_COLUMNS = (
     ("customer_name", Customer.name), ("summary", Call.summary),
 )
 EXPORT_HEADER = tuple(name for name, _ in EXPORT_COLUMNS)
-# Spreadsheet programs execute cells starting with these; free text is written inert.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-FREE_TEXT_COLUMNS = frozenset({"customer_name", "summary"})
 
 # The list never needs the transcript or the analysis, which can be large.
 LIST_COLUMNS = (Call.id, Call.company_id, Call.customer_id, Call.retell_call_id, Call.direction,
@@ -80,33 +75,6 @@ def export_rows(company_id, filters, batch_size=None):
         after = (rows[-1].started_at, rows[-1].id)
 
 
-def csv_cell(name, value):
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if name in FREE_TEXT_COLUMNS and isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def csv_chunks(rows, rows_per_chunk=200):
-    """The CSV text (header first) in chunks of a few hundred rows, for a streamed response."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_HEADER)
-    pending = 0
-    for row in rows:
-        writer.writerow([csv_cell(name, value) for name, value in zip(EXPORT_HEADER, row)])
-        pending += 1
-        if pending >= rows_per_chunk:
-            yield _drain(buffer)
-            pending = 0
-    yield _drain(buffer)
-
-
-def _drain(buffer):
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
+    """The calls CSV (header first) in chunks, every cell written by spreadsheet.cell."""
+    return spreadsheet.csv_chunks(EXPORT_HEADER, rows, rows_per_chunk)

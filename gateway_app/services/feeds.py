@@ -83,13 +83,13 @@ def load_rows(sources, entries):
 
 
 def decode_position(cursor):
-    """A feed cursor is [at ISO 8601, "kind:id"]; anything else is a 422 on ``cursor``."""
-    try:
-        at = as_utc(dt.datetime.fromisoformat(cursor[0]))
-        kind, _, row_id = str(cursor[1]).partition(":")
-        return at, kind, int(row_id)
-    except (TypeError, ValueError):
+    """A feed cursor, as the page arguments decoded it, is [aware instant, "kind:id"];
+    a list's [instant, id] here is a 422 on ``cursor``."""
+    at, key = cursor
+    kind, _, row_id = key.partition(":") if isinstance(key, str) else ("", "", "")
+    if not kind or not row_id.isdigit():
         abort(422, errors={"cursor": ["Not a valid cursor."]})
+    return as_utc(at), kind, int(row_id)
 
 
 def as_utc(value):

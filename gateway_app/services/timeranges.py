@@ -10,11 +10,62 @@ import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 log = logging.getLogger("gateway.timeranges")
 MAX_RANGE_DAYS = 366  # "at most one year": a leap year's 1 January .. 31 December
 GRANULARITIES = ("day", "week", "month")
+
+# The calendar the API accepts, for every date and date-time a client or provider sends.
+# Python's stops at 0001-01-01 and 9999-12-31, and the gateway computes around what it is
+# given: a timezone's offset (up to 14 hours either way), the day after a range, periods
+# before it (trends), a year back from a default. Near either end each of these overflows
+# (OverflowError, a 500); a century and a year of margin keeps every one of them far
+# inside, and inside MariaDB's DATETIME (1000-01-01 .. 9999-12-31) too.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(9998, 12, 31)
+OUT_OF_CALENDAR = f"Must lie between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}."
+EARLIEST_INSTANT = dt.datetime.combine(EARLIEST_DAY, dt.time(), tzinfo=dt.timezone.utc)
+LATEST_INSTANT = dt.datetime.combine(LATEST_DAY, dt.time.max, tzinfo=dt.timezone.utc)
+
+
+def within_calendar(value):
+    """marshmallow validator: a date or date-time (its wall-clock day) the gateway accepts."""
+    day = value.date() if isinstance(value, dt.datetime) else value
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValidationError(OUT_OF_CALENDAR)
+
+
+def epoch_within_calendar(per_second=1):
+    """marshmallow validator of a provider's epoch timestamp (``per_second`` 1000: in ms),
+    so that datetime.fromtimestamp never meets one it cannot convert (ValueError,
+    OverflowError or OSError, depending on how far out it is)."""
+    return validate.Range(min=int(EARLIEST_INSTANT.timestamp()) * per_second,
+                          max=int(LATEST_INSTANT.timestamp()) * per_second, error=OUT_OF_CALENDAR)
+
+
+class CalendarDate(fields.Date):
+    """An ISO 8601 date within the accepted calendar."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, within_calendar)
+
+
+class CalendarDateTime(fields.DateTime):
+    """An ISO 8601 date-time within the accepted calendar (naive: wall-clock time)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, within_calendar)
+
+
+class CalendarAwareDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time with an offset (or ``default_timezone``) within the calendar."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.insert(0, within_calendar)
 
 
 def zone(name):
@@ -146,9 +197,9 @@ def as_utc(value, tz):
 
 class LocalDateRangeArgs(Schema):
     """``?from=&to=`` local days (inclusive) and ``?tz=``, checked as one range."""
-    from_ = fields.Date(data_key="from", load_default=None,
-                        metadata={"description": "first local day"})
-    to = fields.Date(load_default=None, metadata={"description": "last local day, inclusive"})
+    from_ = CalendarDate(data_key="from", load_default=None,
+                         metadata={"description": "first local day"})
+    to = CalendarDate(load_default=None, metadata={"description": "last local day, inclusive"})
     tz = TimezoneField(load_default=None, metadata={"description": "IANA timezone (default: the company's)"})
 
     @validates_schema

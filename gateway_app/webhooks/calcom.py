@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from ..events import emit
 from ..models import Appointment, Company
+from ..services.timeranges import CalendarAwareDateTime
 from . import customers, signatures
 from .common import IGNORED, required_setting
 from .dedupe import Ignored, process_once
@@ -45,8 +46,8 @@ class BookingSchema(Schema):
     uid = fields.String(required=True, validate=validate.Length(min=1, max=100))
     eventTypeId = fields.Raw(allow_none=True)
     title = fields.String(allow_none=True)
-    startTime = fields.AwareDateTime(allow_none=True, default_timezone=dt.timezone.utc)
-    endTime = fields.AwareDateTime(allow_none=True, default_timezone=dt.timezone.utc)
+    startTime = CalendarAwareDateTime(allow_none=True, default_timezone=dt.timezone.utc)
+    endTime = CalendarAwareDateTime(allow_none=True, default_timezone=dt.timezone.utc)
     status = fields.String(allow_none=True)
     attendees = fields.List(fields.Nested(AttendeeSchema), load_default=list)
     organizer = fields.Nested(OrganizerSchema, allow_none=True)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..events import emit
 from ..models import CALL_DIRECTIONS, CALL_OUTCOMES, SENTIMENTS, Call, Company
+from ..services.timeranges import epoch_within_calendar
 from . import customers, signatures
 from .common import IGNORED, now, required_setting, tolerance
 from .dedupe import Ignored, process_once
@@ -41,8 +42,8 @@ class RetellCallSchema(Schema):
     to_number = fields.String(allow_none=True)
     direction = fields.String(allow_none=True, validate=validate.OneOf(CALL_DIRECTIONS))
     call_status = fields.String(allow_none=True)
-    start_timestamp = fields.Integer(allow_none=True, validate=validate.Range(min=0))
-    end_timestamp = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    start_timestamp = fields.Integer(allow_none=True, validate=epoch_within_calendar(per_second=1000))
+    end_timestamp = fields.Integer(allow_none=True, validate=epoch_within_calendar(per_second=1000))
     transcript = fields.String(allow_none=True)
     disconnection_reason = fields.String(allow_none=True)
     call_analysis = fields.Nested(CallAnalysisSchema, allow_none=True)

@@ -13,6 +13,7 @@ from ..audit import audit
 from ..events import emit
 from ..extensions import gateway_state
 from ..models import TIERS, Company, Invoice, Payment
+from ..services.timeranges import epoch_within_calendar
 from . import signatures
 from .common import IGNORED, now, required_setting, tolerance
 from .dedupe import Ignored, Stale, process_once
@@ -47,8 +48,8 @@ class InvoiceSchema(StripeObjectSchema):
     currency = fields.String(allow_none=True, validate=validate.Length(equal=3))
     amount_due = fields.Integer(allow_none=True)
     amount_paid = fields.Integer(allow_none=True)
-    period_start = fields.Integer(allow_none=True)
-    period_end = fields.Integer(allow_none=True)
+    period_start = fields.Integer(allow_none=True, validate=epoch_within_calendar())
+    period_end = fields.Integer(allow_none=True, validate=epoch_within_calendar())
     hosted_invoice_url = fields.String(allow_none=True)
 
 
@@ -88,7 +89,7 @@ class EventDataSchema(_Lenient):
 class StripeEventSchema(_Lenient):
     id = fields.String(required=True, validate=validate.Length(min=1, max=255))
     type = fields.String(required=True)
-    created = fields.Integer(load_default=None, allow_none=True,
+    created = fields.Integer(load_default=None, allow_none=True, validate=epoch_within_calendar(),
                              metadata={"description": "When Stripe created the event (epoch s)."})
     data = fields.Nested(EventDataSchema, required=True)
 
