@@ -2,6 +2,7 @@
 import logging
 
 from flask import current_app, g, json
+from sqlalchemy import exc as sqlalchemy_errors
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("gateway.errors")
@@ -86,6 +87,26 @@ def handle_http_exception(exc):
     return problem_response(status, title, detail, headers=headers, **fields)
 
 
+DATABASE_RETRY_AFTER = 5   # seconds: pooled connections are checked (pre-ping) and remade
+# a database that is down or cut off, not a statement that is wrong (that stays a 500)
+DATABASE_UNAVAILABLE = (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError,
+                        sqlalchemy_errors.DisconnectionError, sqlalchemy_errors.TimeoutError)
+
+
+def handle_database_unavailable(exc):
+    """The database could not be reached or answered with a failure of its own (lost
+    connection, timeout, a pool with no connection to give): 503, and the request's
+    transaction is dropped so the next one starts clean."""
+    from .db import Session
+    Session.remove()
+    log.warning("database unavailable: %s", type(exc).__name__,
+                extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
+    return problem_response(503, "Service Unavailable",
+                            "The database is unreachable; try again shortly.",
+                            problem_type="database-unavailable",
+                            headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def handle_unexpected_exception(exc):
     # The traceback goes to the log with the request id; the client gets neither.
     log.exception("unhandled error", extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
@@ -95,4 +116,6 @@ def handle_unexpected_exception(exc):
 
 def install(app):
     app.register_error_handler(HTTPException, handle_http_exception)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_exception)
