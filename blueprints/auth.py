@@ -191,7 +191,12 @@ def logout(data):
         abort(400, message="API keys are revoked with DELETE /api/v1/settings/api-keys/<id>.")
     headers = {}
     if principal.kind == "token":
-        services.revoke_access_token(principal.credential_id)
+        try:
+            services.revoke_access_token(principal.credential_id)
+        except StoreUnavailable:
+            raise GatewayProblem(503, "Service Unavailable",
+                                 "The token denylist is unreachable: the token is not revoked; "
+                                 "try again shortly.", headers={"Retry-After": "5"}) from None
         if data.get("refresh_token"):
             family = refresh_tokens.family_of(Session, data["refresh_token"], principal.user_id)
             if family:
@@ -201,7 +206,9 @@ def logout(data):
         try:
             services.sessions.destroy(principal.credential_id)
         except StoreUnavailable:
-            raise GatewayProblem(503, "Service Unavailable", "The session store is unreachable.")
+            raise GatewayProblem(503, "Service Unavailable",
+                                 "The session store is unreachable: the session is not ended; "
+                                 "try again shortly.", headers={"Retry-After": "5"}) from None
         headers["Set-Cookie"] = dump_cookie(COOKIE_NAME, "", max_age=0, expires=0, path="/",
                                             httponly=True, samesite="Lax",
                                             secure=current_app.config.get("SESSION_COOKIE_SECURE", False))

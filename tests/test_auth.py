@@ -3,7 +3,7 @@ import pytest
 
 from gateway_app.db import Session
 from gateway_app.models import RefreshToken
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, build_app, sign_up
 
 ME = "/api/v1/settings/profile"
 
@@ -236,3 +236,21 @@ def test_api_keys_cannot_log_out(client, tenant):
     key = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": ["read"]}).get_json()["key"]
     response = client.post("/api/v1/auth/logout", headers={"X-API-Key": key}, json={})
     assert response.status_code == 400 and "settings/api-keys" in response.get_json()["detail"]
+
+
+def test_logout_while_redis_is_down_is_503_and_revokes_nothing_it_cannot(database_url, private_redis):
+    app = build_app(database_url, private_redis.url)
+    with app.app_context():
+        tenant = sign_up(app.test_client())
+        assert tenant.get("/api/v1/settings/profile").status_code == 200
+        private_redis.stop()
+        try:
+            refused = tenant.post("/api/v1/auth/logout", json={})
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+            assert "not revoked" in refused.get_json()["detail"]
+        finally:
+            private_redis.start()
+        assert tenant.post("/api/v1/auth/logout", json={}).status_code == 204   # now it takes effect
+        assert tenant.get("/api/v1/settings/profile").status_code == 401
+        Session.remove()
+        app.extensions["gateway_engine"].dispose()

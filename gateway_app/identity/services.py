@@ -50,11 +50,9 @@ class IdentityServices:
 
     # -- access tokens -------------------------------------------------------------------
     def revoke_access_token(self, jti):
-        """Deny a jti for the longest time a token can live."""
-        try:
-            self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"])
-        except StoreUnavailable:
-            log.warning("access token denylist unreachable; the token lives until it expires")
+        """Deny a jti for the longest time a token can live; StoreUnavailable when the
+        denylist cannot be written (the caller must not report the token revoked)."""
+        self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"])
 
     def access_token_revoked(self, jti):
         try:
