@@ -7,12 +7,12 @@ no other host reachable.
 import os
 
 from flask import current_app, jsonify, render_template_string, request, send_from_directory
-from flask_smorest import Blueprint
 
+from blueprints.parsing import GatewayBlueprint, any_query_parameters
 from gateway_app.openapi import SWAGGER_UI_ASSETS_PATH, SWAGGER_UI_DIST
 from gateway_app.pipeline.declarations import gateway_policy
 
-blp = Blueprint("home", __name__, description="Where the documentation is")
+blp = GatewayBlueprint("home", __name__, description="Where the documentation is")
 PUBLIC = dict(public=True, exempt_limits=True)   # as the documentation pages themselves
 ASSET_MAX_AGE = 3600   # revalidated by ETag afterwards; a new package version changes the files
 
@@ -48,6 +48,7 @@ def index():
 
 
 @blp.route(SWAGGER_UI_ASSETS_PATH + "<path:name>")
+@any_query_parameters   # the documentation's own files, as /docs itself: a browser may add any
 @gateway_policy(**PUBLIC)
 def docs_asset(name):
     """A file of Swagger UI, for the /docs page."""
