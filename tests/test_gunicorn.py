@@ -47,3 +47,22 @@ def test_malformed_and_oversized_requests_get_contract_errors(served):
     big = requests.post(served.url + "/api/v1/auth/token", data=b"x" * (2 * 1024 * 1024),
                         headers={"Content-Type": "application/json"}, timeout=10)
     assert big.status_code == 413
+
+
+def chunks(total, size=65536):
+    """A JSON body of about ``total`` bytes, sent chunked (no Content-Length)."""
+    yield b'{"email": "a@example.com", "password": "'
+    for _ in range(total // size):
+        yield b"p" * size
+    yield b'"}'
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_one_within_it_is_read_whole(served):
+    over = requests.post(served.url + "/api/v1/auth/token", data=chunks(2 * 1024 * 1024),
+                         headers={"Content-Type": "application/json"}, timeout=10)
+    assert over.status_code == 413 and over.headers["Content-Type"] == "application/problem+json"
+    assert "1048576 bytes" in over.json()["detail"]
+    within = requests.post(served.url + "/api/v1/auth/token", data=chunks(512 * 1024),
+                           headers={"Content-Type": "application/json"}, timeout=10)
+    # read whole: the document is checked against the schema, not refused as cut-off JSON
+    assert within.status_code == 422 and "password" in within.json()["errors"], within.text

@@ -1,4 +1,6 @@
 """Stage 7: request/response transform: body size, request id, security headers, header hygiene."""
+import io
+
 from marshmallow import Schema, fields, validate
 
 from ..errors import GatewayProblem
@@ -36,13 +38,27 @@ class TransformStage(Stage):
                                  for name, value in config.get("security_headers", {}).items()]
 
     def before(self, ctx, request):
-        # a declared length is refused before any handler runs; a chunked body is cut
-        # off by werkzeug while it is read (MAX_CONTENT_LENGTH, set from the same key)
         length = request.content_length
-        if length is not None and length > self.max_content_length:
-            raise GatewayProblem(413, "Request Entity Too Large",   # werkzeug's title for it
-                                 f"The request body exceeds the limit of {self.max_content_length} bytes.")
+        if length is None and "wsgi.input_terminated" in request.environ:
+            self.bound_unsized_body(request.environ)
+        elif length is not None and length > self.max_content_length:
+            raise self.too_large()
         return None
+
+    def bound_unsized_body(self, environ):
+        """A body of no declared length (chunked) is read here, up to one byte past the
+        limit: over it, 413. werkzeug would stop reading at the limit without a word, and
+        the handler would see a cut-off body. Within it, the body is handed on with its
+        length, like any other."""
+        body = environ["wsgi.input"].read(self.max_content_length + 1)
+        if len(body) > self.max_content_length:
+            raise self.too_large()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+    def too_large(self):
+        return GatewayProblem(413, "Request Entity Too Large",   # werkzeug's title for it
+                              f"The request body exceeds the limit of {self.max_content_length} bytes.")
 
     def after(self, ctx, request, response):
         # one pass over the headers instead of one search per header set, kept or removed
