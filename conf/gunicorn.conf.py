@@ -18,7 +18,8 @@ _redis = os.environ.get("REDIS_TLS_URL") or os.environ.get("REDIS_URL")
 bind = f"{os.environ.get('GATEWAY_BIND', '[::]')}:{os.environ.get('PORT', '8000')}"
 # Without Redis every store is in-process, so a second worker would not share limits.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2" if _redis else "1"))
-worker_class = "gevent"
+# gevent, with problem+json for the requests gunicorn itself refuses (414, 431, 400)
+worker_class = "gateway_app.gunicorn_worker.ProblemGeventWorker"
 worker_connections = int(os.environ.get("GATEWAY_WORKER_CONNECTIONS", "200"))
 # Only a heartbeat for gevent workers: every outbound call carries its own timeout.
 timeout = 30

@@ -1,5 +1,6 @@
 """The real web process: gunicorn with 4 gevent workers and Redis."""
 import concurrent.futures
+import json
 import re
 
 import pytest
@@ -66,3 +67,23 @@ def test_a_chunked_body_over_the_limit_is_413_and_one_within_it_is_read_whole(se
                            headers={"Content-Type": "application/json"}, timeout=10)
     # read whole: the document is checked against the schema, not refused as cut-off JSON
     assert within.status_code == 422 and "password" in within.json()["errors"], within.text
+
+
+def test_requests_gunicorn_refuses_are_answered_as_problems(served):
+    import socket
+
+    long_line = requests.get(served.url + "/" + "a" * 9000, timeout=5)
+    big_header = requests.get(served.url + "/health", headers={"X-Big": "b" * 9000}, timeout=5)
+    assert (long_line.status_code, big_header.status_code) == (414, 431)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as raw:
+        raw.sendall(b"NOT A REQUEST LINE\r\n\r\n")
+        answer = raw.recv(65536).decode("latin-1")
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400 ")
+    for response_body, content_type in ((long_line.text, long_line.headers["Content-Type"]),
+                                        (big_header.text, big_header.headers["Content-Type"]),
+                                        (body, "application/problem+json")):
+        assert content_type == "application/problem+json"
+        problem = json.loads(response_body)
+        assert {"type", "title", "status", "detail", "request_id"} <= set(problem)
+    assert "Content-Type: application/problem+json" in head
