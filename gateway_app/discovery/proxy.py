@@ -16,9 +16,11 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-api-
                               "x-csrf-token"}
 # requests has already decoded the body, so the length and encoding no longer describe it;
 # cookies on the gateway's domain are the gateway's own (its session), never an instance's;
-# so are the rate limits a client meets (the rate-limiting stage adds the gateway's)
+# so are the rate limits a client meets (the rate-limiting stage adds the gateway's) and
+# which browser origins may read the answer (the cors stage decides, for every answer)
 NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie", "ratelimit",
                              "ratelimit-policy"}
+NOT_RETURNED_PREFIX = "access-control-"
 IDENTITY_PREFIX = "x-gateway-"
 
 
@@ -101,8 +103,9 @@ def send_to_instance(session, instance, outbound, connect_timeout, read_timeout)
 
 
 def to_flask_response(response_class, upstream, instance):
+    dropped = NOT_RETURNED | connection_listed(upstream.headers)
     headers = [(name, value) for name, value in upstream.headers.items()
-               if name.lower() not in NOT_RETURNED | connection_listed(upstream.headers)]
+               if name.lower() not in dropped and not name.lower().startswith(NOT_RETURNED_PREFIX)]
     response = response_class(upstream.content, status=upstream.status_code, headers=headers)
     response.headers["X-Gateway-Instance"] = instance.id
     return response

@@ -15,7 +15,6 @@ from ..policy_types import strict
 from ..responses import GatewayResponse, append_made_headers
 from .base import Stage
 
-FROM_CACHE = ("HIT-L1", "HIT-L2", "STALE")   # X-Cache of an answer the cache made
 HEADER_NAME = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9-]+$"))
 METHOD = fields.String(validate=validate.OneOf(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]))
 
@@ -86,14 +85,11 @@ class CorsStage(Stage):
         return response
 
     def after(self, ctx, request, response):
-        headers = response.headers
-        if ctx.upstream is not None or ctx.cache_status in FROM_CACHE:
-            # a remote instance's own CORS headers, fresh or kept by the cache, would
-            # bypass the gateway's list
-            for name in [name for name, _value in headers if name.lower().startswith("access-control-")]:
-                del headers[name]
+        # a remote instance's own CORS headers never get this far, so neither a fresh
+        # answer nor a cached copy can bypass the gateway's list (discovery/proxy.py)
         if not self.enabled or ctx.short_circuited_by == self.name:
             return response
+        headers = response.headers
         # with origins listed, every answer depends on the Origin header, present or not
         vary = headers.get("Vary")
         if vary is None:
