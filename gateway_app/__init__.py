@@ -94,7 +94,7 @@ def create_app(config=None):
     engine = make_engine(app.config["SQLALCHEMY_DATABASE_URL"])
     bind(engine)
     redis_client = make_redis(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"],
-                              app.config["REDIS_POOL_SIZE"])
+                              app.config["REDIS_POOL_SIZE"], app.config.get("REDIS_RETRY_AFTER", 1.0))
     app.extensions["gateway_engine"] = engine
     state = app.extensions["gateway"] = GatewayState(policy=policy, redis=redis_client)
     if redis_client is not None:

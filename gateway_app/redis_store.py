@@ -1,19 +1,125 @@
 """The shared Redis client: blocking pool, short timeouts, no hidden retries (docs/architecture.md)."""
+import logging
 import os
 import ssl
 import threading
+import time
 
 import hiredis
 import redis
 from gevent import monkey
 from gevent import sleep as gevent_sleep
+from prometheus_client import Counter
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
+log = logging.getLogger("gateway.redis")
 
-def make_redis(url, socket_timeout=0.25, pool_size=200):
-    """Return a client, or None when no Redis is configured (in-process stores are used)."""
+
+class RedisBreaker:
+    """One worker's view of whether Redis answers, shared by every use of one client.
+
+    After a call times out (Redis accepts connections but does not answer, or cannot be
+    reached in time), every call skips Redis (fails at once with ConnectionError, which
+    each use already treats as Redis being down) for ``retry_after`` seconds. A refused
+    connection or one the server closed fails fast by itself and opens nothing. Then one call is let through to probe it, the others still
+    skipping until it has answered. So a Redis that accepts connections but does not
+    answer costs one socket timeout per interval per worker, not one per use per request.
+    """
+
+    def __init__(self, retry_after, clock=time.monotonic):
+        self.retry_after = retry_after
+        self.clock = clock
+        self.open_until = 0.0    # 0: closed (calls go through)
+        self.prober = None       # the connection probing Redis once the interval is over
+        self.metrics = redis_metrics()
+
+    def allow(self, connection):
+        """Whether ``connection`` may send to Redis now: when the interval is over, the
+        first to ask probes (its own hand-shake included), the others wait for it."""
+        if not self.open_until:
+            return True
+        now = self.clock()
+        if now < self.open_until:
+            if connection is self.prober:
+                return True
+            self.metrics["skipped"].inc()
+            return False
+        self.open_until = now + self.retry_after
+        self.prober = connection
+        return True
+
+    def failed(self):
+        if not self.open_until:
+            log.warning("Redis did not answer: skipping it for %.1f s, then probing", self.retry_after)
+        self.metrics["failures"].inc()
+        self.open_until = self.clock() + self.retry_after
+        self.prober = None
+
+    def succeeded(self):
+        if self.open_until:
+            log.warning("Redis answers again")
+            self.open_until = 0.0
+            self.prober = None
+
+    def skipped(self):
+        return redis.ConnectionError(f"Redis is skipped for up to {self.retry_after} s after a failure")
+
+
+class BreakerGuarded:
+    """Mixed into redis-py's connection class (the pool's ``connection_class``, documented
+    for this): every command goes through the client's breaker, and a connection attempt
+    that times out opens it too."""
+    breaker = None   # set on the class made for each client (guarded_connection_class)
+
+    def connect_check_health(self, *args, **kwargs):
+        # not refused while open: the probe itself may have to connect first
+        try:
+            return super().connect_check_health(*args, **kwargs)
+        except redis.TimeoutError:
+            self.breaker.failed()
+            raise
+
+    def send_packed_command(self, *args, **kwargs):
+        if not self.breaker.allow(self):
+            raise self.breaker.skipped()
+        try:
+            return super().send_packed_command(*args, **kwargs)
+        except redis.TimeoutError:
+            self.breaker.failed()
+            raise
+
+    def read_response(self, *args, **kwargs):
+        try:
+            response = super().read_response(*args, **kwargs)
+        except redis.TimeoutError:
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
+        return response
+
+
+def guarded_connection_class(base, breaker):
+    return type(f"BreakerGuarded{base.__name__}", (BreakerGuarded, base), {"breaker": breaker})
+
+
+_redis_metrics = {}
+
+
+def redis_metrics():
+    """Created once per process: prometheus refuses duplicate names."""
+    if not _redis_metrics:
+        _redis_metrics["failures"] = Counter(
+            "gateway_redis_failures_total", "Redis calls that timed out")
+        _redis_metrics["skipped"] = Counter(
+            "gateway_redis_skipped_total", "Redis calls skipped while the Redis breaker was open")
+    return _redis_metrics
+
+
+def make_redis(url, socket_timeout=0.25, pool_size=200, retry_after=1.0):
+    """Return a client, or None when no Redis is configured (in-process stores are used).
+    ``retry_after``: how long every use skips Redis after a failure (RedisBreaker)."""
     if not url:
         return None
     kwargs = {
@@ -30,6 +136,7 @@ def make_redis(url, socket_timeout=0.25, pool_size=200):
         kwargs["ssl_cert_reqs"] = ssl.CERT_NONE
         kwargs["ssl_check_hostname"] = False
     pool = redis.BlockingConnectionPool.from_url(url, **kwargs)
+    pool.connection_class = guarded_connection_class(pool.connection_class, RedisBreaker(retry_after))
     return redis.Redis(connection_pool=pool)
 
 

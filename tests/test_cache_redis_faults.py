@@ -20,8 +20,10 @@ ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
 def app(private_redis, tmp_path):
     policy = load_policy()
     policy["caching"]["redis_retry_after_ms"] = RETRY_AFTER_MS
+    # the Redis breaker (redis_store.RedisBreaker) waits as long as the cache does
     app = make_app(f"sqlite:///{tmp_path}/faults.db", private_redis.url,
-                   REDIS_SOCKET_TIMEOUT=0.2, GATEWAY_POLICY=policy)
+                   REDIS_SOCKET_TIMEOUT=0.2, REDIS_RETRY_AFTER=RETRY_AFTER_MS / 1000,
+                   GATEWAY_POLICY=policy)
     with app.app_context():
         yield app
     Session.remove()
@@ -79,3 +81,32 @@ def test_hung_redis_bypasses_and_a_write_meanwhile_is_never_hidden_by_l1(tenant,
     assert after.headers["X-Cache"] == "MISS"
     assert after.get_json()["name"] == "Written while Redis hung"
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
+
+
+def redis_metric(app, name):
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    found = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_a_hung_redis_is_waited_for_once_per_interval_by_every_use(app, tenant, private_redis):
+    """Authentication, rate limiting and caching each use Redis on every request: while
+    it hangs, one call waits for the socket timeout, and every use after it skips Redis
+    for the interval, so the requests meanwhile pay no timeout at all."""
+    fresh = {"X-API-Key": tenant.post("/api/v1/settings/api-keys", json={
+        "name": "k", "scopes": ["read"]}).get_json()["key"]}
+    for _ in range(2):
+        tenant.client.get("/test/cache/calls", headers=fresh)
+    timed_out, skipped = (redis_metric(app, "gateway_redis_failures_total"),
+                          redis_metric(app, "gateway_redis_skipped_total"))
+    os.kill(private_redis.process.pid, signal.SIGSTOP)
+    try:
+        for _ in range(6):
+            answered = tenant.client.get("/test/cache/calls", headers=fresh)
+            assert answered.status_code == 200 and answered.headers["X-Cache"] == "BYPASS"
+        assert redis_metric(app, "gateway_redis_failures_total") == timed_out + 1
+        assert redis_metric(app, "gateway_redis_skipped_total") > skipped + 6
+    finally:
+        os.kill(private_redis.process.pid, signal.SIGCONT)
+    wait_out_the_retry_interval()
+    assert tenant.client.get("/test/cache/calls", headers=fresh).headers["X-Cache"] in ("MISS", "HIT-L1")
