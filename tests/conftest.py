@@ -18,10 +18,11 @@ from sqlalchemy.pool import NullPool
 from gateway_app import create_app
 from gateway_app.db import Base, Session
 from gateway_app.events import subscribe
+from gateway_app.migrate import upgrade
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
-from tests.support.servers import (PrivateRedis, RedisNotOurs, claim_redis_database,
+from tests.support.servers import (Gunicorn, PrivateRedis, RedisNotOurs, claim_redis_database,
                                    empty_own_redis_database, mysql_server_url, release_redis_database,
                                    worker_redis_url)
 
@@ -289,6 +290,34 @@ def app(database_url, redis_url, redis_client):
         yield app
     Session.remove()
     app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def built_apps():
+    """``keep(app)`` for apps a test builds itself (its own config): their sessions and
+    engines are let go after the test."""
+    made = []
+
+    def keep(app):
+        made.append(app)
+        return app
+    yield keep
+    Session.remove()
+    for app in made:
+        app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def served_behind_proxy(tmp_path, redis_url, redis_client):
+    """The web process as deployed, 4 gunicorn workers behind a trusted proxy (one hop):
+    each request may name its client address in X-Forwarded-For."""
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "TRUSTED_PROXY_HOPS": "1",
+                       "GATEWAY_ACCESS_LOG": "0",
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=4).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ import uuid
 
 import pytest
 
-from gateway_app.db import Session
 from gateway_app.policy import load_policy
 from gateway_app.settings import SettingsError, cors_origins, from_environment
 from tests.conftest import build_app, sign_up
@@ -30,18 +29,11 @@ def preflight(client, path, origin, method="GET", headers="authorization"):
 
 
 @pytest.fixture
-def make_app(database_url, redis_url, redis_client):
-    made = []
-
+def make_app(database_url, redis_url, redis_client, built_apps):
     def make(origins, policy=None):
-        app = build_app(database_url, redis_url, GATEWAY_CORS_ORIGINS=cors_origins(origins),
-                        GATEWAY_POLICY=policy)
-        made.append(app)
-        return app
-    yield make
-    Session.remove()
-    for app in made:
-        app.extensions["gateway_engine"].dispose()
+        return built_apps(build_app(database_url, redis_url, GATEWAY_CORS_ORIGINS=cors_origins(origins),
+                                    GATEWAY_POLICY=policy))
+    return make
 
 
 @pytest.fixture

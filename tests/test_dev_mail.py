@@ -22,17 +22,8 @@ START = TEST_NOW + dt.timedelta(days=1, hours=3)   # a Tuesday, 15:00 UTC
 
 
 @pytest.fixture
-def make_app(database_url, redis_url, redis_client):
-    made = []
-
-    def make(**config):
-        app = build_app(database_url, redis_url, **config)
-        made.append(app)
-        return app
-    yield make
-    Session.remove()
-    for app in made:
-        app.extensions["gateway_engine"].dispose()
+def make_app(database_url, redis_url, redis_client, built_apps):
+    return lambda **config: built_apps(build_app(database_url, redis_url, **config))
 
 
 def kept_lines(caplog):

@@ -5,22 +5,14 @@ import uuid
 import pytest
 import requests
 
-from gateway_app.migrate import upgrade
 from tests.conftest import PASSWORD
-from tests.support.servers import Gunicorn
 
 pytestmark = pytest.mark.gunicorn
 
 
 @pytest.fixture
-def served(tmp_path, redis_url, redis_client):
-    database = f"sqlite:///{tmp_path}/served.db"
-    upgrade(database)
-    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "TRUSTED_PROXY_HOPS": "1",
-                       "GATEWAY_ACCESS_LOG": "0",
-                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=4).start()
-    yield server
-    server.stop()
+def served(served_behind_proxy):
+    return served_behind_proxy
 
 
 def test_parallel_guesses_across_workers_never_exceed_the_limit(served):

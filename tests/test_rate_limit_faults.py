@@ -9,7 +9,6 @@ import time
 import pytest
 import redis as redis_lib
 
-from gateway_app.db import Session
 from gateway_app.policy import load_policy
 from tests.conftest import build_app, sign_up
 from tests.support.queries import counted_queries
@@ -26,18 +25,12 @@ def policy_with(fail_open):
 
 
 @pytest.fixture
-def make_app(database_url):
-    made = []
-
+def make_app(database_url, built_apps):
     def make(redis_url, fail_open=True):
         app = build_app(database_url, redis_url, GATEWAY_POLICY=policy_with(fail_open))
         register_test_routes(app)
-        made.append(app)
-        return app
-    yield make
-    Session.remove()
-    for app in made:
-        app.extensions["gateway_engine"].dispose()
+        return built_apps(app)
+    return make
 
 
 def storage_errors(client):
