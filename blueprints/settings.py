@@ -20,6 +20,7 @@ from gateway_app.identity.passwords import hash_password, verify_password
 from gateway_app.merge_patch import patched
 from gateway_app.models import ApiKey, Company, User
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services import provider_accounts
 
 blp = GatewayBlueprint("settings", __name__, url_prefix="/api/v1/settings", description="Settings service")
 
@@ -186,6 +187,10 @@ def patch_company(data):
     conflicts = linked_elsewhere(company.id, links)
     if conflicts:
         abort(409, message=f"Already linked to another company: {', '.join(conflicts)}.")
+    try:
+        provider_accounts.check_claims(company.id, links)
+    except provider_accounts.NotOwned as refused:
+        abort(422, errors={"integrations": refused.errors})
     if "business_hours" in changes:
         changes["business_hours"] = hours
     for name, value in changes.items():

@@ -1,11 +1,12 @@
 """Settings service: company settings and provider links, profile and password, API keys."""
 import pytest
+import responses
 from sqlalchemy import select
 
 from gateway_app.db import Session
 from gateway_app.events import subscribe
 from gateway_app.models import AuditLog, Company
-from tests.conftest import PASSWORD, add_member
+from tests.conftest import PASSWORD, add_member, sign_up
 
 COMPANY = "/api/v1/settings/company"
 PROFILE = "/api/v1/settings/profile"
@@ -26,7 +27,7 @@ def test_company_settings_round_trip(app, tenant):
                                       "stripe_customer_id": None}
     change = {"name": "Dental Co", "timezone": "Europe/Berlin",
               "business_hours": {"mon": [["09:00", "12:00"], ["13:00", "17:00"]]},
-              "integrations": {"retell_agent_id": "agent_1", "stripe_customer_id": "cus_1"}}
+              "integrations": {"retell_agent_id": "agent_1", "calcom_event_type_id": "41"}}
     response = tenant.patch(COMPANY, json=change)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
@@ -35,13 +36,13 @@ def test_company_settings_round_trip(app, tenant):
     assert tenant.get(COMPANY).get_json() == body
     company = Session.get(Company, tenant.company["id"])
     Session.refresh(company)
-    assert (company.retell_agent_id, company.stripe_customer_id) == ("agent_1", "cus_1")
+    assert (company.retell_agent_id, company.calcom_event_type_id) == ("agent_1", "41")
     assert heard == [("settings.changed", tenant.company["id"])]
     assert Session.scalars(select(AuditLog.action)).all() == ["settings.company.updated"]
     # unlinking one account keeps the others
     tenant.patch(COMPANY, json={"integrations": {"retell_agent_id": None}})
     Session.refresh(company)
-    assert company.retell_agent_id is None and company.stripe_customer_id == "cus_1"
+    assert company.retell_agent_id is None and company.calcom_event_type_id == "41"
 
 
 def test_company_settings_validation(tenant):
@@ -112,3 +113,57 @@ def test_views_declare_their_cache_and_resource_layers(app):
                                               "cache_per_user": True}
     assert policy("settings.create_api_key")["resource"] == "api_keys"
     assert policy("team.invite_member")["resource"] == "team_invites"
+
+
+STRIPE_CUSTOMERS = "https://api.stripe.com/v1/customers"
+
+
+@pytest.fixture
+def stripe_tenant(provider_client):
+    return sign_up(provider_client)
+
+
+def stripe_customer(customer_id, company_id, deleted=False):
+    return {"id": customer_id, "object": "customer", "email": "billing@example.com",
+            "metadata": {"gateway_company_id": str(company_id)} if company_id else {},
+            **({"deleted": True} if deleted else {})}
+
+
+def linked_stripe_customer(tenant):
+    Session.expire_all()
+    return Session.get(Company, tenant.company["id"]).stripe_customer_id
+
+
+def test_a_stripe_customer_whose_metadata_names_the_company_is_linked(stripe_tenant):
+    with responses.RequestsMock() as stripe:
+        stripe.get(f"{STRIPE_CUSTOMERS}/cus_Own1", json=stripe_customer("cus_Own1", stripe_tenant.company["id"]))
+        linked = stripe_tenant.patch(COMPANY, json={"integrations": {"stripe_customer_id": "cus_Own1"}})
+    assert linked.status_code == 200, linked.get_json()
+    assert linked_stripe_customer(stripe_tenant) == "cus_Own1"
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ({"json": stripe_customer("cus_Else1", 999999)}, "metadata gateway_company_id must be"),
+    ({"json": stripe_customer("cus_Else1", None)}, "metadata gateway_company_id must be"),
+    ({"json": stripe_customer("cus_Else1", None, deleted=True)}, "deleted"),
+    ({"status": 404, "json": {"error": {"type": "invalid_request_error", "code": "resource_missing"}}},
+     "Stripe has no customer"),
+])
+def test_a_stripe_customer_that_is_not_the_companys_is_refused(stripe_tenant, answer, reason):
+    with responses.RequestsMock() as stripe:
+        stripe.get(f"{STRIPE_CUSTOMERS}/cus_Else1", **answer)
+        refused = stripe_tenant.patch(COMPANY, json={"integrations": {"stripe_customer_id": "cus_Else1"}})
+    assert refused.status_code == 422
+    assert reason in refused.get_json()["errors"]["integrations"]["stripe_customer_id"][0]
+    assert linked_stripe_customer(stripe_tenant) is None
+
+
+def test_a_stripe_customer_cannot_be_linked_while_stripe_cannot_tell(stripe_tenant, tenant):
+    with responses.RequestsMock() as stripe:
+        stripe.get(f"{STRIPE_CUSTOMERS}/cus_Own1", status=503)
+        down = stripe_tenant.patch(COMPANY, json={"integrations": {"stripe_customer_id": "cus_Own1"}})
+    assert down.status_code == 503 and down.get_json()["service"] == "stripe"
+    assert linked_stripe_customer(stripe_tenant) is None
+    # without STRIPE_API_KEY nothing can be checked, so nothing is linked
+    unconfigured = tenant.patch(COMPANY, json={"integrations": {"stripe_customer_id": "cus_Own1"}})
+    assert unconfigured.status_code == 503
