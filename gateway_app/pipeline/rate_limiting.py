@@ -65,6 +65,8 @@ class RateLimitingSchema(Schema):
     storage_retry_interval = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=300))
     layers = fields.Nested(LayersSchema, required=True)
     exempt_paths = fields.List(fields.String(), required=True)
+    # wrong admin tokens an address may send (the admin API is otherwise not limited)
+    admin_refusals = RateString(load_default="10/minute")
 
 
 class RateLimitingStage(Stage):
@@ -99,7 +101,8 @@ class RateLimitingStage(Stage):
 
     def spend_on_refusal(self, ctx):
         """A request refused for its credential spends its address's ip quotas (the
-        seed's layer 1, abuse protection); 429 instead once they are exhausted."""
+        seed's layer 1, abuse protection), a wrong admin token its admin refusals; 429
+        instead once they are exhausted."""
         quota_set = self.refusal_quotas(ctx)
         try:
             decision = self.limiter.acquire(quota_set)
@@ -111,14 +114,16 @@ class RateLimitingStage(Stage):
             self.refuse(ctx, decision)
 
     def refuse_when_refusals_exhausted(self, ctx):
-        """429 for a request from an address whose ip quotas its refusals exhausted, before
-        its credential is looked at: on a route exempt from limits (the admin API) a
-        right guess would otherwise tell itself from the wrong ones."""
+        """429 for an admin request from an address whose wrong tokens exhausted its admin
+        refusals, before its token is looked at: the admin API is exempt from limits, so
+        a right guess would otherwise tell itself from the wrong ones."""
         decision = self.limiter.peek(self.refusal_quotas(ctx))
         if decision is not None and not decision.allowed:
             self.refuse(ctx, decision)
 
     def refusal_quotas(self, ctx):
+        if ctx.route_policy.get("admin"):
+            return self.policies.admin_refusals(ctx.client_ip)
         return self.policies.quota_set(ctx.client_ip, None, None, None)   # the ip layer
 
     def taken_ahead(self, ctx, quota_set):

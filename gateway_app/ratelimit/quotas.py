@@ -76,6 +76,11 @@ class LayerPolicies:
         # come again and again
         self.quota_set = lru_cache(maxsize=QUOTA_SETS)(
             lambda *caller: QuotaSet.of(self.quotas_for(*caller)))
+        # address -> the quota only its wrong admin tokens spend (the admin API is not
+        # otherwise limited, and an address's ordinary traffic must not lock it out)
+        amount, window = _rate(section["admin_refusals"])
+        self.admin_refusals = lru_cache(maxsize=QUOTA_SETS)(lambda address: QuotaSet.of(
+            [Quota("ip", "admin_refusals", f"admin:{address or 'unknown'}", amount, window)]))
 
     def multiplier(self, tier):
         return self.tiers.get(tier, self.tiers["free"])
