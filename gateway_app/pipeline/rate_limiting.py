@@ -108,10 +108,7 @@ class RateLimitingStage(Stage):
             decision = self.limiter.acquire(quota_set)
         except LimiterUnavailable:
             return   # the refusal stands on its own
-        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
-                                  ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
-        if not decision.allowed:
-            self.refuse(ctx, decision)
+        self.apply(ctx, decision)
 
     def refuse_when_refusals_exhausted(self, ctx):
         """429 for an admin request from an address whose wrong tokens exhausted its admin
@@ -150,11 +147,15 @@ class RateLimitingStage(Stage):
                 503, "Service Unavailable", "Rate limiting is unavailable; try again shortly.",
                 problem_type="rate-limiter-unavailable",
                 headers={"Retry-After": str(math.ceil(self.limiter.retry_interval))}) from None
-        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
-                                  ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
+        self.apply(ctx, decision)
+        return None
+
+    def apply(self, ctx, decision):
+        """The decision's headers for the response; 429 if it refuses."""
         if not decision.allowed:
             self.refuse(ctx, decision)
-        return None
+        ctx.rate_limit_headers = (("RateLimit-Policy", decision.quota_set.policy_header),
+                                  ("RateLimit", limit_header(*decision.closest_to_exhaustion())))
 
     def refuse(self, ctx, decision):
         quota, window = decision.breached()
