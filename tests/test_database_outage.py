@@ -40,3 +40,14 @@ def test_a_database_outage_is_503_with_retry_after_and_recovers(proxied):
     assert tenant.get("/api/v1/customers?q=smith").status_code == 200    # back by itself
     created = tenant.post("/api/v1/customers", json={"name": "Ada", "phone": "+14155550123"})
     assert created.status_code == 201, created.get_json()
+
+
+def test_credentials_that_cannot_be_checked_are_503_with_retry_after(proxied):
+    app, proxy = proxied
+    tenant = sign_up(app.test_client())
+    key = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": ["read"]}).get_json()["key"]
+    Session.remove()
+    proxy.cut()
+    assert unavailable(tenant.client.get("/api/v1/customers", headers={"X-API-Key": key}))
+    proxy.start()
+    assert tenant.client.get("/api/v1/customers", headers={"X-API-Key": key}).status_code == 200

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..context import Principal, request_header
 from ..db import Session
-from ..errors import GatewayProblem
+from ..errors import DATABASE_RETRY_AFTER, GatewayProblem
 from ..identity.api_keys import hash_key, key_matches, prefix_of
 from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
 from ..identity.store import StoreUnavailable
@@ -92,7 +92,9 @@ class AuthenticationStage(Stage):
         except SQLAlchemyError:
             Session.rollback()
             raise GatewayProblem(503, "Service Unavailable",
-                                 "Credentials cannot be checked: the database is unreachable.")
+                                 "Credentials cannot be checked: the database is unreachable.",
+                                 problem_type="database-unavailable",
+                                 headers={"Retry-After": str(DATABASE_RETRY_AFTER)}) from None
         if ctx.principal is None and not public and request.endpoint:
             raise unauthorized("This endpoint needs an API key, a bearer token or a session.")
 
