@@ -3,6 +3,9 @@
 A leaf module: the stages define their schemas with these and policy.py composes the
 stages' schemas, so these cannot live in policy.py without an import cycle.
 """
+import os
+import re
+
 from limits import parse as parse_rate
 from marshmallow import ValidationError, fields, validate
 
@@ -21,6 +24,20 @@ class RateString(fields.String):
         except ValueError:
             raise ValidationError(f"not a rate limit: {text!r} (expected e.g. '100/hour')")
         return text
+
+
+class SecretString(fields.String):
+    """A secret, or ``${NAME}``: the value of the environment variable NAME (so that the
+    policy file, which is committed, need not hold it); an unset variable stops the start."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        named = re.fullmatch(r"\$\{([A-Z_][A-Z0-9_]*)\}", value)
+        if named is None:
+            return value
+        if not os.environ.get(named.group(1)):
+            raise ValidationError(f"the environment variable {named.group(1)} is not set")
+        return os.environ[named.group(1)]
 
 
 def strict(cls):

@@ -426,3 +426,76 @@ def test_all_instances_down_serves_the_last_good_copy_as_stale(client, tenant, i
     assert stale.status_code == 200
     assert stale.headers["X-Cache"] == "STALE"
     assert stale.get_json() == fresh.get_json()
+
+
+SIGNING_SECRET = "calls-signing-secret-0123456789"
+
+
+@pytest.fixture
+def signing_app(tmp_path, redis_url, redis_client, instances):
+    """The calls service remote, on one instance, with the identity signed."""
+    policy = load_policy()
+    policy["service_discovery"]["services"]["analytics"]["signing_secret"] = SIGNING_SECRET
+    app = build_app(f"sqlite:///{tmp_path}/signing.db", redis_url, GATEWAY_POLICY=policy)
+    yield app
+    stop_monitor(app)
+    app.extensions["gateway_engine"].dispose()
+
+
+def test_the_identity_passed_to_an_instance_is_signed(signing_app, instances):
+    from werkzeug.datastructures import Headers
+
+    from gateway_app.discovery.signing import verify
+
+    client = signing_app.test_client()
+    tenant = sign_up(client)
+    register(client, instances("A").url)
+    response = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"})
+    assert response.status_code == 200, response.get_json()
+    received = Headers(response.get_json()["headers"])
+    assert received["X-Gateway-Signature"].startswith("t=")
+    assert verify(SIGNING_SECRET, received)                      # what an instance checks
+    assert not verify("another-service-secret-0123", received)  # another service's secret
+    for name, forged in (("X-Gateway-Company-Id", "999"), ("X-Gateway-Role", "owner-of-all"),
+                         ("X-Request-ID", "replayed-request-0001")):
+        tampered = received.copy()
+        tampered[name] = forged
+        assert not verify(SIGNING_SECRET, tampered), name
+    signed_at = int(received["X-Gateway-Signature"].split(",")[0][2:])
+    assert not verify(SIGNING_SECRET, received, now=lambda: signed_at + 301)   # too old
+    # the check docs/service-discovery.md gives instances agrees
+    documented = documented_check()
+    assert documented(received, SIGNING_SECRET) and not documented(tampered, SIGNING_SECRET)
+
+
+def documented_check():
+    import os
+    import textwrap
+
+    from gateway_app.policy import DEFAULT_PATH as policy_path
+    docs = os.path.join(os.path.dirname(os.path.dirname(policy_path)), "docs", "service-discovery.md")
+    with open(docs, encoding="utf-8") as handle:
+        text = handle.read()
+    block = text.split("In Python, with the same secret:\n\n", 1)[1].split("\n\n", 2)
+    code = textwrap.dedent("\n\n".join(block[:2]))
+    namespace = {}
+    exec(compile(code, docs, "exec"), namespace)   # noqa: S102 - the documentation's own example
+    return namespace["from_the_gateway"]
+
+
+def test_a_service_without_a_secret_passes_no_signature(client, tenant, instances):
+    register(client, instances("A").url)
+    received = tenant.get(SERVICE_PATH, headers={"Cache-Control": "no-cache"}).get_json()["headers"]
+    assert "X-Gateway-Signature" not in received
+
+
+def test_a_signing_secret_may_come_from_the_environment(monkeypatch):
+    from gateway_app.policy import PolicyError, validate_policy
+
+    with open(DEFAULT_PATH, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle)
+    raw["service_discovery"]["services"]["analytics"]["signing_secret"] = "${ANALYTICS_SIGNING_SECRET}"
+    with pytest.raises(PolicyError, match="ANALYTICS_SIGNING_SECRET is not set"):
+        validate_policy(raw)
+    monkeypatch.setenv("ANALYTICS_SIGNING_SECRET", SIGNING_SECRET)
+    assert validate_policy(raw)["service_discovery"]["services"]["analytics"]["signing_secret"] == SIGNING_SECRET

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import requests
 
+from .signing import signature
+
 # RFC 9110 section 7.6.1 connection-specific fields, plus the ones requests recomputes
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
@@ -54,7 +56,7 @@ def connection_listed(headers):
     return {name.strip().lower() for name in headers.get("Connection", "").split(",") if name.strip()}
 
 
-def forwarded_headers(request, ctx):
+def forwarded_headers(request, ctx, signing_secret=None):
     drop = NOT_FORWARDED | connection_listed(request.headers)
     headers = {name: value for name, value in request.headers.items()
                if name.lower() not in drop and not name.lower().startswith(IDENTITY_PREFIX)}
@@ -74,14 +76,16 @@ def forwarded_headers(request, ctx):
         if principal.api_key_id is not None:
             headers["X-Gateway-Api-Key-Id"] = str(principal.api_key_id)
             headers["X-Gateway-Scopes"] = ",".join(principal.scopes)
+    if signing_secret:
+        headers["X-Gateway-Signature"] = signature(signing_secret, ctx.request_id, headers)
     return headers
 
 
-def outbound_request(request, ctx):
+def outbound_request(request, ctx, signing_secret=None):
     query = request.query_string.decode("latin-1")
     return OutboundRequest(method=request.method,
                            path_and_query=request.path + (f"?{query}" if query else ""),
-                           headers=forwarded_headers(request, ctx),
+                           headers=forwarded_headers(request, ctx, signing_secret),
                            body=request.get_data(cache=True))
 
 

@@ -19,7 +19,7 @@ from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, outbound_req
                                send_to_instance, to_flask_response)
 from ..discovery.registry import Registry
 from ..extensions import SERVICES
-from ..policy_types import positive, strict
+from ..policy_types import SecretString, positive, strict
 from .authentication import unauthorized
 from .base import Stage
 
@@ -36,6 +36,8 @@ class HealthCheckSchema(Schema):
 @strict
 class RegistryServiceSchema(Schema):
     version = fields.String(required=True)
+    # signs the identity the gateway passes to the service's instances (discovery/signing.py)
+    signing_secret = SecretString(load_default=None, validate=validate.Length(min=16))
     instances = fields.List(fields.String(validate=validate.Regexp(
         r"^https?://[^/\s]+(:\d+)?/?$|^[^/\s:]+:\d+$", error="expected host:port or http(s)://host:port")),
         load_default=list)
@@ -67,6 +69,8 @@ class ServiceDiscoveryStage(Stage):
         self.health_interval = config["health_check"]["interval"]
         self.connect_timeout = config["proxy"]["connect_timeout"]
         self.read_timeout = config["proxy"]["read_timeout"]
+        self.signing_secrets = {name: spec.get("signing_secret")
+                                for name, spec in config["services"].items()}
         self.http = requests.Session()   # pooled connections to the instances
         if any(self.registry.configured.values()):
             self.monitor.ensure_started()
@@ -106,7 +110,7 @@ class ServiceDiscoveryStage(Stage):
         wait = breaker.rejecting()
         if wait is not None:
             return self.fallback.answer(ctx, request, service, wait, "its circuit breaker is open")
-        outbound = outbound_request(request, ctx)
+        outbound = outbound_request(request, ctx, self.signing_secrets.get(service))
         try:
             return breaker.call(self.first_answer, service, outbound)
         except NoInstanceAnswered as exc:
