@@ -1,11 +1,13 @@
 """The API gateway: app factory."""
+import logging
+
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 
 from . import bookings, errors, events, integrations, notifications, outbox
 from .breakers import BreakerRegistry
-from .db import Session, bind, make_engine
+from .db import Session, bind, end_session, make_engine
 from .extensions import GatewayState
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
@@ -19,6 +21,8 @@ from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_re
 from .responses import GatewayResponse
 from .routing import GatewayMap
 from .settings import from_environment
+
+log = logging.getLogger("gateway")
 
 API_DOC = {
     "API_TITLE": "Voice Agent API Gateway",
@@ -117,7 +121,13 @@ def create_app(config=None):
 
     @app.teardown_appcontext
     def remove_session(_exc):
-        if Session.registry.has():   # most cached and public requests never opened one
-            Session.remove()
+        if not Session.registry.has():   # most cached and public requests never opened one
+            return
+        # the database may have gone away after the answer was made: the answer stands
+        # (its writes were committed or never acknowledged)
+        failed = end_session()
+        if failed is not None:
+            log.warning("database unreachable while ending a request's session: %s",
+                        type(failed).__name__)
 
     return app

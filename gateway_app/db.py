@@ -2,7 +2,7 @@
 import datetime as dt
 import os
 
-from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -58,6 +58,18 @@ def make_engine(url):
         return engine
     return create_engine(url, pool_pre_ping=True, pool_recycle=280, pool_size=10,
                          max_overflow=20)
+
+
+def end_session():
+    """End this request's (greenlet's) session, even when the database went away under
+    it: the next one then starts with a fresh session, and the pool has dropped the dead
+    connection. Returns the error that ending it met, if any."""
+    try:
+        Session.remove()
+    except (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError) as error:
+        Session.registry.clear()   # remove() stops at the failed rollback, before clearing
+        return error
+    return None
 
 
 def bind(engine):

@@ -97,8 +97,8 @@ def handle_database_unavailable(exc):
     """The database could not be reached or answered with a failure of its own (lost
     connection, timeout, a pool with no connection to give): 503, and the request's
     transaction is dropped so the next one starts clean."""
-    from .db import Session
-    Session.remove()
+    from .db import end_session
+    end_session()
     log.warning("database unavailable: %s", type(exc).__name__,
                 extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
     return problem_response(503, "Service Unavailable",

@@ -51,3 +51,38 @@ def test_credentials_that_cannot_be_checked_are_503_with_retry_after(proxied):
     assert unavailable(tenant.client.get("/api/v1/customers", headers={"X-API-Key": key}))
     proxy.start()
     assert tenant.client.get("/api/v1/customers", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_a_database_lost_after_the_answer_was_made_leaves_the_answer_standing(
+        mysql_database, redis_url, redis_client):
+    """The connection dies between the view's query and the end of the request, so the
+    session's rollback at teardown fails: the client still gets the view's answer, and
+    the next request starts with a fresh session. Each request here has its own app
+    context, as under gunicorn (no test-wide context keeps the session alive)."""
+    from flask import jsonify
+    from sqlalchemy import text
+
+    from gateway_app.pipeline.declarations import gateway_policy
+
+    host_and_port = mysql_database.split("@", 1)[1].split("/", 1)[0]
+    host, _, port = host_and_port.partition(":")
+    proxy = TcpProxy(host, int(port or 3306)).start()
+    app = build_app(mysql_database.replace(host_and_port, f"127.0.0.1:{proxy.port}"), redis_url)
+
+    @gateway_policy(public=True, exempt_limits=True)
+    def read_then_lose_the_database():
+        Session.execute(text("SELECT 1"))   # the session holds a connection now
+        proxy.cut()
+        return jsonify(answered=True)
+
+    app.add_url_rule("/test/outage/after-answer", view_func=read_then_lose_the_database)
+    try:
+        answer = app.test_client().get("/test/outage/after-answer")
+        assert answer.status_code == 200 and answer.get_json() == {"answered": True}
+        proxy.start()
+        ready = app.test_client().get("/ready")
+        assert ready.status_code == 200, ready.get_json()
+    finally:
+        Session.remove()
+        app.extensions["gateway_engine"].dispose()
+        proxy.close()
