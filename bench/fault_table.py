@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import pwd
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -294,14 +295,18 @@ class Client(threading.Thread):
             return Outcome(kind, started, time.monotonic(), None, False, "timeout", None, name,
                            type(exc).__name__)
         except requests.RequestException as exc:
-            return Outcome(kind, started, time.monotonic(), None, False, "connection", None, name,
-                           f"{type(exc).__name__}: {str(exc)[:160]}")
+            # refused: nothing listens (no request was sent); dropped: the connection closed
+            # under a sent request (a killed worker, a keep-alive connection closed by the server)
+            refused = "NewConnectionError" in str(exc) or "Connection refused" in str(exc)
+            return Outcome(kind, started, time.monotonic(), None, False,
+                           "refused" if refused else "dropped", None, name,
+                           f"{type(exc).__name__}: {str(exc)[-160:]}")
         ended = time.monotonic()
         customer_id = answer.json().get("id") if kind == "write" and answer.ok else None
         unexpected = answer.status_code >= 500 and (
             answer.status_code != 503 or "Retry-After" not in answer.headers)
         detail = (f"{method} {path} -> {answer.status_code} request id "
-                  f"{answer.headers.get('X-Request-ID')}: {answer.text[:300]}") if unexpected else None
+                  f"{answer.headers.get('X-Request-ID')}: {' '.join(answer.text.split())[:300]}") if unexpected else None
         return Outcome(kind, started, ended, answer.status_code, "Retry-After" in answer.headers,
                        None, customer_id, name, detail)
 
@@ -344,7 +349,8 @@ def recovery_seconds(outcomes, fault_end, streak_needed):
 
 # ---------------------------------------------------------------- one phase
 
-Phase = collections.namedtuple("Phase", "fault outcomes recovery lost unacked_stored notes failure")
+Phase = collections.namedtuple(
+    "Phase", "fault outcomes fault_start fault_end recovery lost unacked_stored notes failure")
 
 
 def run_phase(stack, fault, credentials, args):
@@ -355,9 +361,10 @@ def run_phase(stack, fault, credentials, args):
     stack.notes = []
     load = Load(args.clients, base_url, credentials, bearer, fault.name, args.request_timeout).start()
     failure = None
-    fault_end = None
+    fault_start = fault_end = None
     try:
         time.sleep(LEAD_IN)
+        fault_start = time.monotonic()
         if fault.inject:
             fault.inject(stack)
         if fault.end:
@@ -383,7 +390,7 @@ def run_phase(stack, fault, credentials, args):
     except pymysql.MySQLError as exc:   # the database did not come back: say so, not a count
         lost = unacked_stored = None
         failure = failure or f"writes not checked, database unreachable: {exc}"
-    return Phase(fault, load.outcomes, recovery, lost, unacked_stored, list(stack.notes), failure)
+    return Phase(fault, load.outcomes, fault_start, fault_end, recovery, lost, unacked_stored, list(stack.notes), failure)
 
 
 def stored_customers(stack, company_id):
@@ -407,7 +414,7 @@ def check_writes(stack, credentials, outcomes):
 # ---------------------------------------------------------------- the table
 
 COLUMNS = ["fault", "requests", "2xx", "5xx not 503", "503 +Retry-After", "503 no Retry-After",
-           "4xx", "conn. errors", "timeouts", "acked writes", "acked lost", "unacked, stored",
+           "4xx", "refused", "dropped", "timeouts", "acked writes", "acked lost", "unacked, stored",
            "recovery s"]
 
 
@@ -421,7 +428,8 @@ def row(phase, streak, recover_timeout):
             sum(1 for o in outcomes if o.status == 503 and o.retry_after),
             sum(1 for o in outcomes if o.status == 503 and not o.retry_after),
             sum(n for s, n in status.items() if 400 <= s < 500),
-            sum(1 for o in outcomes if o.error == "connection"),
+            sum(1 for o in outcomes if o.error == "refused"),
+            sum(1 for o in outcomes if o.error == "dropped"),
             sum(1 for o in outcomes if o.error == "timeout"),
             sum(1 for o in outcomes if o.customer_id is not None),
             "unchecked" if phase.lost is None else len(phase.lost),
@@ -434,6 +442,15 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def when(phase, outcome):
+    """When a request was sent and answered, in seconds from the fault's start."""
+    if phase.fault_start is None:
+        return "before the fault"
+    return (f"sent at {outcome.started - phase.fault_start:+.2f} s, answered at "
+            f"{outcome.ended - phase.fault_start:+.2f} s from the fault's start (its end: "
+            f"{(phase.fault_end or outcome.ended) - phase.fault_start:+.2f} s)")
+
+
 def phase_details(phase):
     """Lines on what a count cannot say: statuses, notes, the first unexpected answers."""
     statuses = collections.Counter(o.status or o.error for o in phase.outcomes)
@@ -443,13 +460,47 @@ def phase_details(phase):
     if phase.failure:
         lines.append(f"  - the phase stopped: {phase.failure}")
     for outcome in [o for o in phase.outcomes if o.detail and o.status][:3]:
-        lines.append(f"  - unexpected: {outcome.detail}")
+        lines.append(f"  - unexpected, {when(phase, outcome)}: {outcome.detail}")
+    for outcome in [o for o in phase.outcomes if o.error == "dropped"][:3]:
+        lines.append(f"  - dropped {outcome.kind}, {when(phase, outcome)}")
     for outcome in (phase.lost or [])[:5]:
         lines.append(f"  - LOST: customer {outcome.customer_id} ({outcome.name!r}) acknowledged, not stored")
-    errors = collections.Counter(o.detail for o in phase.outcomes if o.error == "connection")
-    for text, count in errors.most_common(2):
-        lines.append(f"  - connection error x{count}: {text}")
+    errors = collections.Counter((o.error, o.detail) for o in phase.outcomes if o.error)
+    for (error, text), count in errors.most_common(3):
+        lines.append(f"  - {error} x{count}: {text}")
     return lines
+
+
+GUNICORN_PREFIX = re.compile(r"^\[[^]]*\] \[\d+\] ")   # "[date] [pid] ", so equal errors group
+
+
+def log_records(log):
+    """The log's records: a line with what follows it of a traceback (frames, chained ones)."""
+    records, current, in_frames = [], [], False
+    for line in log.splitlines():
+        if line.startswith("Traceback (most recent call last):"):
+            in_frames = True
+        elif in_frames:
+            in_frames = line.startswith((" ", "\t"))   # the first line out of the frames ends it
+        elif current and (not line.strip() or line.startswith(
+                ("The above exception", "During handling of the above exception"))):
+            pass
+        else:
+            records.append(current)
+            current = []
+        current.append(line)
+    return [record for record in records + [current] if record]
+
+
+def tracebacks(log):
+    """{(a logged error's first line, its last exception line): (count, one whole record)}."""
+    found = {}
+    for record in log_records(log):
+        if any(line.startswith("Traceback") for line in record):
+            exception = [line for line in record if line.strip() and not line.startswith(" ")][-1]
+            key = (GUNICORN_PREFIX.sub("", record[0])[:160], exception[:200])
+            found[key] = (found.get(key, (0,))[0] + 1, "\n".join(record))
+    return found
 
 
 def record(command, table, details, args):
@@ -515,17 +566,22 @@ def main():
                 break
         everything = [o for phase in phases for o in phase.outcomes]
         final_lost, _ = check_writes(stack, credentials, everything)
-        tracebacks = stack.gateway.output().count("Traceback")
+        log = stack.gateway.output()
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    errors = tracebacks(log)
+    for count, text in errors.values():   # the whole of each, for whoever fixes it
+        print(f"--- gunicorn log, {count}x:\n{text}\n", file=sys.stderr)
     table = markdown_table([row(p, args.streak, args.recover_timeout) for p in phases])
     details = [line for phase in phases for line in phase_details(phase)]
     details.append(f"- at the end, over every phase: "
                    f"{sum(1 for o in everything if o.customer_id is not None)} acknowledged writes, "
-                   f"{len(final_lost)} missing from the database; {tracebacks} tracebacks in the "
-                   "gunicorn log")
+                   f"{len(final_lost)} missing from the database; "
+                   f"{sum(count for count, _text in errors.values())} tracebacks in the gunicorn log")
+    details += [f"  - gunicorn log x{count}: {first} ... {last}"
+                for (first, last), (count, _text) in errors.items()]
     print(f"\n{command}\n\n{table}\n\n" + "\n".join(details))
     if not args.no_record:
         record(command, table, details, args)
