@@ -298,9 +298,10 @@ class Client(threading.Thread):
             # refused: nothing listens (no request was sent); dropped: the connection closed
             # under a sent request (a killed worker, a keep-alive connection closed by the server)
             refused = "NewConnectionError" in str(exc) or "Connection refused" in str(exc)
+            reason = exc.args[0] if exc.args else exc
+            reason = getattr(reason, "reason", reason)   # urllib3's MaxRetryError wraps the cause
             return Outcome(kind, started, time.monotonic(), None, False,
-                           "refused" if refused else "dropped", None, name,
-                           f"{type(exc).__name__}: {str(exc)[-160:]}")
+                           "refused" if refused else "dropped", None, name, str(reason)[-160:])
         ended = time.monotonic()
         customer_id = answer.json().get("id") if kind == "write" and answer.ok else None
         unexpected = answer.status_code >= 500 and (
@@ -451,11 +452,24 @@ def when(phase, outcome):
             f"{(phase.fault_end or outcome.ended) - phase.fault_start:+.2f} s)")
 
 
-def phase_details(phase):
-    """Lines on what a count cannot say: statuses, notes, the first unexpected answers."""
+def during_fault(phase, seconds):
+    """The answered requests sent while the fault lasted (for one with no end of its own,
+    a killed worker: the --seconds after it), for their latency."""
+    if phase.fault_start is None or phase.fault_end is None:
+        return []
+    until = phase.fault_end if phase.fault.end else phase.fault_start + seconds
+    return [o for o in phase.outcomes if phase.fault_start <= o.started < until and o.status]
+
+
+def phase_details(phase, seconds):
+    """Lines on what a count cannot say: statuses, latency, notes, the first unexpected answers."""
     statuses = collections.Counter(o.status or o.error for o in phase.outcomes)
     lines = [f"- {phase.fault.title}: " + ", ".join(f"{k}: {n}" for k, n in sorted(
         statuses.items(), key=lambda item: str(item[0])))]
+    answered = sorted(o.ended - o.started for o in during_fault(phase, seconds))
+    if answered and phase.fault.inject:
+        lines[-1] += (f"; answers to requests sent during the fault: {len(answered)}, median "
+                      f"{answered[len(answered) // 2] * 1000:.0f} ms, max {answered[-1] * 1000:.0f} ms")
     lines += [f"  - {note}" for note in phase.notes]
     if phase.failure:
         lines.append(f"  - the phase stopped: {phase.failure}")
@@ -575,7 +589,7 @@ def main():
     for count, text in errors.values():   # the whole of each, for whoever fixes it
         print(f"--- gunicorn log, {count}x:\n{text}\n", file=sys.stderr)
     table = markdown_table([row(p, args.streak, args.recover_timeout) for p in phases])
-    details = [line for phase in phases for line in phase_details(phase)]
+    details = [line for phase in phases for line in phase_details(phase, args.seconds)]
     details.append(f"- at the end, over every phase: "
                    f"{sum(1 for o in everything if o.customer_id is not None)} acknowledged writes, "
                    f"{len(final_lost)} missing from the database; "
