@@ -158,6 +158,7 @@ class Stack:
         """Everything started, whatever state a fault left it in."""
         if self.gateway is not None:
             self.gateway.stop()
+            self.gateway.log.close()
             os.unlink(self.gateway.log.name)
         if self.redis.process is not None:
             self.redis.process.send_signal(signal.SIGCONT)   # a frozen Redis ignores SIGTERM
@@ -423,7 +424,7 @@ def row(phase, streak, recover_timeout):
     outcomes = phase.outcomes
     status = collections.Counter(o.status for o in outcomes if o.status is not None)
     recovery = (f"{phase.recovery:.2f}" if phase.recovery is not None
-                else f"not in {recover_timeout:.0f} s")
+                else "phase stopped" if phase.failure else f"not in {recover_timeout:.0f} s")
     return [phase.fault.title, len(outcomes), sum(n for s, n in status.items() if 200 <= s < 300),
             sum(n for s, n in status.items() if s >= 500 and s != 503),
             sum(1 for o in outcomes if o.status == 503 and o.retry_after),
