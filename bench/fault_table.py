@@ -304,13 +304,26 @@ class Client(threading.Thread):
             return Outcome(kind, started, time.monotonic(), None, False,
                            "refused" if refused else "dropped", None, name, str(reason)[-160:])
         ended = time.monotonic()
-        customer_id = answer.json().get("id") if kind == "write" and answer.ok else None
+        customer_id = created_id(answer) if kind == "write" else None
         unexpected = answer.status_code >= 500 and (
-            answer.status_code != 503 or "Retry-After" not in answer.headers)
+            answer.status_code != 503 or "Retry-After" not in answer.headers) or (
+            kind == "write" and answer.ok and customer_id is None)
         detail = (f"{method} {path} -> {answer.status_code} request id "
-                  f"{answer.headers.get('X-Request-ID')}: {' '.join(answer.text.split())[:300]}") if unexpected else None
+                  f"{answer.headers.get('X-Request-ID')}: "
+                  f"{' '.join(answer.text.split())[:300]}") if unexpected else None
         return Outcome(kind, started, ended, answer.status_code, "Retry-After" in answer.headers,
                        None, customer_id, name, detail)
+
+
+def created_id(answer):
+    """The id of the customer a 2xx answer acknowledges (None for any other answer, or a
+    2xx without one: reported as unexpected, as the write cannot be checked)."""
+    if not answer.ok:
+        return None
+    try:
+        return answer.json().get("id")
+    except (ValueError, AttributeError):
+        return None
 
 
 class Load:
@@ -356,8 +369,9 @@ Phase = collections.namedtuple(
 
 
 def run_phase(stack, fault, credentials, args):
-    """Load, the fault for --seconds, its end, then load until --seconds after the end and
-    until recovered (at most --recover-timeout); then the acknowledged writes are checked."""
+    """Load, the fault (held --seconds when it has an end of its own), its end, then load
+    until --seconds after the end and until recovered (at most --recover-timeout); then
+    the acknowledged writes are checked."""
     base_url = stack.gateway.url
     bearer = access_token(base_url, credentials["email"])   # fresh: a token lives 15 minutes
     stack.notes = []
@@ -392,7 +406,8 @@ def run_phase(stack, fault, credentials, args):
     except pymysql.MySQLError as exc:   # the database did not come back: say so, not a count
         lost = unacked_stored = None
         failure = failure or f"writes not checked, database unreachable: {exc}"
-    return Phase(fault, load.outcomes, fault_start, fault_end, recovery, lost, unacked_stored, list(stack.notes), failure)
+    return Phase(fault, load.outcomes, fault_start, fault_end, recovery, lost, unacked_stored,
+                 list(stack.notes), failure)
 
 
 def stored_customers(stack, company_id):
