@@ -192,3 +192,12 @@ def test_stale_copy_outlives_invalidation_for_the_fallback(app, tenant_factory):
     fresh = tenant.get("/test/cache/calls-flaky")
     assert fresh.headers["X-Cache"] == "MISS"            # the stale answer was not stored as fresh
     assert fresh.get_json()["name"] == "Renamed"
+
+
+def test_no_last_good_copy_is_kept_where_no_fallback_can_serve_it(app, tenant, redis_client):
+    """A local service with no upstream never falls back: its answers are cached, but no
+    stale copy is written for them (one Redis write less per miss)."""
+    assert tenant.get("/test/cache/calls").headers["X-Cache"] == "MISS"
+    assert tenant.get("/test/cache/calls-flaky").headers["X-Cache"] == "MISS"
+    kept = [key.decode() for key in redis_client.scan_iter("gw:cache:s:*")]
+    assert len(kept) == 1 and kept[0].startswith("gw:cache:s:calls:")

@@ -118,7 +118,7 @@ class TieredCache:
         ttl = self.ttl_of(namespace)
         if self.tier_of(namespace) == "l1":
             self.l1.set(key, stored, timeout=ttl)
-        if self.redis_call("set", self.l2.set, key, stored, ttl) is not MISSING:
+        if self.redis_call("set", self.l2.set, key, stored, ttl) is not MISSING and stale_key:
             self.redis_call("set-stale", self.l2.set, stale_key, stored, self.stale_ttl)
 
     def stale(self, stale_key):

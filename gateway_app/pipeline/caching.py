@@ -194,8 +194,10 @@ class CachingStage(Stage):
             return response
         stored = capture(response)
         if lookup.key is not None:
-            self.tiers.put(lookup.scope.namespace, lookup.key,
-                           stale_key(lookup.scope, lookup.fingerprint), stored)
+            # the last good copy serves only the fallback of an upstream that fails (a
+            # provider a view depends on, a remote service): kept only for those
+            kept_stale = stale_key(lookup.scope, lookup.fingerprint) if ctx.upstream else None
+            self.tiers.put(lookup.scope.namespace, lookup.key, kept_stale, stored)
         response.headers["ETag"] = stored[3]
         return conditional(response, request)
 

@@ -89,7 +89,7 @@ def build_blueprint(namespaces):
         return jsonify(blob="x" * 300_000)
 
     @blp.get("/calls-flaky")
-    @gateway_policy(**calls)
+    @gateway_policy(**calls, upstream="calcom")   # a view that depends on a provider
     def calls_flaky():
         """Falls back as the circuit breaker does while CACHE_TEST_UPSTREAM_DOWN is set."""
         if current_app.config.get("CACHE_TEST_UPSTREAM_DOWN"):
