@@ -38,11 +38,13 @@ class TransformStage(Stage):
                                  for name, value in config.get("security_headers", {}).items()]
 
     def before(self, ctx, request):
-        length = request.content_length
-        if length is None and "wsgi.input_terminated" in request.environ:
-            self.bound_unsized_body(request.environ)
-        elif length is not None and length > self.max_content_length:
-            raise self.too_large()
+        environ = request.environ
+        declared = environ.get("CONTENT_LENGTH")
+        if declared:
+            if request.content_length is not None and request.content_length > self.max_content_length:
+                raise self.too_large()
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            self.bound_unsized_body(environ)
         return None
 
     def bound_unsized_body(self, environ):
