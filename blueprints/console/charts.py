@@ -1,0 +1,23 @@
+"""Tiny server-side SVG line charts: no chart library, no script needed to draw them."""
+from markupsafe import Markup
+
+WIDTH, HEIGHT, PAD = 240, 60, 4
+
+
+def chart(points, key, window=15 * 60):
+    """A polyline of ``points[i][key]`` over the last ``window`` seconds of ``points``."""
+    values = [(point["t"], point[key]) for point in points if point.get(key) is not None]
+    if not values:
+        return Markup(f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+                      f'aria-label="no data yet"><text x="{PAD}" y="{HEIGHT // 2}">no data yet</text></svg>')
+    end = values[-1][0]
+    start = end - window
+    top = max(value for _, value in values) or 1.0
+    coords = " ".join(
+        f"{PAD + (WIDTH - 2 * PAD) * (t - start) / window:.1f},"
+        f"{HEIGHT - PAD - (HEIGHT - 2 * PAD) * value / top:.1f}" for t, value in values)
+    latest = values[-1][1]
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="latest {latest:g}, max {top:g}">'
+        f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{coords}"/>'
+        f'<text x="{WIDTH - PAD}" y="12" text-anchor="end">max {top:g}</text></svg>')
