@@ -347,7 +347,13 @@ def test_rates_and_latency_come_from_snapshots_of_the_counters(app, console, ten
     now[0] += 5   # too soon for another snapshot: the same figures
     assert console.get("/gateway/console/state").get_json()["metrics"]["series"]["calls"] == [point]
     page = console.get("/gateway/console").get_data(as_text=True)
-    assert 'id="traffic-calls"' in page and "<polyline" in page
+    assert 'id="traffic-calls"' in page and "<circle" in page   # one interval: one point
+    now[0] += 5   # 10 s after the last snapshot
+    for _ in range(3):
+        tenant.get("/api/v1/calls")
+    [_, later] = console.get("/gateway/console/state").get_json()["metrics"]["series"]["calls"]
+    assert later["rate"] == 0.3
+    assert "<polyline" in console.get("/gateway/console").get_data(as_text=True)
 
 
 def test_the_console_assets_are_served_by_the_gateway(client):
