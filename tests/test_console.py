@@ -362,3 +362,18 @@ def test_the_console_assets_are_served_by_the_gateway(client):
     assert script.status_code == 200 and "fetch(\"/gateway/console/panels\"" in script.get_data(as_text=True)
     assert style.status_code == 200 and style.mimetype == "text/css"
     assert client.get("/gateway/console/assets/nothing.js").status_code == 404
+
+
+def test_a_section_that_cannot_be_read_says_so_and_the_others_still_show(console, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from blueprints.console import state as console_state_module  # the module, not a view
+
+    def database_down():
+        raise OperationalError("SELECT status FROM outbox", {}, ConnectionRefusedError("down"))
+    monkeypatch.setattr(console_state_module.operations, "outbox_summary", database_down)
+    state = console.get("/gateway/console/state").get_json()
+    assert state["outbox"] == {"error": "unavailable: OperationalError"}
+    assert state["breakers"]["data"] and state["services"]["data"]
+    page = console.get("/gateway/console")
+    assert page.status_code == 200 and "unavailable: OperationalError" in page.get_data(as_text=True)

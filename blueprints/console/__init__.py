@@ -165,7 +165,7 @@ def api_session():
 
 @blp.route("/state", methods=["GET"])
 @gateway_policy(**CONSOLE)
-def state():
+def state_json():
     """Everything the console shows, as JSON (the same figures as the page)."""
     api_session()
     return jsonify(console_state())
