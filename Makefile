@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install migrate seed clean
+.PHONY: run test install migrate seed clean browser
 
 $(BIN)/gateway: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,22 @@ run: seed
 # number of REDIS_URL, its own MariaDB databases and ports); TEST_WORKERS=0 runs in this one.
 # loadgroup: the gunicorn tests go to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The browser tests (tests/test_console_browser.py) drive Debian's chromium through its
+# chromedriver. Installed with apt-get when absent and this runs as root (CI, containers);
+# otherwise those tests skip saying so, or fail under CI=1.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "chromium/chromium-driver absent and not installable here (needs root and apt-get):" \
+	         "the browser tests will skip"; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -6,7 +6,8 @@ setup(
     description="API gateway for a multi-tenant AI voice-agent SaaS",
     packages=find_packages(include=["gateway_app", "gateway_app.*", "blueprints", "blueprints.*"]),
     package_data={"gateway_app": ["migrations/*.py", "migrations/versions/*.py",
-                                  "migrations/script.py.mako", "ratelimit/*.lua"]},
+                                  "migrations/script.py.mako", "ratelimit/*.lua"],
+                  "blueprints": ["console/templates/console/*.html", "console/static/*"]},
     python_requires=">=3.11",
     install_requires=[
         "flask>=3.1,<4",
@@ -38,7 +39,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",
-                 "pytest-xdist>=3.6"],
+                 "pytest-xdist>=3.6",
+                 "selenium>=4.20"],  # browser tests (tests/test_console_browser.py), Debian's chromium
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
 )

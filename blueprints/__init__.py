@@ -6,7 +6,7 @@ BLUEPRINT_MODULES = [
     "home", "ops", "auth",
     "dashboard", "calls", "appointments", "customers", "analytics",
     "settings", "billing", "team",
-    "webhooks", "admin",
+    "webhooks", "admin", "console",
 ]
 
 

@@ -1,14 +1,12 @@
 """Operations endpoints: liveness, readiness, Prometheus metrics."""
-import os
-
 from flask import current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import problem_response
 from gateway_app.extensions import gateway_state
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services.metrics_window import metrics_registry
 
 # any query: probes and scrapers add their own parameters (Prometheus' `params:`), and
 # these answers depend on none
@@ -39,9 +37,4 @@ def ready():
 @gateway_policy(**OPS)
 def metrics():
     """Prometheus exposition, aggregated over all gunicorn workers."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return current_app.response_class(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return current_app.response_class(generate_latest(metrics_registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -37,10 +37,14 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's --dist loadgroup (the Makefile's), the tests that start gunicorn
-    (four worker processes each) run on one worker, one at a time, never two at once."""
+    (four worker processes each) run on one worker, one at a time, never two at once; so do
+    the browser tests (one headless Chromium)."""
     for item in items:
         if item.get_closest_marker("gunicorn"):
             item.add_marker(pytest.mark.xdist_group("gunicorn"))
+        elif item.get_closest_marker("browser"):
+            # one Chromium at a time, on one worker: it costs more memory than the tests
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def pytest_sessionstart(session):

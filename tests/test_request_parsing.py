@@ -208,7 +208,9 @@ def test_every_blueprint_reads_requests_through_the_gateway_parser(app):
 def test_an_id_no_row_can_have_matches_no_route_and_is_422_elsewhere(client, owner, id_):
     walked = 0
     for path, method, _operation in operations(client):
-        if "{" not in path or path.startswith("/gateway/admin"):
+        # the operator's routes take names, not ids (a breaker, an action, an asset), and
+        # need their own credential first
+        if "{" not in path or path.startswith(("/gateway/admin", "/gateway/console")):
             continue
         response = client.open(re.sub(r"\{[^}]+\}", id_, path), method=method, json={},
                                headers=owner.headers)

@@ -1,11 +1,10 @@
 """Admin: inspect circuit breakers and force one open or closed."""
-from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
-from gateway_app import breakers
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+from gateway_app.services import operations
 
-from . import blp
+from . import blp, refused
 
 
 class BreakerOut(Schema):
@@ -32,8 +31,7 @@ class ForceState(Schema):
 @gateway_policy(**ADMIN)
 def list_breakers():
     """Every upstream's breaker: state, failures in the window, seconds to the next probe."""
-    registry = breakers.registry()
-    return {"data": [registry.get(name).describe() for name in registry.known()]}
+    return {"data": operations.describe_breakers()}
 
 
 @blp.route("/breakers/<service>", methods=["POST"])
@@ -41,13 +39,7 @@ def list_breakers():
 @blp.response(200, BreakerOut)
 @gateway_policy(**ADMIN)
 def force_breaker(body, service):
-    """Force a breaker open (for its reset_timeout, then probes) or closed (failures cleared)."""
-    registry = breakers.registry()
-    if service not in registry.known():
-        abort(404, message=f"No circuit breaker named {service!r}; known: {', '.join(registry.known())}.")
-    breaker = registry.get(service)
-    if body["state"] == "open":
-        breaker.open()
-    else:
-        breaker.close()
-    return breaker.describe()
+    """Force a breaker open (for its reset_timeout, then probes) or closed (failures cleared).
+    Written to the audit log."""
+    with refused():
+        return operations.force_breaker(service, body["state"], via="admin-api")

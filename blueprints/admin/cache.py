@@ -3,20 +3,16 @@
 A purge replaces generation tokens, so it reaches every worker's L1 and the shared L2
 at once; nothing is scanned or deleted (entries expire on their own).
 """
-from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from blueprints.common import ROW_ID
 from gateway_app.cache import CacheUnavailable
 from gateway_app.errors import GatewayProblem
-from gateway_app.extensions import gateway_state
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+from gateway_app.services import operations
+from gateway_app.services.operations import caching_stage
 
-from . import blp
-
-
-def caching_stage():
-    return gateway_state().pipeline.stage("caching")
+from . import blp, refused
 
 
 class PurgeSchema(Schema):
@@ -44,15 +40,12 @@ class PurgeOut(Schema):
 @gateway_policy(**ADMIN)
 def purge_cache(data):
     """Invalidate cached responses: all of them, or those of a namespace, a pattern
-    (``settings*``) and/or one company."""
-    stage = caching_stage()
-    namespaces = stage.rules.select(data.get("namespace"), data.get("pattern"))
-    if not namespaces:
-        abort(422, errors={"json": {"pattern": ["namespace and pattern select no namespace together"]}})
+    (``settings*``) and/or one company. Written to the audit log."""
     try:
-        stage.invalidator.purge(namespaces, data.get("company_id"))
+        with refused():
+            return operations.purge_cache(data.get("namespace"), data.get("pattern"),
+                                          data.get("company_id"), via="admin-api")
     except CacheUnavailable:
         raise GatewayProblem(503, "Service Unavailable",
                              "Redis is unreachable; this process will apply the purge when Redis answers again.",
                              problem_type="cache-unavailable", headers={"Retry-After": "5"})
-    return {"namespaces": namespaces, "company_id": data.get("company_id")}

@@ -9,22 +9,16 @@ rate key (``user:7`` or ``key:3``), ``company`` a company id, ``endpoint``
 """
 from flask import jsonify
 
-from gateway_app.errors import GatewayProblem
-from gateway_app.extensions import gateway_state
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
-from gateway_app.ratelimit import LAYERS
+from gateway_app.services import operations
 
-from . import blp
+from . import blp, refused
 
 
 @blp.route("/rate-limits/<layer>/<path:key>", methods=["DELETE"])
 @gateway_policy(**ADMIN)
 def reset_rate_limit(layer, key):
-    """Reset the counters of one key in one rate-limit layer."""
-    if layer not in LAYERS:
-        raise GatewayProblem(404, "Not Found", f"Unknown rate-limit layer {layer!r}; "
-                             f"expected one of {', '.join(LAYERS)}.")
-    cleared = gateway_state().pipeline.stage("rate_limiting").reset(layer, key)
-    if not cleared:
-        raise GatewayProblem(404, "Not Found", f"{key!r} is not a key of the {layer} layer.")
+    """Reset the counters of one key in one rate-limit layer. Written to the audit log."""
+    with refused():
+        cleared = operations.reset_rate_limit(layer, key, via="admin-api")
     return jsonify(layer=layer, key=key, cleared=cleared)

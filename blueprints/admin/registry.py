@@ -8,6 +8,7 @@ from gateway_app.discovery.registry import InvalidInstance
 from gateway_app.audit import audit
 from gateway_app.errors import GatewayProblem
 from gateway_app.pipeline.declarations import ADMIN, gateway_policy
+from gateway_app.services.operations import describe_service
 
 from . import blp
 
@@ -35,20 +36,8 @@ def registry_unavailable(exc):
                           service="registry")
 
 
-def describe(registry, service):
-    health = registry.health(service)
-    instances = []
-    for instance in registry.instances(service):
-        checked = health.get(instance.id)
-        instances.append({
-            "id": instance.id, "address": instance.address, "url": instance.url,
-            "check": instance.check,
-            "source": instance.source,
-            "healthy": checked.healthy if checked else True,
-            "checked_at": checked.checked_at if checked else None,
-            "detail": checked.detail if checked else "not checked yet"})
-    return {"service": service, "version": registry.versions[service],
-            "mode": "remote" if instances else "local", "instances": instances}
+# the same description the console shows
+describe = describe_service
 
 
 @blp.route("/registry", methods=["GET"])
