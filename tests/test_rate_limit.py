@@ -323,7 +323,7 @@ def test_admin_resets_a_key(app, client):
     assert client.delete(f"/gateway/admin/rate-limits/ip/{ip}").status_code == 401
     reset = client.delete(f"/gateway/admin/rate-limits/ip/{ip}", headers=ADMIN)
     assert reset.status_code == 200
-    assert reset.get_json() == {"layer": "ip", "key": ip, "cleared": ["ip", "burst"]}
+    assert reset.get_json() == {"layer": "ip", "key": ip, "cleared": ["ip", "burst", "admin_refusals"]}
     assert client.get("/test-rl/public", **from_ip(ip)).status_code == 200
     assert used(app, "ip", ip) == {"ip": 1, "burst": 1}
 

@@ -6,11 +6,11 @@ GATEWAY_ADMIN_TOKEN ends every console session, and nothing is stored server-sid
 except the ids of sessions logged out before they expired (Redis when configured, so
 every worker and instance refuses them; this process otherwise).
 
-A wrong token spends the client address's ip quotas exactly as a refused admin-API
-bearer does: the login calls the rate-limiting stage's own ``refuse_when_refusals_exhausted``
-and ``spend_on_refusal``, the two methods the authentication stage calls for the
-admin API (pipeline/__init__.py), so guessing through the form or through the API
-drains one budget.
+A wrong token spends the client address's admin refusals exactly as a refused
+admin-API bearer does: the login calls the rate-limiting stage's own
+``refuse_when_refusals_exhausted`` and ``spend_on_refusal``, the two methods the
+authentication stage calls for the admin API (pipeline/__init__.py), so guessing through
+the form or through the API drains one budget.
 """
 import hashlib
 import hmac
@@ -87,12 +87,13 @@ def rate_limiting():
 def check_admin_token(presented):
     """True for the right token. Raises the stage's 429 (GatewayProblem) when the address
     has no refusals left, checked before the token so that a right guess cannot tell
-    itself from the wrong ones; a wrong token spends the address's ip quotas."""
+    itself from the wrong ones; a wrong token spends the address's admin refusals, the
+    budget the admin API's wrong tokens spend too."""
     ctx = g.gateway
-    rate_limiting().refuse_when_refusals_exhausted(ctx)
+    rate_limiting().refuse_when_refusals_exhausted(ctx, admin_token=True)
     if token_matches(presented):
         return True
-    rate_limiting().spend_on_refusal(ctx)
+    rate_limiting().spend_on_refusal(ctx, admin_token=True)
     return False
 
 

@@ -99,27 +99,28 @@ class RateLimitingStage(Stage):
                                             ctx.route_policy.get("resource"))
         return self.limiter.shared, quota_set.entries
 
-    def spend_on_refusal(self, ctx):
+    def spend_on_refusal(self, ctx, admin_token=None):
         """A request refused for its credential spends its address's ip quotas (the
         seed's layer 1, abuse protection), a wrong admin token its admin refusals; 429
-        instead once they are exhausted."""
-        quota_set = self.refusal_quotas(ctx)
+        instead once they are exhausted. ``admin_token``: whether an admin token was
+        refused (default: whether the route is the admin API's)."""
+        quota_set = self.refusal_quotas(ctx, admin_token)
         try:
             decision = self.limiter.acquire(quota_set)
         except LimiterUnavailable:
             return   # the refusal stands on its own
         self.apply(ctx, decision)
 
-    def refuse_when_refusals_exhausted(self, ctx):
+    def refuse_when_refusals_exhausted(self, ctx, admin_token=None):
         """429 for an admin request from an address whose wrong tokens exhausted its admin
         refusals, before its token is looked at: the admin API is exempt from limits, so
         a right guess would otherwise tell itself from the wrong ones."""
-        decision = self.limiter.peek(self.refusal_quotas(ctx))
+        decision = self.limiter.peek(self.refusal_quotas(ctx, admin_token))
         if decision is not None and not decision.allowed:
             self.refuse(ctx, decision)
 
-    def refusal_quotas(self, ctx):
-        if ctx.route_policy.get("admin"):
+    def refusal_quotas(self, ctx, admin_token=None):
+        if ctx.route_policy.get("admin") if admin_token is None else admin_token:
             return self.policies.admin_refusals(ctx.client_ip)
         return self.policies.quota_set(ctx.client_ip, None, None, None)   # the ip layer
 
@@ -183,5 +184,7 @@ class RateLimitingStage(Stage):
     def reset(self, layer, subject):
         """Forget ``subject``'s counts in ``layer``; returns the policy names cleared."""
         quotas = self.policies.for_subject(layer, subject)
+        if quotas and layer == "ip":   # an address's reset frees its wrong admin tokens' budget too
+            quotas += self.policies.admin_refusals(subject).quotas
         self.limiter.reset(quotas)
         return [quota.name for quota in quotas]
