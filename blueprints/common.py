@@ -82,6 +82,31 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
     return {"data": rows, "next_cursor": next_cursor}
 
 
+def page_rows_newest_first(statement, sort_column, id_column, args, item=None):
+    """``page_newest_first`` for a Core ``statement`` of columns (``sort_column`` and
+    ``id_column`` among them): the page's rows as ``item(row)`` (default: a mapping), read
+    on the session's connection, so in its transaction."""
+    cursor = args.get("cursor")
+    if cursor is not None:
+        sort_value, last_id = cursor
+        sort_value = parse_sort_value(sort_column, sort_value)
+        statement = statement.where(sort_column <= sort_value,
+                                    or_(sort_column < sort_value,
+                                        and_(sort_column == sort_value, id_column < last_id)))
+    limit = args["limit"]
+    rows = Session.connection().execute(
+        statement.order_by(sort_column.desc(), id_column.desc()).limit(limit + 1)).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]._mapping
+        value = last[sort_column.key]
+        next_cursor = encode_cursor(value.isoformat() if hasattr(value, "isoformat") else value,
+                                    last[id_column.key])
+    return {"data": [item(row) for row in rows] if item else [row._mapping for row in rows],
+            "next_cursor": next_cursor}
+
+
 def parse_sort_value(sort_column, value):
     import datetime as dt
     python_type = getattr(sort_column.type, "python_type", None)

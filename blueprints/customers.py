@@ -9,11 +9,12 @@ from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import profile_figures, search_query, timeline_sources
+from gateway_app.services.customers_queries import CUSTOMERS, profile, search_rows_query, timeline_sources
 from gateway_app.services.feeds import page_feed
+from gateway_app.services.serialization import Serializer, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
-                     get_owned_or_404, page_newest_first, page_schema)
+                     get_owned_or_404, page_rows_newest_first, page_schema)
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
 
@@ -86,6 +87,8 @@ def timeline_appointment(appointment):
 
 CustomerPage = page_schema(CustomerOut, "CustomerPage")
 TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
+CUSTOMER_PAGE = Serializer(CustomerPage)
+CUSTOMER_PROFILE = Serializer(CustomerProfileOut)
 
 
 @contextmanager
@@ -107,8 +110,9 @@ def refusals_as_problems():
 @gateway_policy(permission="customers:read", cache="customers")
 def search_customers(args):
     """Customers by name, e-mail or phone, most recently changed first."""
-    query = search_query(current_company_id(), args.get("q"), args["region"])
-    return page_newest_first(query, Customer.updated_at, Customer.id, args)
+    query = search_rows_query(current_company_id(), args.get("q"), args["region"])
+    page = page_rows_newest_first(query, CUSTOMERS.updated_at, CUSTOMERS.id, args)
+    return json_response(CUSTOMER_PAGE.one(page), CUSTOMER_PAGE.exact_only)
 
 
 @blp.route("", methods=["POST"])
@@ -128,9 +132,10 @@ def create_customer(data, region):
 @gateway_policy(permission="customers:read", cache="customers")
 def get_customer(customer_id):
     """A customer's profile with call and appointment figures."""
-    customer = get_owned_or_404(Customer, customer_id)
-    return {**{name: getattr(customer, name) for name in CUSTOMER_FIELDS},
-            **profile_figures(customer)}
+    found = profile(current_company_id(), customer_id)
+    if found is None:
+        abort(404, message=f"No customer with id {customer_id}.")
+    return json_response(CUSTOMER_PROFILE.one(found), CUSTOMER_PROFILE.exact_only)
 
 
 @blp.route("/<int:customer_id>", methods=["PATCH"])
