@@ -14,6 +14,7 @@ from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
+from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import LocalDateRangeArgs, LocalRange, TimezoneField, zone_or_utc
 
 blp = Blueprint("appointments", __name__, url_prefix="/api/v1/appointments", description="Appointments service")
@@ -81,6 +82,14 @@ class CalendarOut(Schema):
     timezone = fields.String()
 
 
+CALENDAR = Serializer(CalendarOut)
+APPOINTMENTS = Appointment.__table__.c
+# what ``rendered`` reads: the calendar selects these, not whole ORM rows
+RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
+    "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
+    "calcom_booking_uid", "created_at", "updated_at"))
+
+
 def rendered(appointment, tz):
     """The appointment as a client sees it: times on the wall clock of ``tz``."""
     return {
@@ -99,14 +108,16 @@ def company_zone():
 
 
 def page_in_time_order(query, args):
-    """Keyset pagination in calendar order (earliest first) over (starts_at, id)."""
+    """Keyset pagination in calendar order (earliest first) over (starts_at, id); ``query``
+    selects columns with Core (rows, not ORM instances)."""
     if args.get("cursor") is not None:
         sort_value, last_id = args["cursor"]
-        sort_value = parse_sort_value(Appointment.starts_at, sort_value)
-        query = query.where(or_(Appointment.starts_at > sort_value,
-                                and_(Appointment.starts_at == sort_value, Appointment.id > last_id)))
+        sort_value = parse_sort_value(APPOINTMENTS.starts_at, sort_value)
+        query = query.where(or_(APPOINTMENTS.starts_at > sort_value,
+                                and_(APPOINTMENTS.starts_at == sort_value, APPOINTMENTS.id > last_id)))
     limit = args["limit"]
-    rows = Session.scalars(query.order_by(Appointment.starts_at, Appointment.id).limit(limit + 1)).all()
+    rows = Session.connection().execute(
+        query.order_by(APPOINTMENTS.starts_at, APPOINTMENTS.id).limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -127,16 +138,17 @@ def calendar(args):
     if last is None:
         last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
     window = LocalRange(first, last, tz)
-    query = select(Appointment).where(Appointment.company_id == current_company_id(),
-                                      Appointment.starts_at >= window.start_utc,
-                                      Appointment.starts_at < window.end_utc)
+    query = select(*RENDERED_COLUMNS).where(APPOINTMENTS.company_id == current_company_id(),
+                                            APPOINTMENTS.starts_at >= window.start_utc,
+                                            APPOINTMENTS.starts_at < window.end_utc)
     if args["status"]:
-        query = query.where(Appointment.status == args["status"])
+        query = query.where(APPOINTMENTS.status == args["status"])
     if args["customer_id"]:
-        query = query.where(Appointment.customer_id == args["customer_id"])
+        query = query.where(APPOINTMENTS.customer_id == args["customer_id"])
     rows, next_cursor = page_in_time_order(query, args)
-    return {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
-            "from_": first, "to": last, "timezone": tz.key}
+    answer = {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
+              "from_": first, "to": last, "timezone": tz.key}
+    return json_response(CALENDAR.one(answer), CALENDAR.exact_only)
 
 
 @blp.route("", methods=["POST"])

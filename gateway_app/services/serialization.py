@@ -19,7 +19,7 @@ from flask.json.provider import DefaultJSONProvider
 from marshmallow import fields, missing
 
 # fields whose dumped values orjson writes as Python's json module does (str, int, None)
-_ORJSON_SAFE = (fields.Integer, fields.String, fields.DateTime, fields.Boolean)
+_ORJSON_SAFE = (fields.Integer, fields.String, fields.DateTime, fields.Date, fields.Boolean)
 
 
 def _as(kind):
@@ -38,6 +38,8 @@ def _converter(field):
         return _as(int)
     if kind is fields.DateTime and field.format in (None, "iso", "iso8601"):
         return dt.datetime.isoformat
+    if kind is fields.Date and field.format in (None, "iso", "iso8601"):
+        return dt.date.isoformat
     if kind is fields.Nested and not field.many:
         return Serializer(field.schema).one
     if kind is fields.List and type(field.inner) is fields.Nested and not field.inner.many:
