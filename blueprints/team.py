@@ -6,13 +6,14 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
-                               page_newest_first, page_schema)
+                               page_rows_newest_first, page_schema)
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
 from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import team
+from gateway_app.services.serialization import Serializer, json_response
 
 blp = Blueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
 
@@ -53,6 +54,9 @@ class PermissionOut(Schema):
 MemberPage = page_schema(MemberOut, "MemberPage")
 RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
+MEMBER_PAGE = Serializer(MemberPage)
+USERS = User.__table__.c
+MEMBER_COLUMNS = tuple(USERS[name] for name in MemberOut().fields)
 
 
 @contextmanager
@@ -72,8 +76,9 @@ def refusals_as_problems():
 @gateway_policy(permission="team:read")
 def list_members(args):
     """The company's members, invited ones included, newest first."""
-    query = select(User).where(User.company_id == current_company_id())
-    return page_newest_first(query, User.created_at, User.id, args)
+    query = select(*MEMBER_COLUMNS).where(USERS.company_id == current_company_id())
+    page = page_rows_newest_first(query, USERS.created_at, USERS.id, args)
+    return json_response(MEMBER_PAGE.one(page), MEMBER_PAGE.exact_only)
 
 
 @blp.route("/members", methods=["POST"])

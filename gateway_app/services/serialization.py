@@ -17,6 +17,7 @@ import orjson
 from flask import current_app
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import fields, missing
+from marshmallow.utils import ensure_text_type
 
 # fields whose dumped values orjson writes as Python's json module does (str, int, None)
 _ORJSON_SAFE = (fields.Integer, fields.String, fields.DateTime, fields.Date, fields.Boolean)
@@ -33,16 +34,17 @@ def _converter(field):
     when only the field itself can dump it."""
     kind = type(field)
     if kind is fields.String:
-        return _as(str)
+        return lambda value: value if value.__class__ is str else ensure_text_type(value)
     if kind is fields.Integer and not field.as_string:
         return _as(int)
     if kind is fields.DateTime and field.format in (None, "iso", "iso8601"):
         return dt.datetime.isoformat
     if kind is fields.Date and field.format in (None, "iso", "iso8601"):
         return dt.date.isoformat
-    if kind is fields.Nested and not field.many:
+    if kind is fields.Nested and not field.many and not field.schema.many:
         return Serializer(field.schema).one
-    if kind is fields.List and type(field.inner) is fields.Nested and not field.inner.many:
+    if (kind is fields.List and type(field.inner) is fields.Nested and not field.inner.many
+            and not field.inner.schema.many):
         return Serializer(field.inner.schema).many
     return None
 
@@ -56,8 +58,9 @@ def _orjson_safe(field):
 
 
 class Serializer:
-    """``schema.dump`` for rows (mappings or objects) that have every attribute the
-    schema reads. ``exact_only``: an answer holding its output must be encoded by Flask."""
+    """``schema.dump`` for rows (mappings or objects); as with marshmallow, an attribute a
+    row lacks gives no key. ``exact_only``: an answer holding its output must be encoded
+    by Flask (see ``json_response``)."""
 
     def __init__(self, schema):
         schema = schema() if isinstance(schema, type) else schema
@@ -67,6 +70,8 @@ class Serializer:
         for name, field in schema.dump_fields.items():
             convert = _converter(field)
             self.exact_only = self.exact_only or not _orjson_safe(field)
+            if field.dump_default is not missing or "." in (field.attribute or ""):
+                convert = None   # defaults and dotted paths: the field's own lookup
             self.plan.append((field.data_key or name, field.attribute or name, name,
                               convert, None if convert is not None else field))
 
@@ -79,8 +84,11 @@ class Serializer:
                 if value is not missing:
                     out[key] = value
                 continue
-            value = mapping[attribute]
-            out[key] = None if value is None else convert(value)
+            value = mapping.get(attribute, missing)
+            if value is None:
+                out[key] = None
+            elif value is not missing:   # as marshmallow: an absent attribute is no key
+                out[key] = convert(value)
         return out
 
     def many(self, rows):
@@ -94,8 +102,8 @@ class _Attributes:
     def __init__(self, obj):
         self.obj = obj
 
-    def __getitem__(self, name):
-        return getattr(self.obj, name)
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
 
 
 def _flask_encodes_like_orjson(app):
