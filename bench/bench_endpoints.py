@@ -274,15 +274,17 @@ def main():
           f"{', pinned to a core of their own' if pinned else ''}; "
           f"demo pro company ({args.calls} calls), largest company {args.largest} calls; medians")
     print(f"{'endpoint':32s} {'bytes':>7s} {'req/s':>7s} {'bare':>7s} {'ratio':>6s} "
-          f"{'p50 ms':>7s} {'p99 ms':>7s} {'CPU us':>7s} {'SQL':>4s}")
+          f"{'p50 ms':>7s} {'p99 ms':>7s} {'CPU us':>7s} {'bare us':>7s} {'CPU ratio':>9s} {'SQL':>4s}")
     for name, *_ in targets:
         rps, bare_rps = med(name, "gateway", 0), med(name, "bare", 0)
         line = (f"{name:32s} {sizes[name]:7d} {rps:7.0f} {bare_rps:7.0f} {rps / bare_rps:6.2f} "
                 f"{med(name, 'gateway', 1):7.2f} {med(name, 'gateway', 2):7.2f} "
-                f"{med(name, 'gateway', 3):7.0f} {statements[name]:4d}")
+                f"{med(name, 'gateway', 3):7.0f} {med(name, 'bare', 3):7.0f} "
+                f"{med(name, 'bare', 3) / med(name, 'gateway', 3):9.2f} {statements[name]:4d}")
         small = name.replace(" (largest)", "")
         if small != name and small in results:
-            line += f"   cost x{med(small, 'gateway', 0) / rps:.2f} of the pro company's"
+            line += (f"   x{med(small, 'gateway', 0) / rps:.2f} the pro company's time "
+                     f"(CPU x{med(name, 'gateway', 3) / med(small, 'gateway', 3):.2f})")
         print(line)
 
 
