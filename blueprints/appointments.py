@@ -126,7 +126,7 @@ def page_in_time_order(query, args):
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(CalendarArgs, location="query")
+@blp.arguments(CalendarArgs(), location="query")
 @blp.response(200, CalendarOut)
 @gateway_policy(permission="appointments:read", cache="appointments")
 def calendar(args):

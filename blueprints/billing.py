@@ -69,7 +69,7 @@ USAGE = Serializer(UsageOut)
 
 
 @blp.route("/invoices")
-@blp.arguments(BillingPageArgs, location="query")
+@blp.arguments(BillingPageArgs(), location="query")
 @blp.response(200, InvoicePage)
 @gateway_policy(**BILLING)
 def invoices(args):
@@ -79,7 +79,7 @@ def invoices(args):
 
 
 @blp.route("/payments")
-@blp.arguments(BillingPageArgs, location="query")
+@blp.arguments(BillingPageArgs(), location="query")
 @blp.response(200, PaymentPage)
 @gateway_policy(**BILLING)
 def payments(args):

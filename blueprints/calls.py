@@ -138,7 +138,7 @@ def resolved_filters(args):
 
 
 @blp.route("")
-@blp.arguments(CallListArgs, location="query")
+@blp.arguments(CallListArgs(), location="query")
 @blp.response(200, CallPage)
 @gateway_policy(permission="calls:read", cache="calls")
 def list_calls(args):

@@ -105,7 +105,7 @@ def refusals_as_problems():
 
 
 @blp.route("")
-@blp.arguments(CustomerSearchArgs, location="query")
+@blp.arguments(CustomerSearchArgs(), location="query")
 @blp.response(200, CustomerPage)
 @gateway_policy(permission="customers:read", cache="customers")
 def search_customers(args):

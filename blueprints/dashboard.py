@@ -107,7 +107,7 @@ def overview():
 
 
 @blp.route("/metrics")
-@blp.arguments(MetricsArgs, location="query")
+@blp.arguments(MetricsArgs(), location="query")
 @blp.response(200, MetricsOut)
 @gateway_policy(**POLICY)
 def metrics(args):

@@ -71,7 +71,7 @@ def refusals_as_problems():
 
 
 @blp.route("/members", methods=["GET"])
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(PageArgs(), location="query")
 @blp.response(200, MemberPage)
 @gateway_policy(permission="team:read")
 def list_members(args):
