@@ -18,7 +18,7 @@ from gateway_app.services.periods import UTC, company_zone, resolve_bound
 
 from gateway_app.services.serialization import Serializer, json_response
 
-from .common import PageArgs, current_company_id, page_rows_newest_first, page_schema
+from .common import PageArgs, current_company_id, page_fetched_newest_first, page_schema
 
 blp = Blueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
@@ -143,8 +143,10 @@ def resolved_filters(args):
 @gateway_policy(permission="calls:read", cache="calls")
 def list_calls(args):
     """The call log, newest first, filtered; items omit the transcript."""
-    query = calls_queries.list_rows_query(current_company_id(), resolved_filters(args))
-    page = page_rows_newest_first(query, CALLS.started_at, CALLS.id, args, calls_queries.with_customer)
+    company_id, filters = current_company_id(), resolved_filters(args)
+    page = page_fetched_newest_first(
+        lambda after, limit: calls_queries.list_page_rows(company_id, filters, after, limit),
+        CALLS.started_at, CALLS.id, args, calls_queries.with_customer)
     return json_response(CALL_PAGE.one(page), CALL_PAGE.exact_only)
 
 

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import and_, or_, select
 
 from gateway_app.db import Session
+from gateway_app.services import keyset
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
@@ -86,16 +87,22 @@ def page_rows_newest_first(statement, sort_column, id_column, args, item=None):
     """``page_newest_first`` for a Core ``statement`` of columns (``sort_column`` and
     ``id_column`` among them): the page's rows as ``item(row)`` (default: a mapping), read
     on the session's connection, so in its transaction."""
+    def fetch(after, limit):
+        return keyset.page_rows(keyset.newest_first(statement, sort_column, id_column, after is not None),
+                                {}, after, limit)
+    return page_fetched_newest_first(fetch, sort_column, id_column, args, item)
+
+
+def page_fetched_newest_first(fetch, sort_column, id_column, args, item=None):
+    """``{data, next_cursor}`` of the rows ``fetch(after, limit)`` returns: up to limit + 1
+    rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given."""
     cursor = args.get("cursor")
+    after = None
     if cursor is not None:
         sort_value, last_id = cursor
-        sort_value = parse_sort_value(sort_column, sort_value)
-        statement = statement.where(sort_column <= sort_value,
-                                    or_(sort_column < sort_value,
-                                        and_(sort_column == sort_value, id_column < last_id)))
+        after = (parse_sort_value(sort_column, sort_value), last_id)
     limit = args["limit"]
-    rows = Session.connection().execute(
-        statement.order_by(sort_column.desc(), id_column.desc()).limit(limit + 1)).all()
+    rows = fetch(after, limit)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

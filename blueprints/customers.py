@@ -9,12 +9,12 @@ from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import CUSTOMERS, profile, search_rows_query, timeline_sources
+from gateway_app.services.customers_queries import CUSTOMERS, profile, search_page_rows, timeline_sources
 from gateway_app.services.feeds import page_feed
 from gateway_app.services.serialization import Serializer, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
-                     get_owned_or_404, page_rows_newest_first, page_schema)
+                     get_owned_or_404, page_fetched_newest_first, page_schema)
 
 blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
 
@@ -110,8 +110,10 @@ def refusals_as_problems():
 @gateway_policy(permission="customers:read", cache="customers")
 def search_customers(args):
     """Customers by name, e-mail or phone, most recently changed first."""
-    query = search_rows_query(current_company_id(), args.get("q"), args["region"])
-    page = page_rows_newest_first(query, CUSTOMERS.updated_at, CUSTOMERS.id, args)
+    company_id, q, region = current_company_id(), args.get("q"), args["region"]
+    page = page_fetched_newest_first(
+        lambda after, limit: search_page_rows(company_id, q, region, after, limit),
+        CUSTOMERS.updated_at, CUSTOMERS.id, args)
     return json_response(CUSTOMER_PAGE.one(page), CUSTOMER_PAGE.exact_only)
 
 

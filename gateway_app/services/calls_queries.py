@@ -1,12 +1,14 @@
 """How calls are selected: the filters shared by the list and the export, and keyset batches."""
 import csv
 import io
+from functools import lru_cache
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import load_only
 
 from ..db import Session
 from ..models import Appointment, Call, Customer
+from . import keyset
 
 # Rows fetched per query while exporting: bounds memory whatever the number of calls.
 EXPORT_BATCH_SIZE = 1000
@@ -67,6 +69,27 @@ def list_rows_query(company_id, filters):
     """The list's page query: the list columns and the customer's name, one statement."""
     return select(*_LIST_ROW).select_from(_WITH_CUSTOMER).where(
         *call_filters(company_id, filters, CALLS))
+
+
+_FILTER_TYPES = {"started_from": CALLS.started_at.type, "started_before": CALLS.started_at.type}
+
+
+@lru_cache(maxsize=256)
+def _list_page_statement(filter_names, after):
+    filters = {name: bindparam(name, type_=_FILTER_TYPES.get(name)) for name in filter_names}
+    return keyset.newest_first(list_rows_query(bindparam("company_id"), filters),
+                               CALLS.started_at, CALLS.id, after)
+
+
+def list_page_rows(company_id, filters, after, limit):
+    """A page of the list (``after``: (started_at, id) of the last call served, or None)."""
+    given = {name: value for name, value in filters.items() if value is not None}
+    if "q" in given:   # its pattern is escaped from the value as the statement is built
+        statement = keyset.newest_first(list_rows_query(company_id, given), CALLS.started_at,
+                                        CALLS.id, after is not None)
+        return keyset.page_rows(statement, {}, after, limit)
+    statement = _list_page_statement(tuple(sorted(given)), after is not None)
+    return keyset.page_rows(statement, {**given, "company_id": company_id}, after, limit)
 
 
 def with_customer(row):

@@ -1,8 +1,11 @@
 """Customer search, duplicate detection, profile figures and the timeline."""
-from sqlalchemy import case, func, literal, or_, select
+from functools import lru_cache
+
+from sqlalchemy import bindparam, case, func, literal, or_, select
 
 from ..db import Session, utcnow
 from ..models import Appointment, Call, Customer
+from . import keyset
 from .contacts import phone_or_none
 from .feeds import FeedSource
 
@@ -43,6 +46,23 @@ _APPOINTMENTS = Appointment.__table__.c
 
 def search_rows_query(company_id, q, region):
     return select(*_CUSTOMER_ROW).where(*search_clauses(company_id, q, region, CUSTOMERS))
+
+
+@lru_cache(maxsize=4)
+def _list_page_statement(after):
+    return keyset.newest_first(search_rows_query(bindparam("company_id"), None, None),
+                               CUSTOMERS.updated_at, CUSTOMERS.id, after)
+
+
+def search_page_rows(company_id, q, region, after, limit):
+    """A page of the search, most recently changed first (``after``: (updated_at, id) of
+    the last customer served, or None); without ``q``, a statement built once."""
+    if q:   # its patterns depend on the text (escaped, or read as a phone number)
+        statement = keyset.newest_first(search_rows_query(company_id, q, region),
+                                        CUSTOMERS.updated_at, CUSTOMERS.id, after is not None)
+        return keyset.page_rows(statement, {}, after, limit)
+    return keyset.page_rows(_list_page_statement(after is not None), {"company_id": company_id},
+                            after, limit)
 
 
 def profile(company_id, customer_id):
