@@ -72,7 +72,8 @@ class FreshMariaDB:
         self.url = sqlalchemy.engine.make_url(url)
         if not self.url.database:
             raise SystemExit("--database-url must name the database the bench will create")
-        self.server = sqlalchemy.create_engine(self.url.set(database=None))
+        # connected to information_schema: the statements below name their database
+        self.server = sqlalchemy.create_engine(self.url.set(database="information_schema"))
         self.created = False
 
     def create(self):
