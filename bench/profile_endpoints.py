@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/profile_endpoints.py [--requests 300] [--top 25] [PATH ...]
 
+(``{call}`` and ``{customer}`` in a PATH stand for the id of the company's newest call
+and most recently changed customer, e.g. ``/api/v1/calls/{call}``.)
+
 Seeds the demo data into a temporary SQLite file, makes an API key (read scope) of the
 demo pro company, and sends each PATH (default: the calls list) ``--requests`` times
 through Flask's test client with ``Cache-Control: no-cache`` (the full pipeline, no
@@ -39,7 +42,10 @@ def main():
                       "GATEWAY_CONFIG": policy})
     client = app.test_client()
     headers = {"X-API-Key": key, "Cache-Control": "no-cache"}
+    first = {name: client.get(f"/api/v1/{name}s?limit=1", headers=headers).get_json()["data"][0]["id"]
+             for name in ("call", "customer")}
     for path in args.paths:
+        path = path.format(**first)
         for _ in range(20):
             answer = client.get(path, headers=headers)
             assert answer.status_code == 200, (path, answer.status_code, answer.data[:300])

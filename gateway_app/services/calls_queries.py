@@ -100,18 +100,29 @@ def with_customer(row):
     return item
 
 
+@lru_cache(maxsize=1)
+def _detail_statements():
+    company_id, call_id = bindparam("company_id"), bindparam("call_id")
+    call = select(*_DETAIL_ROW).select_from(_WITH_CUSTOMER).where(
+        CALLS.id == call_id, CALLS.company_id == company_id)
+    appointments = (select(_APPOINTMENTS.id, _APPOINTMENTS.title, _APPOINTMENTS.starts_at,
+                           _APPOINTMENTS.status)
+                    .where(_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.call_id == call_id)
+                    .order_by(_APPOINTMENTS.starts_at))
+    return call, appointments
+
+
 def call_detail(company_id, call_id):
-    """One call with its customer and the appointments it booked (two statements), or None."""
+    """One call with its customer and the appointments it booked (two statements, built
+    once), or None."""
+    call, appointments = _detail_statements()
+    params = {"company_id": company_id, "call_id": call_id}
     connection = Session.connection()
-    row = connection.execute(select(*_DETAIL_ROW).select_from(_WITH_CUSTOMER).where(
-        CALLS.id == call_id, CALLS.company_id == company_id)).first()
+    row = connection.execute(call, params).first()
     if row is None:
         return None
     item = with_customer(row)
-    item["appointments"] = connection.execute(
-        select(_APPOINTMENTS.id, _APPOINTMENTS.title, _APPOINTMENTS.starts_at, _APPOINTMENTS.status)
-        .where(_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.call_id == call_id)
-        .order_by(_APPOINTMENTS.starts_at)).mappings().all()
+    item["appointments"] = connection.execute(appointments, params).mappings().all()
     return item
 
 

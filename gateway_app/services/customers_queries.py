@@ -65,10 +65,9 @@ def search_page_rows(company_id, q, region, after, limit):
                             after, limit)
 
 
-def profile(company_id, customer_id):
-    """A customer's fields and profile figures in one statement (the figures as scalar
-    subqueries over the company's indexes), or None when the company has no such customer."""
-    now = utcnow()
+@lru_cache(maxsize=1)
+def _profile_statement():
+    company_id, customer_id, now = bindparam("company_id"), bindparam("customer_id"), bindparam("now")
     calls = (_CALLS.company_id == company_id, _CALLS.customer_id == customer_id)
     appointments = (_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.customer_id == customer_id)
     upcoming = _APPOINTMENTS.status.in_(UPCOMING_STATUSES) & (_APPOINTMENTS.starts_at >= now)
@@ -83,8 +82,15 @@ def profile(company_id, customer_id):
         select(func.min(case((upcoming, _APPOINTMENTS.starts_at)))).where(*appointments)
         .scalar_subquery().label("next_appointment_at"),
     )
-    row = Session.connection().execute(select(*_CUSTOMER_ROW, *figures).where(
-        CUSTOMERS.id == customer_id, CUSTOMERS.company_id == company_id)).first()
+    return select(*_CUSTOMER_ROW, *figures).where(CUSTOMERS.id == customer_id,
+                                                   CUSTOMERS.company_id == company_id)
+
+
+def profile(company_id, customer_id):
+    """A customer's fields and profile figures in one statement (the figures as scalar
+    subqueries over the company's indexes), or None when the company has no such customer."""
+    row = Session.connection().execute(_profile_statement(), {
+        "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
     if row is None:
         return None
     found = dict(row._mapping)
