@@ -3,7 +3,7 @@ import datetime as dt
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, parse_sort_value)
@@ -12,7 +12,8 @@ from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import appointments
+from gateway_app.services import appointments, calendar_queries
+from gateway_app.services.calendar_queries import APPOINTMENTS
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
 from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import LocalDateRangeArgs, LocalRange, TimezoneField, zone_or_utc
@@ -83,11 +84,6 @@ class CalendarOut(Schema):
 
 
 CALENDAR = Serializer(CalendarOut)
-APPOINTMENTS = Appointment.__table__.c
-# what ``rendered`` reads: the calendar selects these, not whole ORM rows
-RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
-    "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
-    "calcom_booking_uid", "created_at", "updated_at"))
 
 
 def rendered(appointment, tz):
@@ -107,17 +103,15 @@ def company_zone():
     return zone_or_utc(Session.scalar(select(Company.timezone).where(Company.id == current_company_id())))
 
 
-def page_in_time_order(query, args):
-    """Keyset pagination in calendar order (earliest first) over (starts_at, id); ``query``
-    selects columns with Core (rows, not ORM instances)."""
+def page_in_time_order(window, args):
+    """Keyset pagination in calendar order (earliest first) over (starts_at, id)."""
+    after = None
     if args.get("cursor") is not None:
         sort_value, last_id = args["cursor"]
-        sort_value = parse_sort_value(APPOINTMENTS.starts_at, sort_value)
-        query = query.where(or_(APPOINTMENTS.starts_at > sort_value,
-                                and_(APPOINTMENTS.starts_at == sort_value, APPOINTMENTS.id > last_id)))
+        after = (parse_sort_value(APPOINTMENTS.starts_at, sort_value), last_id)
     limit = args["limit"]
-    rows = Session.connection().execute(
-        query.order_by(APPOINTMENTS.starts_at, APPOINTMENTS.id).limit(limit + 1)).all()
+    rows = calendar_queries.page_rows(current_company_id(), window.start_utc, window.end_utc,
+                                      args["status"], args["customer_id"], after, limit)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -138,14 +132,7 @@ def calendar(args):
     if last is None:
         last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
     window = LocalRange(first, last, tz)
-    query = select(*RENDERED_COLUMNS).where(APPOINTMENTS.company_id == current_company_id(),
-                                            APPOINTMENTS.starts_at >= window.start_utc,
-                                            APPOINTMENTS.starts_at < window.end_utc)
-    if args["status"]:
-        query = query.where(APPOINTMENTS.status == args["status"])
-    if args["customer_id"]:
-        query = query.where(APPOINTMENTS.customer_id == args["customer_id"])
-    rows, next_cursor = page_in_time_order(query, args)
+    rows, next_cursor = page_in_time_order(window, args)
     answer = {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
               "from_": first, "to": last, "timezone": tz.key}
     return json_response(CALENDAR.one(answer), CALENDAR.exact_only)
