@@ -3,10 +3,9 @@ from contextlib import contextmanager
 
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
-                               page_rows_newest_first, page_schema)
+                               page_fetched_newest_first, page_schema)
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
                                               USER_ONLY_PERMISSIONS, permissions_of)
@@ -55,8 +54,6 @@ MemberPage = page_schema(MemberOut, "MemberPage")
 RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
 MEMBER_PAGE = Serializer(MemberPage)
-USERS = User.__table__.c
-MEMBER_COLUMNS = tuple(USERS[name] for name in MemberOut().fields)
 
 
 @contextmanager
@@ -76,8 +73,9 @@ def refusals_as_problems():
 @gateway_policy(permission="team:read")
 def list_members(args):
     """The company's members, invited ones included, newest first."""
-    query = select(*MEMBER_COLUMNS).where(USERS.company_id == current_company_id())
-    page = page_rows_newest_first(query, USERS.created_at, USERS.id, args)
+    company_id = current_company_id()
+    page = page_fetched_newest_first(lambda after, limit: team.members_page_rows(company_id, after, limit),
+                                     team.USERS.created_at, team.USERS.id, args)
     return json_response(MEMBER_PAGE.one(page), MEMBER_PAGE.exact_only)
 
 
