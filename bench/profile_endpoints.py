@@ -1,14 +1,14 @@
 """Profile (not a test): where an uncached endpoint's CPU goes, in-process.
 
-    .venv/bin/python bench/profile_endpoints.py [--requests 300] [--top 25] [PATH ...]
+    .venv/bin/python bench/profile_endpoints.py [--requests 300] [--top 25] [--redis] [PATH ...]
 
 (``{call}`` and ``{customer}`` in a PATH stand for the id of the company's newest call
 and most recently changed customer, e.g. ``/api/v1/calls/{call}``.)
 
 Seeds the demo data into a temporary SQLite file, makes an API key (read scope) of the
 demo pro company, and sends each PATH (default: the calls list) ``--requests`` times
-through Flask's test client with ``Cache-Control: no-cache`` (the full pipeline, no
-Redis), under cProfile. Prints CPU microseconds per request and the functions with the
+through Flask's test client with ``Cache-Control: no-cache`` (the full pipeline; with
+``--redis`` on a private Redis, else with in-process stores), under cProfile. Prints CPU microseconds per request and the functions with the
 most cumulative and own time.
 """
 import argparse
@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.bench_endpoints import make_keys  # noqa: E402
 from bench.bench_services import seed, unlimited_policy  # noqa: E402
+from tests.support.servers import PrivateRedis  # noqa: E402
 
 
 def main():
@@ -30,6 +31,8 @@ def main():
     parser.add_argument("paths", nargs="*", default=["/api/v1/calls?limit=25"])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--redis", action="store_true",
+                        help="a private Redis (as in production) instead of in-process stores")
     args = parser.parse_args()
 
     from gateway_app import create_app
@@ -38,8 +41,9 @@ def main():
     policy = unlimited_policy(workdir)
     seed(database, 3000, 3000)
     key = make_keys(database, workdir)["read"]
-    app = create_app({"SQLALCHEMY_DATABASE_URL": database, "REDIS_URL": None, "ACCESS_LOG": False,
-                      "GATEWAY_CONFIG": policy})
+    store = PrivateRedis().start() if args.redis else None
+    app = create_app({"SQLALCHEMY_DATABASE_URL": database, "REDIS_URL": store.url if store else None,
+                      "ACCESS_LOG": False, "GATEWAY_CONFIG": policy})
     client = app.test_client()
     headers = {"X-API-Key": key, "Cache-Control": "no-cache"}
     first = {name: client.get(f"/api/v1/{name}s?limit=1", headers=headers).get_json()["data"][0]["id"]
@@ -63,6 +67,8 @@ def main():
         stats = pstats.Stats(profile).strip_dirs()
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
+    if store:
+        store.cleanup()
 
 
 if __name__ == "__main__":
