@@ -13,6 +13,9 @@ calls). Then ``POST /api/v1/customers`` and ``PATCH /api/v1/customers/<id>`` (a 
 the write scope; their cache invalidation included) against the bare view answering
 their body. SQL statements per request come from a second gateway serving
 bench/count_queries_app.py, measured apart so the counter costs the load nothing.
+With ``--baseline DIR`` (another checkout, e.g. ``git archive <commit> | tar -x -C DIR``)
+that checkout's gateway is served on the same database and Redis and measured in the
+same rounds: a before/after in one run.
 
 The MariaDB database named in ``--database-url`` must not exist: the bench creates it
 and drops it at the end (it never touches a database it did not create).
@@ -31,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import requests  # noqa: E402
 import sqlalchemy  # noqa: E402
 
-from bench.bench_cache import cpu_seconds, pin_processes, worker_pid  # noqa: E402
+from bench.bench_cache import GunicornIn, cpu_seconds, pin_processes, worker_pid  # noqa: E402
 from bench.bench_endpoint_hit import UNIT_MS, WRK_ERRORS, WRK_LATENCY, WRK_RATE  # noqa: E402
 from bench.bench_services import seed, unlimited_policy  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
@@ -182,6 +185,9 @@ def main():
                                        "comma-separated words")
     parser.add_argument("--no-writes", action="store_true")
     parser.add_argument("--no-largest", action="store_true")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout whose gateway is measured in the same rounds, "
+                             "on the same database and Redis (a before/after in one run)")
     args = parser.parse_args()
 
     store = PrivateRedis().start()
@@ -200,6 +206,14 @@ def main():
         counter = Gunicorn(dict(env, GATEWAY_COUNT_QUERIES="1"), workers=1,
                            app_uri="bench.count_queries_app:app").start(timeout=60)
         servers += [gateway, counter]
+        baseline = baseline_counter = None
+        if args.baseline:
+            root = os.path.abspath(args.baseline)
+            baseline_env = dict(env, GATEWAY_CONFIG=unlimited_policy(tempfile.mkdtemp(dir=workdir), root))
+            baseline = GunicornIn(root, baseline_env, workers=1).start(timeout=60)
+            baseline_counter = GunicornIn(root, dict(baseline_env, GATEWAY_COUNT_QUERIES="1"), workers=1,
+                                          app_uri="bench.count_queries_app:app").start(timeout=60)
+            servers += [baseline, baseline_counter]
         read = dict(NO_CACHE, **{"X-API-Key": keys["read"]})
         largest = dict(NO_CACHE, **{"X-API-Key": keys["largest"]})
         write = {"X-API-Key": keys["write"]}
@@ -230,7 +244,7 @@ def main():
 
         body_dir = os.path.join(workdir, "bodies")
         os.makedirs(body_dir)
-        sizes, statements = {}, {}
+        sizes, statements, baseline_statements = {}, {}, {}
         for index, (name, path, headers, method, script, body) in enumerate(targets):
             answer = requests.request(method, gateway.url + path, headers=headers, timeout=60,
                                       json=body(0) if body else None)
@@ -242,19 +256,29 @@ def main():
                 handle.write(answer.content)
             sizes[name] = len(answer.content)
             statements[name] = sql_per_request(counter, path, headers, method, body)
-        counter.stop()
-        servers.remove(counter)
+            if baseline:
+                before = requests.request(method, baseline.url + path, headers=headers, timeout=60,
+                                          json=body(1) if body else None)
+                if method == "GET" and before.content != answer.content:
+                    print(f"note: {name}: the baseline answers other bytes", file=sys.stderr)
+                baseline_statements[name] = sql_per_request(baseline_counter, path, headers, method, body)
+        for server in (counter, baseline_counter):
+            if server:
+                server.stop()
+                servers.remove(server)
         bare = Gunicorn(dict(env, BENCH_BODY_DIR=body_dir), workers=1,
                         app_uri="bench.bare_body:app").start()
         servers.append(bare)
-        pinned = pin_processes([gateway, bare], store)
+        pinned = pin_processes([gateway, bare] + ([baseline] if baseline else []), store)
 
-        results = {name: {"gateway": [], "bare": []} for name, *_ in targets}
+        results = {name: {"gateway": [], "bare": [], "baseline": []} for name, *_ in targets}
         for round_number in range(args.rounds):
             for index, (name, path, headers, method, script, _body) in enumerate(targets):
-                for side, server, side_path, side_headers, side_script in (
-                        ("bare", bare, f"/bare/{index}", {}, None),
-                        ("gateway", gateway, path, headers, script)):
+                sides = [("bare", bare, f"/bare/{index}", {}, None),
+                         ("gateway", gateway, path, headers, script)]
+                if baseline:
+                    sides.append(("baseline", baseline, path, headers, script))
+                for side, server, side_path, side_headers, side_script in sides:
                     if round_number == 0:
                         wrk(server.url + side_path, side_headers, 1, args.connections, side_script)
                     results[name][side].append(measure(server, side_path, side_headers, args.seconds,
@@ -287,6 +311,16 @@ def main():
             line += (f"   x{med(small, 'gateway', 0) / rps:.2f} the pro company's time "
                      f"(CPU x{med(name, 'gateway', 3) / med(small, 'gateway', 3):.2f})")
         print(line)
+    if baseline:
+        print(f"\nbaseline {args.baseline}, same rounds:")
+        print(f"{'endpoint':32s} {'req/s':>7s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us':>7s} "
+              f"{'CPU ratio':>9s} {'SQL':>4s}   this gateway's CPU per request / the baseline's")
+        for name, *_ in targets:
+            rps, bare_rps = med(name, "baseline", 0), med(name, "bare", 0)
+            print(f"{name:32s} {rps:7.0f} {rps / bare_rps:6.2f} {med(name, 'baseline', 1):7.2f} "
+                  f"{med(name, 'baseline', 2):7.2f} {med(name, 'baseline', 3):7.0f} "
+                  f"{med(name, 'bare', 3) / med(name, 'baseline', 3):9.2f} {baseline_statements[name]:4d}"
+                  f"   {med(name, 'gateway', 3) / med(name, 'baseline', 3):.2f}")
 
 
 if __name__ == "__main__":
