@@ -11,11 +11,9 @@ from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, StoredFile
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import call_exports
-from gateway_app.services import calls_queries
+from gateway_app.services import call_exports, calls_queries
 from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
-
 from gateway_app.services.serialization import Serializer, json_response
 
 from .common import PageArgs, current_company_id, page_fetched_newest_first, page_schema

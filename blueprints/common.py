@@ -9,7 +9,6 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import and_, or_, select
 
 from gateway_app.db import Session
-from gateway_app.services import keyset
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
@@ -81,16 +80,6 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
         last = rows[-1]
         next_cursor = encode_cursor(serialise_sort(getattr(last, sort_column.key)), last.id)
     return {"data": rows, "next_cursor": next_cursor}
-
-
-def page_rows_newest_first(statement, sort_column, id_column, args, item=None):
-    """``page_newest_first`` for a Core ``statement`` of columns (``sort_column`` and
-    ``id_column`` among them): the page's rows as ``item(row)`` (default: a mapping), read
-    on the session's connection, so in its transaction."""
-    def fetch(after, limit):
-        return keyset.page_rows(keyset.newest_first(statement, sort_column, id_column, after is not None),
-                                {}, after, limit)
-    return page_fetched_newest_first(fetch, sort_column, id_column, args, item)
 
 
 def page_fetched_newest_first(fetch, sort_column, id_column, args, item=None):
