@@ -26,6 +26,7 @@ setup(
         "pymysql>=1.1,<2",
         "flask-smorest>=0.45,<1",
         "marshmallow>=3.20",
+        "orjson>=3.9",  # read paths' answers (gateway_app/services/serialization.py)
         "pyjwt>=2.8,<3",
         "argon2-cffi>=23",
         "itsdangerous>=2.2",

@@ -104,7 +104,7 @@ def period_bounds(period):
 
 
 @blp.route("/reports", methods=["GET"])
-@blp.arguments(SeriesArgs, location="query")
+@blp.arguments(SeriesArgs(), location="query")
 @blp.response(200, ReportOut)
 @gateway_policy(permission="analytics:read", cache="analytics")
 def reports(args):
@@ -122,7 +122,7 @@ def reports(args):
 
 
 @blp.route("/kpis", methods=["GET"])
-@blp.arguments(RangeArgs, location="query")
+@blp.arguments(RangeArgs(), location="query")
 @blp.response(200, KpiOut)
 @gateway_policy(permission="analytics:read", cache="analytics")
 def kpis(args):
@@ -134,7 +134,7 @@ def kpis(args):
 
 
 @blp.route("/trends", methods=["GET"])
-@blp.arguments(TrendArgs, location="query")
+@blp.arguments(TrendArgs(), location="query")
 @blp.response(200, TrendOut)
 @gateway_policy(permission="analytics:read", cache="analytics")
 def trends(args):

@@ -3,7 +3,7 @@ import datetime as dt
 
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, row_position)
@@ -14,8 +14,9 @@ from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import appointments
+from gateway_app.services import appointments, calendar_queries
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
+from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import (CalendarDateTime, LocalDateRangeArgs, LocalRange, TimezoneField,
                                              zone_or_utc)
 
@@ -85,6 +86,9 @@ class CalendarOut(Schema):
     timezone = fields.String()
 
 
+CALENDAR = Serializer(CalendarOut)
+
+
 def rendered(appointment, tz):
     """The appointment as a client sees it: times on the wall clock of ``tz``."""
     return {
@@ -102,14 +106,14 @@ def company_zone():
     return zone_or_utc(Session.scalar(select(Company.timezone).where(Company.id == current_company_id())))
 
 
-def page_in_time_order(query, args):
+def page_in_time_order(window, args):
     """Keyset pagination in calendar order (earliest first) over (starts_at, id)."""
+    after = None
     if args.get("cursor") is not None:
-        sort_value, last_id = row_position(args["cursor"])
-        query = query.where(or_(Appointment.starts_at > sort_value,
-                                and_(Appointment.starts_at == sort_value, Appointment.id > last_id)))
+        after = row_position(args["cursor"])
     limit = args["limit"]
-    rows = Session.scalars(query.order_by(Appointment.starts_at, Appointment.id).limit(limit + 1)).all()
+    rows = calendar_queries.page_rows(current_company_id(), window.start_utc, window.end_utc,
+                                      args["status"], args["customer_id"], after, limit)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -118,7 +122,7 @@ def page_in_time_order(query, args):
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(CalendarArgs, location="query")
+@blp.arguments(CalendarArgs(), location="query")
 @blp.response(200, CalendarOut)
 @gateway_policy(permission="appointments:read", cache="appointments")
 def calendar(args):
@@ -130,16 +134,10 @@ def calendar(args):
     if last is None:
         last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
     window = LocalRange(first, last, tz)
-    query = select(Appointment).where(Appointment.company_id == current_company_id(),
-                                      Appointment.starts_at >= window.start_utc,
-                                      Appointment.starts_at < window.end_utc)
-    if args["status"]:
-        query = query.where(Appointment.status == args["status"])
-    if args["customer_id"]:
-        query = query.where(Appointment.customer_id == args["customer_id"])
-    rows, next_cursor = page_in_time_order(query, args)
-    return {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
-            "from_": first, "to": last, "timezone": tz.key}
+    rows, next_cursor = page_in_time_order(window, args)
+    answer = {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
+              "from_": first, "to": last, "timezone": tz.key}
+    return json_response(CALENDAR.one(answer), CALENDAR.exact_only)
 
 
 @blp.route("", methods=["POST"])

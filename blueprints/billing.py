@@ -8,6 +8,7 @@ from blueprints.common import current_company_id
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.integrations import billing
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.services.serialization import Serializer, json_response
 
 blp = GatewayBlueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing service")
 BILLING = dict(permission="billing:read", cache="billing", upstream="stripe")
@@ -52,6 +53,12 @@ def billing_page(name, item):
     })
 
 
+InvoicePage = billing_page("InvoicePage", InvoiceOut)
+PaymentPage = billing_page("PaymentPage", PaymentOut)
+INVOICE_PAGE = Serializer(InvoicePage)
+PAYMENT_PAGE = Serializer(PaymentPage)
+
+
 class UsageOut(Schema):
     period_start = fields.String()
     period_end = fields.String()
@@ -72,24 +79,29 @@ def cursor_refusals():
         abort(422, errors={"cursor": ["Not a valid cursor."]})
 
 
+USAGE = Serializer(UsageOut)
+
+
 @blp.route("/invoices")
-@blp.arguments(BillingPageArgs, location="query")
-@blp.response(200, billing_page("InvoicePage", InvoiceOut))
+@blp.arguments(BillingPageArgs(), location="query")
+@blp.response(200, InvoicePage)
 @gateway_policy(**BILLING)
 def invoices(args):
     """The company's invoices, newest first (Stripe, or the local mirror)."""
     with cursor_refusals():
-        return billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+        page = billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+    return json_response(INVOICE_PAGE.one(page), INVOICE_PAGE.exact_only)
 
 
 @blp.route("/payments")
-@blp.arguments(BillingPageArgs, location="query")
-@blp.response(200, billing_page("PaymentPage", PaymentOut))
+@blp.arguments(BillingPageArgs(), location="query")
+@blp.response(200, PaymentPage)
 @gateway_policy(**BILLING)
 def payments(args):
     """The company's payments, newest first (Stripe, or the local mirror)."""
     with cursor_refusals():
-        return billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+        page = billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+    return json_response(PAYMENT_PAGE.one(page), PAYMENT_PAGE.exact_only)
 
 
 @blp.route("/usage")
@@ -97,4 +109,4 @@ def payments(args):
 @gateway_policy(permission="billing:read", cache="billing")
 def usage():
     """Calls and minutes this month against the plan's minutes."""
-    return billing.usage(billing.company_of(current_company_id()))
+    return json_response(USAGE.one(billing.usage(billing.company_of(current_company_id()))), USAGE.exact_only)

@@ -3,22 +3,22 @@ import datetime as dt
 import os
 
 from flask import Response, send_file, stream_with_context, url_for
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
-from gateway_app.models import (CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
-                                Appointment, Call, Customer, StoredFile)
+from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, StoredFile
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import call_exports
-from gateway_app.services.calls_queries import calls_list_query, csv_chunks, export_rows
+from gateway_app.services import call_exports, calls_queries
+from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
+from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import within_calendar
 
-from .common import ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_newest_first, page_schema
+from .common import ROW_ID, PageArgs, current_company_id, page_fetched_newest_first, page_schema
 
 blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
@@ -128,27 +128,32 @@ class ExportOut(Schema):
 
 
 CallPage = page_schema(CallOut, "CallPage")
+CALL_PAGE = Serializer(CallPage)
+CALL_DETAIL = Serializer(CallDetailOut)
 
 
 def resolved_filters(args):
     """The validated filters with the date range as UTC instants in the company's timezone."""
-    zone = company_zone(current_company_id())
     filters = {name: args.get(name) for name in
                ("direction", "status", "sentiment", "outcome", "customer_id", "q")}
+    # the timezone is a query of its own: asked only when a bound needs it
+    zone = company_zone(current_company_id()) if args.get("from_") or args.get("to") else UTC
     filters["started_from"] = resolve_bound(args.get("from_"), zone)
     filters["started_before"] = resolve_bound(args.get("to"), zone, end=True)
     return filters
 
 
 @blp.route("")
-@blp.arguments(CallListArgs, location="query")
+@blp.arguments(CallListArgs(), location="query")
 @blp.response(200, CallPage)
 @gateway_policy(permission="calls:read", cache="calls")
 def list_calls(args):
     """The call log, newest first, filtered; items omit the transcript."""
-    query = calls_list_query(current_company_id(), resolved_filters(args)).options(
-        joinedload(Call.customer).load_only(Customer.id, Customer.name))
-    return page_newest_first(query, Call.started_at, Call.id, args)
+    company_id, filters = current_company_id(), resolved_filters(args)
+    page = page_fetched_newest_first(
+        lambda after, limit: calls_queries.list_page_rows(company_id, filters, after, limit),
+        CALLS.started_at, CALLS.id, args, calls_queries.with_customer)
+    return json_response(CALL_PAGE.one(page), CALL_PAGE.exact_only)
 
 
 @blp.route("/<int:call_id>")
@@ -156,12 +161,10 @@ def list_calls(args):
 @gateway_policy(permission="calls:read", cache="calls")
 def get_call(call_id):
     """One call with its transcript, analysis and the appointments it booked."""
-    call = get_owned_or_404(Call, call_id)
-    call.appointments = Session.scalars(
-        select(Appointment).where(Appointment.company_id == call.company_id,
-                                  Appointment.call_id == call.id)
-        .order_by(Appointment.starts_at)).all()
-    return call
+    call = calls_queries.call_detail(current_company_id(), call_id)
+    if call is None:
+        abort(404, message=f"No call with id {call_id}.")
+    return json_response(CALL_DETAIL.one(call), CALL_DETAIL.exact_only)
 
 
 @blp.route("/export")

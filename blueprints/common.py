@@ -123,6 +123,24 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
     return {"data": rows, "next_cursor": next_cursor}
 
 
+def page_fetched_newest_first(fetch, sort_column, id_column, args, item=None):
+    """``{data, next_cursor}`` of the rows ``fetch(after, limit)`` returns: up to limit + 1
+    rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given."""
+    cursor = args.get("cursor")
+    after = row_position(cursor) if cursor is not None else None
+    limit = args["limit"]
+    rows = fetch(after, limit)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]._mapping
+        value = last[sort_column.key]
+        next_cursor = encode_cursor(value.isoformat() if hasattr(value, "isoformat") else value,
+                                    last[id_column.key])
+    return {"data": [item(row) for row in rows] if item else [row._mapping for row in rows],
+            "next_cursor": next_cursor}
+
+
 def row_position(cursor):
     """(instant, row id) of a decoded cursor (CursorField) of a list of rows; a feed's
     cursor ("kind:id") handed to a list of rows is a 422 on ``cursor``."""

@@ -11,11 +11,12 @@ from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import profile_figures, search_query, timeline_sources
+from gateway_app.services.customers_queries import CUSTOMERS, profile, search_page_rows, timeline_sources
 from gateway_app.services.feeds import page_feed
+from gateway_app.services.serialization import Serializer, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
-                     get_owned_or_404, page_newest_first, page_schema)
+                     get_owned_or_404, page_fetched_newest_first, page_schema)
 
 blp = GatewayBlueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
 
@@ -55,9 +56,6 @@ class CustomerOut(Schema):
     updated_at = fields.DateTime()
 
 
-CUSTOMER_FIELDS = tuple(CustomerOut().fields)
-
-
 class CustomerProfileOut(CustomerOut):
     calls_count = fields.Integer()
     last_call_at = fields.DateTime(allow_none=True)
@@ -88,6 +86,8 @@ def timeline_appointment(appointment):
 
 CustomerPage = page_schema(CustomerOut, "CustomerPage")
 TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
+CUSTOMER_PAGE = Serializer(CustomerPage)
+CUSTOMER_PROFILE = Serializer(CustomerProfileOut)
 
 
 @contextmanager
@@ -104,13 +104,16 @@ def refusals_as_problems():
 
 
 @blp.route("")
-@blp.arguments(CustomerSearchArgs, location="query")
+@blp.arguments(CustomerSearchArgs(), location="query")
 @blp.response(200, CustomerPage)
 @gateway_policy(permission="customers:read", cache="customers")
 def search_customers(args):
     """Customers by name, e-mail or phone, most recently changed first."""
-    query = search_query(current_company_id(), args.get("q"), args["region"])
-    return page_newest_first(query, Customer.updated_at, Customer.id, args)
+    company_id, q, region = current_company_id(), args.get("q"), args["region"]
+    page = page_fetched_newest_first(
+        lambda after, limit: search_page_rows(company_id, q, region, after, limit),
+        CUSTOMERS.updated_at, CUSTOMERS.id, args)
+    return json_response(CUSTOMER_PAGE.one(page), CUSTOMER_PAGE.exact_only)
 
 
 @blp.route("", methods=["POST"])
@@ -130,9 +133,10 @@ def create_customer(data, region):
 @gateway_policy(permission="customers:read", cache="customers")
 def get_customer(customer_id):
     """A customer's profile with call and appointment figures."""
-    customer = get_owned_or_404(Customer, customer_id)
-    return {**{name: getattr(customer, name) for name in CUSTOMER_FIELDS},
-            **profile_figures(customer)}
+    found = profile(current_company_id(), customer_id)
+    if found is None:
+        abort(404, message=f"No customer with id {customer_id}.")
+    return json_response(CUSTOMER_PROFILE.one(found), CUSTOMER_PROFILE.exact_only)
 
 
 @blp.route("/<int:customer_id>", methods=["PATCH"])

@@ -3,10 +3,9 @@ from contextlib import contextmanager
 
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 
 from blueprints.common import (PageArgs, current_company_id, current_principal, get_owned_or_404,
-                               page_newest_first, page_schema)
+                               page_fetched_newest_first, page_schema)
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
 from gateway_app.identity.permissions import (DESCRIPTIONS, PERMISSIONS, READ_PERMISSIONS, ROLES,
@@ -15,6 +14,7 @@ from gateway_app.merge_patch import patched
 from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import team
+from gateway_app.services.serialization import Serializer, json_response
 
 blp = GatewayBlueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
 
@@ -55,6 +55,7 @@ class PermissionOut(Schema):
 MemberPage = page_schema(MemberOut, "MemberPage")
 RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
+MEMBER_PAGE = Serializer(MemberPage)
 
 
 @contextmanager
@@ -69,13 +70,15 @@ def refusals_as_problems():
 
 
 @blp.route("/members", methods=["GET"])
-@blp.arguments(PageArgs, location="query")
+@blp.arguments(PageArgs(), location="query")
 @blp.response(200, MemberPage)
 @gateway_policy(permission="team:read")
 def list_members(args):
     """The company's members, invited ones included, newest first."""
-    query = select(User).where(User.company_id == current_company_id())
-    return page_newest_first(query, User.created_at, User.id, args)
+    company_id = current_company_id()
+    page = page_fetched_newest_first(lambda after, limit: team.members_page_rows(company_id, after, limit),
+                                     team.USERS.created_at, team.USERS.id, args)
+    return json_response(MEMBER_PAGE.one(page), MEMBER_PAGE.exact_only)
 
 
 @blp.route("/members", methods=["POST"])

@@ -1,10 +1,11 @@
 """How calls are selected: the filters shared by the list and the export, and keyset batches."""
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import load_only
+from functools import lru_cache
+
+from sqlalchemy import and_, bindparam, func, or_, select
 
 from ..db import Session
-from ..models import Call, Customer
-from . import spreadsheet
+from ..models import Appointment, Call, Customer
+from . import keyset, spreadsheet
 
 # Rows fetched per query while exporting: bounds memory whatever the number of calls.
 EXPORT_BATCH_SIZE = 1000
@@ -25,24 +26,93 @@ LIST_COLUMNS = (Call.id, Call.company_id, Call.customer_id, Call.retell_call_id,
                 Call.duration_seconds, Call.outcome, Call.sentiment, Call.summary)
 
 
-def call_filters(company_id, filters):
-    """WHERE clauses for the caller's company and the validated filters (see CallFilterArgs)."""
-    clauses = [Call.company_id == company_id]
+def call_filters(company_id, filters, calls=Call):
+    """WHERE clauses for the caller's company and the validated filters (see CallFilterArgs),
+    on the mapped class or, for a Core statement, on the table's columns (``calls``)."""
+    clauses = [calls.company_id == company_id]
     if filters.get("started_from") is not None:
-        clauses.append(Call.started_at >= filters["started_from"])
+        clauses.append(calls.started_at >= filters["started_from"])
     if filters.get("started_before") is not None:
-        clauses.append(Call.started_at < filters["started_before"])
+        clauses.append(calls.started_at < filters["started_before"])
     for name in ("direction", "status", "sentiment", "outcome", "customer_id"):
         if filters.get(name) is not None:
-            clauses.append(getattr(Call, name) == filters[name])
+            clauses.append(getattr(calls, name) == filters[name])
     if filters.get("q"):
-        clauses.append(func.lower(Call.summary).contains(filters["q"].lower(), autoescape=True))
+        clauses.append(func.lower(calls.summary).contains(filters["q"].lower(), autoescape=True))
     return clauses
 
 
-def calls_list_query(company_id, filters):
-    return select(Call).options(load_only(*LIST_COLUMNS, raiseload=True)).where(
-        *call_filters(company_id, filters))
+# The read paths select columns with Core: a page is rows turned into the answer's dicts,
+# with no ORM identity map, instance state or per-attribute loader to set up per row.
+CALLS = Call.__table__.c
+_CUSTOMERS = Customer.__table__.c
+_WITH_CUSTOMER = Call.__table__.outerjoin(Customer.__table__, _CUSTOMERS.id == CALLS.customer_id)
+_LIST_ROW = tuple(CALLS[column.key] for column in LIST_COLUMNS if column.key != "company_id") + (
+    _CUSTOMERS.name.label("customer_name"),)
+_DETAIL_ROW = tuple(column for column in Call.__table__.columns
+                    if column.key not in ("company_id",)) + (_CUSTOMERS.name.label("customer_name"),)
+_APPOINTMENTS = Appointment.__table__.c
+
+
+def list_rows_query(company_id, filters):
+    """The list's page query: the list columns and the customer's name, one statement."""
+    return select(*_LIST_ROW).select_from(_WITH_CUSTOMER).where(
+        *call_filters(company_id, filters, CALLS))
+
+
+_FILTER_TYPES = {"started_from": CALLS.started_at.type, "started_before": CALLS.started_at.type}
+
+
+@lru_cache(maxsize=256)
+def _list_page_statement(filter_names, after):
+    filters = {name: bindparam(name, type_=_FILTER_TYPES.get(name)) for name in filter_names}
+    return keyset.newest_first(list_rows_query(bindparam("company_id"), filters),
+                               CALLS.started_at, CALLS.id, after)
+
+
+def list_page_rows(company_id, filters, after, limit):
+    """A page of the list (``after``: (started_at, id) of the last call served, or None)."""
+    given = {name: value for name, value in filters.items() if value is not None}
+    if "q" in given:   # its pattern is escaped from the value as the statement is built
+        statement = keyset.newest_first(list_rows_query(company_id, given), CALLS.started_at,
+                                        CALLS.id, after is not None)
+        return keyset.page_rows(statement, {}, after, limit)
+    statement = _list_page_statement(tuple(sorted(given)), after is not None)
+    return keyset.page_rows(statement, {**given, "company_id": company_id}, after, limit)
+
+
+def with_customer(row):
+    """A call row as the answer's schema reads it: ``customer`` as {id, name} or None."""
+    item = dict(row._mapping)
+    name = item.pop("customer_name")
+    item["customer"] = None if row.customer_id is None else {"id": row.customer_id, "name": name}
+    return item
+
+
+@lru_cache(maxsize=1)
+def _detail_statements():
+    company_id, call_id = bindparam("company_id"), bindparam("call_id")
+    call = select(*_DETAIL_ROW).select_from(_WITH_CUSTOMER).where(
+        CALLS.id == call_id, CALLS.company_id == company_id)
+    appointments = (select(_APPOINTMENTS.id, _APPOINTMENTS.title, _APPOINTMENTS.starts_at,
+                           _APPOINTMENTS.status)
+                    .where(_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.call_id == call_id)
+                    .order_by(_APPOINTMENTS.starts_at))
+    return call, appointments
+
+
+def call_detail(company_id, call_id):
+    """One call with its customer and the appointments it booked (two statements, built
+    once), or None."""
+    call, appointments = _detail_statements()
+    params = {"company_id": company_id, "call_id": call_id}
+    connection = Session.connection()
+    row = connection.execute(call, params).first()
+    if row is None:
+        return None
+    item = with_customer(row)
+    item["appointments"] = connection.execute(appointments, params).mappings().all()
+    return item
 
 
 def export_rows(company_id, filters, batch_size=None):

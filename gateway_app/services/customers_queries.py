@@ -1,30 +1,97 @@
 """Customer search, duplicate detection, profile figures and the timeline."""
-from sqlalchemy import case, func, literal, or_, select
+from functools import lru_cache
+
+from sqlalchemy import bindparam, case, func, literal, or_, select
 
 from ..db import Session, utcnow
 from ..models import Appointment, Call, Customer
+from . import keyset
 from .contacts import phone_or_none
 from .feeds import FeedSource
 
 UPCOMING_STATUSES = ("pending", "confirmed")
 
 
-def search_query(company_id, q, region):
-    """Customers whose name or e-mail contains ``q``, or whose phone is ``q`` in E.164."""
-    query = select(Customer).where(Customer.company_id == company_id)
+def search_clauses(company_id, q, region, customers=Customer):
+    """The WHERE clauses of customers whose name or e-mail contains ``q``, or whose phone
+    is ``q`` in E.164, on the mapped class or on the table's columns."""
+    clauses = [customers.company_id == company_id]
     if not q:
-        return query
+        return clauses
     text = q.strip().lower()
-    matches = [func.lower(Customer.name).contains(text, autoescape=True),
-               func.lower(Customer.email).contains(text, autoescape=True)]
+    matches = [func.lower(customers.name).contains(text, autoescape=True),
+               func.lower(customers.email).contains(text, autoescape=True)]
     phone = phone_or_none(q, region)
     if phone is not None:
-        matches.append(Customer.phone == phone)
+        matches.append(customers.phone == phone)
     fragment = text.lstrip("+").replace(" ", "").replace("-", "")
     if len(fragment) >= 4 and fragment.isdigit():
         # part of a number ("4567") matches the stored E.164 numbers containing it
-        matches.append(Customer.phone.contains(fragment, autoescape=True))
-    return query.where(or_(*matches))
+        matches.append(customers.phone.contains(fragment, autoescape=True))
+    clauses.append(or_(*matches))
+    return clauses
+
+
+# Read paths select columns with Core (see calls_queries): no ORM instances per row.
+CUSTOMERS = Customer.__table__.c
+CUSTOMER_COLUMNS = ("id", "name", "phone", "email", "notes", "created_at", "updated_at")
+_CUSTOMER_ROW = tuple(CUSTOMERS[name] for name in CUSTOMER_COLUMNS)
+_CALLS = Call.__table__.c
+_APPOINTMENTS = Appointment.__table__.c
+
+
+def search_rows_query(company_id, q, region):
+    return select(*_CUSTOMER_ROW).where(*search_clauses(company_id, q, region, CUSTOMERS))
+
+
+@lru_cache(maxsize=4)
+def _list_page_statement(after):
+    return keyset.newest_first(search_rows_query(bindparam("company_id"), None, None),
+                               CUSTOMERS.updated_at, CUSTOMERS.id, after)
+
+
+def search_page_rows(company_id, q, region, after, limit):
+    """A page of the search, most recently changed first (``after``: (updated_at, id) of
+    the last customer served, or None); without ``q``, a statement built once."""
+    if q:   # its patterns depend on the text (escaped, or read as a phone number)
+        statement = keyset.newest_first(search_rows_query(company_id, q, region),
+                                        CUSTOMERS.updated_at, CUSTOMERS.id, after is not None)
+        return keyset.page_rows(statement, {}, after, limit)
+    return keyset.page_rows(_list_page_statement(after is not None), {"company_id": company_id},
+                            after, limit)
+
+
+@lru_cache(maxsize=1)
+def _profile_statement():
+    company_id, customer_id, now = bindparam("company_id"), bindparam("customer_id"), bindparam("now")
+    calls = (_CALLS.company_id == company_id, _CALLS.customer_id == customer_id)
+    appointments = (_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.customer_id == customer_id)
+    upcoming = _APPOINTMENTS.status.in_(UPCOMING_STATUSES) & (_APPOINTMENTS.starts_at >= now)
+    figures = (
+        select(func.count(_CALLS.id)).where(*calls).scalar_subquery().label("calls_count"),
+        select(func.max(_CALLS.started_at)).where(*calls).scalar_subquery().label("last_call_at"),
+        select(func.sum(_CALLS.duration_seconds)).where(*calls).scalar_subquery()
+        .label("total_call_seconds"),
+        select(func.count(_APPOINTMENTS.id)).where(*appointments).scalar_subquery()
+        .label("appointments_count"),
+        # CASE rather than FILTER (WHERE ...): MariaDB has no aggregate FILTER clause
+        select(func.min(case((upcoming, _APPOINTMENTS.starts_at)))).where(*appointments)
+        .scalar_subquery().label("next_appointment_at"),
+    )
+    return select(*_CUSTOMER_ROW, *figures).where(CUSTOMERS.id == customer_id,
+                                                   CUSTOMERS.company_id == company_id)
+
+
+def profile(company_id, customer_id):
+    """A customer's fields and profile figures in one statement (the figures as scalar
+    subqueries over the company's indexes), or None when the company has no such customer."""
+    row = Session.connection().execute(_profile_statement(), {
+        "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    found["total_call_seconds"] = int(found["total_call_seconds"] or 0)
+    return found
 
 
 def find_duplicate(company_id, phone=None, email=None, exclude_id=None):
@@ -39,27 +106,6 @@ def find_duplicate(company_id, phone=None, email=None, exclude_id=None):
         if existing is not None:
             return field, existing
     return None
-
-
-def profile_figures(customer):
-    """Counts and dates shown on a profile: two aggregate queries."""
-    calls = Session.execute(
-        select(func.count(Call.id), func.max(Call.started_at), func.sum(Call.duration_seconds))
-        .where(Call.company_id == customer.company_id, Call.customer_id == customer.id)).one()
-    now = utcnow()
-    upcoming = Appointment.status.in_(UPCOMING_STATUSES) & (Appointment.starts_at >= now)
-    # CASE rather than FILTER (WHERE ...): MariaDB has no aggregate FILTER clause
-    appointments = Session.execute(
-        select(func.count(Appointment.id), func.min(case((upcoming, Appointment.starts_at))))
-        .where(Appointment.company_id == customer.company_id,
-               Appointment.customer_id == customer.id)).one()
-    return {
-        "calls_count": calls[0],
-        "last_call_at": calls[1],
-        "total_call_seconds": int(calls[2] or 0),
-        "appointments_count": appointments[0],
-        "next_appointment_at": appointments[1],
-    }
 
 
 def timeline_sources(company_id, customer_id):

@@ -6,7 +6,9 @@ HTTP answers.
 import hashlib
 import secrets
 
-from sqlalchemy import func, select
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, select
 
 from gateway_app.audit import audit
 from gateway_app.db import Session
@@ -14,6 +16,7 @@ from gateway_app.events import emit
 from gateway_app.extensions import gateway_state
 from gateway_app.models import User
 from gateway_app.notifications import queue_email
+from gateway_app.services import keyset
 from gateway_app.services.contacts import normalise_email
 
 
@@ -107,3 +110,21 @@ def remove(actor, member):
     Session.delete(member)
     Session.commit()
     member_changed(member_id)
+
+
+USERS = User.__table__.c
+MEMBER_COLUMNS = (USERS.id, USERS.email, USERS.name, USERS.role, USERS.status, USERS.created_at,
+                  USERS.last_login_at)
+
+
+@lru_cache(maxsize=2)
+def _members_page_statement(after):
+    return keyset.newest_first(select(*MEMBER_COLUMNS).where(USERS.company_id == bindparam("company_id")),
+                               USERS.created_at, USERS.id, after)
+
+
+def members_page_rows(company_id, after, limit):
+    """A page of the company's members, newest first (``after``: (created_at, id) of the
+    last one served, or None); the statement is built once."""
+    return keyset.page_rows(_members_page_statement(after is not None), {"company_id": company_id},
+                            after, limit)

@@ -1,0 +1,46 @@
+"""The calendar's page: appointments starting in a UTC range, in time order, by keyset.
+
+The statement is built once per shape (status filter, customer filter, cursor) with every
+value bound at execution, as the lists' are (keyset.py).
+"""
+from functools import lru_cache
+
+from sqlalchemy import and_, bindparam, or_, select
+
+from ..db import Session
+from ..models import Appointment
+
+APPOINTMENTS = Appointment.__table__.c
+# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances
+RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
+    "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
+    "calcom_booking_uid", "created_at", "updated_at"))
+
+
+@lru_cache(maxsize=16)
+def _page_statement(by_status, by_customer, after):
+    starts_at, row_id = APPOINTMENTS.starts_at, APPOINTMENTS.id
+    clauses = [APPOINTMENTS.company_id == bindparam("company_id"),
+               starts_at >= bindparam("start", type_=starts_at.type),
+               starts_at < bindparam("end", type_=starts_at.type)]
+    if by_status:
+        clauses.append(APPOINTMENTS.status == bindparam("status"))
+    if by_customer:
+        clauses.append(APPOINTMENTS.customer_id == bindparam("customer_id"))
+    if after:
+        after_start = bindparam("after_start", type_=starts_at.type)
+        clauses.append(or_(starts_at > after_start,
+                           and_(starts_at == after_start, row_id > bindparam("after_id"))))
+    return (select(*RENDERED_COLUMNS).where(*clauses).order_by(starts_at, row_id)
+            .limit(bindparam("page_limit")))
+
+
+def page_rows(company_id, start, end, status, customer_id, after, limit):
+    """Up to ``limit + 1`` appointments starting in [start, end), earliest first, strictly
+    after ``after`` ((starts_at, id) of the last one served) if given."""
+    params = {"company_id": company_id, "start": start, "end": end, "status": status,
+              "customer_id": customer_id, "page_limit": limit + 1}
+    if after is not None:
+        params["after_start"], params["after_id"] = after
+    statement = _page_statement(bool(status), bool(customer_id), after is not None)
+    return Session.connection().execute(statement, params).all()

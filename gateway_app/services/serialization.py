@@ -1,0 +1,135 @@
+"""Answers of read-only views built from rows, described by their marshmallow schemas.
+
+The views' ``@blp.response`` schemas stay what the OpenAPI document shows; a view on a
+hot read path hands its rows (Core row mappings, dicts or objects) to a ``Serializer``
+made once from the same schema, which turns each row into the dict the schema's
+``dump`` would give, with one plain function per field instead of marshmallow's
+per-field machinery; ``json_response`` then encodes it into exactly the bytes Flask's
+``jsonify`` would send (so bodies, Content-Length and the caches' ETags do not change).
+
+A field type the serializer does not know (Function, Method, Raw, a custom field) is
+dumped by the field itself, so the serializer never drifts from the schema: it can only
+be slower.
+"""
+import datetime as dt
+
+import orjson
+from flask import current_app
+from flask.json.provider import DefaultJSONProvider
+from marshmallow import fields, missing
+from marshmallow.utils import ensure_text_type
+
+# fields whose dumped values orjson writes as Python's json module does (str, int, None)
+_ORJSON_SAFE = (fields.Integer, fields.String, fields.DateTime, fields.Date, fields.Boolean)
+
+
+def _as(kind):
+    def convert(value):
+        return value if value.__class__ is kind else kind(value)
+    return convert
+
+
+def _converter(field):
+    """A function turning an attribute's non-None value into the dumped value, or None
+    when only the field itself can dump it."""
+    kind = type(field)
+    if kind is fields.String:
+        return lambda value: value if value.__class__ is str else ensure_text_type(value)
+    if kind is fields.Integer and not field.as_string:
+        return _as(int)
+    if kind is fields.DateTime and field.format in (None, "iso", "iso8601"):
+        return dt.datetime.isoformat
+    if kind is fields.Date and field.format in (None, "iso", "iso8601"):
+        return dt.date.isoformat
+    if kind is fields.Nested and not field.many and not field.schema.many:
+        return Serializer(field.schema).one
+    if (kind is fields.List and type(field.inner) is fields.Nested and not field.inner.many
+            and not field.inner.schema.many):
+        return Serializer(field.inner.schema).many
+    return None
+
+
+def _orjson_safe(field):
+    if isinstance(field, fields.Nested):
+        return not Serializer(field.schema).exact_only
+    if isinstance(field, fields.List):
+        return _orjson_safe(field.inner)
+    return type(field) in _ORJSON_SAFE
+
+
+class Serializer:
+    """``schema.dump`` for rows (mappings or objects); as with marshmallow, an attribute a
+    row lacks gives no key. ``exact_only``: an answer holding its output must be encoded
+    by Flask (see ``json_response``)."""
+
+    def __init__(self, schema):
+        schema = schema() if isinstance(schema, type) else schema
+        self.schema = schema
+        self.plan = []
+        self.exact_only = False
+        for name, field in schema.dump_fields.items():
+            convert = _converter(field)
+            self.exact_only = self.exact_only or not _orjson_safe(field)
+            if field.dump_default is not missing or "." in (field.attribute or ""):
+                convert = None   # defaults and dotted paths: the field's own lookup
+            self.plan.append((field.data_key or name, field.attribute or name, name,
+                              convert, None if convert is not None else field))
+
+    def one(self, row):
+        mapping = row if hasattr(row, "keys") else _Attributes(row)
+        out = {}
+        for key, attribute, name, convert, field in self.plan:
+            if field is not None:
+                value = field.serialize(name, row)
+                if value is not missing:
+                    out[key] = value
+                continue
+            value = mapping.get(attribute, missing)
+            if value is None:
+                out[key] = None
+            elif value is not missing:   # as marshmallow: an absent attribute is no key
+                out[key] = convert(value)
+        return out
+
+    def many(self, rows):
+        return [self.one(row) for row in rows]
+
+
+class _Attributes:
+    """An object read by attribute name, as the serializer reads a mapping."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def get(self, name, default):
+        return getattr(self.obj, name, default)
+
+
+def _flask_encodes_like_orjson(app):
+    provider = app.json
+    return (type(provider) is DefaultJSONProvider and provider.sort_keys and provider.ensure_ascii
+            and provider.compact is not False and not (provider.compact is None and app.debug)
+            and provider.mimetype == "application/json")
+
+
+def json_response(data, exact_only=False, status=200):
+    """The response ``jsonify(data)`` would make, byte for byte.
+
+    orjson writes what Python's json module writes for ASCII text without DEL, for ints,
+    booleans and None (keys sorted, compact): any other answer, or an app that encodes
+    differently, is encoded by Flask itself.
+    """
+    app = current_app
+    if not exact_only and _flask_encodes_like_orjson(app):
+        try:
+            body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        except (orjson.JSONEncodeError, TypeError):
+            body = None
+        if body is not None and body.isascii() and b"\x7f" not in body:
+            response = app.response_class(body, mimetype="application/json")
+            response.status_code = status
+            return response
+    response = app.json.response(data)
+    response.status_code = status
+    return response
