@@ -56,11 +56,14 @@ def seed_pro_company_key(database, workdir):
     return key
 
 
-def wrk(url, headers, seconds, connections):
-    """(req/s, p50 ms, p99 ms) of one wrk run with one thread."""
+def wrk(url, headers, seconds, connections, script=None):
+    """(req/s, p50 ms, p99 ms) of one wrk run with one thread (``script``: a function
+    making a Lua request script's file, for requests with bodies)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    if script:   # a new file per run: its nonce keeps the bodies distinct across runs
+        command += ["-s", script()]
     output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
     errors = WRK_ERRORS.search(output)
     if errors:

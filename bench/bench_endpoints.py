@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -35,7 +34,7 @@ import requests  # noqa: E402
 import sqlalchemy  # noqa: E402
 
 from bench.bench_cache import GunicornIn, cpu_seconds, pin_processes, worker_pid  # noqa: E402
-from bench.bench_endpoint_hit import UNIT_MS, WRK_ERRORS, WRK_LATENCY, WRK_RATE  # noqa: E402
+from bench.bench_endpoint_hit import wrk  # noqa: E402
 from bench.bench_services import seed, unlimited_policy  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
@@ -138,21 +137,6 @@ request = function()
 end
 """)
     return path_file
-
-
-def wrk(url, headers, seconds, connections, script=None):
-    """(req/s, p50 ms, p99 ms) of one wrk run with one thread (``script``: a Lua request)."""
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    if script:   # a new file per run: its nonce keeps the bodies distinct across runs
-        command += ["-s", script()]
-    output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
-    errors = WRK_ERRORS.search(output)
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(1)} answers were not 2xx/3xx:\n{output}")
-    latency = {int(p): float(v) * UNIT_MS[u] for p, v, u in WRK_LATENCY.findall(output)}
-    return float(WRK_RATE.search(output).group(1)), latency[50], latency[99]
 
 
 def measure(server, path, headers, seconds, connections, script=None):
