@@ -39,12 +39,10 @@ class TransformStage(Stage):
 
     def before(self, ctx, request):
         environ = request.environ
-        declared = environ.get("CONTENT_LENGTH")
-        if declared:
-            if request.content_length is not None and request.content_length > self.max_content_length:
-                raise self.too_large()
-        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             self.bound_unsized_body(environ)
+        elif environ.get("CONTENT_LENGTH") and (request.content_length or 0) > self.max_content_length:
+            raise self.too_large()
         return None
 
     def bound_unsized_body(self, environ):
