@@ -12,12 +12,35 @@ def new_token():
     return secrets.token_hex(6)
 
 
+class NewTokens:
+    """A kind of the worker's shared round trips (redis_store.SharedRoundTrips): the
+    invalidations of a round replace their tokens in one MSET, sent with the other
+    requests' calls instead of through a pipeline on a pooled connection of its own."""
+
+    @staticmethod
+    def command(key_lists):
+        keys = sorted(set().union(*key_lists))
+        return ("MSET", *(part for key in keys for part in (key, new_token())))
+
+    @staticmethod
+    def answers(key_lists, command, reply):
+        return [reply] * len(key_lists)
+
+    @staticmethod
+    def slot_key(keys):
+        return keys[0]   # an event's keys share its company's
+
+
+NEW_TOKENS = NewTokens()
+
+
 class RedisGenerations:
     """Tokens in Redis, shared by every worker and instance."""
 
-    def __init__(self, client, reads):
+    def __init__(self, client, reads, round_trips=None):
         self.client = client
         self.reads = reads   # redis_store.BatchedReads, shared with the worker's other small reads
+        self.round_trips = round_trips
         # invalidations that could not be written (Redis down), replayed before the next read;
         # key -> sequence, so a key deferred again during a replay stays pending
         self.pending = {}
@@ -54,11 +77,16 @@ class RedisGenerations:
 
     def bump(self, keys):
         """Replace the tokens; on failure they are remembered and replayed by the next read."""
+        if not keys:
+            return
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.set(key, new_token())
-            pipe.execute()
+            if self.round_trips is not None:
+                self.round_trips.call(NEW_TOKENS, tuple(keys))
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.set(key, new_token())
+                pipe.execute()
         except Exception:
             self.defer(keys)
             raise

@@ -33,7 +33,7 @@ def build_stages(app, policy, state):
     """The stages in pipeline order, each given its section of the policy and its collaborators."""
     rate_limiting = RateLimitingStage(app, policy["rate_limiting"], policy["tiers"], state.redis,
                                       state.round_trips)
-    caching = CachingStage(app, policy["caching"], state.redis, state.reads)
+    caching = CachingStage(app, policy["caching"], state.redis, state.reads, state.round_trips)
     fallback = Fallback(caching.stale_response)
     return [
         # first in, so that its ``after`` runs last: it counts and logs the response the

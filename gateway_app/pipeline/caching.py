@@ -95,9 +95,9 @@ class CachingStage(Stage):
     name = "caching"
     section = "caching"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, config, redis_client, reads):
+    def __init__(self, app, config, redis_client, reads, round_trips=None):
         self.metrics = cache_metrics()
-        self.tiers = TieredCache(app, config, redis_client, reads, self.metrics)
+        self.tiers = TieredCache(app, config, redis_client, reads, self.metrics, round_trips)
         self.rules = InvalidationRules(config)
         self.invalidator = Invalidator(self.rules, self.tiers, self.metrics)
         self.max_entry_bytes = config["max_entry_bytes"]
