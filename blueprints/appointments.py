@@ -3,19 +3,18 @@ import datetime as dt
 
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
 
 from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, row_position)
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.clock import business_now
-from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
-from gateway_app.models import APPOINTMENT_STATUSES, Appointment, Company
+from gateway_app.models import APPOINTMENT_STATUSES, Appointment
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments, calendar_queries
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
+from gateway_app.services.periods import stored_zone_name
 from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import (CalendarDateTime, LocalDateRangeArgs, LocalRange, TimezoneField,
                                              zone_or_utc)
@@ -103,7 +102,7 @@ def rendered(appointment, tz):
 
 
 def company_zone():
-    return zone_or_utc(Session.scalar(select(Company.timezone).where(Company.id == current_company_id())))
+    return zone_or_utc(stored_zone_name(current_company_id()))
 
 
 def page_in_time_order(window, args):

@@ -94,15 +94,23 @@ def profile(company_id, customer_id):
     return found
 
 
+@lru_cache(maxsize=4)
+def _duplicate_statement(field, excluding):
+    query = select(CUSTOMERS.id).where(CUSTOMERS.company_id == bindparam("company_id"),
+                                       CUSTOMERS[field] == bindparam("value"))
+    if excluding:
+        query = query.where(CUSTOMERS.id != bindparam("exclude_id"))
+    return query.order_by(CUSTOMERS.id).limit(1)
+
+
 def find_duplicate(company_id, phone=None, email=None, exclude_id=None):
     """(field, existing customer id) of another customer with this phone or e-mail, or None."""
-    for field, column, value in (("phone", Customer.phone, phone), ("email", Customer.email, email)):
+    for field, value in (("phone", phone), ("email", email)):
         if value is None:
             continue
-        query = select(Customer.id).where(Customer.company_id == company_id, column == value)
-        if exclude_id is not None:
-            query = query.where(Customer.id != exclude_id)
-        existing = Session.scalar(query.order_by(Customer.id).limit(1))
+        existing = Session.connection().execute(
+            _duplicate_statement(field, exclude_id is not None),
+            {"company_id": company_id, "value": value, "exclude_id": exclude_id}).scalar()
         if existing is not None:
             return field, existing
     return None

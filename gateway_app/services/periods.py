@@ -6,7 +6,7 @@ on SQLite and MariaDB (no dialect date functions) and keeps the indexes usable.
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..db import Session, utcnow
 from ..models import Company
@@ -15,8 +15,18 @@ UTC = dt.timezone.utc
 PERIODS = ("day", "week", "month")
 
 
+_COMPANIES = Company.__table__.c
+# Core, built once: an ORM select built and compiled per call cost as much as the query
+_ZONE_OF_COMPANY = select(_COMPANIES.timezone).where(_COMPANIES.id == bindparam("company_id"))
+
+
+def stored_zone_name(company_id):
+    """The timezone name the company's row holds (None if no such company)."""
+    return Session.connection().execute(_ZONE_OF_COMPANY, {"company_id": company_id}).scalar()
+
+
 def company_zone(company_id):
-    name = Session.scalar(select(Company.timezone).where(Company.id == company_id))
+    name = stored_zone_name(company_id)
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
