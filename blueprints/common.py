@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select
 
 from gateway_app import strict_json
 from gateway_app.db import Session
+from gateway_app.services.serialization import row_dicts
 from gateway_app.services.timeranges import within_calendar
 
 MAX_PAGE = 100
@@ -125,20 +126,20 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
 
 def page_fetched_newest_first(fetch, sort_column, id_column, args, item=None):
     """``{data, next_cursor}`` of the rows ``fetch(after, limit)`` returns: up to limit + 1
-    rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given."""
+    rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given.
+    ``data`` holds each row as a dict, passed through ``item`` if given."""
     cursor = args.get("cursor")
     after = row_position(cursor) if cursor is not None else None
     limit = args["limit"]
-    rows = fetch(after, limit)
+    rows = row_dicts(fetch(after, limit))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]._mapping
+        last = rows[-1]
         value = last[sort_column.key]
         next_cursor = encode_cursor(value.isoformat() if hasattr(value, "isoformat") else value,
                                     last[id_column.key])
-    return {"data": [item(row) for row in rows] if item else [row._mapping for row in rows],
-            "next_cursor": next_cursor}
+    return {"data": [item(row) for row in rows] if item else rows, "next_cursor": next_cursor}
 
 
 def row_position(cursor):

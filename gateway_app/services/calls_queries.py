@@ -81,11 +81,11 @@ def list_page_rows(company_id, filters, after, limit):
     return keyset.page_rows(statement, {**given, "company_id": company_id}, after, limit)
 
 
-def with_customer(row):
-    """A call row as the answer's schema reads it: ``customer`` as {id, name} or None."""
-    item = dict(row._mapping)
+def with_customer(item):
+    """A call row's dict as the answer's schema reads it: ``customer`` as {id, name} or None."""
     name = item.pop("customer_name")
-    item["customer"] = None if row.customer_id is None else {"id": row.customer_id, "name": name}
+    customer_id = item["customer_id"]
+    item["customer"] = None if customer_id is None else {"id": customer_id, "name": name}
     return item
 
 
@@ -110,7 +110,7 @@ def call_detail(company_id, call_id):
     row = connection.execute(call, params).first()
     if row is None:
         return None
-    item = with_customer(row)
+    item = with_customer(dict(row._mapping))
     item["appointments"] = connection.execute(appointments, params).mappings().all()
     return item
 

@@ -57,6 +57,15 @@ def _orjson_safe(field):
     return type(field) in _ORJSON_SAFE
 
 
+# the class of a value a field dumps as it is (a str to a String field, an int to an
+# Integer field): kept without a call, which is most of a row's fields
+_KEPT_AS_IS = {fields.String: str, fields.Integer: int}
+
+
+class _NeverKept:
+    pass
+
+
 class Serializer:
     """``schema.dump`` for rows (mappings or objects); as with marshmallow, an attribute a
     row lacks gives no key. ``exact_only``: an answer holding its output must be encoded
@@ -65,34 +74,46 @@ class Serializer:
     def __init__(self, schema):
         schema = schema() if isinstance(schema, type) else schema
         self.schema = schema
-        self.plan = []
+        self.converted = []   # (key, attribute, class kept as it is, converter)
+        self.dumped = []      # (key, name, field): dumped by the field itself
         self.exact_only = False
         for name, field in schema.dump_fields.items():
             convert = _converter(field)
             self.exact_only = self.exact_only or not _orjson_safe(field)
-            if field.dump_default is not missing or "." in (field.attribute or ""):
-                convert = None   # defaults and dotted paths: the field's own lookup
-            self.plan.append((field.data_key or name, field.attribute or name, name,
-                              convert, None if convert is not None else field))
+            key = field.data_key or name
+            # defaults and dotted paths: the field's own lookup
+            if convert is None or field.dump_default is not missing or "." in (field.attribute or ""):
+                self.dumped.append((key, name, field))
+            else:
+                self.converted.append((key, field.attribute or name,
+                                       _KEPT_AS_IS.get(type(field), _NeverKept), convert))
 
     def one(self, row):
-        mapping = row if hasattr(row, "keys") else _Attributes(row)
+        get = row.get if type(row) is dict or hasattr(row, "keys") else _Attributes(row).get
         out = {}
-        for key, attribute, name, convert, field in self.plan:
-            if field is not None:
-                value = field.serialize(name, row)
-                if value is not missing:
-                    out[key] = value
-                continue
-            value = mapping.get(attribute, missing)
-            if value is None:
-                out[key] = None
+        for key, attribute, kept, convert in self.converted:
+            value = get(attribute, missing)
+            if value is None or value.__class__ is kept:
+                out[key] = value
             elif value is not missing:   # as marshmallow: an absent attribute is no key
                 out[key] = convert(value)
+        for key, name, field in self.dumped:
+            value = field.serialize(name, row)
+            if value is not missing:
+                out[key] = value
         return out
 
     def many(self, rows):
         return [self.one(row) for row in rows]
+
+
+def row_dicts(rows):
+    """Core rows as dicts, their column names read once for all of them (a row's
+    ``_mapping``, or ``_fields``, is made again on every use: three times the cost)."""
+    if not rows:
+        return []
+    names = rows[0]._fields
+    return [dict(zip(names, row)) for row in rows]
 
 
 class _Attributes:
