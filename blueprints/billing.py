@@ -109,4 +109,4 @@ def payments(args):
 @gateway_policy(permission="billing:read", cache="billing")
 def usage():
     """Calls and minutes this month against the plan's minutes."""
-    return json_response(USAGE.one(billing.usage(billing.company_of(current_company_id()))), USAGE.exact_only)
+    return json_response(USAGE.one(billing.usage_of(current_company_id())), USAGE.exact_only)

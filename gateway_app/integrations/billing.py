@@ -1,7 +1,8 @@
 """Billing reads: Stripe through its breaker when linked, else the local mirror (webhooks)."""
 import datetime as dt
+from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..db import Session
 from ..models import Call, Company, Invoice, Payment, UsageRecord
@@ -74,18 +75,34 @@ def list_payments(company, limit, cursor):
     return mirror_page(Payment, Payment.stripe_payment_id, company, limit, cursor, payment_from_mirror)
 
 
+@lru_cache(maxsize=8)
+def _mirror_statements(model, after):
+    """The page (strictly after the bound position of the cursor's record if ``after``)
+    and the cursor's record: Core, built once per shape."""
+    table = model.__table__.c
+    company_id = bindparam("company_id")
+    page = select(*model.__table__.columns).where(table.company_id == company_id)
+    if after:
+        last_created = bindparam("last_created_at", type_=table.created_at.type)
+        page = page.where((table.created_at < last_created)
+                          | ((table.created_at == last_created) & (table.id < bindparam("last_id"))))
+    page = page.order_by(table.created_at.desc(), table.id.desc()).limit(bindparam("page_limit"))
+    return page, select(table.created_at, table.id)
+
+
 def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
     """Newest first; the cursor is the Stripe id of the last row served, as with Stripe."""
-    query = select(model).where(model.company_id == company.id)
+    page, position = _mirror_statements(model, bool(cursor))
+    connection = Session.connection()
+    params = {"company_id": company.id, "page_limit": limit + 1}
     if cursor:
-        last = Session.scalar(select(model).where(model.company_id == company.id,
-                                                  stripe_id_column == cursor))
+        table = model.__table__.c
+        last = connection.execute(position.where(table.company_id == company.id,
+                                                 table[stripe_id_column.key] == cursor)).first()
         if last is None:
             raise UnknownCursor(cursor)
-        query = query.where((model.created_at < last.created_at)
-                            | ((model.created_at == last.created_at) & (model.id < last.id)))
-    rows = Session.scalars(query.order_by(model.created_at.desc(), model.id.desc())
-                           .limit(limit + 1)).all()
+        params["last_created_at"], params["last_id"] = last
+    rows = connection.execute(page, params).all()
     next_cursor = getattr(rows[limit - 1], stripe_id_column.key) if len(rows) > limit else None
     return {"data": [mapper(row) for row in rows[:limit]], "next_cursor": next_cursor,
             "source": "local", "note": LOCAL_NOTE}
@@ -106,23 +123,45 @@ def usage_between(company_id, start, end):
     return int(calls), -(-int(seconds) // 60)   # minutes rounded up
 
 
-def usage(company, now=None):
+@lru_cache(maxsize=1)
+def _usage_statement():
+    """The plan, the period's calls and seconds and the minutes reported to Stripe: one
+    statement (scalar subqueries), built once."""
+    company_id = bindparam("company_id")
+    calls, records = Call.__table__.c, UsageRecord.__table__.c
+    in_period = (calls.company_id == company_id,
+                 calls.started_at >= bindparam("start", type_=calls.started_at.type),
+                 calls.started_at < bindparam("end", type_=calls.started_at.type))
+    reported = (records.company_id == company_id, records.reported_at.is_not(None),
+                records.period_start >= bindparam("start", type_=records.period_start.type),
+                records.period_end <= bindparam("end", type_=records.period_end.type))
+    companies = Company.__table__.c
+    return select(
+        companies.plan_minutes,
+        select(func.count(calls.id)).where(*in_period).scalar_subquery().label("calls"),
+        select(func.coalesce(func.sum(calls.duration_seconds), 0)).where(*in_period)
+        .scalar_subquery().label("seconds"),
+        select(func.coalesce(func.sum(records.minutes), 0)).where(*reported)
+        .scalar_subquery().label("reported"),
+    ).where(companies.id == company_id)
+
+
+def usage_of(company_id, now=None):
+    """This month's calls and minutes of the company against its plan, in one statement."""
     start, end = current_period(now)
-    calls, minutes = usage_between(company.id, start, end)
-    plan = company.plan_minutes
+    row = Session.connection().execute(_usage_statement(), {
+        "company_id": company_id, "start": start, "end": end}).one()
+    plan, calls, minutes = row.plan_minutes, int(row.calls), -(-int(row.seconds) // 60)
+    return usage_answer(start, end, plan, calls, minutes, int(row.reported or 0))
+
+
+def usage_answer(start, end, plan, calls, minutes, reported):
     return {"period_start": iso(start), "period_end": iso(end), "calls": calls,
             "minutes": minutes, "plan_minutes": plan,
             "remaining_minutes": max(0, plan - minutes),
             "percent_used": round(100.0 * minutes / plan, 1) if plan else None,
             "overage_minutes": max(0, minutes - plan),
-            "reported_minutes": reported_minutes(company.id, start, end)}
-
-
-def reported_minutes(company_id, start, end):
-    """Minutes already reported to Stripe as meter events for this period."""
-    return int(Session.scalar(select(func.coalesce(func.sum(UsageRecord.minutes), 0)).where(
-        UsageRecord.company_id == company_id, UsageRecord.reported_at.is_not(None),
-        UsageRecord.period_start >= start, UsageRecord.period_end <= end)) or 0)
+            "reported_minutes": reported}
 
 
 def iso(moment):
@@ -133,5 +172,12 @@ def epoch_iso(seconds):
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat() if seconds else None
 
 
+_COMPANY_BILLING = select(*(Company.__table__.c[name] for name in (
+    "id", "plan_minutes", "stripe_customer_id", "integrations"))).where(
+    Company.__table__.c.id == bindparam("company_id"))
+
+
 def company_of(company_id):
-    return Session.get(Company, company_id)
+    """What billing reads of a company (a row: id, plan_minutes, stripe_customer_id,
+    integrations), by a Core statement built once."""
+    return Session.connection().execute(_COMPANY_BILLING, {"company_id": company_id}).first()
