@@ -86,6 +86,7 @@ def timeline_appointment(appointment):
 
 CustomerPage = page_schema(CustomerOut, "CustomerPage")
 TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
+CUSTOMER = Serializer(CustomerOut)
 CUSTOMER_PAGE = Serializer(CustomerPage)
 CUSTOMER_PROFILE = Serializer(CustomerProfileOut)
 
@@ -125,7 +126,8 @@ def search_customers(args):
 def create_customer(data, region):
     """Create a customer; a phone or e-mail another customer has is refused with 409."""
     with refusals_as_problems():
-        return customers.create(current_company_id(), current_principal().user_id, data, region)
+        customer = customers.create(current_company_id(), current_principal().user_id, data, region)
+    return json_response(CUSTOMER.one(customer), CUSTOMER.exact_only, status=201)
 
 
 @blp.route("/<int:customer_id>")
@@ -149,7 +151,8 @@ def update_customer(data, customer_id, region):
     customer = get_owned_or_404(Customer, customer_id)
     changes = patched({name: getattr(customer, name) for name in ("name", "phone", "email", "notes")}, data)
     with refusals_as_problems():
-        return customers.update(customer, current_principal().user_id, changes, region)
+        customers.update(customer, current_principal().user_id, changes, region)
+    return json_response(CUSTOMER.one(customer), CUSTOMER.exact_only)
 
 
 @blp.route("/<int:customer_id>/timeline")

@@ -108,6 +108,10 @@ class GatewayBlueprint(Blueprint):
             self.before_request(refuse_undeclared_query)
 
     def arguments(self, schema, *, location="json", **kwargs):
+        # webargs makes an instance of a schema class on every request it parses, which
+        # costs more than the parsing: one instance serves every request
+        if isinstance(schema, type):
+            schema = schema()
         decorate = super().arguments(schema, location=location, **kwargs)
         if location not in QUERY_LOCATIONS:
             return decorate
