@@ -11,7 +11,8 @@ from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import CUSTOMERS, profile, search_page_rows, timeline_sources
+from gateway_app.services.customers_queries import (CUSTOMERS, owned_customer, profile, search_page_rows,
+                                                    timeline_sources)
 from gateway_app.services.feeds import page_feed
 from gateway_app.services.serialization import Serializer, json_response
 
@@ -148,10 +149,12 @@ def get_customer(customer_id):
 @gateway_policy(permission="customers:write")
 def update_customer(data, customer_id, region):
     """Change some fields of a customer (a merge patch: null clears phone, e-mail or notes)."""
-    customer = get_owned_or_404(Customer, customer_id)
-    changes = patched({name: getattr(customer, name) for name in ("name", "phone", "email", "notes")}, data)
+    customer = owned_customer(current_company_id(), customer_id)
+    if customer is None:
+        abort(404, message=f"No customer with id {customer_id}.")
+    changes = patched({name: customer[name] for name in ("name", "phone", "email", "notes")}, data)
     with refusals_as_problems():
-        customers.update(customer, current_principal().user_id, changes, region)
+        customer = customers.update(customer, current_principal().user_id, changes, region)
     return json_response(CUSTOMER.one(customer), CUSTOMER.exact_only)
 
 

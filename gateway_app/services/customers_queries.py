@@ -103,6 +103,17 @@ def _duplicate_statement(field, excluding):
     return query.order_by(CUSTOMERS.id).limit(1)
 
 
+_OWNED_CUSTOMER = select(*_CUSTOMER_ROW, CUSTOMERS.company_id).where(
+    CUSTOMERS.id == bindparam("customer_id"), CUSTOMERS.company_id == bindparam("company_id"))
+
+
+def owned_customer(company_id, customer_id):
+    """The company's customer as a dict of its columns (as services.customers writes them), or None."""
+    row = Session.connection().execute(_OWNED_CUSTOMER, {"company_id": company_id,
+                                                         "customer_id": customer_id}).first()
+    return None if row is None else dict(row._mapping)
+
+
 def find_duplicate(company_id, phone=None, email=None, exclude_id=None):
     """(field, existing customer id) of another customer with this phone or e-mail, or None."""
     for field, value in (("phone", phone), ("email", email)):
