@@ -330,3 +330,30 @@ def test_a_route_must_be_one_of_the_services_routes(tmp_path, redis_url, rule, f
         build_app(f"sqlite:///{tmp_path}/routes.db", redis_url, GATEWAY_POLICY=policy)
     assert f"transforms.services.analytics.routes.{rule}: not a route of the analytics service ({found})" \
         in str(refused.value)
+
+
+def documented_example():
+    import os
+    import re
+    path = os.path.join(os.path.dirname(DEFAULT_PATH), "..", "docs", "transforms.md")
+    with open(path, encoding="utf-8") as handle:
+        block = re.search(r"```yaml\n(.*?)```", handle.read(), re.S).group(1)
+    return yaml.safe_load(block)["transforms"]
+
+
+def test_the_documented_example_is_valid_and_does_what_the_docs_say(make_app):
+    _app, tenant = make_app(documented_example())
+    response = tenant.get("/api/v1/analytics/kpis?since=2030-05-01&to=2030-05-31")
+    body = received(response)
+    assert (body["from"], body["timezone"]) == ("2030-05-01", "UTC") and "sentiment" not in body
+    assert "X-Analytics-Edition" not in response.headers      # the route's response replaces the service's
+    reports = tenant.get("/api/v1/analytics/reports?since=2030-05-01&to=2030-05-31")
+    assert received(reports)["api_version"] == 2 and reports.headers["X-Analytics-Edition"] == "v2"
+
+
+@pytest.mark.gunicorn
+def test_the_documented_example_reaches_a_remote_instance_as_documented(make_app, upstream):
+    _app, tenant = make_app(documented_example(), remote_upstream=upstream)
+    echoed = received(tenant.get("/api/v1/analytics/kpis?since=2030-05-01"))
+    assert (echoed["method"], echoed["path"], echoed["query"]) == ("GET", "/v2/kpis", "from=2030-05-01&tz=UTC")
+    assert Headers(echoed["headers"])["X-Tenant-Source"] == "gateway"
