@@ -357,3 +357,22 @@ def test_the_documented_example_reaches_a_remote_instance_as_documented(make_app
     echoed = received(tenant.get("/api/v1/analytics/kpis?since=2030-05-01"))
     assert (echoed["method"], echoed["path"], echoed["query"]) == ("GET", "/v2/kpis", "from=2030-05-01&tz=UTC")
     assert Headers(echoed["headers"])["X-Tenant-Source"] == "gateway"
+
+
+@pytest.mark.gunicorn
+def test_gunicorn_refuses_to_start_with_a_transform_that_forges_the_identity(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.servers import ROOT
+    raw = raw_policy()
+    raw["transforms"] = {"services": {"calls": {"request": {"headers": {"add": {"X-Gateway-Role": "owner"}}}}}}
+    bad = tmp_path / "gateway.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    env = dict(os.environ, GATEWAY_CONFIG=str(bad), PORT="0", GATEWAY_BIND="127.0.0.1")
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "wsgi:app"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "transforms.services.calls.value.request.headers.add.X-Gateway-Role" in result.stderr
+    assert "Traceback" not in result.stderr
