@@ -19,7 +19,7 @@ from gateway_app.policy import DEFAULT_PATH, PolicyError, validate_policy
 from tests.conftest import build_app, sign_up
 from tests.support.echo_upstream import ARRAY_PATH, TEXT_PATH
 from tests.support.servers import Gunicorn
-from tests.support.transforms_app import (LOCAL_CACHED, LOCAL_ECHO, LOCAL_TEXT,
+from tests.support.transforms_app import (LOCAL_CACHED, LOCAL_ECHO, LOCAL_STREAMED, LOCAL_TEXT,
                                           register_transforms_test_routes)
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
@@ -211,6 +211,16 @@ def test_a_json_body_over_the_transform_limit_is_refused(make_app):
     # a body no transform reads is not held: the gateway's own limit applies to it
     text = tenant.post(LOCAL_ECHO, data="y" * 100, content_type="text/plain")
     assert received(text)["body"] == "y" * 100
+
+
+def test_a_streamed_json_answer_is_transformed_only_when_it_ends_within_the_limit(make_app):
+    _app, tenant = make_app({"max_body_bytes": 256, "services": {"calls": OPERATIONS}})
+    short = tenant.get(LOCAL_STREAMED + "?pad=10")
+    assert short.get_json() == {"origin": "local", "pad": "x" * 10, "transformed": True}
+    assert int(short.headers["Content-Length"]) == len(short.data)
+    long = tenant.get(LOCAL_STREAMED + "?pad=1000")   # streamed on as it was, whole
+    assert long.get_json() == {"served_by": "local", "kept": "yes", "pad": "x" * 1000}
+    assert long.headers["X-Transformed"] == "yes"
 
 
 def test_a_route_declaration_replaces_its_services_for_that_direction(make_app):

@@ -1,4 +1,5 @@
 """What a response transform does to a service's answer before the gateway sends it on."""
+import itertools
 from dataclasses import dataclass
 
 from .body import JSON_MEDIA_TYPE, encoded, json_object
@@ -32,22 +33,46 @@ class ResponseTransform:
         return response
 
     def body_is_transformable(self, response):
-        """A JSON body the gateway can read whole, as it is: not compressed, not a file
-        handed to the server, and not a stream of unknown or excessive length (read whole,
-        it would no longer stream)."""
+        """A JSON body the gateway can read as it is: not compressed, not a file handed to
+        the server, not a stream declared longer than ``max_body_bytes``."""
         if response.mimetype != JSON_MEDIA_TYPE or response.direct_passthrough:
             return False
         if "Content-Encoding" in response.headers:
             return False
-        if response.is_streamed:
-            length = response.content_length
-            return length is not None and length <= self.max_body_bytes
-        return True
+        length = response.content_length
+        return not (response.is_streamed and length is not None and length > self.max_body_bytes)
 
     def rewrite_json(self, response):
-        document = json_object(response.get_data())
+        if response.is_streamed:
+            body = read_bounded(response, self.max_body_bytes)
+            if body is None:
+                return
+            response.set_data(body)   # read whole: from now on an ordinary body
+        else:
+            body = response.get_data()
+        document = json_object(body)
         if document is None or not self.json.apply(JsonFields(document)):
             return
         response.set_data(encoded(document))   # werkzeug sets Content-Length again
         for name in DESCRIBES_THE_BODY:
             del response.headers[name]
+
+
+def read_bounded(response, limit):
+    """A streamed body, whole, when it ends within ``limit`` bytes; else None, and the
+    response streams on as it was (the part read first, then the rest)."""
+    source = response.response
+    chunks = iter(source)
+    head, size = [], 0
+    for chunk in chunks:
+        chunk = chunk.encode("utf-8") if isinstance(chunk, str) else chunk   # as werkzeug encodes
+        head.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            response.response = itertools.chain(head, chunks)
+            if hasattr(source, "close"):   # the upstream's connection, released when the server is done
+                response.call_on_close(source.close)
+            return None
+    if hasattr(source, "close"):
+        source.close()
+    return b"".join(head)

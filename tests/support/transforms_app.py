@@ -10,6 +10,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 LOCAL_ECHO = "/test/transforms/echo"
 LOCAL_TEXT = "/test/transforms/echo/text"
 LOCAL_CACHED = "/test/transforms/cached"
+LOCAL_STREAMED = "/test/transforms/streamed"
 handler_runs = {"cached": 0}
 
 
@@ -47,6 +48,14 @@ def build_blueprint():
     def cached():
         handler_runs["cached"] += 1
         return jsonify({**echoed(), "run": handler_runs["cached"]})
+
+    @blp.get("/streamed")
+    @gateway_policy(**calls)
+    def streamed():
+        """A JSON object streamed in small chunks, of no declared length: ``pad`` characters of padding."""
+        text = json.dumps({"served_by": "local", "kept": "yes", "pad": "x" * int(request.args.get("pad", 0))})
+        chunks = (text[i:i + 16] for i in range(0, len(text), 16))
+        return current_app.response_class(chunks, mimetype="application/json")
 
     return blp
 
