@@ -44,14 +44,24 @@ OWNED_HEADERS = {
 OWNED_PREFIXES = {"x-gateway-": "the identity the gateway passes (and signs) is the gateway's alone",
                   "access-control-": "the cors stage decides it for each answer"}
 
-HEADER_NAME = fields.String(validate=validate.Regexp(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
-                                                     error="not a header name"))
-HEADER_VALUE = fields.String(validate=validate.Regexp(r"^[^\r\n\x00]*$",
-                                                      error="a header value cannot hold CR, LF or NUL"))
-PARAMETER = fields.String(validate=validate.Length(min=1))
-# whole segments: a leading slash, none trailing, no empty segment, no query
-PATH_PREFIX = fields.String(validate=validate.Regexp(r"^(/[^/\s?#]+)+$",
-                                                     error="expected a path such as /v2 (no trailing slash)"))
+# a new field for each use: marshmallow binds a field to the one place it is declared
+def header_name():
+    return fields.String(validate=validate.Regexp(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", error="not a header name"))
+
+
+def header_value():
+    return fields.String(validate=validate.Regexp(r"^[^\r\n\x00]*$",
+                                                  error="a header value cannot hold CR, LF or NUL"))
+
+
+def parameter():
+    return fields.String(validate=validate.Length(min=1))
+
+
+def path_prefix():
+    """Whole segments: a leading slash, none trailing, no empty segment, no query."""
+    return fields.String(validate=validate.Regexp(r"^(/[^/\s?#]+)+$",
+                                                  error="expected a path such as /v2 (no trailing slash)"))
 
 
 def owned_header_reason(name):
@@ -83,11 +93,11 @@ def names_used(data):
 
 @strict
 class HeaderOperationsSchema(Schema):
-    remove = fields.List(HEADER_NAME)
-    rename = fields.Dict(keys=HEADER_NAME, values=HEADER_NAME)
-    replace = fields.Dict(keys=HEADER_NAME, values=HEADER_VALUE)
-    add = fields.Dict(keys=HEADER_NAME, values=HEADER_VALUE)
-    append = fields.Dict(keys=HEADER_NAME, values=HEADER_VALUE)
+    remove = fields.List(header_name())
+    rename = fields.Dict(keys=header_name(), values=header_name())
+    replace = fields.Dict(keys=header_name(), values=header_value())
+    add = fields.Dict(keys=header_name(), values=header_value())
+    append = fields.Dict(keys=header_name(), values=header_value())
 
     @validates_schema
     def no_owned_header(self, data, **kwargs):
@@ -102,26 +112,26 @@ class HeaderOperationsSchema(Schema):
 
 @strict
 class QueryOperationsSchema(Schema):
-    remove = fields.List(PARAMETER)
-    rename = fields.Dict(keys=PARAMETER, values=PARAMETER)
-    replace = fields.Dict(keys=PARAMETER, values=fields.String())
-    add = fields.Dict(keys=PARAMETER, values=fields.String())
-    append = fields.Dict(keys=PARAMETER, values=fields.String())
+    remove = fields.List(parameter())
+    rename = fields.Dict(keys=parameter(), values=parameter())
+    replace = fields.Dict(keys=parameter(), values=fields.String())
+    add = fields.Dict(keys=parameter(), values=fields.String())
+    append = fields.Dict(keys=parameter(), values=fields.String())
 
 
 @strict
 class JsonOperationsSchema(Schema):
     """Top-level fields of a JSON object body; values are any JSON value."""
-    remove = fields.List(PARAMETER)
-    rename = fields.Dict(keys=PARAMETER, values=PARAMETER)
-    replace = fields.Dict(keys=PARAMETER, values=fields.Raw(allow_none=True, validate=json_value))
-    add = fields.Dict(keys=PARAMETER, values=fields.Raw(allow_none=True, validate=json_value))
+    remove = fields.List(parameter())
+    rename = fields.Dict(keys=parameter(), values=parameter())
+    replace = fields.Dict(keys=parameter(), values=fields.Raw(allow_none=True, validate=json_value))
+    add = fields.Dict(keys=parameter(), values=fields.Raw(allow_none=True, validate=json_value))
 
 
 @strict
 class PathSchema(Schema):
-    strip_prefix = PATH_PREFIX   # stripped first, then
-    add_prefix = PATH_PREFIX     # added
+    strip_prefix = path_prefix()   # stripped first, then
+    add_prefix = path_prefix()     # added
 
 
 @strict
