@@ -44,6 +44,7 @@ OWNED_HEADERS = {
 OWNED_PREFIXES = {"x-gateway-": "the identity the gateway passes (and signs) is the gateway's alone",
                   "access-control-": "the cors stage decides it for each answer"}
 
+
 # a new field for each use: marshmallow binds a field to the one place it is declared
 def header_name():
     return fields.String(validate=validate.Regexp(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", error="not a header name"))
