@@ -100,7 +100,8 @@ class ResponseHeaders:
         self.headers = headers
 
     def has(self, name):
-        return name in self.headers
+        # ``in`` raises and catches a KeyError for an absent name (microseconds); getlist does not
+        return bool(self.headers.getlist(name))
 
     def take(self, name):
         values = self.headers.getlist(name)

@@ -2,9 +2,9 @@
 
 The request is changed where every reader finds it: the WSGI environ (which a local
 view's request and the proxy both read) and the few values werkzeug has already worked
-out from it, through werkzeug's documented setters (``request.path`` is a plain
-attribute; ``args``, ``content_length`` and ``stream`` are cached properties, and
-setting one replaces the cached value).
+out from it, through werkzeug's documented interface (``request.path`` is a plain
+attribute; ``args``, ``content_length`` and ``stream`` are cached properties: setting one
+replaces the cached value, deleting one makes werkzeug work it out again when asked).
 """
 import io
 from dataclasses import dataclass
@@ -77,7 +77,10 @@ class RequestTransform:
         query = urlencode(pairs, quote_via=quote, errors="surrogateescape")
         environ["QUERY_STRING"] = query
         request.query_string = query.encode("latin-1")
-        request.args = request.parameter_storage_class(parse_qsl(query, keep_blank_values=True))
+        try:
+            del request.args   # werkzeug works it out again, from the new query, when asked
+        except KeyError:
+            pass               # not worked out yet
 
     def rewrite_json(self, request):
         environ = request.environ

@@ -37,7 +37,7 @@ class ResponseTransform:
         the server, not a stream declared longer than ``max_body_bytes``."""
         if response.mimetype != JSON_MEDIA_TYPE or response.direct_passthrough:
             return False
-        if "Content-Encoding" in response.headers:
+        if response.headers.getlist("Content-Encoding"):
             return False
         length = response.content_length
         return not (response.is_streamed and length is not None and length > self.max_body_bytes)
@@ -54,8 +54,10 @@ class ResponseTransform:
         if document is None or not self.json.apply(JsonFields(document)):
             return
         response.set_data(encoded(document))   # werkzeug sets Content-Length again
+        present = {name.lower() for name in response.headers.keys()}
         for name in DESCRIBES_THE_BODY:
-            del response.headers[name]
+            if name.lower() in present:
+                del response.headers[name]
 
 
 def read_bounded(response, limit):
