@@ -53,6 +53,7 @@ class RequestContext:
     rate_limit_headers: tuple = ()   # (name, value) pairs the rate-limiting stage adds
     upstream: str | None = None
     cache_lookup: object = None    # the caching stage's decision, from before to after
+    response_transform: object = None   # the transforms stage's, for its ``after``
     ahead: dict | None = None   # stage name -> (item, answer) of its call made ahead (pipeline/base.py)
 
     @property

@@ -19,6 +19,7 @@ from .pipeline.metrics import MetricsSchema
 from .pipeline.rate_limiting import RateLimitingSchema
 from .pipeline.service_discovery import ServiceDiscoverySchema
 from .pipeline.transform import TransformSchema
+from .pipeline.transforms import TransformsSchema
 from .policy_types import PolicyError, RateString, positive, strict
 from .ratelimit.quotas import TierSchema
 from .webhooks.common import WebhooksSchema
@@ -41,6 +42,7 @@ class PolicySchema(Schema):
     integrations = fields.Nested(IntegrationsSchema, required=True)
     service_discovery = fields.Nested(ServiceDiscoverySchema, required=True)
     transform = fields.Nested(TransformSchema, required=True)
+    transforms = fields.Nested(TransformsSchema, load_default=lambda: TransformsSchema().load({}))
     metrics = fields.Nested(MetricsSchema, required=True)
     webhooks = fields.Nested(WebhooksSchema, load_default=lambda: WebhooksSchema().load({}))
 

@@ -107,7 +107,7 @@ def test_access_log_is_one_json_line_per_request(tmp_path, redis_url, caplog):
     assert "latency_ms" in lines[-1] and "company_id" in lines[-1]
     assert list(lines[-1]["stage_ms"]) == ["metrics", "transform", "cors", "authentication",
                                            "authorization", "rate_limiting", "caching",
-                                           "circuit_breaker", "service_discovery"]
+                                           "circuit_breaker", "transforms", "service_discovery"]
 
 
 def test_metrics_exposes_request_counts(client):

@@ -70,7 +70,7 @@ def test_each_stage_section_schema_sits_beside_its_stage(app):
     stages = app.extensions["gateway"].pipeline.stages
     assert [stage.section for stage in stages if stage.section] == [
         "metrics", "transform", "cors", "authentication", "rate_limiting", "caching",
-        "circuit_breaker", "service_discovery"]
+        "circuit_breaker", "transforms", "service_discovery"]
     for stage in stages:
         if stage.section is not None:
             assert sections[stage.section].nested.__module__ == stage.__module__, stage.section

@@ -27,6 +27,7 @@ from .metrics import MetricsStage
 from .rate_limiting import RateLimitingStage
 from .service_discovery import ServiceDiscoveryStage
 from .transform import TransformStage
+from .transforms import TransformsStage
 
 
 def build_stages(app, policy, state):
@@ -55,6 +56,9 @@ def build_stages(app, policy, state):
         rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
+        # the seed's 7, before 6: service discovery answers for a remote service in its
+        # ``before``, so the request is transformed first, for local and remote alike
+        TransformsStage(policy["transforms"], services_by_rule(app)),        # 7. request/response transform
         ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
                               state.breakers, fallback),
     ]
@@ -75,6 +79,17 @@ def service_for(app, blueprint_name, route_policy):
     services = app.extensions["gateway"].services
     declared = route_policy.get("service", blueprint_name)
     return declared if declared in services else None
+
+
+def services_by_rule(app):
+    """Each URL rule of the app -> the services its views belong to."""
+    found = {}
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.rpartition(".")[0] or None
+        service = service_for(app, blueprint, route_policy_for(app, rule.endpoint))
+        if service is not None:
+            found.setdefault(rule.rule, set()).add(service)
+    return found
 
 
 class Pipeline:

@@ -208,7 +208,10 @@ class CachingStage(Stage):
         scope = self.scope_for(ctx, request)
         if scope is None:
             return None
-        fingerprint = request_fingerprint(request)
+        # the key of the request as the client sent it, which a later stage may have
+        # transformed since (pipeline/transforms.py)
+        lookup = ctx.cache_lookup
+        fingerprint = lookup.fingerprint if lookup is not None else request_fingerprint(request)
         stored = self.tiers.stale(stale_key(scope, fingerprint))
         if stored is None:
             return None

@@ -1,4 +1,5 @@
-"""Stage 7: request/response transform: body size, request id, security headers, header hygiene."""
+"""Every answer's shaping: body size, request id, security headers, header hygiene. (The
+seed's stage 7 proper, the transforms declared per service, is transforms.py.)"""
 import io
 
 from marshmallow import Schema, fields, validate
