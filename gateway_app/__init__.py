@@ -9,6 +9,7 @@ from . import bookings, errors, events, integrations, notifications, outbox
 from .breakers import BreakerRegistry
 from .db import Session, bind, end_session, make_engine
 from .extensions import GatewayState
+from .files import build_store
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
@@ -106,6 +107,7 @@ def create_app(config=None):
         state.reads = BatchedReads(state.round_trips)
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     events.subscribe(app, state.identity.on_event)
+    state.files = build_store(app.config)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
     api = Api(app, spec_kwargs={
