@@ -28,10 +28,12 @@ def cmd_seed(args):
 
 
 def cmd_worker(args):
-    """Drain the outbox (bookings, emails, meter events) and report settled usage to Stripe."""
+    """Drain the outbox (bookings, emails, meter events, recordings), report settled usage to
+    Stripe and delete expired exports."""
     from . import create_app
     from .integrations.usage_reporting import report_due_usage
     from .outbox import run_worker
+    from .services.call_exports import SWEEP_INTERVAL, delete_expired_exports
     app = create_app()
     interval = app.extensions["gateway"].policy["integrations"]["usage_report_interval"]
 
@@ -40,7 +42,8 @@ def cmd_worker(args):
         pass
     with app.app_context():
         run_worker(once=args.once, poll_interval=args.poll_interval,
-                   housekeeping=[(interval, report_due_usage)])
+                   housekeeping=[(interval, report_due_usage),
+                                 (SWEEP_INTERVAL, delete_expired_exports)])
     return 0
 
 
