@@ -1,7 +1,7 @@
 """Every error the gateway answers is application/problem+json (RFC 9457)."""
 import logging
 
-from flask import current_app, g, json
+from flask import current_app, g, has_request_context, json, request
 from sqlalchemy import exc as sqlalchemy_errors
 from werkzeug.exceptions import HTTPException
 
@@ -81,8 +81,9 @@ def handle_http_exception(exc):
         else:
             fields["errors"] = errors
     elif status == 413:
+        limit = request.max_content_length if has_request_context() else None
         detail = (f"The request body exceeds the limit of "
-                  f"{current_app.config.get('MAX_CONTENT_LENGTH')} bytes.")
+                  f"{limit or current_app.config.get('MAX_CONTENT_LENGTH')} bytes.")
     headers = {}
     if status == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods)

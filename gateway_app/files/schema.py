@@ -47,3 +47,13 @@ class FilesSchema(Schema):
     attachments = fields.Nested(AttachmentsSchema, load_default=lambda: AttachmentsSchema().load(
         {"max_bytes": {"free": 5 * 1024 * 1024}}))
     recordings = fields.Nested(RecordingsSchema, load_default=lambda: RecordingsSchema().load({}))
+
+
+# what a multipart body may carry besides the file: boundaries, part headers, a long name
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def upload_body_limits(files_policy):
+    """The largest request body each kind of upload may have, whatever the caller's tier
+    (the tier's own limit is checked once the caller is known)."""
+    return {"attachments": max(files_policy["attachments"]["max_bytes"].values()) + MULTIPART_OVERHEAD}
