@@ -1,4 +1,4 @@
-"""Calls service: the call log, one call's details, and the CSV export."""
+"""Calls service: the call log, one call's details, its recording, and the CSV export."""
 import datetime as dt
 
 from flask import Response, stream_with_context, url_for
@@ -7,15 +7,17 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
-from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS
+from gateway_app.files import FileMissing
+from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, Call
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import call_exports, calls_queries
+from gateway_app.services import call_exports, calls_queries, recordings
 from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
 from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import within_calendar
 
-from .common import ROW_ID, PageArgs, current_company_id, page_fetched_newest_first, page_schema
+from .common import (ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_fetched_newest_first,
+                     page_schema)
 from .downloads import download_response
 
 blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
@@ -207,6 +209,25 @@ def download_export(export_id):
                              "request a new one.", export_id=stored.id) from None
     return download_response(stored.path, f"calls-export-{stored.id}.csv", call_exports.CONTENT_TYPE,
                              readable, stored.size_bytes)
+
+
+@blp.route("/<int:call_id>/recording")
+@blp.response(200, description="The call's recording, as a download.", content_type="audio/wav")
+@gateway_policy(permission="calls:read")
+def call_recording(call_id):
+    """The call's recording, once the worker has copied it from Retell (404 until then)."""
+    call = get_owned_or_404(Call, call_id)
+    if call.recording_path is None:
+        raise GatewayProblem(404, "Not Found", f"Call {call_id} has no stored recording (yet).",
+                             problem_type="recording-not-stored")
+    try:
+        readable = recordings.open_recording(call)
+    except FileMissing:
+        raise GatewayProblem(404, "Not Found", f"Call {call_id}'s recording is no longer stored.",
+                             problem_type="recording-not-stored") from None
+    extension = call.recording_path.rsplit(".", 1)[-1]
+    return download_response(call.recording_path, f"call-{call.id}-recording.{extension}",
+                             call.recording_content_type, readable, call.recording_size)
 
 
 def export_view(stored):

@@ -18,6 +18,7 @@ from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
+from .services import recordings
 from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
@@ -81,6 +82,7 @@ def register_outbox_handlers():
     outbox.register_handler(bookings.CANCELLATION_KIND, bookings.deliver_cancellation)
     outbox.register_handler(notifications.EMAIL_KIND, deliver_email)
     outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
+    outbox.register_handler(recordings.RECORDING_KIND, recordings.deliver_recording)
 
 
 def create_app(config=None):
