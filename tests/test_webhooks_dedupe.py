@@ -103,4 +103,4 @@ def test_endless_conflicts_answer_503_so_the_provider_delivers_again(webhooks, c
     assert response.get_json()["provider"] == "retell"
     assert len(tries) == ATTEMPTS and count_rows(WebhookEvent) == 0
     with pytest.raises(RetryDelivery):
-        process_once("retell", "x", "call_started", lambda s, r: always_conflicting(s, r, None))
+        process_once("retell", "x", "call_started", lambda s, r: always_conflicting(s, r, None, "call_started"))
