@@ -193,3 +193,58 @@ def test_uploads_count_in_the_resource_layer(files_app, owner, customer_id):
     assert refused["layer"] == "resource"
     # reads are not uploads
     assert owner.get(attachments_path(customer_id)).status_code == 200
+
+
+@pytest.mark.gunicorn
+@pytest.mark.parametrize("file_storage", ["s3"], indirect=True)
+def test_uploads_and_downloads_stream_through_gunicorn_gevent_workers(tmp_path, redis_url, redis_client,
+                                                                      file_storage):
+    """Real gevent workers: a chunked upload (no declared length) within the tier's size is
+    stored whole, one past it is 413, and the download streams back byte for byte."""
+    import requests
+
+    from gateway_app.migrate import upgrade
+    from tests.conftest import PASSWORD
+    from tests.support.servers import Gunicorn
+
+    database = f"sqlite:///{tmp_path}/served.db"
+    upgrade(database)
+    options = file_storage["FILE_STORAGE_S3"]
+    server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "GATEWAY_ACCESS_LOG": "0",
+                       "FILE_STORAGE_URL": file_storage["FILE_STORAGE_URL"],
+                       "FILE_STORAGE_ENDPOINT_URL": options["endpoint_url"], "AWS_REGION": options["region"],
+                       "AWS_ACCESS_KEY_ID": options["access_key_id"],
+                       "AWS_SECRET_ACCESS_KEY": options["secret_access_key"],
+                       "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=2).start()
+    try:
+        http = requests.Session()
+        http.post(server.url + "/api/v1/auth/signup", json={
+            "company_name": "Served", "name": "Owner", "email": "served@example.com", "password": PASSWORD},
+            timeout=10).raise_for_status()
+        token = http.post(server.url + "/api/v1/auth/token", json={
+            "email": "served@example.com", "password": PASSWORD}, timeout=10).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        customer = http.post(server.url + "/api/v1/customers", json={"name": "C"}, timeout=10).json()["id"]
+        url = f"{server.url}/api/v1/customers/{customer}/attachments"
+
+        def chunked_multipart(size):
+            boundary = "gwboundary"
+            yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+                   f"Content-Type: text/plain\r\n\r\n").encode()
+            for start in range(0, size, 256 * 1024):
+                yield b"y" * min(256 * 1024, size - start)
+            yield f"\r\n--{boundary}--\r\n".encode()
+        headers = {"Content-Type": "multipart/form-data; boundary=gwboundary"}
+
+        stored = http.post(url, data=chunked_multipart(5 * MiB), headers=headers, timeout=60)
+        assert stored.status_code == 201, stored.text
+        assert stored.json()["size"] == 5 * MiB
+        too_big = http.post(url, data=chunked_multipart(6 * MiB), headers=headers, timeout=60)
+        assert too_big.status_code == 413, too_big.text
+
+        downloaded = http.get(f"{url}/{stored.json()['id']}", stream=True, timeout=60)
+        assert downloaded.status_code == 200
+        assert downloaded.headers["Content-Disposition"].startswith("attachment;")
+        assert sum(len(chunk) for chunk in downloaded.iter_content(65536)) == 5 * MiB
+    finally:
+        server.stop()
