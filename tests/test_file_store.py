@@ -112,7 +112,7 @@ def test_presigned_urls_serve_the_object_as_an_attachment(moto_s3):
     assert answer.status_code == 200 and answer.content == b"%PDF-1.4 ..."
     assert answer.headers["Content-Type"] == "application/pdf"
     assert answer.headers["Content-Disposition"].startswith("attachment;")
-    assert open_store(f"file:///tmp/x").download_url("a", "a", "text/plain", 60) is None
+    assert open_store("file:///tmp/x").download_url("a", "a", "text/plain", 60) is None
 
 
 # --- settings ------------------------------------------------------------------------

@@ -2,12 +2,10 @@
 
 ``FILE_STORAGE_URL`` chooses the backend: ``file:///path`` (local.py) or
 ``s3://bucket/prefix`` (s3.py). Everything else uses the FileStore interface (store.py)
-through ``file_store()``, the app's one store.
+of the app's one store, ``GatewayState.files``, built at start by ``build_store``.
 """
 import logging
 import urllib.parse
-
-from flask import current_app
 
 from .store import (FileMissing, FileStore, InvalidKey, StorageError, StorageUnavailable,
                     StoredObject, iter_chunks)
@@ -15,7 +13,7 @@ from .store import (FileMissing, FileStore, InvalidKey, StorageError, StorageUna
 log = logging.getLogger("gateway.files")
 
 __all__ = ["FileMissing", "FileStore", "InvalidKey", "StorageError", "StorageUnavailable",
-           "StoredObject", "file_store", "iter_chunks", "open_store", "parse_storage_url"]
+           "StoredObject", "build_store", "iter_chunks", "open_store", "parse_storage_url"]
 
 
 class StorageUrlError(ValueError):
@@ -57,7 +55,3 @@ def build_store(config):
                     "uploads and backups kept there will vanish; set FILE_STORAGE_URL to an "
                     "s3:// store", store.description)
     return store
-
-
-def file_store(app=None):
-    return (app or current_app).extensions["gateway"].files

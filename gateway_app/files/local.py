@@ -54,7 +54,9 @@ class LocalFileStore(FileStore):
 
     def list(self, prefix):
         found = []
-        for directory, _dirs, names in os.walk(self.root):
+        # only the directory the prefix names is walked, not the whole store
+        top = os.path.join(self.root, *prefix.split("/")[:-1]) if "/" in prefix else self.root
+        for directory, _dirs, names in os.walk(top):
             for name in names:
                 if name.endswith(".part"):
                     continue
