@@ -171,3 +171,30 @@ def test_a_damaged_or_foreign_dump_is_refused(file_storage, tmp_path):
             restore_backup(engine, store, "../../etc/passwd")
     finally:
         engine.dispose()
+
+
+@DATABASES
+def test_a_dump_sees_the_database_as_it_was_when_it_began(empty_database_url):
+    from gateway_app.backups import begin_snapshot, write_dump
+    from gateway_app.db import make_engine
+    from gateway_app.models import Company
+    upgrade(empty_database_url)
+    engine = make_engine(empty_database_url)
+    companies = Company.__table__
+    try:
+        with engine.begin() as conn:
+            conn.execute(companies.insert(), [{"name": "Before", "tier": "free", "timezone": "UTC",
+                                               "business_hours": {}, "integrations": {}, "plan_minutes": 500,
+                                               "created_at": dt.datetime(2029, 1, 1, tzinfo=dt.timezone.utc)}])
+        with engine.connect() as snapshot:
+            begin_snapshot(snapshot)
+            with engine.begin() as other:   # committed while the dump runs
+                other.execute(companies.insert(), [{"name": "During", "tier": "free", "timezone": "UTC",
+                                                    "business_hours": {}, "integrations": {},
+                                                    "plan_minutes": 500,
+                                                    "created_at": dt.datetime(2029, 1, 2, tzinfo=dt.timezone.utc)}])
+            counts = write_dump(snapshot, io.BytesIO(), dt.datetime(2029, 1, 3, tzinfo=dt.timezone.utc))
+            snapshot.rollback()
+    finally:
+        engine.dispose()
+    assert counts["companies"] == 1

@@ -169,3 +169,28 @@ def test_downloads_may_be_redirects_to_a_presigned_url(files_app, owner, file_st
     assert fetched.status_code == 200
     assert fetched.headers["Content-Disposition"].startswith("attachment;")
     assert fetched.text.splitlines()[0] == ",".join(calls_queries.EXPORT_HEADER)
+
+
+def test_gateway_worker_runs_the_retention(files_app, owner, file_storage, database_url, monkeypatch):
+    """`gateway worker --once` itself (in this process, configured by the environment)."""
+    from gateway_app import cli
+    insert_call(owner.company["id"], BASE)
+    accepted = start_export(owner)
+    assert wait_for_export(owner, accepted.headers["Location"]).status_code == 200
+    stored = Session.get(StoredFile, accepted.get_json()["id"])
+    stored.created_at = call_exports.utcnow() - dt.timedelta(days=8)
+    Session.commit()
+    Session.remove()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FILE_STORAGE_URL", file_storage["FILE_STORAGE_URL"])
+    for name, variable in (("endpoint_url", "FILE_STORAGE_ENDPOINT_URL"), ("region", "AWS_REGION"),
+                           ("access_key_id", "AWS_ACCESS_KEY_ID"), ("secret_access_key", "AWS_SECRET_ACCESS_KEY")):
+        if file_storage.get("FILE_STORAGE_S3"):
+            monkeypatch.setenv(variable, file_storage["FILE_STORAGE_S3"][name])
+    for name in ("REDIS_URL", "REDIS_TLS_URL", "GATEWAY_ENV", "DYNO"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert cli.main(["worker", "--once"]) == 0
+
+    assert get(owner, accepted.headers["Location"]).status_code == 404
+    assert not gateway_state(files_app).files.exists(stored.path)
