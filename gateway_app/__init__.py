@@ -18,10 +18,10 @@ from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
-from .services import recordings
 from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
+from .services import recordings
 from .settings import from_environment
 
 log = logging.getLogger("gateway")
