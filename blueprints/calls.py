@@ -222,9 +222,9 @@ def call_recording(call_id):
                              problem_type="recording-not-stored")
     try:
         readable = recordings.open_recording(call)
-    except FileMissing:
-        raise GatewayProblem(404, "Not Found", f"Call {call_id}'s recording is no longer stored.",
-                             problem_type="recording-not-stored") from None
+    except FileMissing:   # stored, then lost by the store
+        raise GatewayProblem(410, "Recording Gone", f"Call {call_id}'s recording is no longer stored.",
+                             call_id=call.id) from None
     extension = call.recording_path.rsplit(".", 1)[-1]
     return download_response(call.recording_path, f"call-{call.id}-recording.{extension}",
                              call.recording_content_type, readable, call.recording_size)

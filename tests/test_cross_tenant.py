@@ -51,7 +51,10 @@ def make_call(company_id):
     return Call(company_id=company_id, direction="inbound", status="answered",
                 from_number="+15555550100", to_number="+15555550199",
                 started_at=utcnow() - dt.timedelta(minutes=5), ended_at=utcnow(), duration_seconds=300,
-                retell_call_id=f"call_{uuid.uuid4().hex[:12]}", summary="A's call")
+                retell_call_id=f"call_{uuid.uuid4().hex[:12]}", summary="A's call",
+                # a recording the row says is stored (its file is not: the owner gets 410)
+                recording_path=f"recordings/{company_id}/{uuid.uuid4().hex}.wav",
+                recording_content_type="audio/wav", recording_size=1)
 
 
 def make_appointment(company_id):

@@ -176,3 +176,15 @@ def test_another_company_cannot_fetch_a_recording(recording_app, webhooks, owner
     other = sign_up(recording_app.test_client())
     assert recording_of(other, call).status_code == 404
     assert recording_of(owner, call).status_code == 200
+
+
+def test_a_stored_recording_the_store_lost_is_410(recording_app, webhooks, owner, retell_storage):
+    retell_storage.get(RECORDING_URL, body=AUDIO, content_type="audio/wav")
+    call = end_call(webhooks)
+    outbox.deliver_due()
+    Session.refresh(call)
+    gateway_state(recording_app).files.delete(call.recording_path)
+
+    gone = recording_of(owner, call)
+
+    assert gone.status_code == 410 and gone.get_json()["call_id"] == call.id
