@@ -37,10 +37,12 @@ setup(
         "email-validator>=2",
         "http-sfv>=0.9",  # RateLimit headers are structured fields
         "flask-swagger-ui>=5.17,<6",  # Swagger UI's files, so /docs needs no other host
+        "boto3>=1.34,<2",  # the s3:// file store (gateway_app/files/s3.py)
     ],
     extras_require={
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",
                  "pytest-xdist>=3.6",
+                 "moto[server]>=5",  # a real S3 protocol server on loopback for the s3:// store
                  "selenium>=4.20"],  # browser tests (tests/test_console_browser.py), Debian's chromium
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},

@@ -146,7 +146,7 @@ class Stack:
                "REDIS_TLS_URL": "",   # an inherited one would win over REDIS_URL
                "GATEWAY_CONFIG": unlimited_policy(self.workdir),
                "SECRET_KEY": "fault-table-" + uuid.uuid4().hex,
-               "FILE_STORAGE_DIR": os.path.join(self.workdir, "files"),
+               "FILE_STORAGE_URL": "file://" + os.path.join(self.workdir, "files"),
                "GATEWAY_ACCESS_LOG": "0"}
         self.gateway = Gunicorn(env, workers=self.workers)
         # inside the work directory, so it is removed with it (the config would make one in /tmp)

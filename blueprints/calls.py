@@ -1,24 +1,24 @@
-"""Calls service: the call log, one call's details, and the CSV export."""
+"""Calls service: the call log, one call's details, its recording, and the CSV export."""
 import datetime as dt
-import os
 
-from flask import Response, send_file, stream_with_context, url_for
+from flask import Response, stream_with_context, url_for
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
 
 from blueprints.parsing import GatewayBlueprint
-from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
-from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, StoredFile
+from gateway_app.files import FileMissing
+from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, Call
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import call_exports, calls_queries
+from gateway_app.services import call_exports, calls_queries, recordings
 from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
 from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import within_calendar
 
-from .common import ROW_ID, PageArgs, current_company_id, page_fetched_newest_first, page_schema
+from .common import (ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_fetched_newest_first,
+                     page_schema)
+from .downloads import download_response
 
 blp = GatewayBlueprint("calls", __name__, url_prefix="/api/v1/calls", description="Calls service")
 
@@ -193,9 +193,7 @@ def export_calls(args):
 @gateway_policy(permission="calls:export")
 def download_export(export_id):
     """An asynchronous export: the CSV when ready, 202 while pending."""
-    stored = Session.scalar(select(StoredFile).where(
-        StoredFile.id == export_id, StoredFile.company_id == current_company_id(),
-        StoredFile.kind == call_exports.KIND))
+    stored = call_exports.find_export(current_company_id(), export_id)
     if stored is None:
         raise GatewayProblem(404, "Not Found", f"No export with id {export_id}.")
     status = call_exports.effective_status(stored)
@@ -204,12 +202,32 @@ def download_export(export_id):
     if status == "failed":
         raise GatewayProblem(410, "Export Failed",
                              "Generating this export failed; request a new one.", export_id=stored.id)
-    path = call_exports.absolute_path(stored)
-    if not os.path.exists(path):  # file storage lost it (cleaned up, or another dyno's disk)
+    try:
+        readable = call_exports.open_export(stored)
+    except call_exports.ExportGone:
         raise GatewayProblem(410, "Export Gone", "This export's file no longer exists; "
-                             "request a new one.", export_id=stored.id)
-    return send_file(path, mimetype="text/csv", as_attachment=True,
-                     download_name=f"calls-export-{stored.id}.csv", max_age=0)
+                             "request a new one.", export_id=stored.id) from None
+    return download_response(stored.path, f"calls-export-{stored.id}.csv", call_exports.CONTENT_TYPE,
+                             readable, stored.size_bytes)
+
+
+@blp.route("/<int:call_id>/recording")
+@blp.response(200, description="The call's recording, as a download.", content_type="audio/wav")
+@gateway_policy(permission="calls:read")
+def call_recording(call_id):
+    """The call's recording, once the worker has copied it from Retell (404 until then)."""
+    call = get_owned_or_404(Call, call_id)
+    if call.recording_path is None:
+        raise GatewayProblem(404, "Not Found", f"Call {call_id} has no stored recording (yet).",
+                             problem_type="recording-not-stored")
+    try:
+        readable = recordings.open_recording(call)
+    except FileMissing:   # stored, then lost by the store
+        raise GatewayProblem(410, "Recording Gone", f"Call {call_id}'s recording is no longer stored.",
+                             call_id=call.id) from None
+    extension = call.recording_path.rsplit(".", 1)[-1]
+    return download_response(call.recording_path, f"call-{call.id}-recording.{extension}",
+                             call.recording_content_type, readable, call.recording_size)
 
 
 def export_view(stored):

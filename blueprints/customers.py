@@ -1,15 +1,20 @@
-"""Customers service: search, profiles, create/update with duplicate detection, timeline."""
+"""Customers service: search, profiles, create/update with duplicate detection, timeline,
+attachments."""
 from contextlib import contextmanager
 
+from flask import request
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
+from gateway_app.files import FileMissing
+from gateway_app.files.schema import MULTIPART_OVERHEAD
+from gateway_app.files.streams import TooLarge
 from gateway_app.merge_patch import patched
 from gateway_app.models import Customer
 from gateway_app.pipeline.declarations import gateway_policy
-from gateway_app.services import customers
+from gateway_app.services import attachments, customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
 from gateway_app.services.customers_queries import (CUSTOMERS, owned_customer, profile, search_page_rows,
                                                     timeline_sources)
@@ -18,6 +23,7 @@ from gateway_app.services.serialization import Serializer, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
                      get_owned_or_404, page_fetched_newest_first, page_schema)
+from .downloads import download_response
 
 blp = GatewayBlueprint("customers", __name__, url_prefix="/api/v1/customers", description="Customers service")
 
@@ -170,3 +176,112 @@ def customer_timeline(args, customer_id):
     """
     customer = get_owned_or_404(Customer, customer_id)
     return page_feed(timeline_sources(customer.company_id, customer.id), args, encode_cursor)
+
+
+# --- attachments -------------------------------------------------------------------------
+
+class AttachmentOut(Schema):
+    id = fields.Integer()
+    filename = fields.String(metadata={"description": "The uploaded name, sanitised."})
+    content_type = fields.String()
+    size = fields.Integer(attribute="size_bytes", metadata={"description": "Bytes."})
+    created_at = fields.DateTime()
+
+
+class AttachmentListOut(Schema):
+    data = fields.List(fields.Nested(AttachmentOut))
+
+
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}}}}}}
+
+
+def uploaded_file(limit):
+    """The multipart part ``file``, parsed with the body bounded by the caller's tier; 413
+    before reading when the declared length is already over it."""
+    bound = limit + MULTIPART_OVERHEAD
+    if (request.content_length or 0) > bound:
+        raise attachment_too_large(limit)
+    request.max_content_length = min(request.max_content_length or bound, bound)
+    upload = request.files.get("file")
+    if upload is None:
+        raise GatewayProblem(400, "Bad Request", "The request has no file part: send "
+                             "multipart/form-data with the file in the field 'file'.",
+                             problem_type="missing-file")
+    return upload
+
+
+def attachment_too_large(limit):
+    return GatewayProblem(413, "Request Entity Too Large",
+                          f"An attachment may be at most {limit} bytes on this plan.",
+                          problem_type="attachment-too-large", max_bytes=limit)
+
+
+@blp.route("/<int:customer_id>/attachments", methods=["POST"])
+@blp.doc(requestBody=UPLOAD_BODY)
+@blp.response(201, AttachmentOut)
+@blp.alt_response(400, description="No file part.")
+@blp.alt_response(413, description="Larger than the plan allows.")
+@blp.alt_response(415, description="A content type that is not accepted.")
+@gateway_policy(permission="attachments:write", resource="attachments", upload="attachments")
+def upload_attachment(customer_id):
+    """Attach a file to a customer (multipart/form-data, field ``file``)."""
+    customer = get_owned_or_404(Customer, customer_id)
+    principal = current_principal()
+    limit = attachments.max_bytes_for(principal.tier)
+    upload = uploaded_file(limit)
+    try:
+        return attachments.add(customer, principal.user_id, principal.tier, upload.stream,
+                               upload.filename, upload.mimetype)
+    except attachments.UnsupportedType as refused:
+        raise GatewayProblem(415, "Unsupported Media Type", str(refused),
+                             accepted=refused.allowed) from None
+    except TooLarge:
+        raise attachment_too_large(limit) from None
+    finally:
+        upload.close()
+
+
+@blp.route("/<int:customer_id>/attachments")
+@blp.response(200, AttachmentListOut)
+@gateway_policy(permission="attachments:read", cache="customers")
+def list_attachments(customer_id):
+    """The customer's attachments, newest first."""
+    return {"data": attachments.attachments_of(get_owned_or_404(Customer, customer_id))}
+
+
+def owned_attachment(customer_id, attachment_id):
+    attachment = attachments.find(get_owned_or_404(Customer, customer_id), attachment_id)
+    if attachment is None:
+        raise GatewayProblem(404, "Not Found", f"No attachment with id {attachment_id}.")
+    return attachment
+
+
+@blp.route("/<int:customer_id>/attachments/<int:attachment_id>")
+@blp.response(200, description="The file, always as a download.",
+              content_type="application/octet-stream")
+@gateway_policy(permission="attachments:read")
+def download_attachment(customer_id, attachment_id):
+    """Download an attachment (``Content-Disposition: attachment``, never shown inline)."""
+    attachment = owned_attachment(customer_id, attachment_id)
+    try:
+        readable = attachments.open_attachment(attachment)
+    except FileMissing:
+        raise GatewayProblem(410, "Attachment Gone", "This attachment's file no longer exists.",
+                             attachment_id=attachment.id) from None
+    return download_response(attachment.path, attachment.filename, attachment.content_type,
+                             readable, attachment.size_bytes)
+
+
+@blp.route("/<int:customer_id>/attachments/<int:attachment_id>", methods=["DELETE"])
+@blp.response(204)
+@gateway_policy(permission="attachments:write")
+def delete_attachment(customer_id, attachment_id):
+    """Remove an attachment and its file."""
+    customer = get_owned_or_404(Customer, customer_id)
+    attachment = attachments.find(customer, attachment_id)
+    if attachment is None:
+        raise GatewayProblem(404, "Not Found", f"No attachment with id {attachment_id}.")
+    attachments.remove(customer, attachment, current_principal().user_id)
+    return "", 204

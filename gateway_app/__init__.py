@@ -9,6 +9,7 @@ from . import bookings, errors, events, integrations, notifications, outbox
 from .breakers import BreakerRegistry
 from .db import Session, bind, end_session, make_engine
 from .extensions import GatewayState
+from .files import build_store
 from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
@@ -20,6 +21,7 @@ from .readiness import check_database, redis_check
 from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_redis
 from .responses import GatewayResponse
 from .routing import GatewayMap
+from .services import recordings
 from .settings import from_environment
 
 log = logging.getLogger("gateway")
@@ -80,6 +82,7 @@ def register_outbox_handlers():
     outbox.register_handler(bookings.CANCELLATION_KIND, bookings.deliver_cancellation)
     outbox.register_handler(notifications.EMAIL_KIND, deliver_email)
     outbox.register_handler(METER_EVENT_KIND, deliver_meter_event)
+    outbox.register_handler(recordings.RECORDING_KIND, recordings.deliver_recording)
 
 
 def create_app(config=None):
@@ -106,6 +109,7 @@ def create_app(config=None):
         state.reads = BatchedReads(state.round_trips)
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     events.subscribe(app, state.identity.on_event)
+    state.files = build_store(app.config)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
     api = Api(app, spec_kwargs={

@@ -1,4 +1,4 @@
-"""The `gateway` command: db upgrade, seed --demo, worker."""
+"""The `gateway` command: db upgrade, seed --demo, worker, backup, restore."""
 import argparse
 import logging
 import sys
@@ -28,10 +28,12 @@ def cmd_seed(args):
 
 
 def cmd_worker(args):
-    """Drain the outbox (bookings, emails, meter events) and report settled usage to Stripe."""
+    """Drain the outbox (bookings, emails, meter events, recordings), report settled usage to
+    Stripe and delete expired exports."""
     from . import create_app
     from .integrations.usage_reporting import report_due_usage
     from .outbox import run_worker
+    from .services.call_exports import SWEEP_INTERVAL, delete_expired_exports
     app = create_app()
     interval = app.extensions["gateway"].policy["integrations"]["usage_report_interval"]
 
@@ -40,7 +42,44 @@ def cmd_worker(args):
         pass
     with app.app_context():
         run_worker(once=args.once, poll_interval=args.poll_interval,
-                   housekeeping=[(interval, report_due_usage)])
+                   housekeeping=[(interval, report_due_usage),
+                                 (SWEEP_INTERVAL, delete_expired_exports)])
+    return 0
+
+
+def cmd_backup(args):
+    """Dump the database into the file store (or list the dumps there)."""
+    from . import create_app
+    from .backups import list_backups, take_backup
+    app = create_app()
+    state = app.extensions["gateway"]
+    if args.list:
+        for item in list_backups(state.files):
+            print(f"{item.key.rsplit('/', 1)[-1]}  {item.size} bytes  {item.modified:%Y-%m-%d %H:%M:%S}Z")
+        return 0
+    name = take_backup(app.extensions["gateway_engine"], state.files, state.policy["files"]["backups_keep"])
+    print(f"backup written: {name} ({state.files.description})")
+    return 0
+
+
+def cmd_restore(args):
+    """Load a dump from the file store into an empty database."""
+    from . import create_app
+    from .backups import BackupError, restore_backup
+    from .files import FileMissing
+    from .migrate import upgrade
+    app = create_app()
+    url = app.config["SQLALCHEMY_DATABASE_URL"]
+    try:
+        counts = restore_backup(app.extensions["gateway_engine"], app.extensions["gateway"].files,
+                                args.name, force=args.force, upgrade=lambda: upgrade(url))
+    except BackupError as exc:
+        print(f"gateway: restore refused: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except FileMissing:
+        print(f"gateway: no backup named {args.name} (see gateway backup --list)", file=sys.stderr)
+        return 1
+    print(f"restored {args.name}: {sum(counts.values())} rows in {len(counts)} tables")
     return 0
 
 
@@ -65,6 +104,16 @@ def build_parser():
     worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     worker.add_argument("--poll-interval", type=float, default=1.0)
     worker.set_defaults(handler=cmd_worker)
+
+    backup = commands.add_parser("backup", help="dump the database into the file store")
+    backup.add_argument("--list", action="store_true", help="list the dumps in the file store")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = commands.add_parser("restore", help="load a dump into an empty database")
+    restore.add_argument("name", help="a dump's name, as gateway backup --list shows it")
+    restore.add_argument("--force", action="store_true",
+                         help="replace the rows of a database that is not empty")
+    restore.set_defaults(handler=cmd_restore)
     return parser
 
 
@@ -87,6 +136,7 @@ def database_problem(exc):
 
 def main(argv=None):
     from sqlalchemy.exc import SQLAlchemyError
+    from .files import StorageError
     from .policy import PolicyError
     from .settings import SettingsError
     from .logs import configure_logging
@@ -100,6 +150,9 @@ def main(argv=None):
         return 1
     except SQLAlchemyError as exc:
         print(f"gateway: {database_problem(exc)}", file=sys.stderr)
+        return 1
+    except StorageError as exc:
+        print(f"gateway: file storage: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -1,9 +1,11 @@
 """Every error the gateway answers is application/problem+json (RFC 9457)."""
 import logging
 
-from flask import current_app, g, json
+from flask import current_app, g, has_request_context, json, request
 from sqlalchemy import exc as sqlalchemy_errors
 from werkzeug.exceptions import HTTPException
+
+from .files.store import StorageUnavailable
 
 log = logging.getLogger("gateway.errors")
 PROBLEM_TYPE_BASE = "https://voice-gateway.dev/problems/"
@@ -79,8 +81,9 @@ def handle_http_exception(exc):
         else:
             fields["errors"] = errors
     elif status == 413:
+        limit = request.max_content_length if has_request_context() else None
         detail = (f"The request body exceeds the limit of "
-                  f"{current_app.config.get('MAX_CONTENT_LENGTH')} bytes.")
+                  f"{limit or current_app.config.get('MAX_CONTENT_LENGTH')} bytes.")
     headers = {}
     if status == 405 and getattr(exc, "valid_methods", None):
         headers["Allow"] = ", ".join(exc.valid_methods)
@@ -107,6 +110,16 @@ def handle_database_unavailable(exc):
                             headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
 
 
+def handle_storage_unavailable(exc):
+    """The file store could not be used (S3 unreachable, a disk error): 503, retry soon."""
+    log.warning("file storage unavailable: %s", exc,
+                extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
+    return problem_response(503, "Service Unavailable",
+                            "File storage is unreachable; try again shortly.",
+                            problem_type="storage-unavailable",
+                            headers={"Retry-After": str(exc.retry_after)})
+
+
 def handle_unexpected_exception(exc):
     # The traceback goes to the log with the request id; the client gets neither.
     log.exception("unhandled error", extra={"request_id": getattr(g.get("gateway"), "request_id", None)})
@@ -118,4 +131,5 @@ def install(app):
     app.register_error_handler(HTTPException, handle_http_exception)
     for unavailable in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable, handle_database_unavailable)
+    app.register_error_handler(StorageUnavailable, handle_storage_unavailable)
     app.register_error_handler(Exception, handle_unexpected_exception)

@@ -21,6 +21,7 @@ class GatewayState:
     identity: object | None = None   # identity.services.IdentityServices
     breakers: object | None = None   # breakers.BreakerRegistry
     pipeline: object | None = None
+    files: object | None = None      # files.FileStore: uploads, exports, backups, recordings
     components: dict = field(default_factory=dict)  # lazily built helpers by name
     readiness: ReadinessChecks = field(default_factory=ReadinessChecks)  # filled by create_app
 

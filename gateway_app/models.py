@@ -1,5 +1,5 @@
 """The data model. Every business row belongs to one company (tenant)."""
-from sqlalchemy import (JSON, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -105,6 +105,24 @@ class Customer(TimestampMixin, Base):
     )
 
 
+class CustomerAttachment(TimestampMixin, Base):
+    """A file a user attached to a customer (a contract, a photo); its bytes are in the file store."""
+    __tablename__ = "customer_attachments"
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"),
+                                            nullable=False)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"),
+                                             nullable=False)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)   # sanitised
+    content_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    path: Mapped[str] = mapped_column(String(500), nullable=False)      # the file store's key
+    __table_args__ = (
+        Index("ix_customer_attachments_company_customer", "company_id", "customer_id", "id"),
+    )
+
+
 class Call(TimestampMixin, Base):
     __tablename__ = "calls"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -125,6 +143,10 @@ class Call(TimestampMixin, Base):
     # MariaDB's TEXT holds 64 KB; a long call's transcript needs MEDIUMTEXT
     transcript: Mapped[str | None] = mapped_column(Text().with_variant(MEDIUMTEXT(), "mysql"))
     analysis: Mapped[dict | None] = mapped_column(JSON)
+    # the call's recording, copied from Retell into the file store (services/recordings.py)
+    recording_path: Mapped[str | None] = mapped_column(String(500))
+    recording_content_type: Mapped[str | None] = mapped_column(String(100))
+    recording_size: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_calls_company_started", "company_id", "started_at", "id"),
         Index("ix_calls_company_status_started", "company_id", "status", "started_at"),
@@ -254,7 +276,7 @@ class OutboxMessage(TimestampMixin, Base):
 
 
 class StoredFile(TimestampMixin, Base):
-    """A file kept under file storage (asynchronous exports)."""
+    """A generated file kept in the file store (asynchronous exports)."""
     __tablename__ = "stored_files"
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"),

@@ -10,6 +10,7 @@ import os
 import yaml
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from .files.schema import FilesSchema
 from .integrations.schema import IntegrationsSchema
 from .pipeline.authentication import AuthenticationSchema
 from .pipeline.caching import CachingSchema
@@ -45,11 +46,23 @@ class PolicySchema(Schema):
     transforms = fields.Nested(TransformsSchema, load_default=lambda: TransformsSchema().load({}))
     metrics = fields.Nested(MetricsSchema, required=True)
     webhooks = fields.Nested(WebhooksSchema, load_default=lambda: WebhooksSchema().load({}))
+    files = fields.Nested(FilesSchema, load_default=lambda: FilesSchema().load({}))
 
     @validates_schema
     def free_tier_exists(self, data, **kwargs):
         if "tiers" in data and "free" not in data["tiers"]:
             raise ValidationError({"tiers": {"free": ["the free tier is the base rate and is required"]}})
+
+    @validates_schema
+    def attachment_sizes_name_tiers(self, data, **kwargs):
+        if "tiers" not in data or "files" not in data:
+            return
+        sizes = data["files"]["attachments"]["max_bytes"]
+        errors = {tier: ["not a tier of the policy"] for tier in sorted(set(sizes) - set(data["tiers"]))}
+        if "free" not in sizes:
+            errors["free"] = ["the free tier's size is required (a tier not listed has it)"]
+        if errors:
+            raise ValidationError({"files": {"attachments": {"max_bytes": errors}}})
 
 
 def _flatten(messages, prefix=""):

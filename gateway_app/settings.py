@@ -112,6 +112,47 @@ def cors_origins(value):
     return tuple(found)
 
 
+DEFAULT_FILE_STORAGE_DIR = os.path.join(os.path.dirname(DEFAULT_SQLITE_PATH), "files")
+
+
+def file_storage_url(env):
+    """FILE_STORAGE_URL; else the Bucketeer add-on's bucket; else FILE_STORAGE_DIR (its
+    former name, a directory); else var/files."""
+    from .files import StorageUrlError, parse_storage_url
+    url = env.get("FILE_STORAGE_URL")
+    if not url and env.get("BUCKETEER_BUCKET_NAME"):
+        url = f"s3://{env['BUCKETEER_BUCKET_NAME']}"
+    if not url:
+        url = "file://" + os.path.abspath(env.get("FILE_STORAGE_DIR") or DEFAULT_FILE_STORAGE_DIR)
+    try:
+        parse_storage_url(url)
+    except StorageUrlError as exc:
+        raise SettingsError(str(exc)) from None
+    return url
+
+
+def s3_options(env):
+    """Where and as whom the s3:// store connects: the usual AWS_* variables, else the
+    Bucketeer add-on's BUCKETEER_*; an endpoint URL for MinIO or any other S3-compatible
+    server. Unset credentials leave boto3 its own chain (instance role, ~/.aws)."""
+    def first(*names):
+        return next((env[name] for name in names if env.get(name)), None)
+    return {
+        "endpoint_url": first("FILE_STORAGE_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        "region": first("AWS_REGION", "AWS_DEFAULT_REGION", "BUCKETEER_AWS_REGION") or "us-east-1",
+        "access_key_id": first("AWS_ACCESS_KEY_ID", "BUCKETEER_AWS_ACCESS_KEY_ID"),
+        "secret_access_key": first("AWS_SECRET_ACCESS_KEY", "BUCKETEER_AWS_SECRET_ACCESS_KEY"),
+    }
+
+
+def file_downloads(env):
+    """stream (the gateway relays the bytes) or redirect (a presigned URL, s3:// only)."""
+    value = (env.get("FILE_STORAGE_DOWNLOADS") or "stream").strip().lower()
+    if value not in ("stream", "redirect"):
+        raise SettingsError(f"FILE_STORAGE_DOWNLOADS must be stream or redirect, not {value!r}")
+    return value
+
+
 def _env_flag(env, name, default=False):
     value = env.get(name)
     if value is None:
@@ -145,8 +186,10 @@ def from_environment(env=None):
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
         "GATEWAY_CORS_ORIGINS": cors_origins(env.get("GATEWAY_CORS_ORIGINS")),
         "SESSION_COOKIE_SECURE": production,
-        "FILE_STORAGE_DIR": env.get("FILE_STORAGE_DIR") or os.path.join(
-            os.path.dirname(DEFAULT_SQLITE_PATH), "files"),
+        "FILE_STORAGE_URL": file_storage_url(env),
+        "FILE_STORAGE_S3": s3_options(env),
+        "FILE_STORAGE_DOWNLOADS": file_downloads(env),
+        "FILE_STORAGE_URL_TTL": int(env.get("FILE_STORAGE_URL_TTL", "60")),
         "ACCESS_LOG": _env_flag(env, "GATEWAY_ACCESS_LOG", True),
     }
     for provider in PROVIDERS:

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import os
 import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -22,7 +23,7 @@ from gateway_app.migrate import upgrade
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
-from tests.support.servers import (Gunicorn, PrivateRedis, RedisNotOurs, claim_redis_database,
+from tests.support.servers import (Gunicorn, MotoS3, PrivateRedis, RedisNotOurs, claim_redis_database,
                                    empty_own_redis_database, mysql_server_url, release_redis_database,
                                    worker_redis_url)
 
@@ -231,8 +232,14 @@ def parsed_policy(path=None):
     return copy.deepcopy(_policies[key])
 
 
+# the default file store of the apps the tests build: a directory of their own under one
+# temporary directory, removed when the test process ends
+_FILES_ROOT = tempfile.TemporaryDirectory(prefix="gw-files-")
+
+
 def build_app(database_url, redis_url=None, **overrides):
     config = {
+        "FILE_STORAGE_URL": f"file://{_FILES_ROOT.name}/{uuid.uuid4().hex}",
         "SQLALCHEMY_DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
@@ -322,6 +329,41 @@ def served_behind_proxy(tmp_path, redis_url, redis_client):
                        "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=4).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """moto's standalone S3 server, this test process's own (started on first use)."""
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def file_storage(request, tmp_path):
+    """The file store settings of an app, once per backend: a directory of the test's own,
+    or a new bucket on moto's S3 server (with a key prefix, as deployments use)."""
+    if request.param == "file":
+        return {"FILE_STORAGE_URL": f"file://{tmp_path}/files"}
+    server = request.getfixturevalue("moto_s3")
+    bucket = f"gw-test-{uuid.uuid4().hex[:16]}"
+    server.client().create_bucket(Bucket=bucket)
+    return {"FILE_STORAGE_URL": f"s3://{bucket}/gateway", "FILE_STORAGE_S3": server.s3_options}
+
+
+@pytest.fixture
+def files_app(database_url, redis_url, redis_client, file_storage):
+    """An app with every integration configured, on each file store backend in turn."""
+    app = build_app(database_url, redis_url, **PROVIDER_KEYS, **file_storage)
+    with app.app_context():
+        yield app
+    Session.remove()
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def files_client(files_app):
+    return files_app.test_client()
 
 
 @pytest.fixture

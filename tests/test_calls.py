@@ -258,53 +258,6 @@ def test_export_needs_the_export_permission(tenant):
     assert get(member, "/api/v1/calls/export").status_code == 200
 
 
-def wait_for_export(tenant, location):
-    for _ in range(100):  # the background writer takes milliseconds here; few polls, few requests
-        response = get(tenant, location)
-        if response.status_code != 202:
-            return response
-        assert response.get_json()["status"] == "pending"
-        time.sleep(0.05)
-    raise AssertionError("export still pending")
-
-
-@BOTH
-def test_async_export_is_stored_and_downloaded_later(app, tenant, tenant_factory, tmp_path):
-    app.config["FILE_STORAGE_DIR"] = str(tmp_path / "files")
-    company_id = tenant.company["id"]
-    for n in range(3):
-        insert_call(company_id, BASE - dt.timedelta(minutes=n), status="missed" if n else "answered")
-
-    accepted = get(tenant, "/api/v1/calls/export", status="missed", **{"async": "true"})
-
-    assert accepted.status_code == 202
-    body = accepted.get_json()
-    assert accepted.headers["Location"] == body["download_url"] == f"/api/v1/calls/exports/{body['id']}"
-    done = wait_for_export(tenant, body["download_url"])
-    assert done.status_code == 200 and done.mimetype == "text/csv"
-    rows = read_csv(done)
-    assert rows[0] == list(calls_queries.EXPORT_HEADER)
-    assert [row[4] for row in rows[1:]] == ["missed", "missed"]
-    assert list((tmp_path / "files" / "exports" / str(company_id)).glob("*.csv"))
-    # another company cannot fetch it
-    assert get(tenant_factory(), body["download_url"]).status_code == 404
-
-
-def test_async_export_that_cannot_be_written_is_reported_failed(app, tenant, tmp_path):
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("a file where the storage directory should be")
-    app.config["FILE_STORAGE_DIR"] = str(blocker)
-    insert_call(tenant.company["id"], BASE)
-
-    accepted = get(tenant, "/api/v1/calls/export", **{"async": "1"})
-    assert accepted.status_code == 202
-    failed = wait_for_export(tenant, accepted.headers["Location"])
-
-    assert failed.status_code == 410
-    assert failed.get_json()["export_id"] == accepted.get_json()["id"]
-    assert get(tenant, "/api/v1/calls/exports/999999").status_code == 404
-
-
 @pytest.mark.gunicorn
 def test_exports_under_gunicorn_gevent_workers(tmp_path, redis_url, redis_client):
     """Streamed and background exports in the real web process (2 gevent workers)."""
@@ -320,7 +273,7 @@ def test_exports_under_gunicorn_gevent_workers(tmp_path, redis_url, redis_client
     database = f"sqlite:///{tmp_path}/served.db"
     upgrade(database)
     server = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url,
-                       "FILE_STORAGE_DIR": str(tmp_path / "files"),
+                       "FILE_STORAGE_URL": f"file://{tmp_path}/files",
                        "SECRET_KEY": "gunicorn-test-secret-0123456789abcdef"}, workers=2).start()
     try:
         http = requests.Session()

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway_app.db import Session, utcnow
 from gateway_app.identity.api_keys import GeneratedKey
 from gateway_app.identity.permissions import USER_ONLY_PERMISSIONS
-from gateway_app.models import ApiKey, Appointment, Call, Customer, StoredFile, User
+from gateway_app.models import ApiKey, Appointment, Call, Customer, CustomerAttachment, StoredFile, User
 from tests.conftest import PASSWORD, sign_up
 
 PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -51,7 +51,10 @@ def make_call(company_id):
     return Call(company_id=company_id, direction="inbound", status="answered",
                 from_number="+15555550100", to_number="+15555550199",
                 started_at=utcnow() - dt.timedelta(minutes=5), ended_at=utcnow(), duration_seconds=300,
-                retell_call_id=f"call_{uuid.uuid4().hex[:12]}", summary="A's call")
+                retell_call_id=f"call_{uuid.uuid4().hex[:12]}", summary="A's call",
+                # a recording the row says is stored (its file is not: the owner gets 410)
+                recording_path=f"recordings/{company_id}/{uuid.uuid4().hex}.wav",
+                recording_content_type="audio/wav", recording_size=1)
 
 
 def make_appointment(company_id):
@@ -65,6 +68,13 @@ def make_export(company_id):
                       path=f"calls-export-{uuid.uuid4().hex}.csv")
 
 
+def make_attachment(company_id, customer):
+    """An attachment of the customer the route names before it (its file is not stored)."""
+    return CustomerAttachment(company_id=company_id, customer_id=customer.id, filename="a.pdf",
+                              content_type="application/pdf", size_bytes=1,
+                              path=f"attachments/{company_id}/{customer.id}/{uuid.uuid4().hex}")
+
+
 # The URL segment right before a path parameter names the collection the id belongs to.
 FACTORIES = {
     "members": make_member,
@@ -73,6 +83,10 @@ FACTORIES = {
     "calls": make_call,
     "appointments": make_appointment,
     "exports": make_export,
+}
+# collections whose rows belong to the row of the parameter before them in the path
+NESTED_FACTORIES = {
+    "attachments": make_attachment,
 }
 
 # Writes whose schema must be satisfied for the request to reach the tenant lookup.
@@ -99,14 +113,22 @@ def collection_of(rule, argument):
 def create_for_company_a(rule, company_id):
     """{argument: row} for every parameter of the route; fails with how to add a factory."""
     rows = {}
-    for argument in rule.arguments:
+    parent = None
+    for argument in sorted(rule.arguments, key=rule.rule.index):
         collection = collection_of(rule, argument)
+        if collection in NESTED_FACTORIES:
+            rows[argument] = parent = NESTED_FACTORIES[collection](company_id, parent)
+            Session.add(parent)
+            Session.flush()
+            continue
         factory = FACTORIES.get(collection)
         if factory is None:
             pytest.fail(f"{rule.rule}: no factory for the path parameter '{argument}' "
                         f"(collection '{collection}'). Add FACTORIES['{collection}'] = a function "
                         f"(company_id) -> unsaved model row of that company, in tests/test_cross_tenant.py.")
-        rows[argument] = factory(company_id)
+        rows[argument] = parent = factory(company_id)
+        Session.add(parent)
+        Session.flush()
     Session.add_all(rows.values())
     Session.commit()
     return rows

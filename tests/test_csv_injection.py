@@ -46,8 +46,7 @@ def export(client, headers, **params):
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
 @pytest.mark.parametrize("asynchronous", [False, True])
-def test_provider_and_user_text_is_inert_in_every_column(webhook_app, webhooks, tmp_path, asynchronous):
-    webhook_app.config["FILE_STORAGE_DIR"] = str(tmp_path / "files")
+def test_provider_and_user_text_is_inert_in_every_column(webhook_app, webhooks, asynchronous):
     client = webhook_app.test_client()
     owner = sign_up(client)
     link_provider_accounts(owner.company["id"], retell_agent_id="agent_csv")

@@ -35,6 +35,16 @@ def test_shipped_policy_holds_the_seed_numbers():
     breaker = policy["circuit_breaker"]["defaults"]
     assert (breaker["failure_threshold"], breaker["failure_window"], breaker["reset_timeout"]) == (5, 300, 60)
     assert policy["service_discovery"]["health_check"]["interval"] == 30
+    files = policy["files"]
+    assert (files["export_retention_days"], files["backups_keep"]) == (7, 14)
+
+
+def test_a_policy_without_a_files_section_has_its_defaults(raw_policy):
+    raw_policy.pop("files")
+    files = validate_policy(raw_policy)["files"]
+    assert files["export_retention_days"] == 7
+    assert files["attachments"]["max_bytes"] == {"free": 5 * 1024 * 1024}
+    assert "application/pdf" in files["attachments"]["content_types"]
 
 
 @pytest.mark.parametrize("mutate, key", [
@@ -55,6 +65,13 @@ def test_shipped_policy_holds_the_seed_numbers():
      "transform.security_headers.X-Frame-Options.value"),
     (lambda p: p["transform"]["security_headers"].update({"X-Bad: 1\r\nX": "1"}),
      "transform.security_headers"),
+    (lambda p: p["files"]["attachments"]["max_bytes"].update(platinum=1), "files.attachments.max_bytes.platinum"),
+    (lambda p: p["files"]["attachments"]["max_bytes"].pop("free"), "files.attachments.max_bytes.free"),
+    (lambda p: p["files"]["attachments"]["content_types"].append("text/html"),
+     "files.attachments.content_types"),
+    (lambda p: p["files"]["attachments"]["content_types"].append("PDF"), "files.attachments.content_types"),
+    (lambda p: p["files"].update(export_retention_days=0), "files.export_retention_days"),
+    (lambda p: p["files"].update(backups_keep="all"), "files.backups_keep"),
 ])
 def test_invalid_policy_names_the_key(raw_policy, mutate, key):
     broken = copy.deepcopy(raw_policy)

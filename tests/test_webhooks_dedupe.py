@@ -92,7 +92,7 @@ def test_endless_conflicts_answer_503_so_the_provider_delivers_again(webhooks, c
     link_provider_accounts(company_id, retell_agent_id="agent_busy")
     tries = []
 
-    def always_conflicting(session, record, data):
+    def always_conflicting(session, record, data, kind):
         tries.append(1)
         raise IntegrityError("INSERT INTO calls", {}, Exception("Duplicate entry"))
 
@@ -103,4 +103,4 @@ def test_endless_conflicts_answer_503_so_the_provider_delivers_again(webhooks, c
     assert response.get_json()["provider"] == "retell"
     assert len(tries) == ATTEMPTS and count_rows(WebhookEvent) == 0
     with pytest.raises(RetryDelivery):
-        process_once("retell", "x", "call_started", lambda s, r: always_conflicting(s, r, None))
+        process_once("retell", "x", "call_started", lambda s, r: always_conflicting(s, r, None, "call_started"))

@@ -99,6 +99,10 @@ class ProviderClient:
 
         ``timeout`` (seconds) shortens the read timeout for a caller that must answer soon.
         """
+        return self.request_url(method, self.base_url + path, timeout, **kwargs)
+
+    def request_url(self, method, url, timeout=None, **kwargs):
+        """``request`` to an absolute URL (a file the provider hosts elsewhere)."""
         if not self.configured:
             raise NotConfigured(self.service)
         headers = dict(kwargs.pop("headers", None) or {})
@@ -106,7 +110,7 @@ class ProviderClient:
         if request_id:
             headers.setdefault("X-Request-ID", request_id)
         try:
-            return self.breaker.call(self._send, method, self.base_url + path,
+            return self.breaker.call(self._send, method, url,
                                      headers=headers, timeout=self.timeouts(timeout), **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise UpstreamUnavailable(self.service, self.breaker.retry_after(),

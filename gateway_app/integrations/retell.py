@@ -1,4 +1,5 @@
-"""Retell AI: bearer key; get-call (v2), list-calls (v3, POST, no transcripts), create-phone-call."""
+"""Retell AI: bearer key; get-call (v2), list-calls (v3, POST, no transcripts), create-phone-call,
+and the download of a call's recording."""
 from .http import ProviderClient, SAFE_METHODS
 
 
@@ -29,3 +30,9 @@ class RetellClient(ProviderClient):
         if metadata:
             body["metadata"] = metadata
         return self.request("POST", "/v2/create-phone-call", json=body).json()
+
+    def download_recording(self, url):
+        """The recording at ``url`` (a webhook's ``recording_url``), streamed: the caller
+        reads the body in chunks and closes the response. The URL is Retell's storage, not
+        its API, and carries its own signature: the API key is not sent to it."""
+        return self.request_url("GET", url, stream=True, headers={"Authorization": None})

@@ -16,6 +16,7 @@ from flask import g, request
 
 from ..context import RequestContext, accept_request_id, client_ip_of, request_header
 from ..errors import GatewayProblem, problem_from
+from ..files.schema import upload_body_limits
 from .authentication import AuthenticationStage
 from .authorization import AuthorizationStage
 from .base import Stage
@@ -43,7 +44,7 @@ def build_stages(app, policy, state):
         # next, so that an oversized body is refused before any work, and the headers it
         # makes for each answer (request id, security headers, Cache-Control: private)
         # are added after caching's ``after``: never kept in a cached copy
-        TransformStage(policy["transform"]),                                 # request/response shaping
+        TransformStage(policy["transform"], upload_body_limits(policy["files"])),  # request/response shaping
         CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
         # confirming a cached principal is one Redis round trip, which carries rate
         # limiting's quotas and caching's generation tokens (Stage.call_ahead); a refusal

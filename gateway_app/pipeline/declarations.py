@@ -14,6 +14,7 @@ POLICY_KEYS = {
     "upstream",      # provider this view depends on, e.g. "stripe" (circuit breaker fallback)
     "service",       # business service the view belongs to, when not its blueprint's name
     "exempt_limits",  # not subject to the user-facing rate limits (signed webhooks, probes)
+    "upload",        # takes a file upload of this kind of the policy's files section, e.g. "attachments"
 }
 
 

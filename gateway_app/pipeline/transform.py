@@ -33,13 +33,18 @@ class TransformStage(Stage):
     section = "transform"   # of conf/gateway.yaml; its schema is above
     always_after = True
 
-    def __init__(self, config):
+    def __init__(self, config, upload_limits=None):
         self.max_content_length = config["max_content_length"]
+        # a view declaring gateway_policy(upload=kind) takes bodies up to its kind's limit
+        self.upload_limits = upload_limits or {}
         self.security_headers = [(name, name.lower(), value)
                                  for name, value in config.get("security_headers", {}).items()]
 
     def before(self, ctx, request):
         environ = request.environ
+        upload = ctx.route_policy.get("upload")
+        if upload is not None:
+            return self.bound_upload(request, self.upload_limits[upload])
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             self.bound_unsized_body(environ)
         elif environ.get("CONTENT_LENGTH") and (request.content_length or 0) > self.max_content_length:
@@ -57,9 +62,17 @@ class TransformStage(Stage):
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
 
-    def too_large(self):
+    def bound_upload(self, request, limit):
+        """An upload is never read whole into memory, chunked or not: werkzeug's form
+        parser streams it to a temporary file and stops with 413 past ``limit``."""
+        if (request.content_length or 0) > limit:
+            raise self.too_large(limit)
+        request.max_content_length = limit
+        return None
+
+    def too_large(self, limit=None):
         return GatewayProblem(413, "Request Entity Too Large",   # werkzeug's title for it
-                              f"The request body exceeds the limit of {self.max_content_length} bytes.")
+                              f"The request body exceeds the limit of {limit or self.max_content_length} bytes.")
 
     def after(self, ctx, request, response):
         # one pass over the headers instead of one search per header set, kept or removed

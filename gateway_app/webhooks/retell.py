@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ..events import emit
 from ..models import CALL_DIRECTIONS, CALL_OUTCOMES, SENTIMENTS, Call, Company
+from ..services import recordings
 from ..services.timeranges import epoch_within_calendar
 from . import customers, signatures
 from .common import IGNORED, now, required_setting, tolerance
@@ -18,6 +19,7 @@ from .dedupe import Ignored, process_once
 
 PROVIDER = "retell"
 CALL_EVENTS = ("call_started", "call_ended", "call_analyzed")
+RECORDING_EVENTS = ("call_ended", "call_analyzed")   # the events that may carry recording_url
 
 # Retell's disconnection_reason -> our call status, where the reason decides it
 MISSED_REASONS = {"dial_busy", "dial_failed", "dial_no_answer", "user_declined",
@@ -47,6 +49,7 @@ class RetellCallSchema(Schema):
     transcript = fields.String(allow_none=True)
     disconnection_reason = fields.String(allow_none=True)
     call_analysis = fields.Nested(CallAnalysisSchema, allow_none=True)
+    recording_url = fields.String(allow_none=True, validate=validate.Length(max=2000))
 
 
 class RetellEventSchema(Schema):
@@ -68,11 +71,11 @@ def handle(document):
     if kind not in CALL_EVENTS:
         return {"status": IGNORED}
     status = process_once(PROVIDER, f"{data['call_id']}:{kind}", kind,
-                          lambda session, record: apply_call_event(session, record, data))
+                          lambda session, record: apply_call_event(session, record, data, kind))
     return {"status": status}
 
 
-def apply_call_event(session, record, data):
+def apply_call_event(session, record, data, kind):
     call = session.scalar(select(Call).where(Call.retell_call_id == data["call_id"]))
     if call is None:
         call = create_call(session, data)
@@ -81,6 +84,8 @@ def apply_call_event(session, record, data):
         if call.customer_id is None:
             link_customer(session, call)
         emit(session, "calls.updated", call.company_id, call_id=call.id)
+    if kind in RECORDING_EVENTS:
+        recordings.queue_copy(session, call, data.get("recording_url"))
     record.company_id = call.company_id
 
 

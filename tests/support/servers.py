@@ -229,3 +229,46 @@ class Gunicorn:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
         self.process = None
+
+
+class MotoS3:
+    """moto's standalone server (PyPI moto[server]) on a loopback port: a real S3 protocol
+    endpoint for the s3:// file store. Its buckets live in the server's memory and go with it."""
+
+    ACCESS_KEY, SECRET_KEY, REGION = "testing-key", "testing-secret", "us-east-1"
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = None
+
+    @property
+    def endpoint_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def s3_options(self):
+        return {"endpoint_url": self.endpoint_url, "region": self.REGION,
+                "access_key_id": self.ACCESS_KEY, "secret_access_key": self.SECRET_KEY}
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for_port(self.port, timeout=30):
+            self.stop()
+            raise RuntimeError("moto_server did not start")
+        return self
+
+    def client(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.REGION,
+                            aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
