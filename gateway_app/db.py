@@ -4,6 +4,7 @@ import os
 import time
 
 from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -54,8 +55,8 @@ EXTRA_CONNECTIONS = 10
 
 def make_engine(url):
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        pool = {}
+        path = make_url(url).database
+        pool = {}   # an in-memory database lives in its one connection (SingletonThreadPool)
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             pool = {"pool_size": KEPT_CONNECTIONS, "max_overflow": EXTRA_CONNECTIONS}

@@ -41,3 +41,12 @@ def test_the_pools_keep_connections_for_a_busy_worker(tmp_path, mysql_url):
             assert engine.pool.size() == KEPT_CONNECTIONS
         finally:
             engine.dispose()
+
+
+def test_an_in_memory_sqlite_database_keeps_its_one_connection_and_answers():
+    engine = make_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kept (n INTEGER)")
+        conn.exec_driver_sql("INSERT INTO kept VALUES (1)")
+    with engine.connect() as conn:   # the same connection, so the same database
+        assert conn.exec_driver_sql("SELECT n FROM kept").scalar() == 1
