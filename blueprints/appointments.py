@@ -122,6 +122,7 @@ def page_in_time_order(window, args):
 
 
 @blp.route("", methods=["GET"])
+@blp.doc(operationId="listAppointments")
 @blp.arguments(CalendarArgs(), location="query")
 @blp.response(200, CalendarOut)
 @gateway_policy(permission="appointments:read", cache="appointments")
@@ -141,6 +142,7 @@ def calendar(args):
 
 
 @blp.route("", methods=["POST"])
+@blp.doc(operationId="createAppointment")
 @blp.arguments(BookingIn)
 @blp.arguments(IdempotencyHeaders, location="headers")
 @blp.response(201, AppointmentOut)
@@ -183,6 +185,7 @@ def get_appointment(args, appointment_id):
 
 
 @blp.route("/<int:appointment_id>/status", methods=["PATCH"])
+@blp.doc(operationId="changeAppointmentStatus")
 @blp.arguments(StatusIn)
 @blp.response(200, AppointmentOut)
 @blp.alt_response(409, description="Transition not allowed from the current status")

@@ -19,6 +19,7 @@ from gateway_app.identity.sessions import COOKIE_NAME
 from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
 from gateway_app.models import Company, User
+from gateway_app.openapi import refuses_api_keys
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.contacts import normalise_email
 from gateway_app.services.team import invite_token_digest
@@ -93,8 +94,10 @@ def identity():
 
 
 @blp.route("/signup", methods=["POST"])
+@blp.doc(operationId="signUp")
 @blp.arguments(SignupSchema)
 @blp.response(201, SignupOut)
+@blp.alt_response(409, description="An account with this e-mail exists.")
 @gateway_policy(public=True)
 def signup(data):
     """Create a company on the free tier and its owner."""
@@ -151,8 +154,10 @@ def token_pair(user, refresh_token):
 
 
 @blp.route("/token", methods=["POST"])
+@blp.doc(operationId="createToken")
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokenOut)
+@blp.alt_response(401, description="Invalid e-mail or password.")
 @gateway_policy(public=True)
 def token(data):
     """Exchange email and password for an access token (15 min) and a refresh token."""
@@ -163,8 +168,10 @@ def token(data):
 
 
 @blp.route("/refresh", methods=["POST"])
+@blp.doc(operationId="refreshToken")
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenOut)
+@blp.alt_response(401, description="The refresh token is invalid, expired or revoked.")
 @gateway_policy(public=True)
 def refresh(data):
     """Spend a refresh token for a new pair. A token used twice revokes its whole family."""
@@ -179,9 +186,11 @@ def refresh(data):
 
 
 @blp.route("/logout", methods=["POST"])
+@blp.doc(operationId="logOut")
 @blp.arguments(LogoutSchema)
 @blp.response(204)
 @gateway_policy()
+@refuses_api_keys
 def logout(data):
     """Revoke the credential used: the access token (and the refresh token's family, if
     sent), or the session."""
@@ -217,8 +226,10 @@ def logout(data):
 
 
 @blp.route("/login", methods=["POST"])
+@blp.doc(operationId="logIn")
 @blp.arguments(CredentialsSchema)
 @blp.response(200, LoginOut)
+@blp.alt_response(401, description="Invalid e-mail or password.")
 @gateway_policy(public=True)
 def login(data):
     """Start a server-side session (cookie). Send the returned csrf_token as X-CSRF-Token
@@ -240,6 +251,7 @@ def login(data):
 @blp.route("/accept-invite", methods=["POST"])
 @blp.arguments(AcceptInviteSchema)
 @blp.response(200, UserOut)
+@blp.alt_response(400, description="The invitation is invalid, used or expired.")
 @gateway_policy(public=True)
 def accept_invite(data):
     """Activate an invited member with the token from the invitation email (valid for

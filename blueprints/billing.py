@@ -83,6 +83,7 @@ USAGE = Serializer(UsageOut)
 
 
 @blp.route("/invoices")
+@blp.doc(operationId="listInvoices")
 @blp.arguments(BillingPageArgs(), location="query")
 @blp.response(200, InvoicePage)
 @gateway_policy(**BILLING)
@@ -94,6 +95,7 @@ def invoices(args):
 
 
 @blp.route("/payments")
+@blp.doc(operationId="listPayments")
 @blp.arguments(BillingPageArgs(), location="query")
 @blp.response(200, PaymentPage)
 @gateway_policy(**BILLING)
@@ -105,6 +107,7 @@ def payments(args):
 
 
 @blp.route("/usage")
+@blp.doc(operationId="getUsage")
 @blp.response(200, UsageOut)
 @gateway_policy(permission="billing:read", cache="billing")
 def usage():

@@ -188,7 +188,9 @@ def export_calls(args):
 
 
 @blp.route("/exports/<int:export_id>")
+@blp.doc(operationId="getCallExport")
 @blp.response(200, description="The finished CSV.", content_type="text/csv")
+@blp.alt_response(410, description="Generating the export failed, or its file is gone: request a new one.")
 @blp.alt_response(202, schema=ExportOut, description="Still being generated.")
 @gateway_policy(permission="calls:export")
 def download_export(export_id):

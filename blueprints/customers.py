@@ -104,6 +104,7 @@ def refusals_as_problems():
 
 
 @blp.route("")
+@blp.doc(operationId="listCustomers")
 @blp.arguments(CustomerSearchArgs(), location="query")
 @blp.response(200, CustomerPage)
 @gateway_policy(permission="customers:read", cache="customers")
@@ -153,6 +154,7 @@ def update_customer(data, customer_id, region):
 
 
 @blp.route("/<int:customer_id>/timeline")
+@blp.doc(operationId="getCustomerTimeline")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, TimelinePage)
 @gateway_policy(permission="customers:read")

@@ -97,6 +97,7 @@ METRICS = Serializer(MetricsOut)
 
 
 @blp.route("/overview")
+@blp.doc(operationId="getDashboardOverview")
 @blp.response(200, OverviewOut)
 @gateway_policy(**POLICY)
 def overview():
@@ -107,6 +108,7 @@ def overview():
 
 
 @blp.route("/metrics")
+@blp.doc(operationId="getDashboardMetrics")
 @blp.arguments(MetricsArgs(), location="query")
 @blp.response(200, MetricsOut)
 @gateway_policy(**POLICY)
@@ -118,6 +120,7 @@ def metrics(args):
 
 
 @blp.route("/activity")
+@blp.doc(operationId="listDashboardActivity")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, ActivityPage)
 @gateway_policy(**POLICY)

@@ -1,5 +1,6 @@
 """Operations endpoints: liveness, readiness, Prometheus metrics."""
 from flask import current_app, jsonify
+from marshmallow import Schema, fields, validate
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from blueprints.parsing import GatewayBlueprint
@@ -14,7 +15,19 @@ blp = GatewayBlueprint("ops", __name__, description="Health, readiness and metri
 OPS = dict(public=True, exempt_limits=True)
 
 
+class HealthOut(Schema):
+    status = fields.String(validate=validate.OneOf(["ok"]))
+
+
+class ReadyOut(Schema):
+    status = fields.String(validate=validate.OneOf(["ready"]))
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "Each dependency: ok, or what failed (integrations: ok, circuit open, not configured)."})
+
+
 @blp.route("/health")
+@blp.doc(operationId="getHealth")
+@blp.response(200, HealthOut)
 @gateway_policy(**OPS)
 def health():
     """Process alive."""
@@ -22,6 +35,8 @@ def health():
 
 
 @blp.route("/ready")
+@blp.doc(operationId="getReadiness")
+@blp.response(200, ReadyOut)
 @gateway_policy(**OPS)
 def ready():
     """Database and Redis reachable: 200, or 503 naming what failed."""
@@ -34,6 +49,8 @@ def ready():
 
 
 @blp.route("/metrics")
+@blp.doc(operationId="getMetrics")
+@blp.response(200, description="Prometheus text exposition format.", content_type="text/plain")
 @gateway_policy(**OPS)
 def metrics():
     """Prometheus exposition, aggregated over all gunicorn workers."""

@@ -143,6 +143,7 @@ def company_settings(company):
 
 
 @blp.route("/company", methods=["GET"])
+@blp.doc(operationId="getCompanySettings")
 @blp.response(200, CompanySettingsOut)
 @gateway_policy(permission="settings:read", cache="company_settings")
 def get_company():
@@ -162,8 +163,10 @@ def linked_elsewhere(company_id, integrations):
 
 
 @blp.route("/company", methods=["PATCH"])
+@blp.doc(operationId="updateCompanySettings")
 @blp.arguments(CompanySettingsPatch)
 @blp.response(200, CompanySettingsOut)
+@blp.alt_response(409, description="A provider account in integrations is linked to another company.")
 @gateway_policy(permission="settings:write")
 def patch_company(data):
     """Change name, time zone, business hours or provider account links.
@@ -221,6 +224,7 @@ def get_profile():
 
 
 @blp.route("/profile", methods=["PATCH"])
+@blp.doc(operationId="updateProfile")
 @blp.arguments(ProfilePatch)
 @blp.response(200, ProfileOut)
 @gateway_policy(permission="profile:write")

@@ -61,7 +61,10 @@ def receive(provider):
 
 
 @blp.route("/retell", methods=["POST"])
+@blp.doc(operationId="receiveRetellWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
 @gateway_policy(public=True, exempt_limits=True)
 def retell_webhook():
     """Retell call events (x-retell-signature)."""
@@ -69,7 +72,10 @@ def retell_webhook():
 
 
 @blp.route("/calcom", methods=["POST"])
+@blp.doc(operationId="receiveCalcomWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
 @gateway_policy(public=True, exempt_limits=True)
 def calcom_webhook():
     """Cal.com booking events (X-Cal-Signature-256)."""
@@ -77,7 +83,10 @@ def calcom_webhook():
 
 
 @blp.route("/stripe", methods=["POST"])
+@blp.doc(operationId="receiveStripeWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
 @gateway_policy(public=True, exempt_limits=True)
 def stripe_webhook():
     """Stripe events (Stripe-Signature)."""
@@ -85,7 +94,10 @@ def stripe_webhook():
 
 
 @blp.route("/sendgrid", methods=["POST"])
+@blp.doc(operationId="receiveSendgridWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
 @gateway_policy(public=True, exempt_limits=True)
 def sendgrid_webhook():
     """SendGrid Event Webhook batches (X-Twilio-Email-Event-Webhook-Signature)."""
