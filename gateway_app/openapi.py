@@ -34,6 +34,7 @@ from .errors import PROBLEM_TYPE_BASE
 from .identity.permissions import PERMISSIONS, READ_PERMISSIONS, USER_ONLY_PERMISSIONS
 from .pipeline import route_policy_for
 from .pipeline.declarations import ANY_QUERY
+from .routing import MAX_ROW_ID
 
 # /docs is self-contained: Swagger UI's files come from the flask-swagger-ui package
 # (its dist folder, Swagger UI's own build) and are served by the gateway at this path
@@ -429,6 +430,10 @@ def request_and_response_parts(document):
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query":
                     drop_null(parameter.get("schema", {}))
+            for parameter in operations.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "path" and schema.get("type") == "integer":
+                    schema["maximum"] = MAX_ROW_ID   # gateway_app/routing.py: ids are BIGINTs
     return requests, responses
 
 
@@ -444,9 +449,24 @@ def drop_null(schema):
         schema["enum"] = [value for value in schema["enum"] if value is not None]
 
 
+def body_required(document, body):
+    """An empty body is an empty document (docs/contract.md section 8): a body is required
+    only where its schema requires a member."""
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        return bool(schema.get("required"))
+    return False
+
+
 def tighten_schemas(document):
     requests, responses = request_and_response_parts(document)
     schemas = document["components"]["schemas"]
+    for body in requests:
+        if body:
+            body["required"] = body_required(document, body)
     read = referenced_schemas(document, responses) - set(PROBLEM_SCHEMAS)
     written = referenced_schemas(document, requests)
     for name in written:
