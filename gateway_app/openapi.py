@@ -93,10 +93,11 @@ def any_of_components(*schemas, nullable=False):
     return {"anyOf": options + [{"type": "null"}] if nullable else options}
 
 
-def text_body(media_type, status=200):
+def text_body(media_type, description, status=200):
     """``blp.doc`` arguments: the ``status`` answer's body is text of ``media_type``
     (flask-smorest documents a content type only with a schema)."""
-    return {"responses": {str(status): {"content": {media_type: {"schema": {"type": "string"}}}}}}
+    return {"responses": {str(status): {"description": description,
+                                        "content": {media_type: {"schema": {"type": "string"}}}}}}
 
 
 def schema_ref(name):
