@@ -93,6 +93,14 @@ class LiveGateway:
         self.owner_token = token.json()["access_token"]
         return self
 
+    def new_owner(self):
+        """Another company's owner: (e-mail, password)."""
+        email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+        requests.post(self.url + "/api/v1/auth/signup", timeout=10, json={
+            "company_name": "Portal " + email, "name": "Owner", "email": email,
+            "password": PASSWORD}).raise_for_status()
+        return email, PASSWORD
+
     def __exit__(self, *exc):
         self.server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
