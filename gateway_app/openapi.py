@@ -109,8 +109,10 @@ def header_ref(name):
 
 
 # -- problems (errors.py) ------------------------------------------------------------------
-def _problem_with(description, properties, required=()):
-    extension = {"type": "object", "properties": properties}
+def _problem_with(status, description, properties, required=()):
+    # the status as a constant: generated clients can tell the problems apart by it
+    extension = {"type": "object", "properties": {"status": {"type": "integer", "enum": [status]},
+                                                  **properties}}
     if required:
         extension["required"] = list(required)
     return {"description": description, "allOf": [schema_ref("Problem"), extension]}
@@ -132,19 +134,20 @@ PROBLEM_SCHEMAS = {
             "request_id": {"type": ["string", "null"],
                            "description": "The request's X-Request-ID: quote it when asking for help."},
         },
-        "additionalProperties": True,
+        # open (JSON Schema's default) without an index signature in generated types, so
+        # that the members of each status's problem narrow the union a client receives
     },
     "BadRequestProblem": _problem_with(
-        "400: malformed JSON, or query parameters the operation does not take.", {
+        400, "400: malformed JSON, or query parameters the operation does not take.", {
             "parameters": {**STRING_LIST, "description": "The unknown query parameters."},
             "accepted": {**STRING_LIST, "description": "The query parameters the operation takes."},
         }),
     "PermissionProblem": _problem_with(
-        "403: the caller lacks a permission (named), or a session write lacks X-CSRF-Token.", {
+        403, "403: the caller lacks a permission (named), or a session write lacks X-CSRF-Token.", {
             "permission": {"type": "string", "enum": sorted(PERMISSIONS)},
         }),
     "ConflictProblem": _problem_with(
-        "409: the request conflicts with the resource's state or another resource.", {
+        409, "409: the request conflicts with the resource's state or another resource.", {
             "field": {"type": "string", "description": "The member that conflicts."},
             "existing_customer_id": {"type": "integer", "description": "The customer with that phone or e-mail."},
             "conflicting_appointment_id": {"type": "integer", "description": "The appointment overlapping."},
@@ -153,7 +156,7 @@ PROBLEM_SCHEMAS = {
             "allowed_statuses": STRING_LIST,
         }),
     "ValidationProblem": _problem_with(
-        "422: the request did not match the schema.", {
+        422, "422: the request did not match the schema.", {
             "errors": {"type": "object", "description": "Member -> its messages (nested for "
                        "nested members).", "additionalProperties": schema_ref("FieldErrors")},
         }, required=("errors",)),
@@ -162,12 +165,12 @@ PROBLEM_SCHEMAS = {
         "anyOf": [STRING_LIST, {"type": "object", "additionalProperties": True}],
     },
     "UnsupportedMediaTypeProblem": _problem_with(
-        "415: the body was not sent as JSON.", {
+        415, "415: the body was not sent as JSON.", {
             "expected": {"type": "string"},
             "received": {"type": ["string", "null"]},
         }, required=("expected", "received")),
     "RateLimitProblem": _problem_with(
-        "429: a rate limit is exhausted; retry after Retry-After seconds.", {
+        429, "429: a rate limit is exhausted; retry after Retry-After seconds.", {
             "layer": {"type": "string", "enum": ["ip", "user", "company", "endpoint", "resource",
                                                  "login", "admin_refusals"]},
             "limit": {"type": "integer", "description": "Requests allowed per window."},
@@ -176,7 +179,7 @@ PROBLEM_SCHEMAS = {
             "retry_after": {"type": "integer", "description": "Seconds, as Retry-After."},
         }, required=("layer", "limit")),
     "UnavailableProblem": _problem_with(
-        "503: the database, Redis or an upstream is unavailable; retry after Retry-After.", {
+        503, "503: the database, Redis or an upstream is unavailable; retry after Retry-After.", {
             "service": {"type": "string", "description": "The upstream whose circuit is open."},
             "provider": {"type": "string", "description": "The webhook's provider."},
         }),

@@ -62,11 +62,11 @@ def test_a_python_client_generated_from_the_document_runs_the_portal_script(gate
 
 def test_a_typescript_client_generated_from_the_document_compiles_strict_and_runs(gateway, document, tmp_path):
     openapi_typescript, tsc = node_tool("openapi-typescript"), node_tool("tsc")
-    shutil.copy(CLIENTS / "portal.ts", tmp_path / "portal.ts")
+    shutil.copy(CLIENTS / "portal.mts", tmp_path / "portal.mts")
     shutil.copy(CLIENTS / "tsconfig.json", tmp_path / "tsconfig.json")
     (tmp_path / "node_modules").symlink_to(NODE_DIR / "node_modules")
     run([openapi_typescript, str(document), "--output", str(tmp_path / "gateway.d.ts")], cwd=tmp_path)
     run([tsc, "--project", str(tmp_path / "tsconfig.json")], cwd=tmp_path)   # strict: see tsconfig.json
-    script = run(["node", str(tmp_path / "build" / "portal.js")], cwd=tmp_path, env=portal_env(gateway))
+    script = run(["node", str(tmp_path / "build" / "portal.mjs")], cwd=tmp_path, env=portal_env(gateway))
     assert script.stdout.strip().endswith("portal: ok"), script.stdout
     assert "Traceback" not in gateway.log_tail(100000)
