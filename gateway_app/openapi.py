@@ -210,12 +210,7 @@ IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False,
                  "schema": {"type": "string"}}
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request",
-    401: "No credential where one is needed, or one that is malformed, unknown, revoked or expired.",
-    403: "Forbidden",
     404: "Not found in the caller's company.",
-    409: "Conflict",
-    410: "Gone",
     413: "The body exceeds the gateway's limit.",
     415: "The body was not sent as application/json (or application/*+json).",
     422: "The request did not match the schema (errors names each member).",
@@ -508,9 +503,3 @@ def install(app, api, plugin):
         if name not in api.spec.components.schemas:
             api.spec.components.schema(name, schema=schema)
     app.view_functions["api-docs.openapi_json"] = serve_document
-
-
-def document_of(app):
-    """The finalized document as a dict (tests, `gateway openapi`)."""
-    with app.test_request_context():
-        return app.json.loads(serve_document().get_data())
