@@ -166,6 +166,7 @@ def get_customer(customer_id):
 @blp.arguments(RegionArgs, location="query", as_kwargs=True)
 @blp.arguments(CustomerPatchIn)
 @blp.response(200, CustomerOut)
+@blp.alt_response(409, description="Another customer has this phone or e-mail (existing_customer_id).")
 @gateway_policy(permission="customers:write")
 def update_customer(data, customer_id, region):
     """Change some fields of a customer (a merge patch: null clears phone, e-mail or notes)."""

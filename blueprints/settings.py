@@ -180,6 +180,7 @@ def linked_elsewhere(company_id, integrations):
 @blp.arguments(CompanySettingsPatch)
 @blp.response(200, CompanySettingsOut)
 @blp.alt_response(409, description="A provider account in integrations is linked to another company.")
+@blp.alt_response(502, description="Stripe refused the lookup of the customer to link (upstream_status).")
 @gateway_policy(permission="settings:write")
 def patch_company(data):
     """Change name, time zone, business hours or provider account links.

@@ -290,6 +290,8 @@ class Operation:
             why[429] = ERROR_DESCRIPTIONS[429]
         if any(p.get("in") == "query" for p in self.doc.get("parameters", [])) or "requestBody" in self.doc:
             why[422] = ERROR_DESCRIPTIONS[422]
+        if self.policy.get("upstream"):
+            why[502] = f"{self.policy['upstream']} refused the gateway's request (upstream_status)."
         why[503] = ERROR_DESCRIPTIONS[503]
         return why
 
