@@ -300,8 +300,10 @@ class Operation:
         if self.limited:
             headers["RateLimit"] = header_ref("RateLimit")
             headers["RateLimit-Policy"] = header_ref("RateLimit-Policy")
-        if status in (429, 503):
+        if status == 429:
             headers["Retry-After"] = header_ref("Retry-After")
+        if status == 503:   # not when a provider is not configured: retrying will not help
+            headers["Retry-After"] = {**HEADERS["Retry-After"], "required": False}
         if self.cached:   # the stage marks every answer it saw, and tags the ones it kept
             headers["X-Cache"] = header_ref("X-Cache")
             if status in (200, 304):

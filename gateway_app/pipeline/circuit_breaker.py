@@ -64,14 +64,9 @@ def install_error_handlers(app, fallback):
     app.register_error_handler(ProviderRejected, handle_provider_rejected)
 
 
-# a provider's key arrives with a deploy: every 503 says when to ask again (docs/contract.md)
-NOT_CONFIGURED_RETRY_AFTER = 60
-
-
 def handle_not_configured(exc):
     return problem_response(503, "Service Unavailable", str(exc),
-                            problem_type="integration-not-configured", service=exc.service,
-                            headers={"Retry-After": str(NOT_CONFIGURED_RETRY_AFTER)})
+                            problem_type="integration-not-configured", service=exc.service)
 
 
 def handle_provider_rejected(exc):
