@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install migrate seed clean browser
+.PHONY: run test install migrate seed clean browser node-tools
 
 $(BIN)/gateway: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ run: seed
 # number of REDIS_URL, its own MariaDB databases and ports); TEST_WORKERS=0 runs in this one.
 # loadgroup: the gunicorn tests go to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
-test: install browser
+test: install browser node-tools
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The browser tests (tests/test_console_browser.py) drive Debian's chromium through its
@@ -45,6 +45,19 @@ browser:
 	    echo "chromium/chromium-driver absent and not installable here (needs root and apt-get):" \
 	         "the browser tests will skip"; \
 	  fi; \
+	fi
+
+# The OpenAPI tests' npm tools (Redocly's linter, openapi-typescript, openapi-fetch,
+# TypeScript), at the versions of tests/clients/package.json, into var/node (not
+# committed). Without npm those tests skip saying so, or fail under CI=1.
+NODE_TOOLS := var/node/node_modules/.package-lock.json
+node-tools: $(NODE_TOOLS)
+$(NODE_TOOLS): tests/clients/package.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p var/node && cp tests/clients/package.json var/node/package.json && \
+	  npm install --prefix var/node --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else \
+	  echo "npm absent: the OpenAPI lint and TypeScript client tests will skip"; \
 	fi
 
 clean:

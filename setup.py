@@ -43,7 +43,10 @@ setup(
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",
                  "pytest-xdist>=3.6",
                  "moto[server]>=5",  # a real S3 protocol server on loopback for the s3:// store
-                 "selenium>=4.20"],  # browser tests (tests/test_console_browser.py), Debian's chromium
+                 "selenium>=4.20",  # browser tests (tests/test_console_browser.py), Debian's chromium
+                 # the OpenAPI document's proof (tests/test_openapi_*.py): fuzzing, validation,
+                 # a generated Python client
+                 "schemathesis>=4.30,<5", "jsonschema>=4.23", "openapi-python-client>=0.29,<0.30"],
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
 )

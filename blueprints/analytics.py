@@ -104,6 +104,7 @@ def period_bounds(period):
 
 
 @blp.route("/reports", methods=["GET"])
+@blp.doc(operationId="getAnalyticsReports")
 @blp.arguments(SeriesArgs(), location="query")
 @blp.response(200, ReportOut)
 @gateway_policy(permission="analytics:read", cache="analytics")
@@ -122,6 +123,7 @@ def reports(args):
 
 
 @blp.route("/kpis", methods=["GET"])
+@blp.doc(operationId="getAnalyticsKpis")
 @blp.arguments(RangeArgs(), location="query")
 @blp.response(200, KpiOut)
 @gateway_policy(permission="analytics:read", cache="analytics")
@@ -134,6 +136,7 @@ def kpis(args):
 
 
 @blp.route("/trends", methods=["GET"])
+@blp.doc(operationId="getAnalyticsTrends")
 @blp.arguments(TrendArgs(), location="query")
 @blp.response(200, TrendOut)
 @gateway_policy(permission="analytics:read", cache="analytics")

@@ -67,7 +67,7 @@ class AppointmentOut(Schema):
     call_id = fields.Integer(allow_none=True)
     title = fields.String()
     notes = fields.String(allow_none=True)
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     starts_at = fields.DateTime(metadata={"description": "in the timezone of the response"})
     ends_at = fields.DateTime()
     duration_minutes = fields.Integer()
@@ -121,6 +121,7 @@ def page_in_time_order(window, args):
 
 
 @blp.route("", methods=["GET"])
+@blp.doc(operationId="listAppointments")
 @blp.arguments(CalendarArgs(), location="query")
 @blp.response(200, CalendarOut)
 @gateway_policy(permission="appointments:read", cache="appointments")
@@ -140,6 +141,7 @@ def calendar(args):
 
 
 @blp.route("", methods=["POST"])
+@blp.doc(operationId="createAppointment")
 @blp.arguments(BookingIn)
 @blp.arguments(IdempotencyHeaders, location="headers")
 @blp.response(201, AppointmentOut)
@@ -182,6 +184,7 @@ def get_appointment(args, appointment_id):
 
 
 @blp.route("/<int:appointment_id>/status", methods=["PATCH"])
+@blp.doc(operationId="changeAppointmentStatus")
 @blp.arguments(StatusIn)
 @blp.response(200, AppointmentOut)
 @blp.alt_response(409, description="Transition not allowed from the current status")

@@ -18,7 +18,8 @@ from gateway_app.identity.passwords import hash_password, verify_password
 from gateway_app.identity.sessions import COOKIE_NAME
 from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
-from gateway_app.models import Company, User
+from gateway_app.models import ROLES, TIERS, Company, User
+from gateway_app.openapi import refuses_api_keys
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.contacts import normalise_email
 from gateway_app.services.team import invite_token_digest
@@ -38,14 +39,14 @@ class SignupSchema(Schema):
 class CompanyOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    tier = fields.String()
+    tier = fields.String(validate=validate.OneOf(TIERS))
 
 
 class UserOut(Schema):
     id = fields.Integer()
     email = fields.String()
     name = fields.String()
-    role = fields.String()
+    role = fields.String(validate=validate.OneOf(ROLES))
 
 
 class SignupOut(Schema):
@@ -61,7 +62,7 @@ class CredentialsSchema(Schema):
 class TokenOut(Schema):
     access_token = fields.String()
     refresh_token = fields.String()
-    token_type = fields.String()
+    token_type = fields.String(validate=validate.OneOf(["Bearer"]))
     expires_in = fields.Integer()
 
 
@@ -93,8 +94,10 @@ def identity():
 
 
 @blp.route("/signup", methods=["POST"])
+@blp.doc(operationId="signUp")
 @blp.arguments(SignupSchema)
 @blp.response(201, SignupOut)
+@blp.alt_response(409, description="An account with this e-mail exists.")
 @gateway_policy(public=True)
 def signup(data):
     """Create a company on the free tier and its owner."""
@@ -126,7 +129,8 @@ def authenticate_password(email, password):
                              "Too many failed logins for this account from this address; "
                              "try again later.",
                              headers={"Retry-After": str(refused.retry_after)}, layer="login",
-                             limit=refused.limit)
+                             limit=refused.limit, window=refused.window, policy=refused.policy,
+                             retry_after=refused.retry_after)
     try:
         user = Session.scalar(select(User).where(User.email == account))
         valid = verify_password(user.password_hash if user else None, password)
@@ -151,8 +155,10 @@ def token_pair(user, refresh_token):
 
 
 @blp.route("/token", methods=["POST"])
+@blp.doc(operationId="createToken")
 @blp.arguments(CredentialsSchema)
 @blp.response(200, TokenOut)
+@blp.alt_response(401, description="Invalid e-mail or password.")
 @gateway_policy(public=True)
 def token(data):
     """Exchange email and password for an access token (15 min) and a refresh token."""
@@ -163,8 +169,10 @@ def token(data):
 
 
 @blp.route("/refresh", methods=["POST"])
+@blp.doc(operationId="refreshToken")
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenOut)
+@blp.alt_response(401, description="The refresh token is invalid, expired or revoked.")
 @gateway_policy(public=True)
 def refresh(data):
     """Spend a refresh token for a new pair. A token used twice revokes its whole family."""
@@ -179,9 +187,11 @@ def refresh(data):
 
 
 @blp.route("/logout", methods=["POST"])
+@blp.doc(operationId="logOut")
 @blp.arguments(LogoutSchema)
 @blp.response(204)
 @gateway_policy()
+@refuses_api_keys
 def logout(data):
     """Revoke the credential used: the access token (and the refresh token's family, if
     sent), or the session."""
@@ -217,8 +227,10 @@ def logout(data):
 
 
 @blp.route("/login", methods=["POST"])
+@blp.doc(operationId="logIn")
 @blp.arguments(CredentialsSchema)
 @blp.response(200, LoginOut)
+@blp.alt_response(401, description="Invalid e-mail or password.")
 @gateway_policy(public=True)
 def login(data):
     """Start a server-side session (cookie). Send the returned csrf_token as X-CSRF-Token
@@ -240,6 +252,7 @@ def login(data):
 @blp.route("/accept-invite", methods=["POST"])
 @blp.arguments(AcceptInviteSchema)
 @blp.response(200, UserOut)
+@blp.alt_response(400, description="The invitation is invalid, used or expired.")
 @gateway_policy(public=True)
 def accept_invite(data):
     """Activate an invited member with the token from the invitation email (valid for

@@ -12,7 +12,9 @@ from gateway_app.files import FileMissing
 from gateway_app.files.schema import MULTIPART_OVERHEAD
 from gateway_app.files.streams import TooLarge
 from gateway_app.merge_patch import patched
-from gateway_app.models import Customer
+from gateway_app.models import (APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
+                                Customer)
+from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import attachments, customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
@@ -71,13 +73,33 @@ class CustomerProfileOut(CustomerOut):
     next_appointment_at = fields.DateTime(allow_none=True)
 
 
+class TimelineCallOut(Schema):
+    direction = fields.String(validate=validate.OneOf(CALL_DIRECTIONS))
+    status = fields.String(validate=validate.OneOf(CALL_STATUSES))
+    outcome = fields.String(allow_none=True, validate=validate.OneOf(CALL_OUTCOMES))
+    sentiment = fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
+    duration_seconds = fields.Integer()
+    summary = fields.String(allow_none=True)
+
+
+class TimelineAppointmentOut(Schema):
+    title = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+
+
 class TimelineItemOut(Schema):
-    type = fields.String(attribute="kind", metadata={"description": "call | appointment"})
-    id = fields.Function(lambda item: item.row.id)
+    type = fields.String(attribute="kind", validate=validate.OneOf(["call", "appointment"]))
+    id = fields.Function(lambda item: item.row.id, metadata={"type": "integer"})
     at = fields.DateTime(metadata={"description": "When the call started / the appointment starts."})
-    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None)
+    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None,
+                           metadata={**any_of_components(TimelineCallOut, nullable=True),
+                                     "description": "The call, when type is call."})
     appointment = fields.Function(
-        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None)
+        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None,
+        metadata={**any_of_components(TimelineAppointmentOut, nullable=True),
+                  "description": "The appointment, when type is appointment."})
 
 
 def timeline_call(call):
@@ -112,6 +134,7 @@ def refusals_as_problems():
 
 
 @blp.route("")
+@blp.doc(operationId="listCustomers")
 @blp.arguments(CustomerSearchArgs(), location="query")
 @blp.response(200, CustomerPage)
 @gateway_policy(permission="customers:read", cache="customers")
@@ -152,6 +175,7 @@ def get_customer(customer_id):
 @blp.arguments(RegionArgs, location="query", as_kwargs=True)
 @blp.arguments(CustomerPatchIn)
 @blp.response(200, CustomerOut)
+@blp.alt_response(409, description="Another customer has this phone or e-mail (existing_customer_id).")
 @gateway_policy(permission="customers:write")
 def update_customer(data, customer_id, region):
     """Change some fields of a customer (a merge patch: null clears phone, e-mail or notes)."""
@@ -165,6 +189,7 @@ def update_customer(data, customer_id, region):
 
 
 @blp.route("/<int:customer_id>/timeline")
+@blp.doc(operationId="getCustomerTimeline")
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, TimelinePage)
 @gateway_policy(permission="customers:read")

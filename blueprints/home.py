@@ -7,9 +7,10 @@ no other host reachable.
 import os
 
 from flask import current_app, jsonify, render_template_string, request, send_from_directory
+from marshmallow import Schema, fields
 
 from blueprints.parsing import GatewayBlueprint, any_query_parameters
-from gateway_app.openapi import SWAGGER_UI_ASSETS_PATH, SWAGGER_UI_DIST
+from gateway_app.openapi import SWAGGER_UI_ASSETS_PATH, SWAGGER_UI_DIST, undocumented
 from gateway_app.pipeline.declarations import gateway_policy
 
 blp = GatewayBlueprint("home", __name__, description="Where the documentation is")
@@ -31,7 +32,27 @@ PAGE = """<!doctype html>
 """
 
 
+class LinkOut(Schema):
+    href = fields.String()
+    title = fields.String()
+
+
+class LinksOut(Schema):
+    docs = fields.Nested(LinkOut)
+    openapi = fields.Nested(LinkOut)
+    console = fields.Nested(LinkOut)
+    health = fields.Nested(LinkOut)
+
+
+class IndexOut(Schema):
+    name = fields.String()
+    version = fields.String()
+    links = fields.Nested(LinksOut)
+
+
 @blp.route("/")
+@blp.doc(operationId="getIndex")
+@blp.response(200, IndexOut, description="JSON, or an HTML page of the same links for text/html.")
 @gateway_policy(**PUBLIC)
 def index():
     """Links to the documentation: JSON, or an HTML page for a browser that asks for one."""
@@ -48,6 +69,7 @@ def index():
 
 
 @blp.route(SWAGGER_UI_ASSETS_PATH + "<path:name>")
+@undocumented
 @any_query_parameters   # the documentation's own files, as /docs itself: a browser may add any
 @gateway_policy(**PUBLIC)
 def docs_asset(name):

@@ -16,13 +16,12 @@ from webargs.flaskparser import FlaskParser
 
 from gateway_app import strict_json
 from gateway_app.errors import GatewayProblem
+from gateway_app.pipeline.declarations import ANY_QUERY
 
 JSON = "application/json"
 QUERY_LOCATIONS = ("query", "querystring")
 # a view's marker: it reads the query through a schema (GatewayBlueprint.arguments)
 READS_QUERY = "gateway_reads_query"
-# a view's marker: it takes parameters nobody declared (any_query_parameters)
-ANY_QUERY = "gateway_any_query"
 
 
 def malformed(reason):
@@ -97,13 +96,15 @@ def any_query_parameters(view):
 
 class GatewayBlueprint(Blueprint):
     """flask-smorest's Blueprint with GatewayParser, and refusing query parameters on views
-    that declare none. ``any_query=True``: every view of the blueprint takes any."""
+    that declare none. ``any_query=True``: every view of the blueprint takes any;
+    ``documented=False``: its views are not in the API document (pages for people)."""
 
     ARGUMENTS_PARSER = GatewayParser()
 
-    def __init__(self, *args, any_query=False, **kwargs):
+    def __init__(self, *args, any_query=False, documented=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.any_query = any_query
+        self.documented = documented
         if not any_query:
             self.before_request(refuse_undeclared_query)
 

@@ -23,8 +23,8 @@ class MemberOut(Schema):
     id = fields.Integer()
     email = fields.String()
     name = fields.String()
-    role = fields.String()
-    status = fields.String()
+    role = fields.String(validate=validate.OneOf(ROLES))
+    status = fields.String(validate=validate.OneOf(["invited", "active"]))
     created_at = fields.DateTime()
     last_login_at = fields.DateTime(allow_none=True)
 
@@ -40,15 +40,15 @@ class RoleChange(Schema):
 
 
 class RoleOut(Schema):
-    role = fields.String()
-    permissions = fields.List(fields.String())
+    role = fields.String(validate=validate.OneOf(ROLES))
+    permissions = fields.List(fields.String(validate=validate.OneOf(sorted(PERMISSIONS))))
 
 
 class PermissionOut(Schema):
-    permission = fields.String()
+    permission = fields.String(validate=validate.OneOf(sorted(PERMISSIONS)))
     description = fields.String()
-    roles = fields.List(fields.String())
-    api_key_scope = fields.String(allow_none=True,
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)))
+    api_key_scope = fields.String(allow_none=True, validate=validate.OneOf(["read", "write"]),
                                   metadata={"description": "scope an API key needs; null: users only"})
 
 
@@ -84,6 +84,7 @@ def list_members(args):
 @blp.route("/members", methods=["POST"])
 @blp.arguments(InviteSchema)
 @blp.response(201, MemberOut)
+@blp.alt_response(409, description="A user with this e-mail exists.")
 @gateway_policy(permission="team:manage", resource="team_invites")
 def invite_member(data):
     """Invite someone: a pending member is created and the invitation email is queued
@@ -93,8 +94,10 @@ def invite_member(data):
 
 
 @blp.route("/members/<int:member_id>", methods=["PATCH"])
+@blp.doc(operationId="changeMemberRole")
 @blp.arguments(RoleChange)
 @blp.response(200, MemberOut)
+@blp.alt_response(409, description="The company would be left without an owner.")
 @gateway_policy(permission="team:manage")
 def change_role(data, member_id):
     """Change a member's role; it applies to the member's next request."""
@@ -105,6 +108,7 @@ def change_role(data, member_id):
 
 @blp.route("/members/<int:member_id>", methods=["DELETE"])
 @blp.response(204)
+@blp.alt_response(409, description="The company would be left without an owner.")
 @gateway_policy(permission="team:manage")
 def remove_member(member_id):
     """Remove a member; their tokens and sessions stop working at once."""

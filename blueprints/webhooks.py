@@ -4,7 +4,7 @@ No user credential: the signature over the raw body is the credential. Verificat
 processing live in gateway_app/webhooks/; this module maps them onto HTTP.
 """
 from flask import request
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from blueprints.parsing import GatewayBlueprint, malformed
 from gateway_app import strict_json
@@ -25,7 +25,7 @@ RETRY_AFTER = "30"
 
 
 class WebhookAck(Schema):
-    status = fields.String(metadata={"description": "processed | duplicate | ignored"})
+    status = fields.String(validate=validate.OneOf(["processed", "duplicate", "ignored"]))
     events = fields.Dict(keys=fields.String(), values=fields.Integer(),
                          metadata={"description": "SendGrid batches: outcome -> count"})
 
@@ -61,7 +61,11 @@ def receive(provider):
 
 
 @blp.route("/retell", methods=["POST"])
+@blp.doc(operationId="receiveRetellWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def retell_webhook():
     """Retell call events (x-retell-signature)."""
@@ -69,7 +73,11 @@ def retell_webhook():
 
 
 @blp.route("/calcom", methods=["POST"])
+@blp.doc(operationId="receiveCalcomWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def calcom_webhook():
     """Cal.com booking events (X-Cal-Signature-256)."""
@@ -77,7 +85,11 @@ def calcom_webhook():
 
 
 @blp.route("/stripe", methods=["POST"])
+@blp.doc(operationId="receiveStripeWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def stripe_webhook():
     """Stripe events (Stripe-Signature)."""
@@ -85,7 +97,11 @@ def stripe_webhook():
 
 
 @blp.route("/sendgrid", methods=["POST"])
+@blp.doc(operationId="receiveSendgridWebhook")
 @blp.response(200, WebhookAck)
+@blp.alt_response(401, description="The signature is missing or wrong.")
+@blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def sendgrid_webhook():
     """SendGrid Event Webhook batches (X-Twilio-Email-Event-Webhook-Signature)."""

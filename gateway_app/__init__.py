@@ -14,7 +14,8 @@ from .identity.services import IdentityServices
 from .integrations.email import deliver_email
 from .integrations.usage_reporting import METER_EVENT_KIND, deliver_meter_event
 from .logs import configure_logging
-from .openapi import SWAGGER_UI_ASSETS_PATH, SecurityFromPolicy
+from . import openapi
+from .openapi import SWAGGER_UI_ASSETS_PATH
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
@@ -112,13 +113,15 @@ def create_app(config=None):
     state.files = build_store(app.config)
     state.breakers = BreakerRegistry(policy["circuit_breaker"], redis_client, services=state.services)
 
+    operations = openapi.OperationsFromPolicy(app)
     api = Api(app, spec_kwargs={
         "info": {"description": "Gateway for the voice-agent SaaS: portal, mobile app, integrations."},
-        "extra_plugins": [SecurityFromPolicy(app)]})
+        "extra_plugins": [operations]})
     errors.install(app)  # after Api(), which registers its own JSON error handler
     # The one place below the blueprints that knows them: assembling the app is its job.
     from blueprints import register_all
     register_all(api)
+    openapi.install(app, api, operations)
     state.pipeline = Pipeline(app, build_stages(app, policy, state))
     register_readiness_checks(state)
     register_outbox_handlers()

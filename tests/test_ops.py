@@ -141,11 +141,16 @@ def test_security_headers(client, security_header):
 def test_openapi_names_the_credential_of_each_operation(client):
     document = client.get("/openapi.json").get_json()
     assert set(document["components"]["securitySchemes"]) == {"apiKey", "bearerToken", "session",
-                                                               "adminToken"}
+                                                               "csrfToken", "adminToken"}
     paths = document["paths"]
     assert paths["/health"]["get"]["security"] == []
     assert paths["/api/v1/auth/signup"]["post"]["security"] == []
-    assert {"apiKey": []} in paths["/api/v1/calls/{call_id}"]["get"]["security"]
+    assert {"apiKey": ["read"]} in paths["/api/v1/calls/{call_id}"]["get"]["security"]
+    assert {"apiKey": ["write"]} in paths["/api/v1/customers"]["post"]["security"]
+    # roles that hold customers:write; a session's write also sends X-CSRF-Token
+    assert {"session": ["admin", "member", "owner"], "csrfToken": []} in paths["/api/v1/customers"]["post"]["security"]
+    assert [sorted(r) for r in paths["/api/v1/auth/logout"]["post"]["security"]] == [
+        ["bearerToken"], ["csrfToken", "session"]]   # logout refuses API keys
     assert paths["/gateway/admin/companies/{company_id}"]["patch"]["security"] == [{"adminToken": []}]
     undocumented = [(path, method) for path, operations in paths.items()
                     for method, operation in operations.items()

@@ -41,6 +41,7 @@ class RetryOut(Schema):
 
 
 @blp.route("/outbox", methods=["GET"])
+@blp.doc(operationId="getOutboxBacklog")
 @blp.response(200, OutboxOut)
 @gateway_policy(**ADMIN)
 def outbox_backlog():
@@ -49,6 +50,7 @@ def outbox_backlog():
 
 
 @blp.route("/outbox/retry", methods=["POST"])
+@blp.doc(operationId="retryDeadMessages")
 @blp.arguments(RetryIn)
 @blp.response(200, RetryOut)
 @gateway_policy(**ADMIN)

@@ -1,6 +1,6 @@
 """Admin: the service registry (list, register, unregister instances; check health now)."""
 from flask import current_app
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from redis.exceptions import RedisError
 
 from gateway_app.db import Session
@@ -11,6 +11,28 @@ from gateway_app.pipeline.declarations import ADMIN, gateway_policy
 from gateway_app.services.operations import describe_service
 
 from . import blp
+
+
+class InstanceOut(Schema):
+    id = fields.String()
+    address = fields.String(metadata={"description": "as registered: http(s)://host:port, or host:port"})
+    url = fields.String(allow_none=True)
+    check = fields.String(validate=validate.OneOf(["http", "tcp"]))
+    source = fields.String(validate=validate.OneOf(["config", "admin"]))
+    healthy = fields.Boolean()
+    checked_at = fields.Float(allow_none=True, metadata={"description": "Unix time of the last check."})
+    detail = fields.String()
+
+
+class ServiceOut(Schema):
+    service = fields.String()
+    version = fields.String()
+    mode = fields.String(validate=validate.OneOf(["local", "remote"]))
+    instances = fields.List(fields.Nested(InstanceOut))
+
+
+class ServiceList(Schema):
+    data = fields.List(fields.Nested(ServiceOut))
 
 
 class InstanceIn(Schema):
@@ -41,22 +63,29 @@ describe = describe_service
 
 
 @blp.route("/registry", methods=["GET"])
+@blp.response(200, ServiceList)
 @gateway_policy(**ADMIN)
 def list_services():
+    """Every service, its mode (local or remote) and its instances with their health."""
     registry = discovery().registry
     return {"data": [describe(registry, service) for service in registry.versions]}
 
 
 @blp.route("/registry/<service>/instances", methods=["GET"])
+@blp.response(200, ServiceOut)
 @gateway_policy(**ADMIN)
 def list_instances(service):
+    """One service's instances with their health."""
     return describe(known_service(service), service)
 
 
 @blp.route("/registry/<service>/instances", methods=["POST"])
 @blp.arguments(InstanceIn)
+@blp.response(201, InstanceOut)
+@blp.alt_response(200, schema=InstanceOut, description="Already registered.")
 @gateway_policy(**ADMIN)
 def register_instance(body, service):
+    """Add a remote instance (201; 200 when already listed)."""
     registry = known_service(service)
     try:
         instance, created = registry.add(service, body["url"])
@@ -73,8 +102,11 @@ def register_instance(body, service):
 
 
 @blp.route("/registry/<service>/instances/<instance_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(409, description="The instance is listed in the policy file.")
 @gateway_policy(**ADMIN)
 def unregister_instance(service, instance_id):
+    """Remove an instance added through this API."""
     registry = known_service(service)
     configured = [i for i in registry.configured[service] if i.id == instance_id]
     if configured:
@@ -93,6 +125,8 @@ def unregister_instance(service, instance_id):
 
 
 @blp.route("/registry/<service>/health-check", methods=["POST"])
+@blp.doc(operationId="checkInstancesNow")
+@blp.response(200, ServiceOut)
 @gateway_policy(**ADMIN)
 def check_now(service):
     """Run the active health check of this service's instances now, not at the next interval."""

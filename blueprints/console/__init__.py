@@ -26,7 +26,8 @@ from . import auth
 from .state import charts_of, console_state
 
 blp = GatewayBlueprint("console", __name__, url_prefix="/gateway/console", template_folder="templates",
-                       description="The operations console (HTML, for administrators)")
+                       description="The operations console (HTML, for administrators)",
+                       documented=False)
 CONSOLE = dict(public=True, exempt_limits=True)
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 ASSET_MAX_AGE = 3600

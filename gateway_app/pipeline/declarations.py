@@ -18,6 +18,9 @@ POLICY_KEYS = {
 }
 
 
+# a view's marker: it takes query parameters nobody declared (blueprints/parsing.py)
+ANY_QUERY = "gateway_any_query"
+
 ADMIN = {"admin": True, "exempt_limits": True}
 
 
