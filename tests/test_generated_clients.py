@@ -2,12 +2,12 @@
 openapi-python-client, one with openapi-typescript (types) called through openapi-fetch.
 
 A short portal script in each language (tests/clients/portal.py, tests/clients/ts/portal.ts)
-uses only what was generated: it logs in, lists calls with a filter following the cursor,
-creates and updates a customer, books, reads the calendar, then provokes 401, 403, 404, 409,
-422, 429 and 304, checking each problem's detail, request_id and extension members. The
-TypeScript script must also pass `tsc --strict`: it reads the extension members after
-narrowing the error by its status, which only a document whose problem types tell the
-statuses apart allows.
+uses only what was generated, and must pass `mypy --strict` and `tsc --strict`: it logs in,
+lists calls with a filter following the cursor, creates and updates a customer, books, reads
+the calendar, then provokes 401, 403, 404, 409, 422, 429 and 304, checking each problem's
+detail, request_id and extension members. The
+TypeScript script reads the extension members after narrowing the error by its `status`,
+which only a document whose problem types tell the statuses apart allows.
 
 The gateway is gunicorn on loopback behind a trusted proxy (each script names its own client
 address, so the two runs do not share the ip layer's burst), serving the demo data seeded at
@@ -40,6 +40,8 @@ TIER = "free"   # billing's endpoint quota is 20 an hour: the scripts' 429 comes
 # a Monday nine weeks after the tests' "now": past every demo appointment, inside business hours
 BOOKING_DAY = (TEST_NOW.date() + dt.timedelta(weeks=9)).isoformat()
 TOOL_TIMEOUT = 180
+# the generator formats what it writes with ruff, which it installs beside itself
+PYTHON_TOOLS_ENV = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
 
 
 def need(tool_present, reason):
@@ -88,16 +90,28 @@ def portal_arguments(gateway, role, tag, booking_time, address):
             "--tag", str(tag), "--book", f"{BOOKING_DAY}T{booking_time}", "--forwarded-for", address]
 
 
-def test_python_client_generated_from_the_live_document_runs_the_portal_script(gateway, tmp_path):
+@pytest.fixture(scope="module")
+def python_client(gateway, tmp_path_factory):
+    """The client openapi-python-client generates from the live document (the README's
+    command); a warning, a part of the document it could not generate, fails it."""
     need(os.path.exists(PYTHON_GENERATOR),
          "openapi-python-client is not installed: pip install -e '.[test]' (make test does it)")
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))  # its ruff
-    # the README's command; a warning means a part of the document could not be generated
+    client = tmp_path_factory.mktemp("python-client") / "client"
     run([PYTHON_GENERATOR, "generate", "--url", gateway.url + "/openapi.json",
-         "--output-path", str(tmp_path / "client"), "--fail-on-warning"], env=env)
+         "--output-path", str(client), "--fail-on-warning"], env=PYTHON_TOOLS_ENV)
+    return client
+
+
+def test_python_portal_script_type_checks_under_mypy_strict(python_client, tmp_path):
+    need(os.path.exists(os.path.join(VENV_BIN, "mypy")), "mypy is not installed: pip install -e '.[test]'")
+    run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path),
+         os.path.join(CLIENTS, "portal.py")], env=dict(PYTHON_TOOLS_ENV, MYPYPATH=str(python_client)))
+
+
+def test_python_portal_script_runs_against_the_live_gateway(gateway, python_client):
     script = run([sys.executable, os.path.join(CLIENTS, "portal.py"),
                   *portal_arguments(gateway, "owner", 1001, "10:00:00", "198.51.100.21")],
-                 env=dict(env, PYTHONPATH=str(tmp_path / "client")))
+                 env=dict(PYTHON_TOOLS_ENV, PYTHONPATH=str(python_client)))
     assert "every check passed" in script.stdout
 
 

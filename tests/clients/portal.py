@@ -1,6 +1,7 @@
 """A portal team's script, written against the client openapi-python-client generates from
 the gateway's /openapi.json (package voice_agent_api_gateway_client, importable from
-PYTHONPATH), and nothing else: no hand-written request, no raw JSON.
+PYTHONPATH), and nothing else: no hand-written request, no raw JSON; `mypy --strict` checks
+that it reads every field through the generated models' types.
 
 It logs in, lists calls with a filter following the cursor, creates and updates a customer,
 books an appointment, reads the calendar, then provokes 401, 403, 404, 409, 422, 429 and 304
@@ -14,8 +15,9 @@ status is 1 if there was any (tests/test_generated_clients.py runs it).
 import argparse
 import datetime as dt
 import sys
+from typing import Any, Protocol, TypeVar
 
-from voice_agent_api_gateway_client import AuthenticatedClient, Client, models
+from voice_agent_api_gateway_client import AuthenticatedClient, Client
 from voice_agent_api_gateway_client.api.appointments import create_appointment, list_appointments
 from voice_agent_api_gateway_client.api.auth import create_token
 from voice_agent_api_gateway_client.api.billing import get_usage
@@ -24,8 +26,9 @@ from voice_agent_api_gateway_client.api.customers import create_customer, get_cu
 from voice_agent_api_gateway_client.models import (AppointmentOut, BookingIn, CalendarOut, CallPage,
                                                    ConflictProblem, Credentials, CustomerIn, CustomerOut,
                                                    CustomerPatchIn, ListCallsStatus, PermissionProblem,
-                                                   RateLimitProblem, TokenOut, ValidationProblem)
-from voice_agent_api_gateway_client.types import UNSET
+                                                   PermissionProblemPermission, Problem, RateLimitProblem,
+                                                   RateLimitProblemLayer, TokenOut, ValidationProblem)
+from voice_agent_api_gateway_client.types import UNSET, Response, Unset
 
 # a page of the calls list: small enough that the demo company's answered calls take several
 PAGE = 50
@@ -36,55 +39,70 @@ RATE_LIMIT_ATTEMPTS = 40
 MISSING_ID = 2**62
 
 
-class Mismatches:
-    def __init__(self):
-        self.found = []
+class ProblemFields(Protocol):
+    """What every problem model of the generated client has."""
 
-    def check(self, condition, what):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=ProblemFields)
+
+
+class Mismatches:
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, condition: object, what: str) -> bool:
         if not condition:
             self.found.append(what)
             print(f"MISMATCH: {what}", file=sys.stderr)
         return bool(condition)
 
-    def problem(self, response, model, status, what):
-        """The response is ``status``, parsed as ``model`` (None: any of the generated problem
-        models, for a status without extension members), with detail and request_id (the
+    def problem(self, response: Response[Any], model: type[P], status: int, what: str) -> P | None:
+        """The response is ``status``, parsed as ``model``, with detail and request_id (the
         X-Request-ID it was answered with); the parsed problem, or None."""
         parsed = response.parsed
-        parsed_as = type(parsed)
-        expected = isinstance(parsed, model) if model else (
-            parsed_as.__module__.startswith(models.__name__) and parsed_as.__name__.endswith("Problem"))
-        if not self.check(response.status_code == status and expected,
-                          f"{what}: expected {status} as {model.__name__ if model else 'a problem'}, got "
-                          f"{int(response.status_code)} as {parsed_as.__name__}: {response.content[:300]!r}"):
+        if not isinstance(parsed, model):
+            self.check(False, f"{what}: expected {status} as {model.__name__}, got {int(response.status_code)} "
+                              f"as {type(parsed).__name__}: {response.content[:300]!r}")
             return None
+        self.check(response.status_code == status, f"{what}: HTTP {int(response.status_code)}, expected {status}")
         self.check(parsed.status == status, f"{what}: problem status {parsed.status}")
-        self.check(isinstance(parsed.detail, str) and parsed.detail, f"{what}: no detail")
-        self.check(isinstance(parsed.request_id, str) and parsed.request_id == response.headers.get("X-Request-ID"),
+        self.check(parsed.detail, f"{what}: no detail")
+        self.check(parsed.request_id is not None and parsed.request_id == response.headers.get("X-Request-ID"),
                    f"{what}: request_id {parsed.request_id!r} is not the X-Request-ID "
                    f"{response.headers.get('X-Request-ID')!r}")
         return parsed
 
 
-def log_in(client, email, password, mismatches):
+def log_in(client: Client, email: str, password: str, mismatches: Mismatches) -> str | None:
     response = create_token.sync_detailed(client=client, body=Credentials(email=email, password=password))
-    if not mismatches.check(isinstance(response.parsed, TokenOut), f"log in as {email}: {response.content[:300]!r}"):
+    if not isinstance(response.parsed, TokenOut):
+        mismatches.check(False, f"log in as {email}: {response.content[:300]!r}")
         return None
     return response.parsed.access_token
 
 
-def answered_calls(portal, mismatches):
+def answered_calls(portal: AuthenticatedClient, mismatches: Mismatches) -> tuple[list[int], int, str | None]:
     """Every answered call, page by page; the first page's ETag."""
-    seen, pages, cursor, etag = [], 0, UNSET, None
+    seen: list[int] = []
+    pages, cursor, etag = 0, None, None
     while True:
         response = list_calls.sync_detailed(client=portal, status=ListCallsStatus.ANSWERED, limit=PAGE,
-                                            cursor=cursor)
-        if not mismatches.check(isinstance(response.parsed, CallPage),
-                                f"list calls page {pages + 1}: {response.content[:300]!r}"):
+                                            cursor=UNSET if cursor is None else cursor)
+        page = response.parsed
+        if not isinstance(page, CallPage):
+            mismatches.check(False, f"list calls page {pages + 1}: {response.content[:300]!r}")
             return seen, pages, etag
         pages += 1
         etag = etag or response.headers.get("ETag")
-        page = response.parsed
         mismatches.check(all(call.status == "answered" for call in page.data),
                          f"page {pages} holds a call that was not answered")
         seen.extend(call.id for call in page.data)
@@ -93,7 +111,7 @@ def answered_calls(portal, mismatches):
         cursor = page.next_cursor
 
 
-def run(args):
+def run(args: argparse.Namespace) -> list[str]:
     mismatches = Mismatches()
     headers = {"X-Forwarded-For": args.forwarded_for} if args.forwarded_for else {}
     anonymous = Client(base_url=args.base_url, headers=headers, raise_on_unexpected_status=True)
@@ -112,10 +130,10 @@ def run(args):
     phone = f"+1415555{args.tag % 10000:04d}"
     created = create_customer.sync_detailed(client=portal, body=CustomerIn(
         name=f"Portal Customer {args.tag}", phone=phone, email=f"portal-{args.tag}@example.com"))
-    if not mismatches.check(created.status_code == 201 and isinstance(created.parsed, CustomerOut),
-                            f"create a customer: {created.content[:300]!r}"):
-        return mismatches.found
     customer = created.parsed
+    if not isinstance(customer, CustomerOut) or created.status_code != 201:
+        mismatches.check(False, f"create a customer: HTTP {int(created.status_code)} {created.content[:300]!r}")
+        return mismatches.found
     updated = update_customer.sync_detailed(customer.id, client=portal, body=CustomerPatchIn(notes="prefers mornings"))
     mismatches.check(isinstance(updated.parsed, CustomerOut) and updated.parsed.notes == "prefers mornings",
                      f"update the customer: {updated.content[:300]!r}")
@@ -123,21 +141,23 @@ def run(args):
     starts_at = dt.datetime.fromisoformat(args.book)
     booked = create_appointment.sync_detailed(client=portal, body=BookingIn(
         customer_id=customer.id, starts_at=starts_at, duration_minutes=30, title="Consultation"))
-    if not mismatches.check(booked.status_code in (201, 202) and isinstance(booked.parsed, AppointmentOut),
-                            f"book: {booked.content[:300]!r}"):
-        return mismatches.found
     appointment = booked.parsed
+    if not isinstance(appointment, AppointmentOut) or booked.status_code not in (201, 202):
+        mismatches.check(False, f"book: HTTP {int(booked.status_code)} {booked.content[:300]!r}")
+        return mismatches.found
     mismatches.check(appointment.starts_at.replace(tzinfo=None) == starts_at,
                      f"booked at {appointment.starts_at}, asked for {starts_at} (the company's time)")
 
     calendar = list_appointments.sync_detailed(client=portal, from_=starts_at.date(), to=starts_at.date())
-    if mismatches.check(isinstance(calendar.parsed, CalendarOut), f"read the calendar: {calendar.content[:300]!r}"):
+    if isinstance(calendar.parsed, CalendarOut):
         mismatches.check(appointment.id in [item.id for item in calendar.parsed.data],
                          "the booking is not in the calendar of its day")
+    else:
+        mismatches.check(False, f"read the calendar: {calendar.content[:300]!r}")
 
     # 401: a token the gateway never issued
     stranger = AuthenticatedClient(base_url=args.base_url, token="not-a-token", headers=headers)
-    mismatches.problem(list_calls.sync_detailed(client=stranger), None, 401, "401")
+    mismatches.problem(list_calls.sync_detailed(client=stranger), Problem, 401, "401")
 
     # 403: a viewer may read customers, not create them
     viewer_token = log_in(anonymous, args.viewer_email, args.viewer_password, mismatches)
@@ -146,10 +166,10 @@ def run(args):
         refused = mismatches.problem(create_customer.sync_detailed(client=viewer, body=CustomerIn(name="Not Allowed")),
                                      PermissionProblem, 403, "403")
         if refused is not None:
-            mismatches.check(refused.permission is not UNSET and refused.permission.value == "customers:write",
+            mismatches.check(refused.permission == PermissionProblemPermission.CUSTOMERSWRITE,
                              f"403: permission {refused.permission!r}, expected customers:write")
 
-    mismatches.problem(get_customer.sync_detailed(MISSING_ID, client=portal), None, 404, "404")
+    mismatches.problem(get_customer.sync_detailed(MISSING_ID, client=portal), Problem, 404, "404")
 
     # 409: the phone another customer has, and the slot another appointment holds
     duplicate = mismatches.problem(create_customer.sync_detailed(client=portal, body=CustomerIn(
@@ -165,7 +185,7 @@ def run(args):
         mismatches.check(overlap.conflicting_appointment_id == appointment.id,
                          f"409 booking: conflicting_appointment_id {overlap.conflicting_appointment_id!r}, "
                          f"expected {appointment.id}")
-        mismatches.check(isinstance(overlap.field, str) and overlap.field,
+        mismatches.check(not isinstance(overlap.field, Unset) and overlap.field,
                          f"409 booking: field {overlap.field!r}, expected the member that conflicts")
 
     invalid = mismatches.problem(create_customer.sync_detailed(client=portal, body=CustomerIn(
@@ -177,7 +197,7 @@ def run(args):
 
     # 304: the first page of the list again, with its ETag
     unchanged = list_calls.sync_detailed(client=portal, status=ListCallsStatus.ANSWERED, limit=PAGE,
-                                         if_none_match=etag or UNSET)
+                                         if_none_match=UNSET if etag is None else etag)
     mismatches.check(unchanged.status_code == 304 and unchanged.parsed is None and not unchanged.content,
                      f"304: got {int(unchanged.status_code)} {unchanged.content[:200]!r}")
     mismatches.check(unchanged.headers.get("ETag") == etag, "304: not the same ETag")
@@ -189,17 +209,17 @@ def run(args):
             break
     limited = mismatches.problem(usage, RateLimitProblem, 429, "429")
     if limited is not None:
-        mismatches.check(limited.layer.value == "endpoint", f"429: layer {limited.layer!r}")
-        for member in ("limit", "window", "retry_after"):
-            value = getattr(limited, member)
-            mismatches.check(isinstance(value, int) and value > 0, f"429: {member} {value!r}")
-        mismatches.check(isinstance(limited.policy, str) and limited.policy, f"429: policy {limited.policy!r}")
+        mismatches.check(limited.layer == RateLimitProblemLayer.ENDPOINT, f"429: layer {limited.layer!r}")
+        mismatches.check(limited.limit > 0, f"429: limit {limited.limit!r}")
+        for name, seconds in (("window", limited.window), ("retry_after", limited.retry_after)):
+            mismatches.check(not isinstance(seconds, Unset) and seconds > 0, f"429: {name} {seconds!r}")
+        mismatches.check(not isinstance(limited.policy, Unset) and limited.policy, f"429: policy {limited.policy!r}")
         mismatches.check(str(limited.retry_after) == usage.headers.get("Retry-After"),
                          f"429: retry_after {limited.retry_after!r}, Retry-After {usage.headers.get('Retry-After')!r}")
     return mismatches.found
 
 
-def main():
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("base_url")
     for option in ("--email", "--password", "--viewer-email", "--viewer-password", "--book"):
