@@ -68,7 +68,7 @@ class AppointmentOut(Schema):
     call_id = fields.Integer(allow_none=True)
     title = fields.String()
     notes = fields.String(allow_none=True)
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     starts_at = fields.DateTime(metadata={"description": "in the timezone of the response"})
     ends_at = fields.DateTime()
     duration_minutes = fields.Integer()

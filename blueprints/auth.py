@@ -18,7 +18,7 @@ from gateway_app.identity.passwords import hash_password, verify_password
 from gateway_app.identity.sessions import COOKIE_NAME
 from gateway_app.identity.store import StoreUnavailable
 from gateway_app.identity.tokens import issue_access_token
-from gateway_app.models import Company, User
+from gateway_app.models import ROLES, TIERS, Company, User
 from gateway_app.openapi import refuses_api_keys
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.contacts import normalise_email
@@ -39,14 +39,14 @@ class SignupSchema(Schema):
 class CompanyOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    tier = fields.String()
+    tier = fields.String(validate=validate.OneOf(TIERS))
 
 
 class UserOut(Schema):
     id = fields.Integer()
     email = fields.String()
     name = fields.String()
-    role = fields.String()
+    role = fields.String(validate=validate.OneOf(ROLES))
 
 
 class SignupOut(Schema):
@@ -62,7 +62,7 @@ class CredentialsSchema(Schema):
 class TokenOut(Schema):
     access_token = fields.String()
     refresh_token = fields.String()
-    token_type = fields.String()
+    token_type = fields.String(validate=validate.OneOf(["Bearer"]))
     expires_in = fields.Integer()
 
 
@@ -129,7 +129,8 @@ def authenticate_password(email, password):
                              "Too many failed logins for this account from this address; "
                              "try again later.",
                              headers={"Retry-After": str(refused.retry_after)}, layer="login",
-                             limit=refused.limit)
+                             limit=refused.limit, window=refused.window, policy=refused.policy,
+                             retry_after=refused.retry_after)
     try:
         user = Session.scalar(select(User).where(User.email == account))
         valid = verify_password(user.password_hash if user else None, password)

@@ -39,8 +39,8 @@ class PaymentOut(Schema):
     id = fields.String()
     amount = fields.Integer()
     currency = fields.String()
-    status = fields.String()
-    invoice = fields.Raw(allow_none=True)
+    status = fields.String(metadata={"description": "Stripe's PaymentIntent status, e.g. succeeded."})
+    invoice = fields.String(allow_none=True, metadata={"description": "The Stripe invoice id (in_...) it paid."})
     created_at = fields.String(allow_none=True)
 
 
@@ -48,7 +48,8 @@ def billing_page(name, item):
     return type(name, (Schema,), {
         "data": fields.List(fields.Nested(item)),
         "next_cursor": fields.String(allow_none=True),
-        "source": fields.String(metadata={"description": "stripe, or local (webhook mirror)"}),
+        "source": fields.String(validate=validate.OneOf(["stripe", "local"]),
+                                metadata={"description": "stripe, or local (webhook mirror)"}),
         "note": fields.String(),
     })
 

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.errors import GatewayProblem
-from gateway_app.models import CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS, StoredFile
+from gateway_app.openapi import text_body
+from gateway_app.models import (APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
+                                StoredFile)
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import call_exports, calls_queries
 from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
@@ -91,15 +93,15 @@ class CustomerRef(Schema):
 class CallOut(Schema):
     id = fields.Integer()
     retell_call_id = fields.String(allow_none=True)
-    direction = fields.String()
-    status = fields.String()
+    direction = fields.String(validate=validate.OneOf(CALL_DIRECTIONS))
+    status = fields.String(validate=validate.OneOf(CALL_STATUSES))
     from_number = fields.String(allow_none=True)
     to_number = fields.String(allow_none=True)
     started_at = fields.DateTime()
     ended_at = fields.DateTime(allow_none=True)
     duration_seconds = fields.Integer()
-    outcome = fields.String(allow_none=True)
-    sentiment = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, validate=validate.OneOf(CALL_OUTCOMES))
+    sentiment = fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
     summary = fields.String(allow_none=True)
     customer_id = fields.Integer(allow_none=True)
     customer = fields.Nested(CustomerRef, allow_none=True)
@@ -109,19 +111,35 @@ class AppointmentRef(Schema):
     id = fields.Integer()
     title = fields.String()
     starts_at = fields.DateTime()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+
+
+# Retell's call_analysis, kept whole: its usual members, and any others Retell adds
+CALL_ANALYSIS = {
+    "type": ["object", "null"],
+    "description": "Retell's post-call analysis as Retell sent it (members it adds are kept).",
+    "properties": {
+        "call_summary": {"type": ["string", "null"]},
+        "user_sentiment": {"type": ["string", "null"]},
+        "call_successful": {"type": ["boolean", "null"]},
+        "in_voicemail": {"type": ["boolean", "null"]},
+        "custom_analysis_data": {"type": ["object", "null"], "additionalProperties": True,
+                                 "description": "What the agent's configuration asks Retell to extract."},
+    },
+    "additionalProperties": True,
+}
 
 
 class CallDetailOut(CallOut):
     transcript = fields.String(allow_none=True)
-    analysis = fields.Dict(allow_none=True)
+    analysis = fields.Dict(allow_none=True, metadata=CALL_ANALYSIS)
     appointments = fields.List(fields.Nested(AppointmentRef),
                                metadata={"description": "Appointments booked during this call."})
 
 
 class ExportOut(Schema):
     id = fields.Integer()
-    status = fields.String(metadata={"description": "pending | ready | failed"})
+    status = fields.String(validate=validate.OneOf(["pending", "ready", "failed"]))
     created_at = fields.DateTime()
     size_bytes = fields.Integer(allow_none=True)
     download_url = fields.String()
@@ -169,8 +187,8 @@ def get_call(call_id):
 
 @blp.route("/export")
 @blp.arguments(CallExportArgs, location="query")
-@blp.response(200, description="CSV of the matching calls, newest first, streamed.",
-              content_type="text/csv")
+@blp.response(200, description="CSV of the matching calls, newest first, streamed.")
+@blp.doc(**text_body("text/csv"))
 @blp.alt_response(202, schema=ExportOut, description="Asynchronous export accepted.")
 @gateway_policy(permission="calls:export", resource="call_exports")
 def export_calls(args):
@@ -189,7 +207,8 @@ def export_calls(args):
 
 @blp.route("/exports/<int:export_id>")
 @blp.doc(operationId="getCallExport")
-@blp.response(200, description="The finished CSV.", content_type="text/csv")
+@blp.response(200, description="The finished CSV.")
+@blp.doc(**text_body("text/csv"))
 @blp.alt_response(410, description="Generating the export failed, or its file is gone: request a new one.")
 @blp.alt_response(202, schema=ExportOut, description="Still being generated.")
 @gateway_policy(permission="calls:export")

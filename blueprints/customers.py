@@ -7,7 +7,9 @@ from marshmallow import Schema, fields, validate
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
-from gateway_app.models import Customer
+from gateway_app.models import (APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
+                                Customer)
+from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
@@ -64,13 +66,33 @@ class CustomerProfileOut(CustomerOut):
     next_appointment_at = fields.DateTime(allow_none=True)
 
 
+class TimelineCallOut(Schema):
+    direction = fields.String(validate=validate.OneOf(CALL_DIRECTIONS))
+    status = fields.String(validate=validate.OneOf(CALL_STATUSES))
+    outcome = fields.String(allow_none=True, validate=validate.OneOf(CALL_OUTCOMES))
+    sentiment = fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
+    duration_seconds = fields.Integer()
+    summary = fields.String(allow_none=True)
+
+
+class TimelineAppointmentOut(Schema):
+    title = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+
+
 class TimelineItemOut(Schema):
-    type = fields.String(attribute="kind", metadata={"description": "call | appointment"})
-    id = fields.Function(lambda item: item.row.id)
+    type = fields.String(attribute="kind", validate=validate.OneOf(["call", "appointment"]))
+    id = fields.Function(lambda item: item.row.id, metadata={"type": "integer"})
     at = fields.DateTime(metadata={"description": "When the call started / the appointment starts."})
-    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None)
+    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None,
+                           metadata={**any_of_components(TimelineCallOut, nullable=True),
+                                     "description": "The call, when type is call."})
     appointment = fields.Function(
-        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None)
+        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None,
+        metadata={**any_of_components(TimelineAppointmentOut, nullable=True),
+                  "description": "The appointment, when type is appointment."})
 
 
 def timeline_call(call):

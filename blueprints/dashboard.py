@@ -3,6 +3,8 @@ from marshmallow import Schema, fields, validate
 
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import utcnow
+from gateway_app.models import APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES
+from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import dashboard_queries
 from gateway_app.services.feeds import page_feed
@@ -36,7 +38,7 @@ class UpcomingAppointment(Schema):
     title = fields.String()
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     customer_id = fields.Integer(allow_none=True)
 
 
@@ -76,7 +78,7 @@ class Span(Schema):
 
 
 class MetricsOut(Schema):
-    period = fields.String()
+    period = fields.String(validate=validate.OneOf(PERIODS))
     timezone = fields.String()
     current = fields.Nested(Span, metadata={"description": "This period so far."})
     previous = fields.Nested(Span, metadata={
@@ -84,11 +86,40 @@ class MetricsOut(Schema):
     tiles = fields.List(fields.Nested(Tile))
 
 
+class ActivityCallData(Schema):
+    direction = fields.String(validate=validate.OneOf(CALL_DIRECTIONS))
+    status = fields.String(validate=validate.OneOf(CALL_STATUSES))
+    outcome = fields.String(allow_none=True, validate=validate.OneOf(CALL_OUTCOMES))
+    customer_id = fields.Integer(allow_none=True)
+    summary = fields.String(allow_none=True)
+
+
+class ActivityBookingData(Schema):
+    title = fields.String()
+    status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
+    starts_at = fields.DateTime()
+    customer_id = fields.Integer(allow_none=True)
+    call_id = fields.Integer(allow_none=True)
+
+
+class ActivityCustomerData(Schema):
+    action = fields.String(metadata={"description": "The audit action, e.g. customer.created."})
+    customer_id = fields.Integer(allow_none=True)
+    customer_name = fields.String(allow_none=True)
+    fields_ = fields.List(fields.String(), data_key="fields", metadata={"description": "The members changed."})
+    user_id = fields.Integer(allow_none=True)
+
+
+ACTIVITY_DATA = {"call": ActivityCallData, "booking": ActivityBookingData, "customer": ActivityCustomerData}
+
+
 class ActivityItemOut(Schema):
-    type = fields.String(attribute="kind", metadata={"description": "call | booking | customer"})
+    type = fields.String(attribute="kind", validate=validate.OneOf(sorted(ACTIVITY_DATA)))
     id = fields.Integer()
     at = fields.DateTime()
-    data = fields.Dict()
+    data = fields.Dict(metadata={**any_of_components(*ACTIVITY_DATA.values()),
+                                 "description": "By type: ActivityCallData, ActivityBookingData, "
+                                                "ActivityCustomerData."})
 
 
 ActivityPage = page_schema(ActivityItemOut, "DashboardActivityPage")

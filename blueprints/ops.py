@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.errors import problem_response
 from gateway_app.extensions import gateway_state
+from gateway_app.openapi import text_body
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.metrics_window import metrics_registry
 
@@ -50,7 +51,8 @@ def ready():
 
 @blp.route("/metrics")
 @blp.doc(operationId="getMetrics")
-@blp.response(200, description="Prometheus text exposition format.", content_type="text/plain")
+@blp.response(200, description="Prometheus text exposition format.")
+@blp.doc(**text_body("text/plain"))
 @gateway_policy(**OPS)
 def metrics():
     """Prometheus exposition, aggregated over all gunicorn workers."""

@@ -18,7 +18,7 @@ from gateway_app.identity import refresh_tokens
 from gateway_app.identity.api_keys import SCOPES, GeneratedKey, normalise_scopes
 from gateway_app.identity.passwords import hash_password, verify_password
 from gateway_app.merge_patch import patched
-from gateway_app.models import ApiKey, Company, User
+from gateway_app.models import ROLES, TIERS, ApiKey, Company, User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import provider_accounts
 
@@ -67,13 +67,26 @@ class IntegrationsSchema(Schema):
     stripe_customer_id = provider_id(r"^cus_[A-Za-z0-9]+$", "a Stripe customer id (cus_...)")
 
 
+class IntegrationsOut(Schema):
+    retell_agent_id = fields.String(allow_none=True)
+    calcom_event_type_id = fields.String(allow_none=True)
+    stripe_customer_id = fields.String(allow_none=True)
+
+
+SPAN_LIST = {"type": "array", "maxItems": 6, "description": "Open spans, ordered: [[\"09:00\", \"12:00\"], ...]",
+             "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                       "items": {"type": "string", "pattern": CLOCK.pattern}}}
+BUSINESS_HOURS = {"description": "The open spans of each weekday; a day absent is closed.",
+                  "properties": {day: SPAN_LIST for day in WEEKDAYS}, "additionalProperties": False}
+
+
 class CompanySettingsOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    tier = fields.String()
+    tier = fields.String(validate=validate.OneOf(TIERS))
     timezone = fields.String()
-    business_hours = fields.Dict()
-    integrations = fields.Nested(IntegrationsSchema)
+    business_hours = fields.Dict(metadata=BUSINESS_HOURS)
+    integrations = fields.Nested(IntegrationsOut)
 
 
 class CompanySettingsPatch(Schema):
@@ -101,7 +114,7 @@ class ProfileOut(Schema):
     id = fields.Integer()
     email = fields.String()
     name = fields.String()
-    role = fields.String()
+    role = fields.String(validate=validate.OneOf(ROLES))
     company_id = fields.Integer()
 
 
@@ -115,7 +128,7 @@ class ApiKeyOut(Schema):
     id = fields.Integer()
     name = fields.String()
     prefix = fields.String()
-    scopes = fields.List(fields.String())
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)))
     created_at = fields.DateTime()
     last_used_at = fields.DateTime(allow_none=True)
     revoked_at = fields.DateTime(allow_none=True)

@@ -23,8 +23,8 @@ class MemberOut(Schema):
     id = fields.Integer()
     email = fields.String()
     name = fields.String()
-    role = fields.String()
-    status = fields.String()
+    role = fields.String(validate=validate.OneOf(ROLES))
+    status = fields.String(validate=validate.OneOf(["invited", "active"]))
     created_at = fields.DateTime()
     last_login_at = fields.DateTime(allow_none=True)
 
@@ -40,15 +40,15 @@ class RoleChange(Schema):
 
 
 class RoleOut(Schema):
-    role = fields.String()
-    permissions = fields.List(fields.String())
+    role = fields.String(validate=validate.OneOf(ROLES))
+    permissions = fields.List(fields.String(validate=validate.OneOf(sorted(PERMISSIONS))))
 
 
 class PermissionOut(Schema):
-    permission = fields.String()
+    permission = fields.String(validate=validate.OneOf(sorted(PERMISSIONS)))
     description = fields.String()
-    roles = fields.List(fields.String())
-    api_key_scope = fields.String(allow_none=True,
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)))
+    api_key_scope = fields.String(allow_none=True, validate=validate.OneOf(["read", "write"]),
                                   metadata={"description": "scope an API key needs; null: users only"})
 
 

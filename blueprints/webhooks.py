@@ -4,7 +4,7 @@ No user credential: the signature over the raw body is the credential. Verificat
 processing live in gateway_app/webhooks/; this module maps them onto HTTP.
 """
 from flask import request
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from blueprints.parsing import GatewayBlueprint, malformed
 from gateway_app import strict_json
@@ -25,7 +25,7 @@ RETRY_AFTER = "30"
 
 
 class WebhookAck(Schema):
-    status = fields.String(metadata={"description": "processed | duplicate | ignored"})
+    status = fields.String(validate=validate.OneOf(["processed", "duplicate", "ignored"]))
     events = fields.Dict(keys=fields.String(), values=fields.Integer(),
                          metadata={"description": "SendGrid batches: outcome -> count"})
 

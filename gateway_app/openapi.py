@@ -79,6 +79,25 @@ def undocumented(view):
     return view
 
 
+# schemas only a field's metadata names (any_of_components): registered by ``install``
+NAMED_COMPONENTS = {}
+
+
+def any_of_components(*schemas, nullable=False):
+    """A field's metadata: its value is one of these marshmallow schemas (which the
+    document then holds as components), for a value a view builds itself."""
+    for schema in schemas:
+        NAMED_COMPONENTS[schema.__name__] = schema
+    options = [schema_ref(schema.__name__) for schema in schemas]
+    return {"anyOf": options + [{"type": "null"}] if nullable else options}
+
+
+def text_body(media_type, status=200):
+    """``blp.doc`` arguments: the ``status`` answer's body is text of ``media_type``
+    (flask-smorest documents a content type only with a schema)."""
+    return {"responses": {str(status): {"content": {media_type: {"schema": {"type": "string"}}}}}}
+
+
 def schema_ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -276,14 +295,15 @@ class Operation:
 
     def response_headers(self, status):
         headers = {"X-Request-ID": header_ref("X-Request-ID")}
-        if self.limited and status not in (401, 404):
+        if self.limited:
             headers["RateLimit"] = header_ref("RateLimit")
             headers["RateLimit-Policy"] = header_ref("RateLimit-Policy")
         if status in (429, 503):
             headers["Retry-After"] = header_ref("Retry-After")
-        if self.cached and status in (200, 304):
-            headers.update({"ETag": header_ref("ETag"), "X-Cache": header_ref("X-Cache"),
-                            "Age": header_ref("Age")})
+        if self.cached:   # the stage marks every answer it saw, and tags the ones it kept
+            headers["X-Cache"] = header_ref("X-Cache")
+            if status in (200, 304):
+                headers.update({"ETag": header_ref("ETag"), "Age": header_ref("Age")})
         return headers
 
     def complete(self):
@@ -460,6 +480,9 @@ def serve_document():
 def install(app, api, plugin):
     """Serve the finalized document at flask-smorest's own /openapi.json route."""
     app.extensions["gateway_openapi"] = {"api": api, "plugin": plugin, "body": None}
+    for name, schema in NAMED_COMPONENTS.items():
+        if name not in api.spec.components.schemas:
+            api.spec.components.schema(name, schema=schema)
     app.view_functions["api-docs.openapi_json"] = serve_document
 
 

@@ -89,7 +89,7 @@ def test_repeated_failed_logins_are_throttled_per_account_and_address(client, te
                           environ_base=ATTACKER)
     assert blocked.status_code == 429
     body = blocked.get_json()
-    assert body["layer"] == "login" and body["limit"] == "5/15 minutes"
+    assert body["layer"] == "login" and (body["limit"], body["window"], body["policy"]) == (5, 900, "account")
     assert int(blocked.headers["Retry-After"]) > 0
     # the session login shares the throttle; other accounts are unaffected
     assert client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD},

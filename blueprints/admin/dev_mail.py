@@ -15,11 +15,13 @@ class KeptMailOut(Schema):
     id = fields.Integer(attribute="id", metadata={"description": "The outbox message's id."})
     message_id = fields.String(attribute="provider_message_id")
     company_id = fields.Integer(allow_none=True)
-    to = fields.Function(lambda message: message.payload["to"])
-    subject = fields.Function(lambda message: message.payload["subject"])
-    text = fields.Function(lambda message: message.payload["text"])
-    html = fields.Function(lambda message: message.payload.get("html"))
-    category = fields.Function(lambda message: message.payload.get("category"))
+    to = fields.Function(lambda message: message.payload["to"],
+                         metadata={"type": "array", "items": {"type": "string"}})
+    subject = fields.Function(lambda message: message.payload["subject"], metadata={"type": "string"})
+    text = fields.Function(lambda message: message.payload["text"], metadata={"type": "string"})
+    html = fields.Function(lambda message: message.payload.get("html"), metadata={"type": ["string", "null"]})
+    category = fields.Function(lambda message: message.payload.get("category"),
+                               metadata={"type": ["string", "null"]})
     created_at = fields.DateTime()
 
 

@@ -66,6 +66,7 @@ describe = describe_service
 @blp.response(200, ServiceList)
 @gateway_policy(**ADMIN)
 def list_services():
+    """Every service, its mode (local or remote) and its instances with their health."""
     registry = discovery().registry
     return {"data": [describe(registry, service) for service in registry.versions]}
 
@@ -74,6 +75,7 @@ def list_services():
 @blp.response(200, ServiceOut)
 @gateway_policy(**ADMIN)
 def list_instances(service):
+    """One service's instances with their health."""
     return describe(known_service(service), service)
 
 
@@ -83,6 +85,7 @@ def list_instances(service):
 @blp.alt_response(200, schema=InstanceOut, description="Already registered.")
 @gateway_policy(**ADMIN)
 def register_instance(body, service):
+    """Add a remote instance (201; 200 when already listed)."""
     registry = known_service(service)
     try:
         instance, created = registry.add(service, body["url"])
@@ -103,6 +106,7 @@ def register_instance(body, service):
 @blp.alt_response(409, description="The instance is listed in the policy file.")
 @gateway_policy(**ADMIN)
 def unregister_instance(service, instance_id):
+    """Remove an instance added through this API."""
     registry = known_service(service)
     configured = [i for i in registry.configured[service] if i.id == instance_id]
     if configured:

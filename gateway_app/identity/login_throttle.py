@@ -68,10 +68,15 @@ class Attempt:
 
 
 class Throttled(Exception):
-    def __init__(self, retry_after, limit):
+    """Refused: ``limit`` failed logins per ``window`` seconds spent, for ``policy``
+    ("account": this account from this address; "address": this address)."""
+
+    def __init__(self, retry_after, limit, window, policy):
         super().__init__(f"retry after {retry_after} s")
         self.retry_after = retry_after
         self.limit = limit
+        self.window = window
+        self.policy = policy
 
 
 class LocalWindows:
@@ -131,8 +136,6 @@ class LoginThrottle:
         self.limit = limit
         self.window = item.get_expiry()            # seconds
         self.limits = (item.amount, item.amount * ADDRESS_FACTOR)
-        self.address_limit = (f"{self.limits[1]}/{limit.split('/', 1)[1]}" if "/" in limit
-                              else f"{self.limits[1]} per {int(self.window)} seconds")
         self.local = LocalWindows()
         self.redis = redis_client
         self.script = redis_client.register_script(RESERVE) if redis_client is not None else None
@@ -167,7 +170,8 @@ class LoginThrottle:
 
     def refuse_if(self, wait, blocked):
         if blocked is not None:
-            raise Throttled(max(1, math.ceil(wait)), self.limit if blocked == 0 else self.address_limit)
+            raise Throttled(max(1, math.ceil(wait)), self.limits[blocked], int(self.window),
+                            "account" if blocked == 0 else "address")
 
     def succeeded(self, attempt):
         """The owner got in: this pair starts afresh, and the address gets its place back."""

@@ -47,9 +47,14 @@ def invoice_from_mirror(row):
             "hosted_invoice_url": row.hosted_invoice_url, "created_at": iso(row.created_at)}
 
 
+def invoice_id_of(invoice):
+    """Stripe's ``invoice`` member: an id, or the invoice itself when expanded."""
+    return invoice.get("id") if isinstance(invoice, dict) else invoice
+
+
 def payment_from_stripe(item):
     return {"id": item["id"], "amount": item.get("amount", 0), "currency": item.get("currency"),
-            "status": item.get("status"), "invoice": item.get("invoice"),
+            "status": item.get("status"), "invoice": invoice_id_of(item.get("invoice")),
             "created_at": epoch_iso(item.get("created"))}
 
 
@@ -71,7 +76,14 @@ def list_payments(company, limit, cursor):
     if customer:
         return stripe_page(client_for(StripeClient).list_payment_intents(customer, limit, cursor),
                            payment_from_stripe)
-    return mirror_page(Payment, Payment.stripe_payment_id, company, limit, cursor, payment_from_mirror)
+    page = mirror_page(Payment, Payment.stripe_payment_id, company, limit, cursor, payment_from_mirror)
+    # the mirror links a payment to its invoice's row; clients get Stripe's id, as from Stripe
+    linked = {item["invoice"] for item in page["data"] if item["invoice"] is not None}
+    stripe_ids = dict(Session.execute(select(Invoice.id, Invoice.stripe_invoice_id)
+                                      .where(Invoice.id.in_(linked))).all()) if linked else {}
+    for item in page["data"]:
+        item["invoice"] = stripe_ids.get(item["invoice"])
+    return page
 
 
 def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
