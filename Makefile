@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install migrate seed clean browser clients
+.PHONY: run test install migrate seed clean browser node-tools
 
 $(BIN)/gateway: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ run: seed
 # number of REDIS_URL, its own MariaDB databases and ports); TEST_WORKERS=0 runs in this one.
 # loadgroup: the gunicorn tests go to one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
-test: install browser clients
+test: install browser node-tools
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The browser tests (tests/test_console_browser.py) drive Debian's chromium through its
@@ -47,26 +47,18 @@ browser:
 	  fi; \
 	fi
 
-# The generated-client tests (tests/test_generated_clients.py) need node and the TypeScript
-# tools pinned by tests/clients/ts/package-lock.json (openapi-typescript, openapi-fetch, tsc),
-# installed into its node_modules/ (git-ignored) again whenever the lock file changes. node
-# and npm come from apt-get when absent and this runs as root; otherwise those tests skip
-# saying so, or fail under CI=1. openapi-python-client is in setup.py's test extra.
-TS_TOOLS := tests/clients/ts
-clients:
-	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; \
-	  else \
-	    echo "node/npm absent and not installable here (needs root and apt-get):" \
-	         "the TypeScript client tests will skip"; \
-	  fi; \
-	fi
-	@if command -v npm >/dev/null && \
-	    [ ! $(TS_TOOLS)/node_modules/.package-lock.json -nt $(TS_TOOLS)/package-lock.json ]; then \
-	  npm ci --prefix $(TS_TOOLS) --no-audit --no-fund --loglevel=error; \
+# The OpenAPI tests' npm tools (Redocly's linter, openapi-typescript, openapi-fetch,
+# TypeScript), as tests/clients/package-lock.json pins them, into var/node (not
+# committed). Without npm those tests skip saying so, or fail under CI=1.
+NODE_TOOLS := var/node/node_modules/.package-lock.json
+node-tools: $(NODE_TOOLS)
+$(NODE_TOOLS): tests/clients/package.json tests/clients/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  mkdir -p var/node && cp tests/clients/package.json tests/clients/package-lock.json var/node/ && \
+	  npm ci --prefix var/node --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else \
+	  echo "npm absent: the OpenAPI lint and TypeScript client tests will skip"; \
 	fi
 
 clean:
-	rm -rf $(VENV) var *.egg-info $(TS_TOOLS)/node_modules
+	rm -rf $(VENV) var *.egg-info

@@ -42,10 +42,12 @@ setup(
         "test": ["pytest>=8", "responses>=0.25", "http-sfv>=0.9", "pytest-timeout>=2",
                  "pytest-xdist>=3.6",
                  "selenium>=4.20",  # browser tests (tests/test_console_browser.py), Debian's chromium
-                 # tests/test_generated_clients.py: the generator a portal team runs, what the
-                 # client it generates imports (httpx comes with the generator), and the type
-                 # checker its portal script passes
-                 "openapi-python-client==0.29.1", "attrs>=22.2", "mypy>=1.11"],
+                 # the OpenAPI document's proof (tests/test_openapi_*.py): fuzzing, validation,
+                 # a generated Python client
+                 "schemathesis>=4.30,<5", "jsonschema>=4.23", "openapi-python-client>=0.29,<0.30",
+                 # tests/test_generated_clients.py: what the generated Python client imports
+                 # (httpx comes with the generator), and the type checker its portal script passes
+                 "attrs>=22.2", "mypy>=1.11"],
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
 )

@@ -187,8 +187,7 @@ def get_call(call_id):
 
 @blp.route("/export")
 @blp.arguments(CallExportArgs, location="query")
-@blp.response(200, description="CSV of the matching calls, newest first, streamed.")
-@blp.doc(**text_body("text/csv"))
+@blp.doc(**text_body("text/csv", "CSV of the matching calls, newest first, streamed."))
 @blp.alt_response(202, schema=ExportOut, description="Asynchronous export accepted.")
 @gateway_policy(permission="calls:export", resource="call_exports")
 def export_calls(args):
@@ -207,8 +206,7 @@ def export_calls(args):
 
 @blp.route("/exports/<int:export_id>")
 @blp.doc(operationId="getCallExport")
-@blp.response(200, description="The finished CSV.")
-@blp.doc(**text_body("text/csv"))
+@blp.doc(**text_body("text/csv", "The finished CSV."))
 @blp.alt_response(410, description="Generating the export failed, or its file is gone: request a new one.")
 @blp.alt_response(202, schema=ExportOut, description="Still being generated.")
 @gateway_policy(permission="calls:export")

@@ -51,8 +51,7 @@ def ready():
 
 @blp.route("/metrics")
 @blp.doc(operationId="getMetrics")
-@blp.response(200, description="Prometheus text exposition format.")
-@blp.doc(**text_body("text/plain"))
+@blp.doc(**text_body("text/plain", "Prometheus text exposition format."))
 @gateway_policy(**OPS)
 def metrics():
     """Prometheus exposition, aggregated over all gunicorn workers."""

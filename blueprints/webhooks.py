@@ -65,6 +65,7 @@ def receive(provider):
 @blp.response(200, WebhookAck)
 @blp.alt_response(401, description="The signature is missing or wrong.")
 @blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def retell_webhook():
     """Retell call events (x-retell-signature)."""
@@ -76,6 +77,7 @@ def retell_webhook():
 @blp.response(200, WebhookAck)
 @blp.alt_response(401, description="The signature is missing or wrong.")
 @blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def calcom_webhook():
     """Cal.com booking events (X-Cal-Signature-256)."""
@@ -87,6 +89,7 @@ def calcom_webhook():
 @blp.response(200, WebhookAck)
 @blp.alt_response(401, description="The signature is missing or wrong.")
 @blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def stripe_webhook():
     """Stripe events (Stripe-Signature)."""
@@ -98,6 +101,7 @@ def stripe_webhook():
 @blp.response(200, WebhookAck)
 @blp.alt_response(401, description="The signature is missing or wrong.")
 @blp.alt_response(400, description="The body is not JSON the gateway accepts (I-JSON).")
+@blp.alt_response(422, description="The event does not have the shape this provider sends (errors).")
 @gateway_policy(public=True, exempt_limits=True)
 def sendgrid_webhook():
     """SendGrid Event Webhook batches (X-Twilio-Email-Event-Webhook-Signature)."""

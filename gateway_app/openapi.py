@@ -34,6 +34,7 @@ from .errors import PROBLEM_TYPE_BASE
 from .identity.permissions import PERMISSIONS, READ_PERMISSIONS, USER_ONLY_PERMISSIONS
 from .pipeline import route_policy_for
 from .pipeline.declarations import ANY_QUERY
+from .routing import MAX_ROW_ID
 
 # /docs is self-contained: Swagger UI's files come from the flask-swagger-ui package
 # (its dist folder, Swagger UI's own build) and are served by the gateway at this path
@@ -92,10 +93,11 @@ def any_of_components(*schemas, nullable=False):
     return {"anyOf": options + [{"type": "null"}] if nullable else options}
 
 
-def text_body(media_type, status=200):
+def text_body(media_type, description, status=200):
     """``blp.doc`` arguments: the ``status`` answer's body is text of ``media_type``
     (flask-smorest documents a content type only with a schema)."""
-    return {"responses": {str(status): {"content": {media_type: {"schema": {"type": "string"}}}}}}
+    return {"responses": {str(status): {"description": description,
+                                        "content": {media_type: {"schema": {"type": "string"}}}}}}
 
 
 def schema_ref(name):
@@ -107,8 +109,10 @@ def header_ref(name):
 
 
 # -- problems (errors.py) ------------------------------------------------------------------
-def _problem_with(description, properties, required=()):
-    extension = {"type": "object", "properties": properties}
+def _problem_with(status, description, properties, required=()):
+    # the status as a constant: generated clients can tell the problems apart by it
+    extension = {"type": "object", "properties": {"status": {"type": "integer", "enum": [status]},
+                                                  **properties}}
     if required:
         extension["required"] = list(required)
     return {"description": description, "allOf": [schema_ref("Problem"), extension]}
@@ -130,19 +134,20 @@ PROBLEM_SCHEMAS = {
             "request_id": {"type": ["string", "null"],
                            "description": "The request's X-Request-ID: quote it when asking for help."},
         },
-        "additionalProperties": True,
+        # open (JSON Schema's default) without an index signature in generated types, so
+        # that the members of each status's problem narrow the union a client receives
     },
     "BadRequestProblem": _problem_with(
-        "400: malformed JSON, or query parameters the operation does not take.", {
+        400, "400: malformed JSON, or query parameters the operation does not take.", {
             "parameters": {**STRING_LIST, "description": "The unknown query parameters."},
             "accepted": {**STRING_LIST, "description": "The query parameters the operation takes."},
         }),
     "PermissionProblem": _problem_with(
-        "403: the caller lacks a permission (named), or a session write lacks X-CSRF-Token.", {
+        403, "403: the caller lacks a permission (named), or a session write lacks X-CSRF-Token.", {
             "permission": {"type": "string", "enum": sorted(PERMISSIONS)},
         }),
     "ConflictProblem": _problem_with(
-        "409: the request conflicts with the resource's state or another resource.", {
+        409, "409: the request conflicts with the resource's state or another resource.", {
             "field": {"type": "string", "description": "The member that conflicts."},
             "existing_customer_id": {"type": "integer", "description": "The customer with that phone or e-mail."},
             "conflicting_appointment_id": {"type": "integer", "description": "The appointment overlapping."},
@@ -151,7 +156,7 @@ PROBLEM_SCHEMAS = {
             "allowed_statuses": STRING_LIST,
         }),
     "ValidationProblem": _problem_with(
-        "422: the request did not match the schema.", {
+        422, "422: the request did not match the schema.", {
             "errors": {"type": "object", "description": "Member -> its messages (nested for "
                        "nested members).", "additionalProperties": schema_ref("FieldErrors")},
         }, required=("errors",)),
@@ -160,12 +165,12 @@ PROBLEM_SCHEMAS = {
         "anyOf": [STRING_LIST, {"type": "object", "additionalProperties": True}],
     },
     "UnsupportedMediaTypeProblem": _problem_with(
-        "415: the body was not sent as JSON.", {
+        415, "415: the body was not sent as JSON.", {
             "expected": {"type": "string"},
             "received": {"type": ["string", "null"]},
         }, required=("expected", "received")),
     "RateLimitProblem": _problem_with(
-        "429: a rate limit is exhausted; retry after Retry-After seconds.", {
+        429, "429: a rate limit is exhausted; retry after Retry-After seconds.", {
             "layer": {"type": "string", "enum": ["ip", "user", "company", "endpoint", "resource",
                                                  "login", "admin_refusals"]},
             "limit": {"type": "integer", "description": "Requests allowed per window."},
@@ -174,7 +179,7 @@ PROBLEM_SCHEMAS = {
             "retry_after": {"type": "integer", "description": "Seconds, as Retry-After."},
         }, required=("layer", "limit")),
     "UnavailableProblem": _problem_with(
-        "503: the database, Redis or an upstream is unavailable; retry after Retry-After.", {
+        503, "503: the database, Redis or an upstream is unavailable; retry after Retry-After.", {
             "service": {"type": "string", "description": "The upstream whose circuit is open."},
             "provider": {"type": "string", "description": "The webhook's provider."},
         }),
@@ -205,12 +210,7 @@ IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False,
                  "schema": {"type": "string"}}
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request",
-    401: "No credential where one is needed, or one that is malformed, unknown, revoked or expired.",
-    403: "Forbidden",
     404: "Not found in the caller's company.",
-    409: "Conflict",
-    410: "Gone",
     413: "The body exceeds the gateway's limit.",
     415: "The body was not sent as application/json (or application/*+json).",
     422: "The request did not match the schema (errors names each member).",
@@ -429,6 +429,10 @@ def request_and_response_parts(document):
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "query":
                     drop_null(parameter.get("schema", {}))
+            for parameter in operations.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "path" and schema.get("type") == "integer":
+                    schema["maximum"] = MAX_ROW_ID   # gateway_app/routing.py: ids are BIGINTs
     return requests, responses
 
 
@@ -444,9 +448,24 @@ def drop_null(schema):
         schema["enum"] = [value for value in schema["enum"] if value is not None]
 
 
+def body_required(document, body):
+    """An empty body is an empty document (docs/contract.md section 8): a body is required
+    only where its schema requires a member."""
+    for media in body.get("content", {}).values():
+        schema = media.get("schema", {})
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        return bool(schema.get("required"))
+    return False
+
+
 def tighten_schemas(document):
     requests, responses = request_and_response_parts(document)
     schemas = document["components"]["schemas"]
+    for body in requests:
+        if body:
+            body["required"] = body_required(document, body)
     read = referenced_schemas(document, responses) - set(PROBLEM_SCHEMAS)
     written = referenced_schemas(document, requests)
     for name in written:
@@ -484,9 +503,3 @@ def install(app, api, plugin):
         if name not in api.spec.components.schemas:
             api.spec.components.schema(name, schema=schema)
     app.view_functions["api-docs.openapi_json"] = serve_document
-
-
-def document_of(app):
-    """The finalized document as a dict (tests, `gateway openapi`)."""
-    with app.test_request_context():
-        return app.json.loads(serve_document().get_data())

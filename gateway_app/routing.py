@@ -32,10 +32,32 @@ LONGEST_KEPT_PATH = 256
 MAX_ROW_ID = 2 ** 63 - 1
 
 
+def digits_up_to(maximum):
+    """A regex matching exactly the decimal numbers 0..maximum (no leading zeros beyond
+    one digit's worth): shorter numbers, then each prefix of ``maximum`` followed by a
+    smaller digit and any digits, then ``maximum`` itself."""
+    text = str(maximum)
+    options = [rf"\d{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for position, digit in enumerate(text):
+        # a smaller digit here, any digits after; a leading 0 only for a one-digit number
+        lowest = 1 if position == 0 and len(text) > 1 else 0
+        if int(digit) > lowest:
+            rest = len(text) - position - 1
+            options.append(f"{text[:position]}[{lowest}-{int(digit) - 1}]" + (rf"\d{{{rest}}}" if rest else ""))
+    options.append(text)
+    return "(?:" + "|".join(options) + ")"
+
+
 class RowIdConverter(IntegerConverter):
     """werkzeug's ``int``, bounded to what a row id can be: a larger number matches no
     route (404), rather than reaching the database, where SQLite cannot bind it (a 500);
-    and one of thousands of digits is refused before int() (which raises past 4300)."""
+    and one of thousands of digits is refused before int() (which raises past 4300).
+
+    The bound is in the regex, not only in ``to_python``: werkzeug's matcher collects the
+    methods of the rules whose regex matches before converting, so a path with a DELETE
+    rule and a PATCH rule answered a too-large id's DELETE with 405 (Allow: PATCH)."""
+
+    regex = digits_up_to(MAX_ROW_ID)
 
     def __init__(self, map, fixed_digits=0, min=None, max=MAX_ROW_ID, signed=False):
         super().__init__(map, fixed_digits, min, max, signed)

@@ -1,7 +1,7 @@
 """Clients generated from the live /openapi.json, as a portal team would make them: one with
 openapi-python-client, one with openapi-typescript (types) called through openapi-fetch.
 
-A short portal script in each language (tests/clients/portal.py, tests/clients/ts/portal.ts)
+A short portal script in each language (tests/clients/typed/portal.py and portal.ts)
 uses only what was generated, and must pass `mypy --strict` and `tsc --strict`: it logs in,
 lists calls with a filter following the cursor, creates and updates a customer, books, reads
 the calendar, then provokes 401, 403, 404, 409, 422, 429 and 304, checking each problem's
@@ -13,8 +13,8 @@ The gateway is gunicorn on loopback behind a trusted proxy (each script names it
 address, so the two runs do not share the ip layer's burst), serving the demo data seeded at
 the tests' fixed "now" with that "now". The generated code goes to a temporary directory, never
 into the repository. The tools come from `make test` (the test extra of setup.py, and
-`make clients` for tests/clients/ts/node_modules); without them these tests skip saying so,
-or fail under CI=1.
+`make node-tools` for the npm ones, tests/clients/package-lock.json); without them these
+tests skip saying so, or fail under CI=1.
 """
 import datetime as dt
 import os
@@ -27,13 +27,12 @@ import pytest
 from gateway_app.demo import demo_email, demo_password
 from gateway_app.migrate import upgrade
 from tests.conftest import TEST_NOW, build_app
+from tests.support.node_tools import NODE_DIR, node_tool
 from tests.support.servers import Gunicorn, PrivateRedis
 
 pytestmark = pytest.mark.gunicorn
 
-CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients")
-TS_TOOLS = os.path.join(CLIENTS, "ts")
-TS_BIN = os.path.join(TS_TOOLS, "node_modules", ".bin")
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients", "typed")
 VENV_BIN = os.path.dirname(sys.executable)
 PYTHON_GENERATOR = os.path.join(VENV_BIN, "openapi-python-client")
 TIER = "free"   # billing's endpoint quota is 20 an hour: the scripts' 429 comes in a few requests
@@ -105,11 +104,11 @@ def python_client(gateway, tmp_path_factory):
 def test_python_portal_script_type_checks_under_mypy_strict(python_client, tmp_path):
     need(os.path.exists(os.path.join(VENV_BIN, "mypy")), "mypy is not installed: pip install -e '.[test]'")
     run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path),
-         os.path.join(CLIENTS, "portal.py")], env=dict(PYTHON_TOOLS_ENV, MYPYPATH=str(python_client)))
+         os.path.join(SCRIPTS, "portal.py")], env=dict(PYTHON_TOOLS_ENV, MYPYPATH=str(python_client)))
 
 
 def test_python_portal_script_runs_against_the_live_gateway(gateway, python_client):
-    script = run([sys.executable, os.path.join(CLIENTS, "portal.py"),
+    script = run([sys.executable, os.path.join(SCRIPTS, "portal.py"),
                   *portal_arguments(gateway, "owner", 1001, "10:00:00", "198.51.100.21")],
                  env=dict(PYTHON_TOOLS_ENV, PYTHONPATH=str(python_client)))
     assert "every check passed" in script.stdout
@@ -119,26 +118,25 @@ def test_python_portal_script_runs_against_the_live_gateway(gateway, python_clie
 def typescript_project(gateway, tmp_path_factory):
     """The portal script beside the types generated from the live document, with the tools
     tests/clients/ts/package-lock.json pins."""
-    need(shutil.which("node") and all(os.path.exists(os.path.join(TS_BIN, tool))
-                                      for tool in ("openapi-typescript", "tsc")),
-         "node or the TypeScript tools are not installed: make clients (make test does it)")
+    need(shutil.which("node"), "node is not installed: apt-get install nodejs npm (.ci/run does it)")
+    openapi_typescript = node_tool("openapi-typescript")
     project = tmp_path_factory.mktemp("ts-client")
-    for name in ("portal.ts", "tsconfig.json", "package.json"):
-        shutil.copy(os.path.join(TS_TOOLS, name), project / name)
-    (project / "node_modules").symlink_to(os.path.join(TS_TOOLS, "node_modules"))
-    run([os.path.join(TS_BIN, "openapi-typescript"), gateway.url + "/openapi.json",
-         "-o", str(project / "schema.d.ts")], cwd=project)
+    for name in ("portal.ts", "tsconfig.json"):
+        shutil.copy(os.path.join(SCRIPTS, name), project / name)
+    (project / "package.json").write_text('{"private": true, "type": "module"}\n')   # out/portal.js is ESM
+    (project / "node_modules").symlink_to(NODE_DIR / "node_modules")
+    run([openapi_typescript, gateway.url + "/openapi.json", "-o", str(project / "schema.d.ts")], cwd=project)
     return project
 
 
 def test_typescript_portal_script_compiles_under_strict(typescript_project):
-    run([os.path.join(TS_BIN, "tsc"), "-p", "tsconfig.json", "--strict", "--noEmit"], cwd=typescript_project)
+    run([node_tool("tsc"), "-p", "tsconfig.json", "--strict", "--noEmit"], cwd=typescript_project)
 
 
 def test_typescript_portal_script_runs_against_the_live_gateway(gateway, typescript_project):
     # emitted without checking types (the test above does): types are erased at run time,
     # so this proves the behaviour whatever the types say
-    run([os.path.join(TS_BIN, "tsc"), "-p", "tsconfig.json", "--noCheck"], cwd=typescript_project)
+    run([node_tool("tsc"), "-p", "tsconfig.json", "--noCheck"], cwd=typescript_project)
     script = run(["node", str(typescript_project / "out" / "portal.js"),
                   *portal_arguments(gateway, "admin", 1002, "14:00:00", "198.51.100.22")],
                  cwd=typescript_project)

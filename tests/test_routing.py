@@ -189,3 +189,24 @@ def test_a_host_that_cannot_be_encoded_is_refused_every_time_and_never_kept(clie
         assert refused.status_code == 400
         assert refused.mimetype == "application/problem+json"
     assert sites.cache_info().currsize == before
+
+
+def test_a_too_large_id_is_404_also_where_the_path_has_rules_for_other_methods(client, tenant):
+    # /team/members/<id> has a PATCH rule and a DELETE rule: the bound is in the regex,
+    # so neither rule's methods make a too-large id's DELETE a 405
+    too_large = 2 ** 63
+    for method in ("delete", "patch"):
+        assert getattr(tenant, method)(f"/api/v1/team/members/{too_large}").status_code == 404
+    assert tenant.delete(f"/api/v1/team/members/{too_large - 1}").status_code == 404
+
+
+def test_the_row_id_pattern_matches_exactly_the_numbers_up_to_its_bound():
+    import re
+
+    from gateway_app.routing import MAX_ROW_ID, digits_up_to
+    for bound in (0, 1, 9, 10, 19, 305, 1000):
+        pattern = re.compile(digits_up_to(bound) + r"\Z")
+        assert [n for n in range(2000) if bool(pattern.match(str(n))) != (n <= bound)] == []
+    pattern = re.compile(digits_up_to(MAX_ROW_ID) + r"\Z")
+    assert pattern.match(str(MAX_ROW_ID)) and not pattern.match(str(MAX_ROW_ID + 1))
+    assert not pattern.match("9" * 19) and pattern.match("8" * 19)
