@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.support.live_gateway import LiveGateway, run_schemathesis  # noqa: E402
+from tests.support.live_gateway import LiveGateway, generous_login_throttle, run_schemathesis  # noqa: E402
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (and Redis-free: 1)")
     args = parser.parse_args()
     extra = ["--seed", str(args.seed)] if args.seed is not None else []
-    with LiveGateway(workers=args.workers) as gateway:
+    with LiveGateway(workers=args.workers, policy_changes=[generous_login_throttle]) as gateway:
         started = time.monotonic()
         run = run_schemathesis(gateway, args.max_examples, *extra, timeout=3 * 3600)
         print(run.stdout)

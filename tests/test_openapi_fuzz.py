@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-from tests.support.live_gateway import LiveGateway, run_schemathesis
+from tests.support.live_gateway import LiveGateway, generous_login_throttle, run_schemathesis
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.timeout(600)]
 
 
 def test_schemathesis_finds_nothing_the_document_does_not_say():
-    with LiveGateway() as gateway:
+    with LiveGateway(policy_changes=[generous_login_throttle]) as gateway:
         run = run_schemathesis(gateway, 3, "--seed", "21")
         log = gateway.log_tail()
     summary = run.stdout[-6000:]

@@ -12,7 +12,7 @@ from ..audit import audit
 from ..cache import CacheUnavailable
 from ..db import Session, utcnow
 from ..extensions import gateway_state
-from ..models import OutboxMessage
+from ..models import Company, OutboxMessage
 from ..ratelimit import LAYERS
 
 RETRY_BATCH = 500   # dead messages retried by one action: bounded, as the update is one statement
@@ -71,6 +71,9 @@ def purge_cache(namespace, pattern, company_id, via):
     namespaces = rules.select(namespace, pattern)
     if not namespaces:
         raise OperationRefused(422, "The namespace and pattern select no namespace together.")
+    # the audit row names the company: one that does not exist is refused, not a 500
+    if company_id is not None and Session.get(Company, company_id) is None:
+        raise OperationRefused(404, f"No company with id {company_id}.")
     caching_stage().invalidator.purge(namespaces, company_id)
     audit(Session, "admin.cache.purged", "cache", namespace or pattern or "*",
           company_id=company_id, namespaces=namespaces, via=via)
