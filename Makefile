@@ -48,14 +48,14 @@ browser:
 	fi
 
 # The OpenAPI tests' npm tools (Redocly's linter, openapi-typescript, openapi-fetch,
-# TypeScript), at the versions of tests/clients/package.json, into var/node (not
+# TypeScript), as tests/clients/package-lock.json pins them, into var/node (not
 # committed). Without npm those tests skip saying so, or fail under CI=1.
 NODE_TOOLS := var/node/node_modules/.package-lock.json
 node-tools: $(NODE_TOOLS)
-$(NODE_TOOLS): tests/clients/package.json
+$(NODE_TOOLS): tests/clients/package.json tests/clients/package-lock.json
 	@if command -v npm >/dev/null; then \
-	  mkdir -p var/node && cp tests/clients/package.json var/node/package.json && \
-	  npm install --prefix var/node --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	  mkdir -p var/node && cp tests/clients/package.json tests/clients/package-lock.json var/node/ && \
+	  npm ci --prefix var/node --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
 	else \
 	  echo "npm absent: the OpenAPI lint and TypeScript client tests will skip"; \
 	fi

@@ -46,7 +46,10 @@ setup(
                  "selenium>=4.20",  # browser tests (tests/test_console_browser.py), Debian's chromium
                  # the OpenAPI document's proof (tests/test_openapi_*.py): fuzzing, validation,
                  # a generated Python client
-                 "schemathesis>=4.30,<5", "jsonschema>=4.23", "openapi-python-client>=0.29,<0.30"],
+                 "schemathesis>=4.30,<5", "jsonschema>=4.23", "openapi-python-client>=0.29,<0.30",
+                 # tests/test_generated_clients.py: what the generated Python client imports
+                 # (httpx comes with the generator), and the type checker its portal script passes
+                 "attrs>=22.2", "mypy>=1.11"],
     },
     entry_points={"console_scripts": ["gateway=gateway_app.cli:main"]},
 )
