@@ -67,7 +67,7 @@ def add(customer, user_id, tier, stream, raw_filename, declared_type):
     try:
         Session.add(attachment)
         Session.flush()
-        record_change("customer.attachment_added", customer, user_id, attachment_id=attachment.id,
+        record_change("customer.attachment_added", identity_of(customer), user_id, attachment_id=attachment.id,
                       filename=attachment.filename, size_bytes=size)
         Session.commit()
     except Exception:
@@ -75,6 +75,11 @@ def add(customer, user_id, tier, stream, raw_filename, declared_type):
         discard(store, path)
         raise
     return attachment
+
+
+def identity_of(customer):
+    """What ``record_change`` reads of a customer (it takes the Core rows' dicts)."""
+    return {"id": customer.id, "company_id": customer.company_id}
 
 
 def attachments_of(customer):
@@ -100,7 +105,7 @@ def remove(customer, attachment, user_id):
     a row whose download fails."""
     path = attachment.path
     Session.delete(attachment)
-    record_change("customer.attachment_deleted", customer, user_id, attachment_id=attachment.id,
+    record_change("customer.attachment_deleted", identity_of(customer), user_id, attachment_id=attachment.id,
                   filename=attachment.filename)
     Session.commit()
     discard(gateway_state().files, path)
