@@ -66,11 +66,11 @@ def preset(app, layer, subject, count):
         client.set(current, count, px=quota.window * 2000)
 
 
-def used(app, layer, subject):
+def used(app, layer, subject, company_id=None):
     """The weighted count of each quota of ``layer`` for ``subject``, by policy name."""
     shared = stage(app).limiter.shared
     counts = {}
-    for quota in stage(app).policies.for_subject(layer, subject):
+    for quota in stage(app).policies.for_subject(layer, subject, company_id):
         previous, previous_ttl, current, _ = shared.get_sliding_window(quota.key, quota.window)
         counts[quota.name] = int(previous * previous_ttl / quota.window) + current
     return counts
@@ -174,7 +174,7 @@ def test_user_layer_trips_at_500(app, tenant_factory):
     assert statuses == [200] * 500 + [429]
     refused = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
     assert refused.get_json()["layer"] == "user"
-    assert used(app, "user", f"user:{tenant.user['id']}") == {"user": 500}
+    assert used(app, "user", f"user:{tenant.user['id']}", tenant.company["id"]) == {"user": 500}
 
 
 @pytest.mark.parametrize("tier, limit", [("free", 2000), ("pro", 6000), ("enterprise", 20000),
@@ -285,11 +285,11 @@ def test_a_later_layer_rejection_spends_no_earlier_budget(app, tenant_factory):
     rate_key = f"user:{tenant.user['id']}"
     company = str(tenant.company["id"])
     assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 20) == [200] * 20
-    before = (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company))
+    before = (used(app, "ip", ip), used(app, "user", rate_key, company), used(app, "company", company))
     assert before == ({"ip": 20, "burst": 20}, {"user": 20}, {"company": 20})
     assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 10) == [429] * 10
-    assert (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company)) == before
-    assert used(app, "endpoint", f"{rate_key}:billing") == {"endpoint": 20}
+    assert (used(app, "ip", ip), used(app, "user", rate_key, company), used(app, "company", company)) == before
+    assert used(app, "endpoint", f"{rate_key}:billing", company) == {"endpoint": 20}
     # so the address still has 30 of its 50/minute burst for other services
     assert hammer(lambda: tenant.get("/test-rl/dashboard", **from_ip(ip)), 30) == [200] * 30
     assert tenant.get("/test-rl/dashboard", **from_ip(ip)).get_json()["policy"] == "burst"
@@ -493,7 +493,7 @@ def test_a_changed_principal_is_resolved_afresh_and_counted_once(app, tenant):
     with counted_queries(app) as statements:
         assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
     assert any("FROM users" in statement for statement in statements)   # resolved afresh
-    assert used(app, "user", f"user:{tenant.user['id']}")["user"] == 3
+    assert used(app, "user", f"user:{tenant.user['id']}", tenant.company["id"])["user"] == 3
 
 
 def api_key(tenant, scopes=("read",)):
@@ -658,6 +658,6 @@ def test_an_unknown_api_key_guessed_again_costs_no_database_query(app, client):
 def test_the_ratelimit_header_names_the_quota_closest_to_exhaustion(limits, used, closest):
     from gateway_app.ratelimit.limiter import Decision
     from gateway_app.ratelimit.quotas import Quota, QuotaSet
-    quota_set = QuotaSet.of(Quota("ip", f"q{i}", "x", limit, 60) for i, limit in enumerate(limits))
+    quota_set = QuotaSet.of(Quota("ip", f"q{i}", "x", limit, 60, "ip:x") for i, limit in enumerate(limits))
     decision = Decision(True, quota_set, [f"window {i}" for i in range(len(limits))], list(used))
     assert decision.closest_to_exhaustion() == (quota_set.quotas[closest], f"window {closest}")

@@ -45,8 +45,8 @@ class IdentityServices:
         if event.name == "company.tier_changed":
             self.company_changed(event.company_id)
 
-    def user_changed(self, user_id):
-        self.principals.bump_user(user_id)
+    def user_changed(self, company_id, user_id):
+        self.principals.bump_user(company_id, user_id)
 
     # -- access tokens -------------------------------------------------------------------
     def revoke_access_token(self, jti):

@@ -181,9 +181,10 @@ class RateLimitingStage(Stage):
             append_made_headers(response.headers, ctx.rate_limit_headers)
         return response
 
-    def reset(self, layer, subject):
-        """Forget ``subject``'s counts in ``layer``; returns the policy names cleared."""
-        quotas = self.policies.for_subject(layer, subject)
+    def reset(self, layer, subject, company_id=None):
+        """Forget ``subject``'s counts in ``layer``; returns the policy names cleared.
+        ``company_id``: whose user or API key ``subject`` is (user and endpoint layers)."""
+        quotas = self.policies.for_subject(layer, subject, company_id)
         if quotas and layer == "ip":   # an address's reset frees its wrong admin tokens' budget too
             quotas += self.policies.admin_refusals(subject).quotas
         self.limiter.reset(quotas)
