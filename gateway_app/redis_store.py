@@ -90,6 +90,9 @@ class BreakerGuarded:
         if not self.breaker.allow(self):
             raise self.breaker.skipped()
         try:
+            # connect() (a no-op once connected) is what asks the sentinels where the
+            # master is: sending on a closed connection would connect to host/port as set
+            self.connect()
             return super().send_packed_command(*args, **kwargs)
         except redis.TimeoutError:
             self.breaker.failed()

@@ -33,8 +33,9 @@ class RedisGenerations:
             for key, value in zip(keys, values):
                 if value is None:
                     pipe.set(key, new_token(), nx=True)  # concurrent creators agree on the first
-            pipe.mget(keys)
-            values = pipe.execute()[-1]
+            for key in keys:   # GETs, not one MGET: a Cluster pipeline refuses MGET
+                pipe.get(key)
+            values = pipe.execute()[-len(keys):]
         return [value.decode() for value in values]
 
     def replay_pending(self):

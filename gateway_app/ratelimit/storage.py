@@ -95,19 +95,23 @@ class BatchedRedisStorage(RedisStorage):
 
     def acquire_all(self, limits):
         """``limits``: [(key, limit, expiry_seconds)]; returns an Acquisition."""
-        if self.clustered and len(self.slot_parts(limits)) > 1:
+        if self.spans_slots(limits):
             return self.acquire_across_slots(limits)
         return self.round_trips.call(self, limits)
 
     def give_back(self, limits, acquisition):
         """Return the unit ``acquisition`` (allowed) took of each of ``limits``."""
-        if self.clustered and len(self.slot_parts(limits)) > 1:
+        if self.spans_slots(limits):
             returns = [(self.giving_back, part) for part in self.split(limits, acquisition)]
             self.round_trips.call_many(returns)
             return
         self.round_trips.call(self.giving_back, (limits, acquisition))
 
     # -- a Cluster: one script call per hash slot -------------------------------------------
+    def spans_slots(self, limits):
+        """Whether ``limits`` must be taken in parts (a Cluster, more than one hash slot)."""
+        return self.clustered and len(self.slot_parts(limits)) > 1
+
     def parts_by_slot(self, limits):
         """Positions of ``limits`` grouped by hash slot, in order of first appearance (an
         authenticated request's address quotas, then its company's: docs/redis-keys.md)."""
