@@ -194,6 +194,68 @@ def is_cluster(client):
     return isinstance(client, RedisCluster)
 
 
+def is_sentinel_managed(client):
+    return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
+
+
+def write_kept(client, fill, deadline=2.0):
+    """The replies of the writes ``fill(pipeline)`` adds, once they are safe from a failover.
+
+    Sentinel replicates asynchronously: a write the master acknowledged and had not yet
+    sent to its replica is lost when the replica is promoted, and during a failover the
+    old master goes on acknowledging writes until it is demoted. So on a Sentinel-managed
+    master a write that must not be lost (a session, a revocation, an invalidation) is
+    followed by WAIT for one replica. Without that acknowledgement it is written again
+    through a fresh connection until a replica acknowledges it, or it was written to a
+    master the sentinels named after the one first written to (a failover happened), or
+    every sentinel names the master written to with no failover under way (``settled``);
+    after ``deadline`` seconds it fails like Redis being down. The writes must be idempotent
+    or harmless to repeat (SET, DEL, a version's INCR). Elsewhere they are one pipeline
+    as before (docs/redis-keys.md says what a Cluster's failover keeps).
+    """
+    if not is_sentinel_managed(client):
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
+    pool = client.connection_pool
+    wait_ms = max(1, int(pool.connection_kwargs["socket_timeout"] * 500))   # under the socket timeout
+    give_up = time.monotonic() + deadline
+    first_master = None
+    while True:
+        try:
+            master = pool.get_master_address()   # asks the sentinels; drops connections to another
+            first_master = first_master or master
+            pipe = client.pipeline(transaction=False)
+            fill(pipe)
+            pipe.execute_command("WAIT", 1, wait_ms)
+            *replies, replicas = pipe.execute()
+            if replicas >= 1 or master != first_master or settled(pool, master):
+                return replies
+            failure = redis.ConnectionError("no replica acknowledged the write during a failover")
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            failure = error
+        if time.monotonic() >= give_up:
+            raise failure
+        pool.disconnect()
+        gevent_sleep(0.05)
+
+
+def settled(pool, master):
+    """Whether every sentinel names ``master`` and none is failing it over: then it stays
+    the master, and a write it took is kept even before a replica acknowledges it (a
+    promoted master's replica may take seconds to attach; a missing replica is no reason
+    to refuse writes)."""
+    try:
+        for sentinel in pool.sentinel_manager.sentinels:
+            state = sentinel.sentinel_master(pool.service_name)
+            flags = state["flags"] if isinstance(state["flags"], set) else set(state["flags"].split(","))
+            if (state["ip"], int(state["port"])) != tuple(master) or "failover_in_progress" in flags:
+                return False
+    except redis.RedisError:
+        return False
+    return True
+
+
 def round_trips_for(client):
     """The worker's SharedRoundTrips over ``client``: per node on a Cluster."""
     if is_cluster(client):

@@ -7,6 +7,8 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 
+from ..redis_store import write_kept
+
 
 def new_token():
     return secrets.token_hex(6)
@@ -55,11 +57,8 @@ class RedisGenerations:
 
     def bump(self, keys):
         """Replace the tokens; on failure they are remembered and replayed by the next read."""
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.set(key, new_token())
-            pipe.execute()
+        try:   # an acknowledged invalidation must outlive a failover
+            write_kept(self.client, lambda pipe: [pipe.set(key, new_token()) for key in keys])
         except Exception:
             self.defer(keys)
             raise

@@ -91,7 +91,7 @@ class PrincipalCache:
 
     def _bump(self, key):
         try:
-            self.store.incr(key)
+            self.store.incr(key, kept=True)
         except StoreUnavailable:
             log.warning("principal cache version bump failed; cached entries expire within %ss",
                         self.ttl)

@@ -52,7 +52,7 @@ class IdentityServices:
     def revoke_access_token(self, jti):
         """Deny a jti for the longest time a token can live; StoreUnavailable when the
         denylist cannot be written (the caller must not report the token revoked)."""
-        self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"])
+        self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"], kept=True)
 
     def access_token_revoked(self, jti):
         try:
