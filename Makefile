@@ -37,7 +37,8 @@ test: install browser
 # and on a Sentinel set (master, replica, 3 sentinels) each test process starts from
 # Debian's redis-server and redis-sentinel (tests/support/redis_topologies.py).
 TOPOLOGY_TESTS ?= tests/test_rate_limit.py tests/test_cache.py tests/test_cache_invalidation.py \
-	tests/test_auth.py tests/test_auth_cache.py tests/test_breaker.py tests/test_login_throttle.py
+	tests/test_auth.py tests/test_auth_cache.py tests/test_breaker.py tests/test_login_throttle.py \
+	tests/test_scale_out.py
 test-redis-topologies: install
 	GATEWAY_TEST_REDIS=cluster $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TOPOLOGY_TESTS)
 	GATEWAY_TEST_REDIS=sentinel $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TOPOLOGY_TESTS)

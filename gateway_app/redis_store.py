@@ -522,25 +522,27 @@ class ClusterRoundTrips(SharedRoundTrips):
         for index, command in numbered:
             node = self.client.get_node_from_key(node_key or _first_key(command))
             by_node.setdefault(node.name, (node, []))[1].append((index, command))
-        replies, sent = {}, []
-        for node, batch in by_node.values():
-            kept = self.connection_to(node)
-            try:
+        replies, sent, held = {}, [], []
+        try:
+            for node, batch in by_node.values():
+                kept = self.connection_to(node)
                 kept.lock.acquire()
-                kept.send([command for _index, command in batch])
-                sent.append((kept, batch))
-            except redis.RedisError as error:
-                kept.lock.release()
-                self.stale_map = True
-                replies.update((index, error) for index, _command in batch)
-        for kept, batch in sent:
-            try:
-                for (index, _command), reply in zip(batch, kept.receive(len(batch))):
-                    replies[index] = reply
-            except redis.RedisError as error:
-                self.stale_map = True
-                replies.update((index, error) for index, _command in batch)
-            finally:
+                held.append(kept)
+                try:
+                    kept.send([command for _index, command in batch])
+                    sent.append((kept, batch))
+                except redis.RedisError as error:
+                    self.stale_map = True
+                    replies.update((index, error) for index, _command in batch)
+            for kept, batch in sent:
+                try:
+                    for (index, _command), reply in zip(batch, kept.receive(len(batch))):
+                        replies[index] = reply
+                except redis.RedisError as error:
+                    self.stale_map = True
+                    replies.update((index, error) for index, _command in batch)
+        finally:   # a killed greenlet included
+            for kept in held:
                 kept.lock.release()
         return replies
 
