@@ -10,8 +10,9 @@ one round of Redis calls per request, the principal's versions and the cache's t
 read, the five rate-limit layers taken), driven by its own `wrk` at the same time as the
 others, each request with the API key of one of the demo companies in turn (so the
 Cluster's load spreads by company as in production). Redis CPU is the user+system time
-of every redis-server process of the topology (replicas included) over the run, divided
-by the requests answered. Loopback only; bounded by --seconds per configuration.
+of the topology's redis-server processes over the run, less what they spend idle (a
+Cluster's cron and bus), divided by the requests answered: the masters' and (on the
+Cluster, a replica per master) the replicas' apart. Loopback only; bounded by --seconds per configuration.
 Needs ``wrk``. On a machine with fewer cores than instances + Redis the figures show
 where it saturates, not how far the gateway scales.
 """
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,22 +84,43 @@ def wrk(url, seconds, connections, script):
 
 
 def redis_pids(topology):
+    """(masters' pids, replicas' pids) of the topology's redis-server processes."""
     if isinstance(topology, LocalCluster):
-        return [process.pid for process in topology.processes.processes]
-    return [topology.process.pid]
+        # spawned in the order of topology.ports
+        roles = [topology.node(port).execute_command("ROLE")[0] for port in topology.ports]
+        pids = [process.pid for process in topology.processes.processes]
+        return ([pid for pid, role in zip(pids, roles) if role == b"master"],
+                [pid for pid, role in zip(pids, roles) if role != b"master"])
+    return [topology.process.pid], []
 
 
-def measure(servers, topology, seconds, connections, script):
-    """(total req/s, Redis CPU microseconds per request) with every instance loaded at once."""
+def cpu_of(pids):
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def idle_cpu(topology, seconds):
+    """Redis CPU seconds per second with no load (a Cluster's cron and bus, replication pings)."""
+    masters, replicas = redis_pids(topology)
+    before = cpu_of(masters), cpu_of(replicas)
+    time.sleep(seconds)
+    return (cpu_of(masters) - before[0]) / seconds, (cpu_of(replicas) - before[1]) / seconds
+
+
+def measure(servers, topology, seconds, connections, script, idle):
+    """(total req/s, Redis CPU microseconds per request: masters, replicas), with every
+    instance loaded at once and the idle CPU (``idle``, per second) taken off."""
     for server in servers:   # warm: L1 filled, connections made, in every worker
         wrk(server.url + PATH, 1, connections, script)
-    pids = redis_pids(topology)
-    before = sum(cpu_seconds(pid) for pid in pids)
+    masters, replicas = redis_pids(topology)
+    before = cpu_of(masters), cpu_of(replicas)
+    started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
         rates = list(pool.map(lambda server: wrk(server.url + PATH, seconds, connections, script), servers))
-    redis_cpu = sum(cpu_seconds(pid) for pid in pids) - before
+    elapsed = time.monotonic() - started
     total = sum(rates)
-    return total, redis_cpu * 1e6 / (total * seconds)
+    per_request = [max(0.0, (cpu_of(pids) - was - rate * elapsed) * 1e6 / (total * seconds))
+                   for pids, was, rate in ((masters, before[0], idle[0]), (replicas, before[1], idle[1]))]
+    return total, *per_request
 
 
 def start_topology(name):
@@ -124,7 +147,8 @@ def main():
     script = rotating_keys_script(workdir, keys)
     print(f"GET {PATH}, API keys of {len(keys)} companies in turn; per instance: {args.workers} "
           f"gevent worker(s), wrk -t1 -c{args.connections} -d{args.seconds}s; cores: {os.cpu_count()}")
-    print(f"{'redis':8} {'instances':>9} {'req/s':>9} {'per instance':>13} {'redis CPU us/req':>17}")
+    print(f"{'redis':8} {'instances':>9} {'req/s':>9} {'per instance':>13} {'masters us/req':>15} "
+          f"{'replicas us/req':>16}")
     for name in args.topologies.split(","):
         topology = start_topology(name)
         servers = []
@@ -132,13 +156,16 @@ def main():
             env = {"DATABASE_URL": database, "REDIS_URL": topology_url(topology),
                    "GATEWAY_CONFIG": os.path.join(workdir, "gateway.yaml"), "GATEWAY_ACCESS_LOG": "0",
                    "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}
+            idle = idle_cpu(topology, args.seconds)
             for count in counts:
                 while len(servers) < count:
                     servers.append(Gunicorn(env, workers=args.workers).start())
                 probe = requests.get(servers[0].url + PATH, headers={"X-API-Key": keys[0]}, timeout=10)
                 probe.raise_for_status()
-                total, redis_us = measure(servers[:count], topology, args.seconds, args.connections, script)
-                print(f"{name:8} {count:>9} {total:>9.0f} {total / count:>13.0f} {redis_us:>17.1f}")
+                total, masters_us, replicas_us = measure(servers[:count], topology, args.seconds,
+                                                         args.connections, script, idle)
+                print(f"{name:8} {count:>9} {total:>9.0f} {total / count:>13.0f} {masters_us:>15.1f} "
+                      f"{replicas_us:>16.1f}")
         finally:
             for server in servers:
                 server.stop()

@@ -18,7 +18,7 @@ from gateway_app.context import Principal
 from gateway_app.identity.principal_cache import _company_version_key, _user_version_key
 from gateway_app.identity.store import PREFIX
 from gateway_app.migrate import upgrade
-from gateway_app.redis_store import ClusterRoundTrips, make_redis
+from gateway_app.redis_store import BatchedReads, ClusterRoundTrips, make_redis
 from gateway_app.redis_urls import CLUSTER, SENTINEL, SINGLE, RedisUrlError, parse_redis_url
 from tests.conftest import PASSWORD, build_app, sign_up
 from tests.support.redis_topologies import LocalCluster, LocalSentinelSet
@@ -157,6 +157,23 @@ def test_a_request_spanning_two_slots_is_still_all_or_nothing(app_on_cluster, cl
     refused = get("10.1.1.3")
     assert refused.status_code == 429 and refused.get_json()["layer"] == "user"
     assert counts(app_on_cluster, "ip", "10.1.1.3") == {"ip": 0, "burst": 0}   # given back
+
+
+def test_a_clusters_round_trips_follow_a_moved_slot(cluster):
+    """After a failover the kept connection's node answers MOVED: the slot map is
+    refreshed and the command sent to the new master, in the same call."""
+    client = make_redis(cluster.url)
+    round_trips = ClusterRoundTrips(client)
+    refreshes, refresh = [], round_trips.refresh
+    round_trips.refresh = lambda: refreshes.append(1) or refresh()
+    reads = BatchedReads(round_trips)
+    key = "gw:identity:ver:{c77}:c"
+    client.set(key, "7")
+    assert reads.read([key]) == [b"7"] and not refreshes
+    master = cluster.master_of(key)
+    promoted = cluster.fail_over(master)
+    assert reads.read([key]) == [b"7"]
+    assert refreshes == [1] and cluster.master_of(key) == promoted
 
 
 # -- failover under load -----------------------------------------------------------------------
