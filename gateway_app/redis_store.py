@@ -483,6 +483,30 @@ class ClusterRoundTrips(SharedRoundTrips):
         self.calls = CoalescedCalls(self.run_round)
 
     def run_round(self, tagged):
+        """As SharedRoundTrips.run_round; a kind with ``parts(item)`` is answered from its
+        parts' answers (``joined(item, answers)`` -> answer, calls to make after: a second
+        round, only when some are asked for)."""
+        made_of_parts = [(index, kind, item, kind.parts(item)) for index, (kind, item) in enumerate(tagged)
+                         if hasattr(kind, "parts")]
+        if not made_of_parts:
+            return self.run_plain_round(tagged)
+        plain = [call for call in tagged if not hasattr(call[0], "parts")]
+        part_calls = [part for _index, _kind, _item, parts in made_of_parts for part in parts]
+        answers = self.run_plain_round(plain + part_calls)
+        results, after = [None] * len(tagged), []
+        plain_answers, position = iter(answers[:len(plain)]), len(plain)
+        for index, (kind, _item) in enumerate(tagged):
+            if not hasattr(kind, "parts"):
+                results[index] = next(plain_answers)
+        for index, kind, item, parts in made_of_parts:
+            results[index], calls = kind.joined(item, answers[position:position + len(parts)])
+            position += len(parts)
+            after += calls
+        if after:
+            self.run_plain_round(after)
+        return results
+
+    def run_plain_round(self, tagged):
         positions = {}
         for index, (kind, _item) in enumerate(tagged):
             positions.setdefault(kind, []).append(index)

@@ -159,6 +159,26 @@ def test_a_request_spanning_two_slots_is_still_all_or_nothing(app_on_cluster, cl
     assert counts(app_on_cluster, "ip", "10.1.1.3") == {"ip": 0, "burst": 0}   # given back
 
 
+def test_a_warm_authenticated_request_is_one_round_on_a_cluster(app_on_cluster, monkeypatch):
+    """The principal's versions, and its quotas taken ahead in two parts (address,
+    company), go to their nodes in one round, as the one MGET and script call do on one
+    server."""
+    client = app_on_cluster.test_client()
+    tenant = sign_up(client)
+    headers = {"Authorization": f"Bearer {tenant.token}"}
+    round_trips = app_on_cluster.extensions["gateway"].round_trips
+    rounds, execute = [], round_trips.execute
+    monkeypatch.setattr(round_trips, "execute",
+                        lambda commands, **kw: rounds.append(sorted(c[0] for c in commands)) or execute(commands, **kw))
+    for _ in range(2):   # the principal cached
+        assert client.get("/api/v1/no-such-route", headers=headers).status_code == 404
+    rounds.clear()
+    for _ in range(3):
+        response = client.get("/api/v1/no-such-route", headers=headers)
+        assert response.status_code == 404 and "RateLimit" in response.headers
+    assert rounds == [["EVALSHA", "EVALSHA", "MGET"]] * 3
+
+
 def test_a_clusters_round_trips_follow_a_moved_slot(cluster):
     """After a failover the kept connection's node answers MOVED: the slot map is
     refreshed and the command sent to the new master, in the same call."""

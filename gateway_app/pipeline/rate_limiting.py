@@ -97,8 +97,8 @@ class RateLimitingStage(Stage):
             return None
         quota_set = self.policies.quota_set(ctx.client_ip, principal, ctx.service,
                                             ctx.route_policy.get("resource"))
-        if self.limiter.shared.spans_slots(quota_set.entries):
-            return None   # a Cluster takes them in parts, with a give-back (ratelimit/storage.py)
+        if self.limiter.shared.spans_slots(quota_set.entries):   # a Cluster: one call per slot
+            return self.limiter.shared.in_parts, quota_set.entries
         return self.limiter.shared, quota_set.entries
 
     def spend_on_refusal(self, ctx, admin_token=None):

@@ -76,6 +76,7 @@ class BatchedRedisStorage(RedisStorage):
         self.script_sha = client.register_script(ACQUIRE_ALL_SCRIPT).sha
         self.round_trips = round_trips or round_trips_for(client)
         self.giving_back = GivingBack(self, client.register_script(GIVE_BACK_SCRIPT).sha)
+        self.in_parts = AcquiredInParts(self)
         # a quota set's keys and arguments, as the script takes them: the same callers
         # come again and again
         self.operands_of = lru_cache(maxsize=OPERAND_SETS)(self.script_operands)
@@ -134,18 +135,31 @@ class BatchedRedisStorage(RedisStorage):
     def acquire_across_slots(self, limits):
         """Each slot's part taken in the same round (one script call each, on their own
         nodes); all-or-nothing kept by giving back the parts taken when another part was
-        refused. Meanwhile those units count, so a concurrent request at the very edge of
+        refused (``joined``). Meanwhile those units count, so a concurrent request at the very edge of
         that limit may be refused: never more than the limit is let through."""
-        parts = [tuple(limits[position] for position in positions) for positions in self.slot_parts(limits)]
-        got = self.round_trips.call_many([(self, part) for part in parts])
+        got = self.round_trips.call_many(self.parts(limits))
+        acquisition, returns = self.joined(limits, got)
+        if returns:
+            self.round_trips.call_many(returns)
+        if isinstance(acquisition, Exception):
+            raise acquisition
+        return acquisition
+
+    def parts(self, limits):
+        """(kind, item) calls taking each slot's part of ``limits`` (a kind of
+        ClusterRoundTrips may be made of parts: ``in_parts``)."""
+        return [(self, tuple(limits[position] for position in positions)) for positions in self.slot_parts(limits)]
+
+    def joined(self, limits, got):
+        """(the Acquisition of ``limits`` from its parts' answers, or the exception of a
+        part that failed; the give-back calls of the parts taken in vain)."""
         failed = next((answer for answer in got if isinstance(answer, Exception)), None)
         allowed = failed is None and all(answer.allowed for answer in got)
-        taken = [] if allowed else [(part, answer) for part, answer in zip(parts, got)
-                                    if not isinstance(answer, Exception) and answer.allowed]
-        if taken:
-            self.round_trips.call_many([(self.giving_back, returned) for returned in taken])
+        returns = [] if allowed else [(self.giving_back, (part, answer)) for (_kind, part), answer
+                                      in zip(self.parts(limits), got)
+                                      if not isinstance(answer, Exception) and answer.allowed]
         if failed is not None:
-            raise failed
+            return failed, returns
         counts = [0] * (5 * len(limits))
         for positions, answer in zip(self.slot_parts(limits), got):
             for index, position in enumerate(positions):
@@ -154,7 +168,7 @@ class BatchedRedisStorage(RedisStorage):
                     reported[0] -= 1   # given back
                     reported[3] -= 1
                 counts[5 * position:5 * position + 5] = reported
-        return Acquisition(allowed, ReportedWindows(limits, counts), counts[0::5])
+        return Acquisition(allowed, ReportedWindows(limits, counts), counts[0::5]), returns
 
     def acquire_batch(self, requests):
         """Each request's limits taken in turn, in one script call now (tests, tools)."""
@@ -190,6 +204,21 @@ class BatchedRedisStorage(RedisStorage):
             position = end
             answers.append(Acquisition(status == 1, ReportedWindows(limits, counts), counts[0::5]))
         return answers
+
+
+class AcquiredInParts:
+    """A kind of redis_store.ClusterRoundTrips: a request's limits across two slots, taken
+    in the round it is called in, part by part (BatchedRedisStorage.acquire_across_slots),
+    so that a cached principal's quotas are taken ahead on a Cluster too."""
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def parts(self, limits):
+        return self.storage.parts(limits)
+
+    def joined(self, limits, got):
+        return self.storage.joined(limits, got)
 
 
 class GivingBack:
