@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install migrate seed clean browser node-tools
+.PHONY: run test test-redis-topologies install migrate seed clean browser node-tools
 
 $(BIN)/gateway: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ run: seed
 TEST_WORKERS ?= 2
 test: install browser node-tools
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The rate-limit, cache, session and breaker tests again, on a local 3-master Redis Cluster
+# and on a Sentinel set (master, replica, 3 sentinels) each test process starts from
+# Debian's redis-server and redis-sentinel (tests/support/redis_topologies.py).
+TOPOLOGY_TESTS ?= tests/test_rate_limit.py tests/test_cache.py tests/test_cache_invalidation.py \
+	tests/test_auth.py tests/test_auth_cache.py tests/test_breaker.py tests/test_login_throttle.py \
+	tests/test_scale_out.py
+test-redis-topologies: install
+	GATEWAY_TEST_REDIS=cluster $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TOPOLOGY_TESTS)
+	GATEWAY_TEST_REDIS=sentinel $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(TOPOLOGY_TESTS)
 
 # The browser tests (tests/test_console_browser.py) drive Debian's chromium through its
 # chromedriver. Installed with apt-get when absent and this runs as root (CI, containers);

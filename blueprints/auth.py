@@ -222,7 +222,7 @@ def logout(data):
         headers["Set-Cookie"] = dump_cookie(COOKIE_NAME, "", max_age=0, expires=0, path="/",
                                             httponly=True, samesite="Lax",
                                             secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
-    services.user_changed(principal.user_id)
+    services.user_changed(principal.company_id, principal.user_id)
     return "", 204, headers
 
 

@@ -262,7 +262,7 @@ def patch_profile(data):
     emit(Session, "settings.changed", user.company_id, user_id=user.id)
     Session.commit()
     if password_changed:
-        identity().user_changed(user.id)
+        identity().user_changed(user.company_id, user.id)
     return user
 
 

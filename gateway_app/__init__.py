@@ -19,7 +19,7 @@ from .openapi import SWAGGER_UI_ASSETS_PATH
 from .pipeline import Pipeline, build_stages
 from .policy import load_policy
 from .readiness import check_database, redis_check
-from .redis_store import BatchedReads, KeptConnection, SharedRoundTrips, make_redis
+from .redis_store import BatchedReads, make_redis, round_trips_for
 from .responses import GatewayResponse
 from .routing import GatewayMap
 from .services import recordings
@@ -106,7 +106,7 @@ def create_app(config=None):
     app.extensions["gateway_engine"] = engine
     state = app.extensions["gateway"] = GatewayState(policy=policy, redis=redis_client)
     if redis_client is not None:
-        state.round_trips = SharedRoundTrips(KeptConnection(redis_client))
+        state.round_trips = round_trips_for(redis_client)
         state.reads = BatchedReads(state.round_trips)
     state.identity = IdentityServices(app, policy["authentication"], redis_client, state.reads)
     events.subscribe(app, state.identity.on_event)

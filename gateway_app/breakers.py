@@ -84,7 +84,7 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
         self.window = window
         self.probe_ttl = probe_ttl
         self.memory = MemoryWindow()
-        self.prefix = f"gateway:breaker:{name}:"
+        self.prefix = f"gateway:breaker:{{{name}}}:"   # one hash tag per breaker (docs/redis-keys.md)
         self._redis_failed_at = None
 
     # -- Redis with a per-process fallback ---------------------------------------------

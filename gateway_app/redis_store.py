@@ -8,11 +8,16 @@ import time
 import hiredis
 import redis
 from gevent import monkey
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection, SentinelManagedSSLConnection
 from gevent import sleep as gevent_sleep
 from prometheus_client import Counter
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import AskError, NoScriptError, TryAgainError
 from redis.retry import Retry
+
+from .redis_urls import CLUSTER, SENTINEL, parse_redis_url
 
 log = logging.getLogger("gateway.redis")
 
@@ -85,6 +90,9 @@ class BreakerGuarded:
         if not self.breaker.allow(self):
             raise self.breaker.skipped()
         try:
+            # connect() (a no-op once connected) is what asks the sentinels where the
+            # master is: sending on a closed connection would connect to host/port as set
+            self.connect()
             return super().send_packed_command(*args, **kwargs)
         except redis.TimeoutError:
             self.breaker.failed()
@@ -119,9 +127,12 @@ def redis_metrics():
 
 def make_redis(url, socket_timeout=0.25, pool_size=200, retry_after=1.0):
     """Return a client, or None when no Redis is configured (in-process stores are used).
+    ``url``: one server, a Sentinel-managed master or a Cluster (redis_urls.py).
     ``retry_after``: how long every use skips Redis after a failure (RedisBreaker)."""
     if not url:
         return None
+    location = parse_redis_url(url)
+    breaker = RedisBreaker(retry_after)
     kwargs = {
         "max_connections": pool_size,
         "timeout": socket_timeout,          # wait for a free pooled connection
@@ -131,13 +142,125 @@ def make_redis(url, socket_timeout=0.25, pool_size=200, retry_after=1.0):
         # fail fast: a request must never wait longer than one socket timeout on Redis
         "retry": Retry(NoBackoff(), 0),
     }
-    if url.startswith("rediss://"):
+    if location.tls:
         # Platform Redis add-ons present self-signed certificates.
         kwargs["ssl_cert_reqs"] = ssl.CERT_NONE
         kwargs["ssl_check_hostname"] = False
+    if location.topology == SENTINEL:
+        return sentinel_master(location, breaker, kwargs)
+    if location.topology == CLUSTER:
+        return cluster_client(location, breaker, kwargs)
     pool = redis.BlockingConnectionPool.from_url(url, **kwargs)
-    pool.connection_class = guarded_connection_class(pool.connection_class, RedisBreaker(retry_after))
+    pool.connection_class = guarded_connection_class(pool.connection_class, breaker)
     return redis.Redis(connection_pool=pool)
+
+
+class SentinelBlockingConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """Sentinel's pool (asks the sentinels where the master is on every new connection,
+    drops connections to a demoted master) that waits for a free connection instead of
+    raising past its size, as the single-server pool does."""
+
+
+def credentials(location):
+    return {name: value for name, value in (("username", location.username),
+                                            ("password", location.password)) if value}
+
+
+def sentinel_master(location, breaker, kwargs):
+    """The client of the master the sentinels name; it follows a failover by itself."""
+    base = SentinelManagedSSLConnection if location.tls else SentinelManagedConnection
+    sentinels = Sentinel(list(location.nodes),
+                         sentinel_kwargs={"socket_timeout": kwargs["socket_timeout"],
+                                          "socket_connect_timeout": kwargs["socket_connect_timeout"],
+                                          **credentials(location)})
+    return sentinels.master_for(location.service_name,
+                                connection_pool_class=SentinelBlockingConnectionPool,
+                                connection_class=guarded_connection_class(base, breaker),
+                                db=location.db, **credentials(location), **kwargs)
+
+
+def cluster_client(location, breaker, kwargs):
+    """A Cluster client: a blocking pool per node; a MOVED reply (a failover, a resharding)
+    is followed once after refreshing the slot map, never retried after a timeout."""
+    base = redis.SSLConnection if location.tls else redis.Connection
+    kwargs = {**kwargs, "retry": Retry(NoBackoff(), 1)}
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in location.nodes],
+                        connection_class=guarded_connection_class(base, breaker),
+                        connection_pool_class=redis.BlockingConnectionPool,
+                        **credentials(location), **kwargs)
+
+
+def is_cluster(client):
+    return isinstance(client, RedisCluster)
+
+
+def is_sentinel_managed(client):
+    return isinstance(getattr(client, "connection_pool", None), SentinelConnectionPool)
+
+
+def write_kept(client, fill, deadline=2.0):
+    """The replies of the writes ``fill(pipeline)`` adds, once they are safe from a failover.
+
+    Sentinel replicates asynchronously: a write the master acknowledged and had not yet
+    sent to its replica is lost when the replica is promoted, and during a failover the
+    old master goes on acknowledging writes until it is demoted. So on a Sentinel-managed
+    master a write that must not be lost (a session, a revocation, an invalidation) is
+    followed by WAIT for one replica. Without that acknowledgement it is written again
+    through a fresh connection until a replica acknowledges it, or it was written to a
+    master the sentinels named after the one first written to (a failover happened), or
+    every sentinel names the master written to with no failover under way (``settled``);
+    after ``deadline`` seconds it fails like Redis being down. The writes must be idempotent
+    or harmless to repeat (SET, DEL, a version's INCR). Elsewhere they are one pipeline
+    as before (docs/redis-keys.md says what a Cluster's failover keeps).
+    """
+    if not is_sentinel_managed(client):
+        pipe = client.pipeline(transaction=False)
+        fill(pipe)
+        return pipe.execute()
+    pool = client.connection_pool
+    wait_ms = max(1, int(pool.connection_kwargs["socket_timeout"] * 500))   # under the socket timeout
+    give_up = time.monotonic() + deadline
+    first_master = None
+    while True:
+        try:
+            master = pool.get_master_address()   # asks the sentinels; drops connections to another
+            first_master = first_master or master
+            pipe = client.pipeline(transaction=False)
+            fill(pipe)
+            pipe.execute_command("WAIT", 1, wait_ms)
+            *replies, replicas = pipe.execute()
+            if replicas >= 1 or master != first_master or settled(pool, master):
+                return replies
+            failure = redis.ConnectionError("no replica acknowledged the write during a failover")
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            failure = error
+        if time.monotonic() >= give_up:
+            raise failure
+        pool.disconnect()
+        gevent_sleep(0.05)
+
+
+def settled(pool, master):
+    """Whether every sentinel names ``master`` and none is failing it over: then it stays
+    the master, and a write it took is kept even before a replica acknowledges it (a
+    promoted master's replica may take seconds to attach; a missing replica is no reason
+    to refuse writes)."""
+    try:
+        for sentinel in pool.sentinel_manager.sentinels:
+            state = sentinel.sentinel_master(pool.service_name)
+            flags = state["flags"] if isinstance(state["flags"], set) else set(state["flags"].split(","))
+            if (state["ip"], int(state["port"])) != tuple(master) or "failover_in_progress" in flags:
+                return False
+    except redis.RedisError:
+        return False
+    return True
+
+
+def round_trips_for(client):
+    """The worker's SharedRoundTrips over ``client``: per node on a Cluster."""
+    if is_cluster(client):
+        return ClusterRoundTrips(client)
+    return SharedRoundTrips(KeptConnection(client))
 
 
 class KeptConnection:
@@ -154,7 +277,7 @@ class KeptConnection:
     """
 
     def __init__(self, client):
-        self.pool = client.connection_pool
+        self.pool = client.connection_pool   # a cluster node's: client.get_redis_connection(node)
         self.lock = threading.Lock()
         self.connection = None
         self.pid = None
@@ -171,14 +294,27 @@ class KeptConnection:
         trip. An error reply is returned in its place (the connection is fine); any
         other failure drops the connection and is raised."""
         with self.lock:
-            connection = self._connection()
-            try:
-                connection.send_packed_command([b"".join(hiredis.pack_command(args) for args in commands)])
-                return [self._reply(connection) for _command in commands]
-            except BaseException:
-                # a timeout or a killed greenlet leaves replies unread on the socket
-                connection.disconnect()
-                raise
+            self.send(commands)
+            return self.receive(len(commands))
+
+    def send(self, commands):
+        """Write ``commands`` at once; ``receive`` reads their replies (the caller holds
+        ``lock`` from one to the other)."""
+        connection = self._connection()
+        try:
+            connection.send_packed_command([b"".join(hiredis.pack_command(args) for args in commands)])
+        except BaseException:
+            connection.disconnect()
+            raise
+
+    def receive(self, count):
+        connection = self._connection()
+        try:
+            return [self._reply(connection) for _reply in range(count)]
+        except BaseException:
+            # a timeout or a killed greenlet leaves replies unread on the socket
+            connection.disconnect()
+            raise
 
     @staticmethod
     def _reply(connection):
@@ -327,6 +463,140 @@ class SharedRoundTrips:
         return self.connection.execute_all([command])[0]
 
 
+class ClusterRoundTrips(SharedRoundTrips):
+    """SharedRoundTrips on a Redis Cluster: a kind's items are grouped by hash slot (each
+    item's keys share one, by the key layout of docs/redis-keys.md; ``kind.slot_key(item)``
+    names one of them), one command per group, and the round's commands are written to
+    every node they go to before any reply is read: still one round trip of waiting.
+
+    A ``MOVED`` or ``ASK`` reply (a failover or a resharding moved the slot) refreshes
+    the slot map and sends that command again, once; a connection that fails drops its
+    node's commands (their callers degrade as with one server down) and the slot map is
+    refreshed before the next round.
+    """
+    clustered = True
+
+    def __init__(self, client):
+        self.client = client
+        self.kept = {}            # node name -> KeptConnection to that node
+        self.stale_map = False    # refresh the slot map before the next round
+        self.calls = CoalescedCalls(self.run_round)
+
+    def run_round(self, tagged):
+        """As SharedRoundTrips.run_round; a kind with ``parts(item)`` is answered from its
+        parts' answers (``joined(item, answers)`` -> answer, calls to make after: a second
+        round, only when some are asked for)."""
+        made_of_parts = [(index, kind, item, kind.parts(item)) for index, (kind, item) in enumerate(tagged)
+                         if hasattr(kind, "parts")]
+        if not made_of_parts:
+            return self.run_plain_round(tagged)
+        plain = [call for call in tagged if not hasattr(call[0], "parts")]
+        part_calls = [part for _index, _kind, _item, parts in made_of_parts for part in parts]
+        answers = self.run_plain_round(plain + part_calls)
+        results, after = [None] * len(tagged), []
+        plain_answers, position = iter(answers[:len(plain)]), len(plain)
+        for index, (kind, _item) in enumerate(tagged):
+            if not hasattr(kind, "parts"):
+                results[index] = next(plain_answers)
+        for index, kind, item, parts in made_of_parts:
+            results[index], calls = kind.joined(item, answers[position:position + len(parts)])
+            position += len(parts)
+            after += calls
+        if after:
+            self.run_plain_round(after)
+        return results
+
+    def run_plain_round(self, tagged):
+        positions = {}
+        for index, (kind, _item) in enumerate(tagged):
+            positions.setdefault(kind, []).append(index)
+        plan = []   # (kind, indexes into tagged, command)
+        for kind, indexes in positions.items():
+            groups = {}
+            for index in indexes:
+                groups.setdefault(key_slot(_encoded(kind.slot_key(tagged[index][1]))), []).append(index)
+            for group in groups.values():
+                plan.append((kind, group, kind.command([tagged[index][1] for index in group])))
+        replies = self.execute([command for _kind, _group, command in plan])
+        results = [None] * len(tagged)
+        for (kind, group, command), reply in zip(plan, replies):
+            items = [tagged[index][1] for index in group]
+            if isinstance(reply, NoScriptError) and getattr(kind, "script", None):
+                reply = self.reloaded(kind, command)
+            answers = [reply] * len(items) if isinstance(reply, Exception) else kind.answers(items, command, reply)
+            for index, answer in zip(group, answers):
+                results[index] = answer
+        return results
+
+    def execute(self, commands, node_key=None):
+        """Each command's reply (or exception), sent to the node that holds its first key
+        (all to the node of ``node_key`` if given)."""
+        if self.stale_map:
+            self.refresh()
+        replies = self.send_to_nodes(list(enumerate(commands)), node_key)
+        moved = [(index, commands[index]) for index, reply in replies.items()
+                 if isinstance(reply, (AskError, TryAgainError))]
+        if moved:
+            self.refresh()
+            replies.update(self.send_to_nodes(moved, node_key))
+        return [replies[index] for index in range(len(commands))]
+
+    def send_to_nodes(self, numbered, node_key):
+        by_node = {}
+        for index, command in numbered:
+            node = self.client.get_node_from_key(node_key or _first_key(command))
+            by_node.setdefault(node.name, (node, []))[1].append((index, command))
+        replies, sent, held = {}, [], []
+        try:
+            for node, batch in by_node.values():
+                kept = self.connection_to(node)
+                kept.lock.acquire()
+                held.append(kept)
+                try:
+                    kept.send([command for _index, command in batch])
+                    sent.append((kept, batch))
+                except redis.RedisError as error:
+                    self.stale_map = True
+                    replies.update((index, error) for index, _command in batch)
+            for kept, batch in sent:
+                try:
+                    for (index, _command), reply in zip(batch, kept.receive(len(batch))):
+                        replies[index] = reply
+                except redis.RedisError as error:
+                    self.stale_map = True
+                    replies.update((index, error) for index, _command in batch)
+        finally:   # a killed greenlet included
+            for kept in held:
+                kept.lock.release()
+        return replies
+
+    def connection_to(self, node):
+        kept = self.kept.get(node.name)
+        if kept is None:
+            kept = self.kept[node.name] = KeptConnection(self.client.get_redis_connection(node))
+        return kept
+
+    def refresh(self):
+        self.stale_map = False
+        try:
+            self.client.nodes_manager.initialize()
+        except redis.RedisError as error:
+            self.stale_map = True
+            log.warning("Redis Cluster: the slot map could not be refreshed: %s", error)
+
+    def reloaded(self, kind, command):
+        return self.execute([("SCRIPT", "LOAD", kind.script), command], node_key=_first_key(command))[1]
+
+
+def _encoded(key):
+    return key if isinstance(key, bytes) else str(key).encode()
+
+
+def _first_key(command):
+    """The first key of MGET/SET/... (after the name) or EVALSHA (after sha and count)."""
+    return command[3] if command[0] in ("EVALSHA", "EVAL") else command[1]
+
+
 class BatchedReads:
     """The worker's reads of small keys that every warm request makes (a cached
     principal's versions, a cache namespace's generations): concurrent reads share one
@@ -345,6 +615,10 @@ class BatchedReads:
         if isinstance(values, Exception):
             raise values
         return values, answers
+
+    @staticmethod
+    def slot_key(keys):
+        return keys[0]   # a caller's keys share one hash slot (docs/redis-keys.md)
 
     @staticmethod
     def command(key_lists):

@@ -23,6 +23,7 @@ from gateway_app.migrate import upgrade
 from gateway_app.models import Company
 from gateway_app.policy import DEFAULT_PATH as DEFAULT_POLICY_PATH
 from gateway_app.policy import PolicyError, load_policy
+from tests.support.redis_topologies import LocalCluster, LocalSentinelSet
 from tests.support.servers import (Gunicorn, MotoS3, PrivateRedis, RedisNotOurs, claim_redis_database,
                                    empty_own_redis_database, mysql_server_url, release_redis_database,
                                    worker_redis_url)
@@ -91,6 +92,12 @@ def redis_server():
     which must be empty (or the tests' own from an earlier run), is emptied by the tests and
     left empty; the URL's own database is never touched. Otherwise a private redis-server
     this session (this worker) owns."""
+    topology = os.environ.get("GATEWAY_TEST_REDIS")
+    if topology:   # make test-redis-topologies: the same tests on a Cluster, or a Sentinel set
+        server = {"cluster": LocalCluster, "sentinel": LocalSentinelSet}[topology]().start()
+        yield server, server.url
+        server.stop()
+        return
     url = os.environ.get("REDIS_URL")
     if url:
         try:
@@ -121,9 +128,14 @@ def private_redis():
 
 
 @pytest.fixture
-def redis_client(redis_url):
-    client = redis_lib.Redis.from_url(redis_url)
-    empty_own_redis_database(client)
+def redis_client(redis_server, redis_url):
+    server = redis_server[0]
+    if isinstance(server, (LocalCluster, LocalSentinelSet)):
+        server.flush()   # servers of this session's own
+        client = server.client()
+    else:
+        client = redis_lib.Redis.from_url(redis_url)
+        empty_own_redis_database(client)
     yield client
     client.close()
 

@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from flask_limiter import Limiter
 
 from gateway_app.pipeline.declarations import gateway_policy
+from gateway_app.redis_store import make_redis
 from gateway_app.policy import PolicyError, load_policy, validate_policy
 from gateway_app.db import Session
 from tests.conftest import build_app, sign_up
@@ -66,11 +67,11 @@ def preset(app, layer, subject, count):
         client.set(current, count, px=quota.window * 2000)
 
 
-def used(app, layer, subject):
+def used(app, layer, subject, company_id=None):
     """The weighted count of each quota of ``layer`` for ``subject``, by policy name."""
     shared = stage(app).limiter.shared
     counts = {}
-    for quota in stage(app).policies.for_subject(layer, subject):
+    for quota in stage(app).policies.for_subject(layer, subject, company_id):
         previous, previous_ttl, current, _ = shared.get_sliding_window(quota.key, quota.window)
         counts[quota.name] = int(previous * previous_ttl / quota.window) + current
     return counts
@@ -174,7 +175,7 @@ def test_user_layer_trips_at_500(app, tenant_factory):
     assert statuses == [200] * 500 + [429]
     refused = tenant.get("/test-rl/private", **from_ip(fresh_ip()))
     assert refused.get_json()["layer"] == "user"
-    assert used(app, "user", f"user:{tenant.user['id']}") == {"user": 500}
+    assert used(app, "user", f"user:{tenant.user['id']}", tenant.company["id"]) == {"user": 500}
 
 
 @pytest.mark.parametrize("tier, limit", [("free", 2000), ("pro", 6000), ("enterprise", 20000),
@@ -285,11 +286,11 @@ def test_a_later_layer_rejection_spends_no_earlier_budget(app, tenant_factory):
     rate_key = f"user:{tenant.user['id']}"
     company = str(tenant.company["id"])
     assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 20) == [200] * 20
-    before = (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company))
+    before = (used(app, "ip", ip), used(app, "user", rate_key, company), used(app, "company", company))
     assert before == ({"ip": 20, "burst": 20}, {"user": 20}, {"company": 20})
     assert hammer(lambda: tenant.get("/test-rl/billing", **from_ip(ip)), 10) == [429] * 10
-    assert (used(app, "ip", ip), used(app, "user", rate_key), used(app, "company", company)) == before
-    assert used(app, "endpoint", f"{rate_key}:billing") == {"endpoint": 20}
+    assert (used(app, "ip", ip), used(app, "user", rate_key, company), used(app, "company", company)) == before
+    assert used(app, "endpoint", f"{rate_key}:billing", company) == {"endpoint": 20}
     # so the address still has 30 of its 50/minute burst for other services
     assert hammer(lambda: tenant.get("/test-rl/dashboard", **from_ip(ip)), 30) == [200] * 30
     assert tenant.get("/test-rl/dashboard", **from_ip(ip)).get_json()["policy"] == "burst"
@@ -403,17 +404,18 @@ def test_rejections_are_counted_by_layer(client):
 
 def test_requests_sent_together_are_taken_in_turn_each_all_or_nothing(redis_url, redis_client):
     """A worker's concurrent requests share one script call: the second of two requests for
-    the last unit of a quota is refused, and its refusal spends nothing of its other quota."""
+    the last unit of a quota is refused, and its refusal spends nothing of its other quota.
+    (The keys share a hash tag, as a request's quotas do: one script call on a Cluster too.)"""
     import redis as redis_lib
 
     from gateway_app.ratelimit.storage import BatchedRedisStorage
-    storage = BatchedRedisStorage(redis_lib.Redis.from_url(redis_url))
-    first = (("batch:shared", 1, 60), ("batch:first-only", 10, 60))
-    second = (("batch:second-only", 10, 60), ("batch:shared", 1, 60))
+    storage = BatchedRedisStorage(make_redis(redis_url))
+    first = (("{batch}shared", 1, 60), ("{batch}first-only", 10, 60))
+    second = (("{batch}second-only", 10, 60), ("{batch}shared", 1, 60))
     taken_first, taken_second = storage.acquire_batch([first, second])
     assert taken_first.allowed is True and taken_second.allowed is False
     assert taken_second.windows[1].used == 1          # the unit the first request took
-    untouched = storage.acquire_batch([(("batch:second-only", 1, 60),)])[0]
+    untouched = storage.acquire_batch([(("{batch}second-only", 1, 60),)])[0]
     assert untouched.allowed is True                  # nothing was spent by the refusal
 
 
@@ -424,15 +426,15 @@ def test_a_batch_of_one_callers_requests_is_counted_as_if_sent_one_by_one(redis_
     import redis as redis_lib
 
     from gateway_app.ratelimit.storage import BatchedRedisStorage
-    storage = BatchedRedisStorage(redis_lib.Redis.from_url(redis_url))
+    storage = BatchedRedisStorage(make_redis(redis_url))
 
     def quotas(prefix):
         # a current window about to roll over (its TTL under one window), and a new key
-        redis_client.set(storage.window_keys(f"{prefix}:rolling")[1], 3, px=50_000)
-        return ((f"{prefix}:rolling", 6, 60), (f"{prefix}:fresh", 100, 60))
+        redis_client.set(storage.window_keys(f"{{{prefix}}}rolling")[1], 3, px=50_000)
+        return ((f"{{{prefix}}}rolling", 6, 60), (f"{{{prefix}}}fresh", 100, 60))
 
     def state(prefix):
-        keys = storage.window_keys(f"{prefix}:rolling") + storage.window_keys(f"{prefix}:fresh")
+        keys = storage.window_keys(f"{{{prefix}}}rolling") + storage.window_keys(f"{{{prefix}}}fresh")
         return [(redis_client.get(key), redis_client.pttl(key) > 0) for key in keys]
 
     together = storage.acquire_batch([quotas("together")] * 8)
@@ -493,13 +495,18 @@ def test_a_changed_principal_is_resolved_afresh_and_counted_once(app, tenant):
     with counted_queries(app) as statements:
         assert tenant.get("/test-rl/cached", **from_ip(ip)).status_code == 200
     assert any("FROM users" in statement for statement in statements)   # resolved afresh
-    assert used(app, "user", f"user:{tenant.user['id']}")["user"] == 3
+    assert used(app, "user", f"user:{tenant.user['id']}", tenant.company["id"])["user"] == 3
 
 
 def api_key(tenant, scopes=("read",)):
     made = tenant.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": list(scopes)})
     assert made.status_code == 201, made.get_json()
     return made.get_json()["id"], {"X-API-Key": made.get_json()["key"]}
+
+
+def skip_on_a_cluster(app):
+    if getattr(app.extensions["gateway"].round_trips, "clustered", False):
+        pytest.skip("counts one connection's round trips; a Cluster's: tests/test_redis_topologies.py")
 
 
 def company_used(app, tenant):
@@ -509,6 +516,7 @@ def company_used(app, tenant):
 def test_a_cached_principals_round_trip_takes_its_quotas_ahead(app, tenant, monkeypatch):
     """Confirming a cached principal, reading caching's tokens and taking the quotas is
     one round trip per request."""
+    skip_on_a_cluster(app)
     connection = app.extensions["gateway"].round_trips.connection
     rounds, original = [], connection.execute_all
 
@@ -548,6 +556,7 @@ def test_a_revoked_keys_cached_principal_is_forgotten(app, tenant, monkeypatch):
         assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 200
     assert tenant.delete(f"/api/v1/settings/api-keys/{key_id}").status_code == 204
     assert tenant.client.get("/test-rl/cached", headers=headers, **from_ip(ip)).status_code == 401
+    skip_on_a_cluster(app)
     connection = app.extensions["gateway"].round_trips.connection
     rounds, original = [], connection.execute_all
     monkeypatch.setattr(connection, "execute_all",
@@ -658,6 +667,6 @@ def test_an_unknown_api_key_guessed_again_costs_no_database_query(app, client):
 def test_the_ratelimit_header_names_the_quota_closest_to_exhaustion(limits, used, closest):
     from gateway_app.ratelimit.limiter import Decision
     from gateway_app.ratelimit.quotas import Quota, QuotaSet
-    quota_set = QuotaSet.of(Quota("ip", f"q{i}", "x", limit, 60) for i, limit in enumerate(limits))
+    quota_set = QuotaSet.of(Quota("ip", f"q{i}", "x", limit, 60, "ip:x") for i, limit in enumerate(limits))
     decision = Decision(True, quota_set, [f"window {i}" for i in range(len(limits))], list(used))
     assert decision.closest_to_exhaustion() == (quota_set.quotas[closest], f"window {closest}")

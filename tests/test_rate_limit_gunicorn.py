@@ -38,12 +38,12 @@ def test_twice_the_remaining_user_budget_lets_exactly_it_through(served, redis_c
     signup = requests.post(served.url + "/api/v1/auth/signup", timeout=10, json={
         "company_name": "Gunicorn Co", "name": "Owner", "email": email, "password": PASSWORD})
     assert signup.status_code == 201, signup.text
-    user_id = signup.json()["user"]["id"]
+    user_id, company_id = signup.json()["user"]["id"], signup.json()["company"]["id"]
     token = requests.post(served.url + "/api/v1/auth/token", timeout=10,
                           json={"email": email, "password": PASSWORD}).json()["access_token"]
     # 400 of the user's 500/hour already spent: 200 concurrent requests, exactly 100 fit
     storage = BatchedRedisStorage(redis_client)
-    _previous, current = storage.window_keys(Quota("user", "user", f"user:{user_id}", 500, 3600).key)
+    _previous, current = storage.window_keys(Quota("user", "user", f"user:{user_id}", 500, 3600, f"c{company_id}").key)
     redis_client.set(current, 400, px=7_200_000)
 
     def attempt(n):

@@ -97,9 +97,9 @@ def test_generation_tokens_missing_from_redis_are_created_not_read_ahead(redis_u
     tenant.get("/test/cache/calls")
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
     # as after a Redis restart: the tokens are gone, so the cached entry must not be served
-    redis_client.delete(f"gw:cache:gen:calls:c{tenant.company['id']}")
+    redis_client.delete(f"gw:cache:gen:{{c{tenant.company['id']}}}:calls")
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "MISS"
-    assert redis_client.get(f"gw:cache:gen:calls:c{tenant.company['id']}") is not None
+    assert redis_client.get(f"gw:cache:gen:{{c{tenant.company['id']}}}:calls") is not None
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
 
 
@@ -117,7 +117,7 @@ def test_invalidations_this_worker_owes_redis_are_written_before_its_next_read(a
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"
     generations = app.extensions["gateway"].pipeline.stage("caching").tiers.generations
     # as when Redis was down during an invalidation: the bump waits for the next read
-    generations.defer([f"gw:cache:gen:calls:c{tenant.company['id']}"])
+    generations.defer([f"gw:cache:gen:{{c{tenant.company['id']}}}:calls"])
     replayed = tenant.get("/test/cache/calls")
     assert replayed.headers["X-Cache"] == "MISS"
     assert replayed.get_json()["run"] != first.get_json()["run"]
@@ -131,7 +131,7 @@ def test_disabling_a_user_applies_to_the_next_request_of_a_verified_token(app, t
     user = Session.get(User, tenant.user["id"])
     user.status = "disabled"
     Session.commit()
-    identity.user_changed(user.id)
+    identity.user_changed(user.company_id, user.id)
     assert tenant.get("/api/v1/settings/profile").status_code == 401
 
 

@@ -7,6 +7,8 @@ entries (still alive in some worker's L1) were stored under.
 import itertools
 import secrets
 
+from ..redis_store import is_cluster, is_sentinel_managed, write_kept
+
 
 def new_token():
     return secrets.token_hex(6)
@@ -56,8 +58,9 @@ class RedisGenerations:
             for key, value in zip(keys, values):
                 if value is None:
                     pipe.set(key, new_token(), nx=True)  # concurrent creators agree on the first
-            pipe.mget(keys)
-            values = pipe.execute()[-1]
+            for key in keys:   # GETs, not one MGET: a Cluster pipeline refuses MGET
+                pipe.get(key)
+            values = pipe.execute()[-len(keys):]
         return [value.decode() for value in values]
 
     def replay_pending(self):
@@ -80,13 +83,10 @@ class RedisGenerations:
         if not keys:
             return
         try:
-            if self.round_trips is not None:
+            if self.round_trips is not None and not (is_cluster(self.client) or is_sentinel_managed(self.client)):
                 self.round_trips.call(NEW_TOKENS, tuple(keys))
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.set(key, new_token())
-                pipe.execute()
+            else:   # across slots on a Cluster; on Sentinel it must outlive a failover
+                write_kept(self.client, lambda pipe: [pipe.set(key, new_token()) for key in keys])
         except Exception:
             self.defer(keys)
             raise

@@ -2,13 +2,12 @@
 
 An event invalidates, for its company, every namespace its rules name (with cascades).
 In a ``user_scoped`` namespace an event that names a user invalidates only that user's
-entries. A purge may cover every company (the namespace's global token).
+entries. A purge names its companies (every company's, for a purge of all).
 """
 import logging
 
 from .guard import REDIS_FAULTS
-from .keys import (company_generation_key, global_generation_key, user_generation_key,
-                   user_scope_of_event)
+from .keys import PUBLIC_COMPANY, company_generation_key, user_generation_key, user_scope_of_event
 
 log = logging.getLogger("gateway.cache")
 
@@ -61,11 +60,10 @@ class Invalidator:
             return False
         return True
 
-    def purge(self, namespaces, company_id=None):
-        if company_id is None:
-            keys = [global_generation_key(namespace) for namespace in namespaces]
-        else:
-            keys = [company_generation_key(namespace, company_id) for namespace in namespaces]
+    def purge(self, namespaces, company_ids, public=False):
+        """Invalidate ``namespaces`` for ``company_ids`` (and the anonymous entries if ``public``)."""
+        companies = [*company_ids, *([PUBLIC_COMPANY] if public else [])]
+        keys = [company_generation_key(namespace, company) for namespace in namespaces for company in companies]
         if not self.write_or_defer(keys):
             raise CacheUnavailable("Redis is unreachable; the purge is queued in this process")
         for namespace in namespaces:

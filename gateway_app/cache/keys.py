@@ -1,9 +1,12 @@
 """Cache keys: who an entry belongs to, which request it answers, under which generations.
 
-An entry key embeds the generation tokens of its namespace (global, per company and,
-for per-user entries, per user). Invalidating means replacing a token, so every key
-built under the old token becomes unreachable at once, in every worker and instance,
-without finding or deleting the entries themselves.
+An entry key embeds the generation tokens of its namespace (per company and, for
+per-user entries, per user). Invalidating means replacing a token, so every key built
+under the old token becomes unreachable at once, in every worker and instance, without
+finding or deleting the entries themselves. A purge of every company replaces every
+company's token: no token is read by every company's requests, so none sits on one
+Redis Cluster node, and a request's tokens share its company's hash tag (one MGET on
+one node; docs/redis-keys.md).
 """
 import hashlib
 from dataclasses import dataclass, field
@@ -15,16 +18,12 @@ GENERATION_PREFIX = "gw:cache:gen"
 PUBLIC_COMPANY = "public"
 
 
-def global_generation_key(namespace):
-    return f"{GENERATION_PREFIX}:{namespace}"
-
-
 def company_generation_key(namespace, company):
-    return f"{GENERATION_PREFIX}:{namespace}:c{company}"
+    return f"{GENERATION_PREFIX}:{{c{company}}}:{namespace}"
 
 
 def user_generation_key(namespace, company, user):
-    return f"{GENERATION_PREFIX}:{namespace}:c{company}:{user}"
+    return f"{GENERATION_PREFIX}:{{c{company}}}:{namespace}:{user}"
 
 
 def user_scope_of_event(user_id):
@@ -38,12 +37,12 @@ class CacheScope:
     namespace: str
     company: str
     user: str | None = None
-    # the Redis keys of its generation tokens: global, company and (per-user entries) user
+    # the Redis keys of its generation tokens: company and (per-user entries) user
     generation_keys: tuple = field(init=False, compare=False, repr=False)
     owner: str = field(init=False, compare=False, repr=False)   # what entry keys start with
 
     def __post_init__(self):
-        keys = (global_generation_key(self.namespace), company_generation_key(self.namespace, self.company))
+        keys = (company_generation_key(self.namespace, self.company),)
         if self.user is not None:
             keys += (user_generation_key(self.namespace, self.company, self.user),)
         object.__setattr__(self, "generation_keys", keys)

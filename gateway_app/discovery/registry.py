@@ -92,7 +92,7 @@ class Registry:
         self.cached_lists = {}                                       # service -> (fetched_at, list)
 
     def key(self, service, what):
-        return f"{KEY_PREFIX}:{service}:{what}"
+        return f"{KEY_PREFIX}:{{{service}}}:{what}"   # one hash tag per service (docs/redis-keys.md)
 
     def knows(self, service):
         return service in self.versions

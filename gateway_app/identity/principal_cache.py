@@ -28,12 +28,14 @@ from .store import StoreUnavailable
 log = logging.getLogger("gateway.identity")
 
 
+# A principal's two versions share its company's hash tag with the company's cache
+# generations, so a request's shared read is one MGET on one Cluster node (docs/redis-keys.md).
 def _company_version_key(company_id):
-    return f"ver:c:{company_id}"
+    return f"ver:{{c{company_id}}}:c"
 
 
-def _user_version_key(user_id):
-    return f"ver:u:{user_id}"
+def _user_version_key(company_id, user_id):
+    return f"ver:{{c{company_id}}}:u:{user_id}"
 
 
 class LocalEntries:
@@ -75,7 +77,7 @@ class PrincipalCache:
         """(company version, user version) now, or None when the store is unreachable."""
         try:
             return tuple(self.store.mget([_company_version_key(company_id),
-                                          _user_version_key(user_id)]))
+                                          _user_version_key(company_id, user_id)]))
         except StoreUnavailable:
             return None
 
@@ -83,13 +85,13 @@ class PrincipalCache:
         """Every cached principal of this company becomes a miss (tier change, key revoked)."""
         self._bump(_company_version_key(company_id))
 
-    def bump_user(self, user_id):
+    def bump_user(self, company_id, user_id):
         """Every cached principal of this user becomes a miss (role, password, logout)."""
-        self._bump(_user_version_key(user_id))
+        self._bump(_user_version_key(company_id, user_id))
 
     def _bump(self, key):
         try:
-            self.store.incr(key)
+            self.store.incr(key, kept=True)
         except StoreUnavailable:
             log.warning("principal cache version bump failed; cached entries expire within %ss",
                         self.ttl)
@@ -113,7 +115,8 @@ class PrincipalCache:
             candidate, versions = found
             calls = ahead(candidate) if ahead is not None else ()
             current, answers = self.store.read_versions(
-                [_company_version_key(candidate.company_id), _user_version_key(candidate.user_id)], calls)
+                [_company_version_key(candidate.company_id),
+                 _user_version_key(candidate.company_id, candidate.user_id)], calls)
             if current != versions:
                 self.forget(credential_key)
         except StoreUnavailable:

@@ -45,14 +45,14 @@ class IdentityServices:
         if event.name == "company.tier_changed":
             self.company_changed(event.company_id)
 
-    def user_changed(self, user_id):
-        self.principals.bump_user(user_id)
+    def user_changed(self, company_id, user_id):
+        self.principals.bump_user(company_id, user_id)
 
     # -- access tokens -------------------------------------------------------------------
     def revoke_access_token(self, jti):
         """Deny a jti for the longest time a token can live; StoreUnavailable when the
         denylist cannot be written (the caller must not report the token revoked)."""
-        self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"])
+        self.store.set("revoked:" + jti, "1", self.config["access_token_ttl"], kept=True)
 
     def access_token_revoked(self, jti):
         try:

@@ -36,7 +36,7 @@ class SessionManager:
         csrf_token = secrets.token_urlsafe(32)
         record = {"user_id": user.id, "company_id": user.company_id,
                   "cv": user.credential_version, "csrf": csrf_token}
-        self.store.set("session:" + self.handle_of(session_id), json.dumps(record), self.ttl)
+        self.store.set("session:" + self.handle_of(session_id), json.dumps(record), self.ttl, kept=True)
         return self.signer.sign(session_id).decode(), csrf_token
 
     def load(self, cookie_value):
@@ -59,4 +59,4 @@ class SessionManager:
         return bool(presented) and hmac.compare_digest(record["csrf"].encode(), presented.encode())
 
     def destroy(self, handle):
-        self.store.delete("session:" + handle)
+        self.store.delete("session:" + handle, kept=True)

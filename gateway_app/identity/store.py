@@ -11,6 +11,7 @@ import time
 
 import redis
 
+from ..redis_store import write_kept
 
 PREFIX = "gw:identity:"
 SWEEP_EVERY = 1000
@@ -54,16 +55,30 @@ class RedisStore:
             raise StoreUnavailable(str(exc)) from exc
         return [value.decode() if value is not None else None for value in values], answers
 
-    def set(self, key, value, ttl, only_if_absent=False):
-        """True when stored (False: ``only_if_absent`` and the key existed)."""
+    def set(self, key, value, ttl, only_if_absent=False, kept=False):
+        """True when stored (False: ``only_if_absent`` and the key existed). ``kept``: the
+        write must outlive a failover (redis_store.write_kept; not with ``only_if_absent``)."""
+        if kept:
+            return bool(self._kept(lambda pipe: pipe.set(PREFIX + key, value, ex=max(1, int(ttl))))[0])
         return bool(self._call("set", PREFIX + key, value, ex=max(1, int(ttl)), nx=only_if_absent))
 
-    def delete(self, *keys):
-        if keys:
+    def delete(self, *keys, kept=False):
+        if keys and kept:
+            self._kept(lambda pipe: [pipe.delete(PREFIX + key) for key in keys])
+        elif keys:
             self._call("delete", *[PREFIX + key for key in keys])
 
-    def incr(self, key):
+    def incr(self, key, kept=False):
+        """The new value; ``kept``: outlives a failover (a repeated INCR only counts higher)."""
+        if kept:
+            return self._kept(lambda pipe: pipe.incr(PREFIX + key))[0]
         return self._call("incr", PREFIX + key)
+
+    def _kept(self, fill):
+        try:
+            return write_kept(self.client, fill)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
 
 class MemoryStore:
@@ -99,7 +114,7 @@ class MemoryStore:
         """``(mget(keys), [None, ...])``: Redis calls are not this store's to make."""
         return self.mget(keys), [None] * len(calls)
 
-    def set(self, key, value, ttl, only_if_absent=False):
+    def set(self, key, value, ttl, only_if_absent=False, kept=False):
         with self.lock:
             if only_if_absent and self._live(key) is not None:
                 return False
@@ -115,12 +130,12 @@ class MemoryStore:
         for key in [k for k, (_, expires) in self.data.items() if expires is not None and expires <= now]:
             del self.data[key]
 
-    def delete(self, *keys):
+    def delete(self, *keys, kept=False):
         with self.lock:
             for key in keys:
                 self.data.pop(key, None)
 
-    def incr(self, key):
+    def incr(self, key, kept=False):
         with self.lock:
             value = int(self._live(key) or 0) + 1
             self.data[key] = (str(value), None)

@@ -97,6 +97,8 @@ class RateLimitingStage(Stage):
             return None
         quota_set = self.policies.quota_set(ctx.client_ip, principal, ctx.service,
                                             ctx.route_policy.get("resource"))
+        if self.limiter.shared.spans_slots(quota_set.entries):   # a Cluster: one call per slot
+            return self.limiter.shared.in_parts, quota_set.entries
         return self.limiter.shared, quota_set.entries
 
     def spend_on_refusal(self, ctx, admin_token=None):
@@ -181,9 +183,10 @@ class RateLimitingStage(Stage):
             append_made_headers(response.headers, ctx.rate_limit_headers)
         return response
 
-    def reset(self, layer, subject):
-        """Forget ``subject``'s counts in ``layer``; returns the policy names cleared."""
-        quotas = self.policies.for_subject(layer, subject)
+    def reset(self, layer, subject, company_id=None):
+        """Forget ``subject``'s counts in ``layer``; returns the policy names cleared.
+        ``company_id``: whose user or API key ``subject`` is (user and endpoint layers)."""
+        quotas = self.policies.for_subject(layer, subject, company_id)
         if quotas and layer == "ip":   # an address's reset frees its wrong admin tokens' budget too
             quotas += self.policies.admin_refusals(subject).quotas
         self.limiter.reset(quotas)

@@ -1,7 +1,10 @@
 """Which quotas apply to a request: the seed's five layers read from gateway.yaml.
 
 A quota's storage key names its policy, window and subject but not its size, so a tier
-change applies the new size to the counts already made (the next request sees it).
+change applies the new size to the counts already made (the next request sees it). It
+starts with its owner's hash tag, the company for every layer an authenticated request
+spends but the address one, so that a request's company quotas are one script call on
+one Redis Cluster node, and companies spread over the slots (docs/redis-keys.md).
 """
 from functools import lru_cache
 from typing import NamedTuple
@@ -24,10 +27,11 @@ class Quota(NamedTuple):
     subject: str      # whose budget: an IP, "user:7", a company id, "user:7:billing", "3:bookings"
     limit: int
     window: int       # seconds
+    owner: str        # the hash tag: "ip:<address>" or "c<company id>"
 
     @property
     def key(self):
-        return f"gateway/{self.name}/{self.window}/{self.subject}"
+        return f"{{{self.owner}}}gateway/{self.name}/{self.window}/{self.subject}"
 
     def storage_entry(self):
         return self.key, self.limit, self.window
@@ -80,7 +84,8 @@ class LayerPolicies:
         # otherwise limited, and an address's ordinary traffic must not lock it out)
         amount, window = _rate(section["admin_refusals"])
         self.admin_refusals = lru_cache(maxsize=QUOTA_SETS)(lambda address: QuotaSet.of(
-            [Quota("ip", "admin_refusals", f"admin:{address or 'unknown'}", amount, window)]))
+            [Quota("ip", "admin_refusals", f"admin:{address or 'unknown'}", amount, window,
+                   address_owner(address))]))
 
     def multiplier(self, tier):
         return self.tiers.get(tier, self.tiers["free"])
@@ -91,33 +96,49 @@ class LayerPolicies:
                               ctx.route_policy.get("resource"))
 
     def quotas_for(self, client_ip, principal, service, resource):
-        quotas = [Quota("ip", name, client_ip or "unknown", amount, window)
+        owner = address_owner(client_ip)
+        quotas = [Quota("ip", name, client_ip or "unknown", amount, window, owner)
                   for name, amount, window in self.fixed["ip"]]
         if principal is None:
             return quotas
         scale = self.multiplier(principal.tier)
-        quotas += [Quota("user", name, principal.rate_key, amount, window)
+        owner = company_owner(principal.company_id)
+        quotas += [Quota("user", name, principal.rate_key, amount, window, owner)
                    for name, amount, window in self.fixed["user"]]
-        quotas += [Quota("company", name, str(principal.company_id), amount * scale, window)
+        quotas += [Quota("company", name, str(principal.company_id), amount * scale, window, owner)
                    for name, amount, window in self.fixed["company"]]
         if service in self.services:
             amount, window = self.services[service]
             quotas.append(Quota("endpoint", "endpoint", f"{principal.rate_key}:{service}",
-                                amount * scale, window))
+                                amount * scale, window, owner))
         if resource in self.resources:
             amount, window = self.resources[resource]
             quotas.append(Quota("resource", "resource", f"{principal.company_id}:{resource}",
-                                amount * scale, window))
+                                amount * scale, window, owner))
         return quotas
 
-    def for_subject(self, layer, subject):
-        """Every quota of ``layer`` kept for ``subject`` (admin reset); [] if none can exist."""
+    def for_subject(self, layer, subject, company_id=None):
+        """Every quota of ``layer`` kept for ``subject`` (admin reset); [] if none can exist.
+        ``company_id``: the company ``subject`` belongs to (layers but ip and company)."""
+        if layer == "company":
+            company_id = subject
+        elif layer == "resource":
+            company_id = subject.rpartition(":")[0]
+        owner = address_owner(subject) if layer == "ip" else company_owner(company_id)
         if layer in self.fixed:
-            return [Quota(layer, name, subject, amount, window)
+            return [Quota(layer, name, subject, amount, window, owner)
                     for name, amount, window in self.fixed[layer]]
         table = self.services if layer == "endpoint" else self.resources if layer == "resource" else {}
         _owner, _, kind = subject.rpartition(":")
         if not _owner or kind not in table:
             return []
         amount, window = table[kind]
-        return [Quota(layer, layer, subject, amount, window)]
+        return [Quota(layer, layer, subject, amount, window, owner)]
+
+
+def address_owner(address):
+    return f"ip:{address or 'unknown'}"
+
+
+def company_owner(company_id):
+    return f"c{company_id}"

@@ -12,7 +12,7 @@ from ..audit import audit
 from ..cache import CacheUnavailable
 from ..db import Session, utcnow
 from ..extensions import gateway_state
-from ..models import Company, OutboxMessage
+from ..models import ApiKey, Company, OutboxMessage, User
 from ..ratelimit import LAYERS
 
 RETRY_BATCH = 500   # dead messages retried by one action: bounded, as the update is one statement
@@ -74,7 +74,10 @@ def purge_cache(namespace, pattern, company_id, via):
     # the audit row names the company: one that does not exist is refused, not a 500
     if company_id is not None and Session.get(Company, company_id) is None:
         raise OperationRefused(404, f"No company with id {company_id}.")
-    caching_stage().invalidator.purge(namespaces, company_id)
+    if company_id is None:   # every company's tokens: there is no global one (cache/keys.py)
+        caching_stage().invalidator.purge(namespaces, Session.scalars(select(Company.id)).all(), public=True)
+    else:
+        caching_stage().invalidator.purge(namespaces, [company_id])
     audit(Session, "admin.cache.purged", "cache", namespace or pattern or "*",
           company_id=company_id, namespaces=namespaces, via=via)
     Session.commit()
@@ -86,13 +89,26 @@ def reset_rate_limit(layer, key, via):
     """Forget ``key``'s counts in ``layer``; audited. Returns the policy names cleared."""
     if layer not in LAYERS:
         raise OperationRefused(404, f"Unknown rate-limit layer {layer!r}; expected one of {', '.join(LAYERS)}.")
-    cleared = gateway_state().pipeline.stage("rate_limiting").reset(layer, key)
+    cleared = gateway_state().pipeline.stage("rate_limiting").reset(layer, key, principal_company(layer, key))
     if not cleared:
         raise OperationRefused(404, f"{key!r} is not a key of the {layer} layer.")
     audit(Session, "admin.rate_limit.reset", "rate_limit", f"{layer}:{key}"[:100],
           layer=layer, key=key, cleared=cleared, via=via)
     Session.commit()
     return cleared
+
+
+def principal_company(layer, key):
+    """The company of the user or API key a user- or endpoint-layer key names (its counts
+    are kept under the company's hash tag), or None."""
+    if layer not in ("user", "endpoint"):
+        return None
+    kind, _, rest = key.partition(":")
+    number = rest.partition(":")[0]
+    model = {"user": User, "key": ApiKey}.get(kind)
+    if model is None or not number.isdigit():
+        return None
+    return Session.scalar(select(model.company_id).where(model.id == int(number)))
 
 
 # -- outbox ------------------------------------------------------------------------------------

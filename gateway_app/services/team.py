@@ -56,9 +56,9 @@ def ensure_another_owner(member):
         raise LastOwner()
 
 
-def member_changed(member_id):
+def member_changed(company_id, member_id):
     """The member's cached principal is stale in every worker from now on."""
-    gateway_state().identity.user_changed(member_id)
+    gateway_state().identity.user_changed(company_id, member_id)
 
 
 def invite(actor, email, name, role):
@@ -95,13 +95,13 @@ def change_role(actor, member, new_role):
     member.role = new_role
     emit(Session, "settings.changed", member.company_id, user_id=actor.user_id)
     Session.commit()
-    member_changed(member.id)
+    member_changed(member.company_id, member.id)
     return member
 
 
 def remove(actor, member):
     """Delete ``member``; their tokens and sessions stop working at once."""
-    member_id = member.id
+    company_id, member_id = member.company_id, member.id
     if member.role == "owner":
         require_owner_for(actor, "remove an owner")
         ensure_another_owner(member)
@@ -109,7 +109,7 @@ def remove(actor, member):
     emit(Session, "settings.changed", member.company_id, user_id=actor.user_id)
     Session.delete(member)
     Session.commit()
-    member_changed(member_id)
+    member_changed(company_id, member_id)
 
 
 USERS = User.__table__.c
