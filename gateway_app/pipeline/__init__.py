@@ -35,6 +35,8 @@ def build_stages(app, policy, state):
                                       state.round_trips)
     caching = CachingStage(app, policy["caching"], state.redis, state.reads)
     fallback = Fallback(caching.stale_response)
+    service_discovery = ServiceDiscoveryStage(policy["service_discovery"], state.redis, state.breakers,
+                                              fallback, state.reads, app.config.get("WORKER_CONNECTIONS", 200))
     return [
         # first in, so that its ``after`` runs last: it counts and logs the response the
         # client gets (a 304 made by caching, the time of an L2 write included)
@@ -45,18 +47,18 @@ def build_stages(app, policy, state):
         TransformStage(policy["transform"]),                                 # request/response shaping
         CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
         # confirming a cached principal is one Redis round trip, which carries rate
-        # limiting's quotas and caching's generation tokens (Stage.call_ahead); a refusal
+        # limiting's quotas, caching's generation tokens and, for a remote service, the
+        # versions of its registry entry and breaker (Stage.call_ahead); a refusal
         # (401) spends the address's ip quotas
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            ahead_of=(rate_limiting, caching),
+                            ahead_of=(rate_limiting, caching, service_discovery),
                             on_refusal=rate_limiting.spend_on_refusal,
                             refusals_left=rate_limiting.refuse_when_refusals_exhausted),
         AuthorizationStage(),                                                # 2. may they do this
         rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2
         CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
-        ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
-                              state.breakers, fallback),
+        service_discovery,                                                   # 6. local or remote
     ]
 
 
