@@ -5,8 +5,10 @@ speed, L2 so a worker that has not seen the request yet still hits); a namespace
 ``l2`` (larger, longer-lived data) is kept in Redis only. Stale copies (no generation in
 their key) live in L2 for ``stale_ttl``.
 """
+import threading
 import time
 
+from cachetools import LRUCache
 from cachelib.serializers import BaseSerializer
 from flask_caching import Cache
 from flask_caching.backends import SimpleCache
@@ -60,6 +62,9 @@ class TieredCache:
             self.l2 = flask_cache_backend(app, {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": threshold})
             self.generations = LocalGenerations()
         self.guard = RedisGuard(config["redis_retry_after_ms"], metrics)
+        # entry key -> (ETag, when) of what this worker last stored under it
+        self.written = LRUCache(maxsize=config["l1"]["max_entries"])
+        self.written_lock = threading.Lock()   # cachetools' caches are not thread-safe
 
     def tier_of(self, namespace):
         return self.namespaces[namespace]["tier"]
@@ -114,11 +119,25 @@ class TieredCache:
                 self.l1.set(key, stored, timeout=remaining)
         return stored, "L2"
 
-    def put(self, namespace, key, stale_key, stored):
+    def put(self, namespace, key, stale_key, stored, unless_unchanged=False):
+        """Store ``stored`` under ``key`` (and as the last good copy under ``stale_key``).
+        ``unless_unchanged``: skip it when this worker stored the same body under the
+        same key less than half its TTL ago (a no-cache refresh that found nothing new:
+        every such request would otherwise write the same bytes again)."""
         ttl = self.ttl_of(namespace)
+        now = time.monotonic()
+        if unless_unchanged and not stale_key:
+            with self.written_lock:
+                written = self.written.get(key)
+            if written is not None and written[0] == stored[3] and now - written[1] < ttl / 2:
+                return
         if self.tier_of(namespace) == "l1":
             self.l1.set(key, stored, timeout=ttl)
-        if self.redis_call("set", self.l2.set, key, stored, ttl) is not MISSING and stale_key:
+        if self.redis_call("set", self.l2.set, key, stored, ttl) is MISSING:
+            return
+        with self.written_lock:
+            self.written[key] = (stored[3], now)
+        if stale_key:
             self.redis_call("set-stale", self.l2.set, stale_key, stored, self.stale_ttl)
 
     def stale(self, stale_key):
