@@ -10,7 +10,7 @@ import yaml
 
 from gateway_app.migrate import upgrade
 from gateway_app.policy import DEFAULT_PATH
-from tests.support.servers import Gunicorn
+from tests.support.servers import Gunicorn, PrivateRedis
 from tests.support.upstream_app import BLOCK, pattern_of
 
 SIZE = 200 * 1024 * 1024
@@ -67,9 +67,10 @@ def pattern_digest(size):
 
 
 @pytest.fixture(scope="module")
-def proxied(tmp_path_factory, redis_url):
-    """A gateway (1 worker) whose analytics service is remote on one instance."""
+def proxied(tmp_path_factory):
+    """A gateway (1 worker, its own Redis) whose analytics service is remote on one instance."""
     tmp_path = tmp_path_factory.mktemp("streaming")
+    store = PrivateRedis().start()
     instance = Gunicorn({}, workers=1, app_uri="tests.support.upstream_app:app").start()
     with open(DEFAULT_PATH, encoding="utf-8") as handle:
         policy = yaml.safe_load(handle)
@@ -79,7 +80,7 @@ def proxied(tmp_path_factory, redis_url):
     policy_path.write_text(yaml.safe_dump(policy))
     database = f"sqlite:///{tmp_path}/streaming.db"
     upgrade(database)
-    gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": redis_url, "GATEWAY_CONFIG": str(policy_path),
+    gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_CONFIG": str(policy_path),
                         "SECRET_KEY": "streaming-test-secret-0123456789abcdef"}, workers=1).start()
     http = requests.Session()
     try:
@@ -93,13 +94,14 @@ def proxied(tmp_path_factory, redis_url):
         http.close()
         gateway.stop()
         instance.stop()
+        store.cleanup()
 
 
 @pytest.mark.gunicorn
 def test_a_200_mb_download_and_upload_stream_through_one_worker(proxied):
     gateway, http = proxied
     warm = http.get(gateway.url + "/api/v1/analytics/download", params={"bytes": MB}, timeout=30)
-    assert warm.status_code == 200 and len(warm.content) == MB
+    assert warm.status_code == 200 and len(warm.content) == MB, warm.text[:300]
     worker = worker_of(gateway)
     before = peak_rss(worker)
 

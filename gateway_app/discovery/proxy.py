@@ -5,19 +5,18 @@ credential: the client's Authorization, X-API-Key and Cookie never leave the
 gateway; the instance receives who the caller is in X-Gateway-* headers instead
 (any X-Gateway-* header the client sent is dropped first, so it cannot be spoofed).
 
-Calls go through urllib3 connection pools (one per instance, kept by the worker and
-sized to its concurrency), so steady load opens no new connections. Bodies are never
-held whole: the request body is read from the client as it is sent on, and an answer
-is relayed in blocks unless it is small enough to keep (``UpstreamPools.buffer_bytes``),
-which is what lets the caching stage store it. Bodies pass as they are (no decoding),
-so their Content-Length and Content-Encoding still describe them.
+Calls go over kept connections (discovery/upstream.py: one pool per instance, kept by
+the worker and sized to its concurrency), so steady load opens no new connections.
+Bodies are never held whole: the request body is read from the client as it is sent
+on, and an answer is relayed in blocks unless it is small enough to keep
+(``UpstreamPools.buffer_bytes``), which is what lets the caching stage store it. Bodies
+pass as they are (no decoding), so their Content-Length and Content-Encoding still
+describe them.
 """
 from dataclasses import dataclass
 
-import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError
-
 from .signing import signature
+from .upstream import BLOCK, ConnectFailed, ExchangeFailed, InstancePool
 
 # RFC 9110 section 7.6.1 connection-specific fields (plus the older Proxy-Connection and
 # Keep-Alive); each message's Connection header may name more
@@ -36,7 +35,6 @@ IDENTITY_PREFIX = "x-gateway-"
 SET_BY_THE_GATEWAY = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via", "x-request-id"}
 # RFC 9110 section 9.2.2: a request that may be sent again without a different effect
 IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
-BLOCK = 64 * 1024
 NO_BODY_STATUSES = (204, 304)
 
 
@@ -78,8 +76,7 @@ class OutboundRequest:
 
 
 def connection_listed(headers):
-    """Headers named in Connection are hop-by-hop for this message too (werkzeug's and
-    urllib3's header maps both have ``getlist``)."""
+    """Headers named in Connection are hop-by-hop for this message too."""
     return {name.strip().lower() for value in headers.getlist("Connection")
             for name in value.split(",") if name.strip()}
 
@@ -124,95 +121,137 @@ def outbound_request(request, ctx, signing_secret=None):
                            chunked=chunked and not sized)
 
 
+class Answer:
+    """An instance's answer whose body is still on its connection."""
+
+    def __init__(self, pool, connection, status, headers, method):
+        self.pool = pool
+        self.connection = connection
+        self.status = status
+        self.headers = headers
+        self.method = method
+
+    @property
+    def length(self):
+        """The body's length as the instance declared it, else None."""
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                return int(value) if value.isdigit() else None
+        return None
+
+    @property
+    def has_body(self):
+        return not (self.method == "HEAD" or self.status in NO_BODY_STATUSES)
+
+    def blocks(self):
+        """The body as it comes; the connection goes back to the pool once it is all read,
+        and is closed if the reader stops first (its rest would be unread)."""
+        finished = False
+        try:
+            yield from self.connection.receive_blocks()
+            finished = True
+        finally:
+            if finished:
+                self.pool.put_back(self.connection)
+            else:
+                self.connection.close()
+
+    def discard(self):
+        self.connection.close()
+
+
 class UpstreamPools:
-    """The worker's connection pools to the instances, one per instance, each holding up to
-    ``size`` idle connections (the worker's concurrency), so that steady load reuses them."""
+    """The worker's kept connections to the instances, a pool per instance, each keeping up
+    to ``size`` idle connections (the worker's concurrency)."""
 
     def __init__(self, size, connect_timeout, read_timeout, buffer_bytes):
         self.size = size
-        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.buffer_bytes = buffer_bytes
         self.pools = {}
 
     def pool_for(self, instance):
         pool = self.pools.get(instance.url)
         if pool is None:
-            # block=False: past ``size`` a call still gets a connection, closed after use
-            pool = self.pools[instance.url] = urllib3.connection_from_url(
-                instance.url, maxsize=self.size, block=False, retries=False, timeout=self.timeout)
+            pool = self.pools[instance.url] = InstancePool(instance, self.size, self.connect_timeout,
+                                                           self.read_timeout)
         return pool
 
-    def forget(self, keep_urls):
-        """Close the pools of instances no longer registered."""
-        for url in [url for url in self.pools if url not in keep_urls]:
-            self.pools.pop(url).close()
-
     def send(self, instance, outbound):
-        """The instance's answer, its body not yet read; raises UpstreamFailure.
+        """The instance's answer (head read, body not yet); raises UpstreamFailure.
 
         A 5xx counts as a failure (the instance is broken); a 4xx is the service's
-        answer to this request and is passed through.
+        answer to this request and is passed through. A kept connection the instance
+        had closed is replaced once, when nothing of the client's body was read yet.
         """
+        pool = self.pool_for(instance)
+        while True:
+            try:
+                connection = pool.connection()
+            except ConnectFailed as exc:
+                raise UpstreamFailure(instance, f"connect failed: {exc}", connect=True) from exc
+            try:
+                status, headers = self.exchange(pool, connection, outbound)
+                break
+            except ExchangeFailed as exc:
+                connection.close()
+                if connection.reused and exc.before_answer and outbound.body is None:
+                    continue
+                raise UpstreamFailure(instance, str(exc)) from exc
+            except BaseException:   # the client went away mid-body, or the greenlet was killed
+                connection.close()
+                raise
+        answer = Answer(pool, connection, status, headers, outbound.method)
+        if status >= 500:
+            answer.discard()
+            raise UpstreamFailure(instance, f"answered {status}")
+        return answer
+
+    @staticmethod
+    def exchange(pool, connection, outbound):
+        headers = [("Host", pool.host_header), *outbound.headers.items()]
         if outbound.chunked:
-            body = iter(lambda: outbound.body.read(BLOCK), b"")
-        else:
-            body = outbound.body
-        try:
-            upstream = self.pool_for(instance).urlopen(
-                outbound.method, outbound.path_and_query, body=body, headers=outbound.headers,
-                retries=False, redirect=False, assert_same_host=False, preload_content=False,
-                decode_content=False, release_conn=False, chunked=outbound.chunked)
-        except ConnectTimeoutError as exc:   # refused, unreachable, or no answer to connect
-            raise UpstreamFailure(instance, f"connect failed: {exc.__class__.__name__}", connect=True) from exc
-        except (HTTPError, OSError) as exc:
-            raise UpstreamFailure(instance, exc.__class__.__name__) from exc
-        if upstream.status >= 500:
-            upstream.release_conn() if upstream.length_remaining == 0 else upstream.drain_conn()
-            raise UpstreamFailure(instance, f"answered {upstream.status}")
-        return upstream
+            headers.append(("Transfer-Encoding", "chunked"))
+        connection.send_head(outbound.method, outbound.path_and_query, headers)
+        body = outbound.body
+        connection.send_body(iter(lambda: body.read(BLOCK), b"") if body is not None else ())
+        return connection.receive_head()
 
 
-def returned_headers(upstream):
-    dropped = NOT_RETURNED | connection_listed(upstream.headers)
-    return [(name, value) for name, value in upstream.headers.items()
+def returned_headers(answer):
+    headers = answer.headers
+    listed = {name.strip().lower() for header, value in headers if header.lower() == "connection"
+              for name in value.split(",") if name.strip()}
+    dropped = NOT_RETURNED | listed
+    return [(name, value) for name, value in headers
             if name.lower() not in dropped and not name.lower().startswith(NOT_RETURNED_PREFIX)]
 
 
-def to_flask_response(response_class, upstream, instance, method, buffer_bytes, on_bytes):
+def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
     """The client's response: kept whole when small and sized (so it may be cached),
     otherwise relayed block by block as the instance sends it (never cached)."""
-    headers = returned_headers(upstream)
+    headers = returned_headers(answer)
     headers.append(("X-Gateway-Instance", instance.id))
-    if method == "HEAD" or upstream.status in NO_BODY_STATUSES:
-        upstream.release_conn() if upstream.length_remaining in (0, None) else upstream.drain_conn()
-        response = response_class(status=upstream.status, headers=headers)
+    if not answer.has_body:
+        for _block in answer.blocks():   # none: the connection goes back to the pool
+            pass
+        response = response_class(status=answer.status, headers=headers)
         response.response = []    # no body, and the instance's Content-Length kept as it said
         return response
-    length = upstream.length_remaining
+    length = answer.length
     if length is not None and length <= buffer_bytes:
         try:
-            body = upstream.read()
-        except (HTTPError, OSError) as exc:
-            upstream.close()
-            raise UpstreamFailure(instance, f"body: {exc.__class__.__name__}") from exc
-        upstream.release_conn()
+            body = b"".join(answer.blocks())
+        except ExchangeFailed as exc:
+            raise UpstreamFailure(instance, f"body: {exc}") from exc
         on_bytes(len(body))
-        return response_class(body, status=upstream.status, headers=headers)
-    return response_class(relay(upstream, on_bytes), status=upstream.status, headers=headers,
+        return response_class(body, status=answer.status, headers=headers)
+    return response_class(relay(answer, on_bytes), status=answer.status, headers=headers,
                           direct_passthrough=True)
 
 
-def relay(upstream, on_bytes):
-    """The instance's body in blocks; the connection goes back to the pool once it is all
-    read, and is closed when the client goes away first (its rest would be unread)."""
-    finished = False
-    try:
-        for block in upstream.stream(BLOCK, decode_content=False):
-            on_bytes(len(block))
-            yield block
-        finished = True
-    finally:
-        if finished:
-            upstream.release_conn()
-        else:
-            upstream.close()
+def relay(answer, on_bytes):
+    for block in answer.blocks():
+        on_bytes(len(block))
+        yield block

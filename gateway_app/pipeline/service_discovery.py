@@ -180,8 +180,7 @@ class ServiceDiscoveryStage(Stage):
             return self.fallback.answer(ctx, request, service, wait, "its circuit breaker is open")
         outbound = outbound_request(request, ctx, self.signing_secrets.get(service))
         try:
-            return breaker.call(self.first_answer, service, self.routable(service, view), outbound,
-                                request.method)
+            return breaker.call(self.first_answer, service, self.routable(service, view), outbound)
         except NoInstanceAnswered as exc:
             current_app.logger.warning("service %s: no instance answered (%s)", service, exc)
             return self.fallback.answer(ctx, request, service, self.health_interval,
@@ -190,7 +189,7 @@ class ServiceDiscoveryStage(Stage):
             return self.fallback.answer(ctx, request, service, breaker.retry_after() or 1,
                                         "its circuit breaker is open")
 
-    def first_answer(self, service, view, outbound, method):
+    def first_answer(self, service, view, outbound):
         """The answer of the instance whose turn it is. An idempotent request (without a
         body) goes on to the next instance when the connection could not be made; any
         other failure ends the request."""
@@ -200,7 +199,11 @@ class ServiceDiscoveryStage(Stage):
         for instance in self.rotation.order(service, view):
             started = time.perf_counter()
             try:
-                upstream = self.pools.send(instance, outbound)
+                answer = self.pools.send(instance, outbound)
+                self.metrics.answered(service, instance.id, answer.status, time.perf_counter() - started)
+                response = to_flask_response(current_app.response_class, answer, instance,
+                                             self.pools.buffer_bytes,
+                                             self.metrics.counter_of_bytes(service, "received"))
             except UpstreamFailure as failure:
                 self.metrics.answered(service, instance.id, outcome_of(failure))
                 self.failed(service, instance, failure)
@@ -208,11 +211,8 @@ class ServiceDiscoveryStage(Stage):
                 if failure.connect and outbound.may_retry:
                     continue
                 break
-            self.metrics.answered(service, instance.id, upstream.status, time.perf_counter() - started)
             self.failure_streaks.pop((service, instance.id), None)
-            return to_flask_response(current_app.response_class, upstream, instance, method,
-                                     self.pools.buffer_bytes,
-                                     self.metrics.counter_of_bytes(service, "received"))
+            return response
         raise NoInstanceAnswered(failures)
 
     def failed(self, service, instance, failure):
