@@ -538,3 +538,72 @@ def test_a_signing_secret_may_come_from_the_environment(monkeypatch):
         validate_policy(raw)
     monkeypatch.setenv("ANALYTICS_SIGNING_SECRET", SIGNING_SECRET)
     assert validate_policy(raw)["service_discovery"]["services"]["analytics"]["signing_secret"] == SIGNING_SECRET
+
+
+def test_a_new_instance_takes_traffic_only_once_its_check_passed(client, tenant, instances):
+    a, b = instances("A"), instances("B")
+    register(client, a.url)
+    b.health_status = 503
+    entry = client.post("/gateway/admin/registry/analytics/instances", json={"url": b.url},
+                        headers=ADMIN).get_json()
+    assert b.health_hits == 1                               # checked at once, as registered
+    assert entry["healthy"] is False and "503" in entry["detail"]
+    assert served_by(tenant, 4) == ["A"] * 4
+    b.health_status = 200
+    client.post("/gateway/admin/registry/analytics/health-check", headers=ADMIN)
+    assert set(served_by(tenant, 4)) == {"A", "B"}
+
+
+def test_a_deleted_instance_gets_no_more_traffic_from_any_worker(tmp_path, redis_url, redis_client, instances):
+    """Two apps on one Redis are two workers: one deletes, the other's very next request
+    already leaves the instance out (its copy is read again when the version moved)."""
+    a, b = instances("A"), instances("B")
+    first = build_app(f"sqlite:///{tmp_path}/deleted.db", redis_url)
+    second = build_app(f"sqlite:///{tmp_path}/deleted.db", redis_url)
+    try:
+        admin = first.test_client()
+        with first.app_context():
+            tenant = sign_up(admin)
+        register(admin, a.url)
+        b_entry = register(admin, b.url)
+        other = second.test_client()
+        headers = {**tenant.headers, "Cache-Control": "no-cache"}
+        with second.app_context():
+            seen = {other.get(SERVICE_PATH, headers=headers).get_json()["instance"] for _ in range(4)}
+        assert seen == {"A", "B"}
+        assert admin.delete(f"/gateway/admin/registry/analytics/instances/{b_entry['id']}",
+                            headers=ADMIN).status_code == 204
+        hits = b.answer_hits
+        with second.app_context():
+            after = [other.get(SERVICE_PATH, headers=headers).get_json()["instance"] for _ in range(4)]
+        assert after == ["A"] * 4 and b.answer_hits == hits
+    finally:
+        for app in (first, second):
+            stop_monitor(app)
+            app.extensions["gateway_engine"].dispose()
+
+
+def test_a_breaker_opened_in_one_worker_refuses_in_another_at_once(tmp_path, redis_url, redis_client, instances):
+    a = instances("A")
+    first = build_app(f"sqlite:///{tmp_path}/opened.db", redis_url)
+    second = build_app(f"sqlite:///{tmp_path}/opened.db", redis_url)
+    try:
+        admin = first.test_client()
+        with first.app_context():
+            tenant = sign_up(admin)
+        register(admin, a.url)
+        other = second.test_client()
+        headers = {**tenant.headers, "Cache-Control": "no-cache"}
+        with second.app_context():
+            assert other.get(SERVICE_PATH, headers=headers).status_code == 200   # closed, as it copied it
+        assert admin.post("/gateway/admin/breakers/analytics", json={"state": "open"},
+                          headers=ADMIN).status_code == 200
+        hits = a.answer_hits
+        with second.app_context():
+            refused = other.get(SERVICE_PATH, headers=headers)
+        assert refused.status_code == 503 and "circuit breaker is open" in refused.get_json()["detail"]
+        assert a.answer_hits == hits
+    finally:
+        for app in (first, second):
+            stop_monitor(app)
+            app.extensions["gateway_engine"].dispose()

@@ -1,0 +1,207 @@
+"""The proxy as RFC 9110 says an intermediary behaves: hop-by-hop headers both ways,
+X-Forwarded-* and Via, answers without bodies (1xx, 204, 304, HEAD), and the configured
+timeouts. The instance is tests/support/upstream_app.py under gunicorn; where an
+instance must write what a WSGI server refuses to (hop-by-hop headers, a 103), it is a
+socket server of the test's own."""
+import socket
+import threading
+import time
+
+import pytest
+
+from gateway_app.policy import load_policy
+from tests.conftest import build_app, sign_up
+from tests.support.servers import Gunicorn
+
+ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = Gunicorn({}, workers=1, app_uri="tests.support.upstream_app:app").start()
+    yield server
+    server.stop()
+
+
+def register(client, url):
+    response = client.post("/gateway/admin/registry/analytics/instances", json={"url": url}, headers=ADMIN)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["healthy"] is True
+    return response.get_json()
+
+
+def stop_monitor(app):
+    app.extensions["gateway"].pipeline.stage("service_discovery").monitor.stop()
+
+
+@pytest.fixture
+def timed_app(tmp_path, redis_url, redis_client):
+    """The gateway with short proxy timeouts."""
+    policy = load_policy()
+    policy["service_discovery"]["proxy"].update(connect_timeout=0.3, read_timeout=0.5)
+    app = build_app(f"sqlite:///{tmp_path}/timeouts.db", redis_url, GATEWAY_POLICY=policy)
+    yield app
+    stop_monitor(app)
+    app.extensions["gateway_engine"].dispose()
+
+
+@pytest.fixture
+def proxied(app, client, tenant, upstream):
+    register(client, upstream.url)
+    yield tenant
+    stop_monitor(app)
+
+
+def test_hop_by_hop_request_headers_stay_and_forwarding_headers_are_set(proxied):
+    response = proxied.client.get("/api/v1/analytics/echo", headers={
+        **proxied.headers, "Connection": "keep-alive, X-Private", "X-Private": "secret",
+        "Keep-Alive": "timeout=5", "TE": "trailers", "Upgrade": "h2c", "Proxy-Authorization": "Basic eA==",
+        "X-Forwarded-For": "203.0.113.9", "Via": "1.1 edge", "X-Custom": "kept"},
+        environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert response.status_code == 200, response.get_json()
+    received = {name.lower(): value for name, value in response.get_json()["headers"].items()}
+    for hop in ("connection", "x-private", "keep-alive", "te", "upgrade", "proxy-authorization",
+                "authorization"):
+        assert hop not in received, hop
+    assert received["x-custom"] == "kept"
+    assert received["x-forwarded-for"] == "203.0.113.9, 198.51.100.7"
+    assert received["x-forwarded-proto"] == "http"
+    assert received["x-forwarded-host"] == "localhost"
+    assert received["via"] == "1.1 edge, 1.1 gateway"
+    # the instance's own headers come back
+    assert response.headers["X-Upstream"] == "yes" and response.headers["Content-Language"] == "en"
+
+
+def test_204_304_and_head_answer_without_a_body(proxied):
+    no_content = proxied.post("/api/v1/analytics/status/204", json={})
+    assert no_content.status_code == 204 and no_content.data == b""
+    not_modified = proxied.get("/api/v1/analytics/status/304", headers={"If-None-Match": '"v1"'})
+    assert not_modified.status_code == 304 and not_modified.data == b""
+    assert not_modified.headers["ETag"] == '"v1"'
+    head = proxied.client.head("/api/v1/analytics/download?bytes=5000", headers=proxied.headers)
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == "5000"
+    # the connection stays usable after answers without bodies
+    assert proxied.get("/api/v1/analytics/download?bytes=7", headers={"Cache-Control": "no-cache"}).data \
+        == bytes(range(7))
+
+
+def test_a_client_error_of_the_instance_is_its_answer(proxied):
+    answered = proxied.post("/api/v1/analytics/status/404", json={})
+    assert answered.status_code == 404 and answered.get_json() == {"status": 404}
+
+
+class RawInstance:
+    """An instance writing its answers on the socket itself: ``/health`` is 200, anything
+    else gets ``answer`` (bytes) and the connection is closed."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    block = connection.recv(65536)
+                    if not block:
+                        break
+                    head += block
+                if head.startswith(b"GET /health "):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                else:
+                    connection.sendall(self.answer)
+
+    def close(self):
+        self.listener.close()
+
+
+def test_hop_by_hop_answer_headers_are_dropped_and_interim_answers_skipped(app, client, tenant):
+    instance = RawInstance(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n"
+        b"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Kept: yes\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 5\r\n\r\nfinal")
+    try:
+        register(client, instance.url)
+        response = tenant.get("/api/v1/analytics/raw", headers={"Cache-Control": "no-cache"})
+        assert response.status_code == 200 and response.data == b"final"
+        assert response.headers["X-Kept"] == "yes"
+        for hop in ("Connection", "X-Secret", "Keep-Alive", "Proxy-Authenticate", "Upgrade", "Link"):
+            assert hop not in response.headers, hop
+    finally:
+        instance.close()
+        stop_monitor(app)
+
+
+def upstream_outcomes(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    return [line for line in text.splitlines() if line.startswith("gateway_upstream_requests_total{")]
+
+
+def test_a_slow_instance_meets_the_read_timeout(timed_app, upstream):
+    client = timed_app.test_client()
+    tenant = sign_up(client)
+    register(client, upstream.url)
+    started = time.monotonic()
+    response = tenant.get("/api/v1/analytics/slow?seconds=3", headers={"Cache-Control": "no-cache"})
+    assert response.status_code == 503 and response.get_json()["service"] == "analytics"
+    assert time.monotonic() - started < 2.5     # proxy.read_timeout is 0.5 s
+    assert any('status="timeout"' in line for line in upstream_outcomes(client))
+
+
+class FullBacklog:
+    """A listener that answered its health check, then stops accepting with its accept queue
+    full: a new connection then gets no answer at all (its SYN is dropped)."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.fillers = []
+
+    def answer_health_once(self):
+        def serve():
+            connection, _ = self.listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        threading.Thread(target=serve, daemon=True).start()
+
+    def fill(self):
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(self.listener.getsockname())
+            self.fillers.append(filler)
+        time.sleep(0.1)
+
+    def close(self):
+        for sock in [*self.fillers, self.listener]:
+            sock.close()
+
+
+def test_an_unreachable_instance_meets_the_connect_timeout(timed_app):
+    client = timed_app.test_client()
+    tenant = sign_up(client)
+    instance = FullBacklog()
+    try:
+        instance.answer_health_once()
+        register(client, instance.url)
+        instance.fill()
+        started = time.monotonic()
+        response = tenant.get("/api/v1/analytics/kpis", headers={"Cache-Control": "no-cache"})
+        assert response.status_code == 503
+        assert time.monotonic() - started < 2.5    # proxy.connect_timeout is 0.3 s
+        assert any('status="connect-failed"' in line for line in upstream_outcomes(client))
+    finally:
+        instance.close()
+        stop_monitor(timed_app)
