@@ -11,6 +11,7 @@ import pytest
 
 from gateway_app.policy import load_policy
 from tests.conftest import build_app, sign_up
+from tests.support.redis_monitor import redis_commands
 from tests.support.servers import Gunicorn
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
@@ -205,3 +206,23 @@ def test_an_unreachable_instance_meets_the_connect_timeout(timed_app):
     finally:
         instance.close()
         stop_monitor(timed_app)
+
+
+def test_a_proxied_request_makes_one_round_trip_and_reuses_its_connection(proxied, redis_url):
+    key = proxied.post("/api/v1/settings/api-keys", json={"name": "k", "scopes": ["read"]}).get_json()["key"]
+    headers = {"X-API-Key": key, "Cache-Control": "no-cache"}
+    path = "/api/v1/analytics/kpis?bytes=64"    # the same answer every time
+    for _ in range(3):   # the principal cached, the instance's connection kept, the answer stored
+        proxied.client.get(path, headers=headers)
+    with redis_commands(redis_url) as seen:
+        answers = [proxied.client.get(path, headers=headers) for _ in range(5)]
+    assert all(answer.status_code == 200 for answer in answers)
+    names = [command.split()[0].upper() for command in seen]
+    names = [name for name in names if name not in {"HELLO", "CLIENT", "ECHO"}]
+    # per request: the principal's versions, the cache's generations and the service's
+    # registry and breaker versions in one MGET, written with the limiter's script
+    assert names == ["MGET", "EVALSHA"] * 5
+    mgets = [command for command in seen if command.upper().startswith("MGET")]
+    assert all("gw:registry:analytics:version" in command and "gateway:breaker:analytics:version" in command
+               for command in mgets)
+    assert len({answer.headers["X-Peer"] for answer in answers}) == 1   # one kept connection

@@ -2,12 +2,14 @@
 gevent) on loopback: ``gunicorn tests.support.upstream_app:app``.
 
 - ``/health``: ok
-- ``/download?bytes=N[&chunked=1]`` (or any path with ``bytes``): N bytes of a repeating pattern, in 64 KiB blocks, with
-  a Content-Length (none with ``chunked=1``, so gunicorn sends it chunked)
+- ``/download?bytes=N[&chunked=1]`` (or any path with ``bytes``): N bytes of a repeating
+  pattern, in 64 KiB blocks, with a Content-Length (none with ``chunked=1``, so gunicorn
+  sends it chunked); ``X-Peer`` names the client port of the connection
 - ``/upload``: reads the body block by block; answers its length, SHA-256 and how it came
 - ``/status/<code>``: answers that status (204 and 304 with no body)
 - ``/slow?seconds=S``: answers after S seconds
-- anything else: echoes the method, path, query and headers it received
+- anything else: echoes the method, path, query and headers it received, and the
+  client port of the connection it came on
 """
 import hashlib
 import json
@@ -34,7 +36,8 @@ def app(request):
         return Response("ok")
     if path.endswith("/download") or "bytes" in request.args:
         size = int(request.args.get("bytes", "0"))
-        response = Response(pattern_of(size), mimetype="application/octet-stream", direct_passthrough=True)
+        response = Response(pattern_of(size), mimetype="application/octet-stream", direct_passthrough=True,
+                            headers={"X-Peer": str(request.environ.get("REMOTE_PORT"))})
         if request.args.get("chunked") != "1":
             response.headers["Content-Length"] = str(size)
         return response
@@ -57,5 +60,6 @@ def app(request):
         time.sleep(float(request.args.get("seconds", "1")))
         return Response("late")
     return Response(json.dumps({"method": request.method, "path": path,
-                                "query": request.query_string.decode(), "headers": dict(request.headers)}),
+                                "query": request.query_string.decode(), "headers": dict(request.headers),
+                                "peer": request.environ.get("REMOTE_PORT")}),
                     mimetype="application/json", headers={"X-Upstream": "yes", "Content-Language": "en"})
