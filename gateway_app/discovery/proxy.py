@@ -15,6 +15,7 @@ describe them.
 """
 from dataclasses import dataclass
 
+from ..responses import made_headers
 from .signing import signature
 from .upstream import BLOCK, ConnectFailed, ExchangeFailed, InstancePool
 
@@ -231,8 +232,8 @@ def returned_headers(answer):
 def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
     """The client's response: kept whole when small and sized (so it may be cached),
     otherwise relayed block by block as the instance sends it (never cached)."""
-    headers = returned_headers(answer)
-    headers.append(("X-Gateway-Instance", instance.id))
+    # h11 refuses a header value holding CR or LF, so the instance's may go in unchecked
+    headers = made_headers([*returned_headers(answer), ("X-Gateway-Instance", instance.id)])
     if not answer.has_body:
         for _block in answer.blocks():   # none: the connection goes back to the pool
             pass

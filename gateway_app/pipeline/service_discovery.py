@@ -96,6 +96,7 @@ class ServiceDiscoveryStage(Stage):
         self.ejection_threshold = config["passive"]["consecutive_failures"]
         self.failure_streaks = {}    # (service, instance id) -> consecutive failures this worker saw
         self.rotation = WorkerRotation()
+        self.keys_of = {}            # service -> the keys of its registry and breaker versions
         self.signing_secrets = {name: spec.get("signing_secret")
                                 for name, spec in config["services"].items()}
         if any(self.registry.configured.values()):
@@ -115,7 +116,11 @@ class ServiceDiscoveryStage(Stage):
         return None
 
     def version_keys(self, service):
-        return [self.registry.version_key(service), self.breakers.get(service).storage.version_key()]
+        keys = self.keys_of.get(service)
+        if keys is None:
+            keys = self.keys_of[service] = [self.registry.version_key(service),
+                                            self.breakers.get(service).storage.version_key()]
+        return keys
 
     def call_ahead(self, ctx, request, principal):
         """Read the versions of a remote service's registry entry and breaker in the
