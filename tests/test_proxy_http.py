@@ -226,3 +226,15 @@ def test_a_proxied_request_makes_one_round_trip_and_reuses_its_connection(proxie
     assert all("gw:registry:analytics:version" in command and "gateway:breaker:analytics:version" in command
                for command in mgets)
     assert len({answer.headers["X-Peer"] for answer in answers}) == 1   # one kept connection
+
+
+def test_a_removed_instance_leaves_no_kept_connection(app, client, tenant, upstream):
+    entry = register(client, upstream.url)
+    assert tenant.get("/api/v1/analytics/kpis?bytes=8", headers={"Cache-Control": "no-cache"}).status_code == 200
+    stage = app.extensions["gateway"].pipeline.stage("service_discovery")
+    assert len(stage.pools.pools[upstream.url].idle) == 1
+    assert client.delete(f"/gateway/admin/registry/analytics/instances/{entry['id']}",
+                         headers=ADMIN).status_code == 204
+    assert tenant.get("/api/v1/analytics/kpis", headers={"Cache-Control": "no-cache"}).status_code == 200  # local
+    assert upstream.url not in stage.pools.pools
+    stop_monitor(app)

@@ -179,6 +179,11 @@ class UpstreamPools:
                                                            self.read_timeout)
         return pool
 
+    def keep_only(self, urls):
+        """Close the kept connections of instances no longer registered."""
+        for url in [url for url in self.pools if url not in urls]:
+            self.pools.pop(url).close()
+
     def send(self, instance, outbound):
         """The instance's answer (head read, body not yet); raises UpstreamFailure.
 

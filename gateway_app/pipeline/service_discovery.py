@@ -97,6 +97,7 @@ class ServiceDiscoveryStage(Stage):
         self.failure_streaks = {}    # (service, instance id) -> consecutive failures this worker saw
         self.rotation = WorkerRotation()
         self.keys_of = {}            # service -> the keys of its registry and breaker versions
+        self.last_views = {}         # service -> the copy its last request routed from
         self.signing_secrets = {name: spec.get("signing_secret")
                                 for name, spec in config["services"].items()}
         if any(self.registry.configured.values()):
@@ -149,10 +150,15 @@ class ServiceDiscoveryStage(Stage):
 
     def before(self, ctx, request):
         service = self.candidate(ctx, request)
-        if service is None or not self.registry.believed_remote(service):
+        if service is None:
+            return None
+        remote = self.registry.believed_remote(service)
+        self.note_copy(service)
+        if not remote:
             return None
         registry_version, breaker_version = self.current_versions(ctx, service)
         view = self.registry.view(service, registry_version)
+        self.note_copy(service)
         if not view.instances:   # its last instance was removed: local again
             return None
         if breaker_version is not None or registry_version is not UNREAD:
@@ -164,6 +170,15 @@ class ServiceDiscoveryStage(Stage):
         ctx.upstream = f"service:{service}"
         self.monitor.ensure_started()
         return self.forward(service, view, ctx, request)
+
+    def note_copy(self, service):
+        """On a new copy of ``service``, close the kept connections of removed instances."""
+        view = self.registry.views.get(service)
+        if view is self.last_views.get(service):
+            return
+        self.last_views[service] = view
+        self.pools.keep_only({instance.url for known in self.registry.views.values()
+                              for instance in known.instances})
 
     def routable(self, service, view):
         """The view's healthy instances; instances nobody has checked yet are checked
