@@ -150,12 +150,14 @@ def upstream_outcomes(client):
 def test_a_slow_instance_meets_the_read_timeout(timed_app, upstream):
     client = timed_app.test_client()
     tenant = sign_up(client)
-    register(client, upstream.url)
+    entry = register(client, upstream.url)
+    before = upstream_outcomes(client)
     started = time.monotonic()
     response = tenant.get("/api/v1/analytics/slow?seconds=3", headers={"Cache-Control": "no-cache"})
     assert response.status_code == 503 and response.get_json()["service"] == "analytics"
     assert time.monotonic() - started < 2.5     # proxy.read_timeout is 0.5 s
-    assert any('status="timeout"' in line for line in upstream_outcomes(client))
+    assert [line for line in upstream_outcomes(client) if line not in before
+            and f'instance="{entry["id"]}"' in line and 'status="timeout"' in line]
 
 
 class FullBacklog:
@@ -196,13 +198,14 @@ def test_an_unreachable_instance_meets_the_connect_timeout(timed_app):
     instance = FullBacklog()
     try:
         instance.answer_health_once()
-        register(client, instance.url)
+        entry = register(client, instance.url)
         instance.fill()
         started = time.monotonic()
         response = tenant.get("/api/v1/analytics/kpis", headers={"Cache-Control": "no-cache"})
         assert response.status_code == 503
         assert time.monotonic() - started < 2.5    # proxy.connect_timeout is 0.3 s
-        assert any('status="connect-failed"' in line for line in upstream_outcomes(client))
+        assert any(f'instance="{entry["id"]}"' in line and 'status="connect-failed"' in line
+                   for line in upstream_outcomes(client))
     finally:
         instance.close()
         stop_monitor(timed_app)
@@ -237,4 +240,35 @@ def test_a_removed_instance_leaves_no_kept_connection(app, client, tenant, upstr
                          headers=ADMIN).status_code == 204
     assert tenant.get("/api/v1/analytics/kpis", headers={"Cache-Control": "no-cache"}).status_code == 200  # local
     assert upstream.url not in stage.pools.pools
+    stop_monitor(app)
+
+
+def metric_values(client, names):
+    """{series line without its value: value} of the series in ``names`` (the process's
+    registry outlives a test, so tests compare before and after)."""
+    values = {}
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(names):
+            series, _, value = line.rpartition(" ")
+            values[series] = float(value)
+    return values
+
+
+def test_upstream_latency_requests_and_health_are_in_the_metrics(app, client, tenant, upstream):
+    entry = register(client, upstream.url)
+    names = ("gateway_upstream_duration_seconds_count", "gateway_upstream_requests_total",
+             "gateway_upstream_instance_healthy")
+    before = metric_values(client, names)
+    for _ in range(2):
+        assert tenant.get("/api/v1/analytics/kpis?bytes=8", headers={"Cache-Control": "no-cache"}).status_code == 200
+    assert tenant.post("/api/v1/analytics/status/404", json={}).status_code == 404
+    after = metric_values(client, names)
+    instance = entry["id"]
+
+    def grew(series):
+        return after.get(series, 0.0) - before.get(series, 0.0)
+    assert grew('gateway_upstream_duration_seconds_count{service="analytics"}') == 3
+    assert grew(f'gateway_upstream_requests_total{{instance="{instance}",service="analytics",status="200"}}') == 2
+    assert grew(f'gateway_upstream_requests_total{{instance="{instance}",service="analytics",status="404"}}') == 1
+    assert after[f'gateway_upstream_instance_healthy{{instance="{instance}",service="analytics"}}'] == 1
     stop_monitor(app)
