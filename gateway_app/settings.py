@@ -179,6 +179,9 @@ def from_environment(env=None):
         "REDIS_URL": env.get("REDIS_TLS_URL") or env.get("REDIS_URL") or None,
         "REDIS_SOCKET_TIMEOUT": float(env.get("REDIS_SOCKET_TIMEOUT", "0.25")),
         "REDIS_POOL_SIZE": int(env.get("REDIS_POOL_SIZE", "200")),
+        # a gevent worker's concurrent connections (conf/gunicorn.conf.py reads it too): the
+        # size of each pool of connections to a remote instance
+        "WORKER_CONNECTIONS": int(env.get("GATEWAY_WORKER_CONNECTIONS", "200")),
         # after a Redis call times out, every use skips Redis this long (redis_store.RedisBreaker)
         "REDIS_RETRY_AFTER": float(env.get("REDIS_RETRY_AFTER", "1.0")),
         "GATEWAY_ADMIN_TOKEN": env.get("GATEWAY_ADMIN_TOKEN") or None,

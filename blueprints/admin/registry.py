@@ -93,8 +93,11 @@ def register_instance(body, service):
         raise GatewayProblem(422, "Unprocessable Content", str(exc), errors={"url": [str(exc)]})
     except RedisError as exc:
         raise registry_unavailable(exc)
-    discovery().monitor.ensure_started()
+    stage = discovery()
+    stage.monitor.ensure_started()
     if created:
+        # checked at once: it takes traffic only once a check has passed
+        stage.monitor.check(service, [instance])
         audit(Session, "registry.instance_added", "service", service, url=instance.url)
         Session.commit()
     entry = next(item for item in describe(registry, service)["instances"] if item["id"] == instance.id)

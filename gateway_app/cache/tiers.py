@@ -11,8 +11,10 @@ returning a pooled connection, redis-py's per-command wrappers and a round trip 
 own cost about a tenth of an uncached answer's CPU. Entries are read back through
 flask-caching's backend, so they are written in its form (its key prefix and serializer).
 """
+import threading
 import time
 
+from cachetools import LRUCache
 from cachelib.serializers import BaseSerializer
 from flask_caching import Cache
 from flask_caching.backends import SimpleCache
@@ -86,6 +88,9 @@ class TieredCache:
             self.generations = LocalGenerations()
         self.guard = RedisGuard(config["redis_retry_after_ms"], metrics)
         self.round_trips = round_trips if self.shared else None
+        # entry key -> (ETag, when) of what this worker last stored under it
+        self.written = LRUCache(maxsize=config["l1"]["max_entries"])
+        self.written_lock = threading.Lock()   # cachetools' caches are not thread-safe
 
     def tier_of(self, namespace):
         return self.namespaces[namespace]["tier"]
@@ -140,11 +145,25 @@ class TieredCache:
                 self.l1.set(key, stored, timeout=remaining)
         return stored, "L2"
 
-    def put(self, namespace, key, stale_key, stored):
+    def put(self, namespace, key, stale_key, stored, unless_unchanged=False):
+        """Store ``stored`` under ``key`` (and as the last good copy under ``stale_key``).
+        ``unless_unchanged``: skip it when this worker stored the same body under the
+        same key less than half its TTL ago (a no-cache refresh that found nothing new:
+        every such request would otherwise write the same bytes again)."""
         ttl = self.ttl_of(namespace)
+        now = time.monotonic()
+        if unless_unchanged and not stale_key:
+            with self.written_lock:
+                written = self.written.get(key)
+            if written is not None and written[0] == stored[3] and now - written[1] < ttl / 2:
+                return
         if self.tier_of(namespace) == "l1":
             self.l1.set(key, stored, timeout=ttl)
-        if self.redis_call("set", self.write_l2, key, stored, ttl) is not MISSING and stale_key:
+        if self.redis_call("set", self.write_l2, key, stored, ttl) is MISSING:
+            return
+        with self.written_lock:
+            self.written[key] = (stored[3], now)
+        if stale_key:
             self.redis_call("set-stale", self.write_l2, stale_key, stored, self.stale_ttl)
 
     def write_l2(self, key, stored, ttl):

@@ -3,7 +3,10 @@
 Every worker process runs a monitor thread (a greenlet under gevent's patching), but
 only the worker that wins a Redis lock (SET NX EX, expiring after one interval)
 checks in a given interval, and the results go to Redis for all of them. Without
-Redis there is one process, which checks on its own.
+Redis there is one process, which checks on its own. The first round runs as the
+monitor starts. An instance nobody has checked yet is checked at once (by the admin API
+that registers it, or by the first worker that would route to it) and takes traffic
+only once a check has passed.
 """
 import logging
 import socket
@@ -35,8 +38,9 @@ def check_instance(instance, path, timeout):
 
 
 class HealthMonitor:
-    def __init__(self, registry, config, redis=None):
+    def __init__(self, registry, config, redis=None, on_result=None):
         self.registry = registry
+        self.on_result = on_result or (lambda service, instance_id, healthy: None)
         self.path = config["path"]
         self.interval = config["interval"]
         self.timeout = config["timeout"]
@@ -45,15 +49,35 @@ class HealthMonitor:
         self.stopped = threading.Event()
         self.thread = None
         self.start_lock = threading.Lock()
+        self.checking = set()   # services whose new instances are being checked now
 
     def check_all(self, services=None):
         """Check every instance of the given (default: all remote) services now."""
         for service in services or self.registry.remote_services():
-            for instance in self.registry.instances(service):
-                healthy, detail = check_instance(instance, self.path, self.timeout)
-                self.registry.record_health(service, instance.id, healthy, detail)
-                if not healthy:
-                    log.warning("health check: %s %s unhealthy (%s)", service, instance.url, detail)
+            self.check(service, self.registry.instances(service))
+
+    def check(self, service, instances):
+        """Check ``instances`` of ``service`` now and store the results for every worker."""
+        for instance in instances:
+            healthy, detail = check_instance(instance, self.path, self.timeout)
+            self.registry.record_health(service, instance.id, healthy, detail)
+            self.on_result(service, instance.id, healthy)
+            if not healthy:
+                log.warning("health check: %s %s unhealthy (%s)", service, instance.url, detail)
+
+    def check_soon(self, service, instances):
+        """Check ``instances`` in the background, once at a time per service."""
+        with self.start_lock:
+            if service in self.checking:
+                return
+            self.checking.add(service)
+
+        def run():
+            try:
+                self.check(service, instances)
+            finally:
+                self.checking.discard(service)
+        threading.Thread(target=run, name="gateway-health-now", daemon=True).start()
 
     def my_turn(self):
         """True for the one worker that checks in this interval."""
@@ -66,7 +90,9 @@ class HealthMonitor:
             return True
 
     def run(self):
-        while not self.stopped.wait(self.interval):
+        first = True
+        while first or not self.stopped.wait(self.interval):
+            first = False
             try:
                 if self.registry.remote_services() and self.my_turn():
                     self.check_all()

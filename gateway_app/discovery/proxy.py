@@ -1,42 +1,60 @@
-"""Forwarding one request to one instance of a remote service.
+"""Forwarding one request to one instance of a remote service, streaming both ways.
 
 The instance is trusted with the gateway's decision, not with the client's
 credential: the client's Authorization, X-API-Key and Cookie never leave the
 gateway; the instance receives who the caller is in X-Gateway-* headers instead
 (any X-Gateway-* header the client sent is dropped first, so it cannot be spoofed).
+
+Calls go over kept connections (discovery/upstream.py: one pool per instance, kept by
+the worker and sized to its concurrency), so steady load opens no new connections.
+Bodies are never held whole: the request body is read from the client as it is sent
+on, and an answer is relayed in blocks unless it is small enough to keep
+(``UpstreamPools.buffer_bytes``), which is what lets the caching stage store it. Bodies
+pass as they are (no decoding), so their Content-Length and Content-Encoding still
+describe them.
 """
 from dataclasses import dataclass
 
-import requests
-
+from ..responses import made_headers
 from .signing import signature
+from .upstream import BLOCK, ConnectFailed, ExchangeFailed, InstancePool
 
-# RFC 9110 section 7.6.1 connection-specific fields, plus the ones requests recomputes
+# RFC 9110 section 7.6.1 connection-specific fields (plus the older Proxy-Connection and
+# Keep-Alive); each message's Connection header may name more
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
-NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "authorization", "x-api-key", "cookie",
-                              "x-csrf-token"}
-# requests has already decoded the body, so the length and encoding no longer describe it;
+# the gateway answers Expect: 100-continue itself (gunicorn does, reading the body)
+NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "x-api-key", "cookie", "x-csrf-token",
+                              "expect"}
 # cookies on the gateway's domain are the gateway's own (its session), never an instance's;
 # so are the rate limits a client meets (the rate-limiting stage adds the gateway's) and
 # which browser origins may read the answer (the cors stage decides, for every answer)
-NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "set-cookie", "ratelimit",
-                             "ratelimit-policy"}
+NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "ratelimit", "ratelimit-policy"}
 NOT_RETURNED_PREFIX = "access-control-"
 IDENTITY_PREFIX = "x-gateway-"
+# set by the gateway (from the client's, where a chain continues)
+SET_BY_THE_GATEWAY = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via", "x-request-id"}
+# RFC 9110 section 9.2.2: a request that may be sent again without a different effect
+IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
+NO_BODY_STATUSES = (204, 304)
 
 
 class UpstreamFailure(Exception):
-    """The instance could not be reached, timed out, or answered 5xx."""
+    """The instance could not be reached, timed out, or answered 5xx.
 
-    def __init__(self, instance, detail):
+    ``connect`` is True when the request never left the gateway (the connection could
+    not be made): only then may it go to another instance, and only when idempotent.
+    """
+
+    def __init__(self, instance, detail, connect=False):
         super().__init__(f"{instance.url}: {detail}")
         self.instance = instance
         self.detail = detail
+        self.connect = connect
 
 
 class NoInstanceAnswered(Exception):
-    """Every healthy instance of a service failed (or none was healthy): one breaker failure."""
+    """No instance gave an answer (or none was healthy): one breaker failure."""
 
     def __init__(self, failures):
         super().__init__("; ".join(str(failure) for failure in failures) or "none healthy")
@@ -48,22 +66,33 @@ class OutboundRequest:
     method: str
     path_and_query: str
     headers: dict
-    body: bytes
+    body: object          # a readable stream of the client's body, or None
+    chunked: bool         # the client sent no length: the body goes on chunked
+
+    @property
+    def may_retry(self):
+        """After a connect failure nothing was sent; RFC 9110 still lets only an idempotent
+        request be sent again."""
+        return self.method in IDEMPOTENT
 
 
 def connection_listed(headers):
     """Headers named in Connection are hop-by-hop for this message too."""
-    return {name.strip().lower() for name in headers.get("Connection", "").split(",") if name.strip()}
+    return {name.strip().lower() for value in headers.getlist("Connection")
+            for name in value.split(",") if name.strip()}
 
 
 def forwarded_headers(request, ctx, signing_secret=None):
-    drop = NOT_FORWARDED | connection_listed(request.headers)
+    drop = NOT_FORWARDED | SET_BY_THE_GATEWAY | connection_listed(request.headers)
     headers = {name: value for name, value in request.headers.items()
                if name.lower() not in drop and not name.lower().startswith(IDENTITY_PREFIX)}
     prior = request.headers.get("X-Forwarded-For")
     headers["X-Forwarded-For"] = f"{prior}, {request.remote_addr}" if prior else (request.remote_addr or "")
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
+    via = f"{request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1').removeprefix('HTTP/')} gateway"
+    prior_via = request.headers.get("Via")
+    headers["Via"] = f"{prior_via}, {via}" if prior_via else via
     headers["X-Request-ID"] = ctx.request_id
     principal = ctx.principal
     if principal is not None:
@@ -83,33 +112,152 @@ def forwarded_headers(request, ctx, signing_secret=None):
 
 def outbound_request(request, ctx, signing_secret=None):
     query = request.query_string.decode("latin-1")
+    environ = request.environ
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    sized = int(environ.get("CONTENT_LENGTH") or 0) > 0
     return OutboundRequest(method=request.method,
                            path_and_query=request.path + (f"?{query}" if query else ""),
                            headers=forwarded_headers(request, ctx, signing_secret),
-                           body=request.get_data(cache=True))
+                           body=request.stream if (sized or chunked) else None,
+                           chunked=chunked and not sized)
 
 
-def send_to_instance(session, instance, outbound, connect_timeout, read_timeout):
-    """The one upstream call: returns the instance's response or raises UpstreamFailure.
+class Answer:
+    """An instance's answer whose body is still on its connection."""
 
-    A 5xx counts as a failure (the instance is broken, try another); a 4xx is the
-    service's answer to this request and is passed through.
-    """
-    try:
-        response = session.request(outbound.method, instance.url + outbound.path_and_query,
-                                   headers=outbound.headers, data=outbound.body or None,
-                                   timeout=(connect_timeout, read_timeout), allow_redirects=False)
-    except requests.RequestException as exc:
-        raise UpstreamFailure(instance, exc.__class__.__name__) from exc
-    if response.status_code >= 500:
-        raise UpstreamFailure(instance, f"answered {response.status_code}")
-    return response
+    def __init__(self, pool, connection, status, headers, method):
+        self.pool = pool
+        self.connection = connection
+        self.status = status
+        self.headers = headers
+        self.method = method
+
+    @property
+    def length(self):
+        """The body's length as the instance declared it, else None."""
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                return int(value) if value.isdigit() else None
+        return None
+
+    @property
+    def has_body(self):
+        return not (self.method == "HEAD" or self.status in NO_BODY_STATUSES)
+
+    def blocks(self):
+        """The body as it comes; the connection goes back to the pool once it is all read,
+        and is closed if the reader stops first (its rest would be unread)."""
+        finished = False
+        try:
+            yield from self.connection.receive_blocks()
+            finished = True
+        finally:
+            if finished:
+                self.pool.put_back(self.connection)
+            else:
+                self.connection.close()
+
+    def discard(self):
+        self.connection.close()
 
 
-def to_flask_response(response_class, upstream, instance):
-    dropped = NOT_RETURNED | connection_listed(upstream.headers)
-    headers = [(name, value) for name, value in upstream.headers.items()
-               if name.lower() not in dropped and not name.lower().startswith(NOT_RETURNED_PREFIX)]
-    response = response_class(upstream.content, status=upstream.status_code, headers=headers)
-    response.headers["X-Gateway-Instance"] = instance.id
-    return response
+class UpstreamPools:
+    """The worker's kept connections to the instances, a pool per instance, each keeping up
+    to ``size`` idle connections (the worker's concurrency)."""
+
+    def __init__(self, size, connect_timeout, read_timeout, buffer_bytes):
+        self.size = size
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.buffer_bytes = buffer_bytes
+        self.pools = {}
+
+    def pool_for(self, instance):
+        pool = self.pools.get(instance.url)
+        if pool is None:
+            pool = self.pools[instance.url] = InstancePool(instance, self.size, self.connect_timeout,
+                                                           self.read_timeout)
+        return pool
+
+    def keep_only(self, urls):
+        """Close the kept connections of instances no longer registered."""
+        for url in [url for url in self.pools if url not in urls]:
+            self.pools.pop(url).close()
+
+    def send(self, instance, outbound):
+        """The instance's answer (head read, body not yet); raises UpstreamFailure.
+
+        A 5xx counts as a failure (the instance is broken); a 4xx is the service's
+        answer to this request and is passed through. A kept connection the instance
+        had closed is replaced once, when nothing of the client's body was read yet.
+        """
+        pool = self.pool_for(instance)
+        while True:
+            try:
+                connection = pool.connection()
+            except ConnectFailed as exc:
+                raise UpstreamFailure(instance, f"connect failed: {exc}", connect=True) from exc
+            try:
+                status, headers = self.exchange(pool, connection, outbound)
+                break
+            except ExchangeFailed as exc:
+                connection.close()
+                if connection.reused and exc.before_answer and outbound.body is None:
+                    continue
+                raise UpstreamFailure(instance, str(exc)) from exc
+            except BaseException:   # the client went away mid-body, or the greenlet was killed
+                connection.close()
+                raise
+        answer = Answer(pool, connection, status, headers, outbound.method)
+        if status >= 500:
+            answer.discard()
+            raise UpstreamFailure(instance, f"answered {status}")
+        return answer
+
+    @staticmethod
+    def exchange(pool, connection, outbound):
+        headers = [("Host", pool.host_header), *outbound.headers.items()]
+        if outbound.chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
+        connection.send_head(outbound.method, outbound.path_and_query, headers)
+        body = outbound.body
+        connection.send_body(iter(lambda: body.read(BLOCK), b"") if body is not None else ())
+        return connection.receive_head()
+
+
+def returned_headers(answer):
+    headers = answer.headers
+    listed = {name.strip().lower() for header, value in headers if header.lower() == "connection"
+              for name in value.split(",") if name.strip()}
+    dropped = NOT_RETURNED | listed
+    return [(name, value) for name, value in headers
+            if name.lower() not in dropped and not name.lower().startswith(NOT_RETURNED_PREFIX)]
+
+
+def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
+    """The client's response: kept whole when small and sized (so it may be cached),
+    otherwise relayed block by block as the instance sends it (never cached)."""
+    # h11 refuses a header value holding CR or LF, so the instance's may go in unchecked
+    headers = made_headers([*returned_headers(answer), ("X-Gateway-Instance", instance.id)])
+    if not answer.has_body:
+        for _block in answer.blocks():   # none: the connection goes back to the pool
+            pass
+        response = response_class(status=answer.status, headers=headers)
+        response.response = []    # no body, and the instance's Content-Length kept as it said
+        return response
+    length = answer.length
+    if length is not None and length <= buffer_bytes:
+        try:
+            body = b"".join(answer.blocks())
+        except ExchangeFailed as exc:
+            raise UpstreamFailure(instance, f"body: {exc}") from exc
+        on_bytes(len(body))
+        return response_class(body, status=answer.status, headers=headers)
+    return response_class(relay(answer, on_bytes), status=answer.status, headers=headers,
+                          direct_passthrough=True)
+
+
+def relay(answer, on_bytes):
+    for block in answer.blocks():
+        on_bytes(len(block))
+        yield block

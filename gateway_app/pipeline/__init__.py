@@ -37,6 +37,8 @@ def build_stages(app, policy, state):
                                       state.round_trips)
     caching = CachingStage(app, policy["caching"], state.redis, state.reads, state.round_trips)
     fallback = Fallback(caching.stale_response)
+    service_discovery = ServiceDiscoveryStage(policy["service_discovery"], state.redis, state.breakers,
+                                              fallback, state.reads, app.config.get("WORKER_CONNECTIONS", 200))
     return [
         # first in, so that its ``after`` runs last: it counts and logs the response the
         # client gets (a 304 made by caching, the time of an L2 write included)
@@ -47,10 +49,11 @@ def build_stages(app, policy, state):
         TransformStage(policy["transform"], upload_body_limits(policy["files"])),  # request/response shaping
         CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
         # confirming a cached principal is one Redis round trip, which carries rate
-        # limiting's quotas and caching's generation tokens (Stage.call_ahead); a refusal
+        # limiting's quotas, caching's generation tokens and, for a remote service, the
+        # versions of its registry entry and breaker (Stage.call_ahead); a refusal
         # (401) spends the address's ip quotas
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            ahead_of=(rate_limiting, caching),
+                            ahead_of=(rate_limiting, caching, service_discovery),
                             on_refusal=rate_limiting.spend_on_refusal,
                             refusals_left=rate_limiting.refuse_when_refusals_exhausted),
         AuthorizationStage(),                                                # 2. may they do this
@@ -60,8 +63,7 @@ def build_stages(app, policy, state):
         # the seed's 7, before 6: service discovery answers for a remote service in its
         # ``before``, so the request is transformed first, for local and remote alike
         TransformsStage(policy["transforms"], services_by_rule(app)),        # 7. request/response transform
-        ServiceDiscoveryStage(policy["service_discovery"], state.redis,      # 6. local or remote
-                              state.breakers, fallback),
+        service_discovery,                                                   # 6. local or remote
     ]
 
 

@@ -30,6 +30,7 @@ class Lookup:
     fingerprint: str
     status: str = "MISS"          # HIT-L1 | HIT-L2 | MISS | BYPASS | STALE
     key: str | None = None        # entry key to store under; None: do not store
+    refresh: bool = False         # the client asked for a fresh answer (no-cache)
 
     @property
     def answered_from_cache(self):
@@ -161,6 +162,7 @@ class CachingStage(Stage):
             # the client asks for a fresh answer: skip the lookup, store what the handler says
             if request.cache_control.no_store:
                 lookup.key = None
+            lookup.refresh = True
             return self.bypass(ctx, lookup)
         stored, tier = self.tiers.get(scope.namespace, lookup.key)
         if stored is MISSING:
@@ -195,9 +197,12 @@ class CachingStage(Stage):
         stored = capture(response)
         if lookup.key is not None:
             # the last good copy serves only the fallback of an upstream that fails (a
-            # provider a view depends on, a remote service): kept only for those
-            kept_stale = stale_key(lookup.scope, lookup.fingerprint) if ctx.upstream else None
-            self.tiers.put(lookup.scope.namespace, lookup.key, kept_stale, stored)
+            # provider a view depends on, a remote service): kept only for those, and not
+            # rewritten by a client's no-cache (the copy a normal request stores will do)
+            kept_stale = (stale_key(lookup.scope, lookup.fingerprint)
+                          if ctx.upstream and not lookup.refresh else None)
+            self.tiers.put(lookup.scope.namespace, lookup.key, kept_stale, stored,
+                           unless_unchanged=lookup.refresh)
         response.headers["ETag"] = stored[3]
         return conditional(response, request)
 

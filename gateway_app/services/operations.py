@@ -167,9 +167,9 @@ def describe_service(registry, service):
             "id": instance.id, "address": instance.address, "url": instance.url,
             "check": instance.check,
             "source": instance.source,
-            "healthy": checked.healthy if checked else True,
+            "healthy": checked.healthy if checked else False,
             "checked_at": checked.checked_at if checked else None,
-            "detail": checked.detail if checked else "not checked yet"})
+            "detail": checked.detail if checked else "not checked yet: takes no traffic until a check passes"})
     return {"service": service, "version": registry.versions[service],
             "mode": "remote" if instances else "local", "instances": instances}
 
