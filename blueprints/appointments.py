@@ -161,7 +161,7 @@ def book(booking, headers):
         abort(422, errors={refused.field: [refused.message]})
     except appointments.SlotTaken as refused:
         raise GatewayProblem(409, "Slot not available", "The requested time overlaps another appointment.",
-                             conflicting_appointment_id=refused.conflicting_appointment_id)
+                             field="starts_at", conflicting_appointment_id=refused.conflicting_appointment_id)
     except appointments.ConcurrentChange:
         raise GatewayProblem(409, "Booking conflict", "The booking conflicted with a concurrent change; retry it.")
     except appointments.IdempotencyKeyReused as refused:

@@ -183,10 +183,22 @@ PROBLEM_SCHEMAS = {
             "service": {"type": "string", "description": "The upstream whose circuit is open."},
             "provider": {"type": "string", "description": "The webhook's provider."},
         }),
+    # the statuses without members of their own still get their constant, so that
+    # ``status === 404`` narrows a generated client's union to one problem
+    "UnauthorizedProblem": _problem_with(401, "401: no credential, or one not accepted.", {}),
+    "NotFoundProblem": _problem_with(404, "404: nothing with this id in the caller's company.", {}),
+    "GoneProblem": _problem_with(410, "410: it existed and is gone; request a new one.", {}),
+    "PayloadTooLargeProblem": _problem_with(413, "413: the body exceeds the limit.", {}),
+    "BadGatewayProblem": _problem_with(
+        502, "502: the upstream refused the gateway's request.", {
+            "upstream_status": {"type": "integer", "description": "The upstream's own status."},
+        }),
 }
-PROBLEM_SCHEMA_OF = {400: "BadRequestProblem", 403: "PermissionProblem", 409: "ConflictProblem",
-                     415: "UnsupportedMediaTypeProblem", 422: "ValidationProblem",
-                     429: "RateLimitProblem", 503: "UnavailableProblem"}
+PROBLEM_SCHEMA_OF = {400: "BadRequestProblem", 401: "UnauthorizedProblem", 403: "PermissionProblem",
+                     404: "NotFoundProblem", 409: "ConflictProblem", 410: "GoneProblem",
+                     413: "PayloadTooLargeProblem", 415: "UnsupportedMediaTypeProblem",
+                     422: "ValidationProblem", 429: "RateLimitProblem", 502: "BadGatewayProblem",
+                     503: "UnavailableProblem"}
 
 HEADERS = {
     "X-Request-ID": {"description": "The request's id (the client's, if well-formed, or a new one).",

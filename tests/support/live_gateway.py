@@ -3,7 +3,7 @@ SQLite file and a policy whose request quotas are raised (so a fuzzer or a clien
 meets the rate limiter only where it means to), every provider pointed at a closed port
 on loopback, and an owner account with a bearer token.
 
-Used by tests/test_openapi_clients.py, tests/test_openapi_fuzz.py and bench/openapi_fuzz.py.
+Used by tests/test_openapi_fuzz.py and bench/openapi_fuzz.py.
 """
 import base64
 import os
