@@ -260,8 +260,8 @@ def upload_attachment(customer_id):
         return attachments.add(customer, principal.user_id, principal.tier, upload.stream,
                                upload.filename, upload.mimetype)
     except attachments.UnsupportedType as refused:
-        raise GatewayProblem(415, "Unsupported Media Type", str(refused),
-                             accepted=refused.allowed) from None
+        raise GatewayProblem(415, "Unsupported Media Type", str(refused), expected=", ".join(refused.allowed),
+                             received=refused.content_type or None, accepted=refused.allowed) from None
     except TooLarge:
         raise attachment_too_large(limit) from None
     finally:

@@ -165,9 +165,10 @@ PROBLEM_SCHEMAS = {
         "anyOf": [STRING_LIST, {"type": "object", "additionalProperties": True}],
     },
     "UnsupportedMediaTypeProblem": _problem_with(
-        415, "415: the body was not sent as JSON.", {
-            "expected": {"type": "string"},
+        415, "415: the body, or an uploaded file, is not of a type the operation takes.", {
+            "expected": {"type": "string", "description": "The type, or the types, taken."},
             "received": {"type": ["string", "null"]},
+            "accepted": {**STRING_LIST, "description": "An upload's accepted file types."},
         }, required=("expected", "received")),
     "RateLimitProblem": _problem_with(
         429, "429: a rate limit is exhausted; retry after Retry-After seconds.", {

@@ -100,6 +100,8 @@ def test_a_type_off_the_allow_list_is_415(owner, customer_id, content_type, file
     problem = assert_problem(upload(owner, customer_id, b"<script>alert(1)</script>", filename=filename,
                                     content_type=content_type), 415)
     assert "application/pdf" in problem["accepted"]
+    assert problem["expected"] == ", ".join(problem["accepted"])   # the members every 415 has
+    assert problem["received"] in (content_type, None)   # None: no type read from a generic one
     assert owner.get(attachments_path(customer_id)).get_json()["data"] == []
 
 
