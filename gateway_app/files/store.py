@@ -6,6 +6,7 @@ chunks and ``open`` returns one to read in chunks, so no file is ever held whole
 memory. A fault of the medium (S3 unreachable, a full disk) is ``StorageUnavailable``,
 which the web process answers with 503 and the worker retries.
 """
+import abc
 import dataclasses
 import datetime as dt
 import re
@@ -45,32 +46,33 @@ def checked_key(key):
     return key
 
 
-class FileStore:
+class FileStore(abc.ABC):
     """The interface. ``description`` names the store in logs without any secret."""
 
     description = "file store"
     # the platform's disk disappears with the dyno: a production start warns about it
     ephemeral_on_platform = False
 
+    @abc.abstractmethod
     def save(self, key, stream, content_type=None):
         """Write everything ``stream`` (a binary file object) yields under ``key``; return
         the number of bytes written. A reader never sees a half-written object."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def open(self, key):
         """A binary file object reading the object (close it); FileMissing if there is none."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def delete(self, key):
         """Remove the object; removing a missing one is not an error."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def exists(self, key):
-        raise NotImplementedError
+        """Whether an object is stored under ``key``."""
 
+    @abc.abstractmethod
     def list(self, prefix):
         """The objects whose key starts with ``prefix``, as StoredObject, in key order."""
-        raise NotImplementedError
 
     def download_url(self, key, filename, content_type, expires_in):
         """A short-lived URL that serves the object as an attachment, or None when the
