@@ -220,9 +220,12 @@ class Gunicorn:
         with open(self.log.name, encoding="utf-8", errors="replace") as handle:
             return handle.read()
 
-    def stop(self):
+    def stop(self, graceful=False):
+        """Gunicorn's quick shutdown (SIGINT); ``graceful``: SIGTERM, which lets workers
+        finish their requests but waits up to graceful_timeout for kept-alive connections
+        (a test's session, the proxy's pool) to close."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGTERM if graceful else signal.SIGINT)
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
