@@ -90,9 +90,11 @@ class BreakerGuarded:
         if not self.breaker.allow(self):
             raise self.breaker.skipped()
         try:
-            # connect() (a no-op once connected) is what asks the sentinels where the
-            # master is: sending on a closed connection would connect to host/port as set
-            self.connect()
+            # connect() is what asks the sentinels where the master is: sending on a
+            # closed connection would connect to host/port as set. Called only when
+            # closed: even connected, it runs redis-py's retry machinery on every call
+            if not self.is_connected:
+                self.connect()
             return super().send_packed_command(*args, **kwargs)
         except redis.TimeoutError:
             self.breaker.failed()
