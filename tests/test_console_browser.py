@@ -138,6 +138,11 @@ def screenshot(browser, name):
         browser.save_screenshot(os.path.join(SCREENSHOTS, name))
 
 
+def question(browser):
+    """The confirmation's question, once the console has shown it (the click fetches it)."""
+    return WebDriverWait(browser, WAIT).until(EC.visibility_of_element_located((By.ID, "question"))).text
+
+
 def confirm(browser):
     WebDriverWait(browser, WAIT).until(EC.element_to_be_clickable((By.ID, "confirm"))).click()
     return WebDriverWait(browser, WAIT).until(EC.presence_of_element_located((By.ID, "message"))).text
@@ -211,7 +216,7 @@ def test_a_purge_from_the_console_empties_the_namespace(served, browser):
     log_in(browser, server.origin)
     Select(browser.find_element(By.ID, "purge-namespace")).select_by_value("calls")
     browser.find_element(By.ID, "purge").click()
-    assert "Purge the cached responses of namespace calls?" in browser.find_element(By.ID, "question").text
+    assert "Purge the cached responses of namespace calls?" in question(browser)
     screenshot(browser, "console-confirm.png")
     assert confirm(browser) == "Purged: calls."
     with app.app_context():
