@@ -1,4 +1,5 @@
 """The API gateway: app factory."""
+import functools
 import logging
 
 from flask import Flask
@@ -52,6 +53,15 @@ class GatewayFlask(Flask):
 
     response_class = GatewayResponse
     url_map_class = GatewayMap
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Flask asks inspect, for every view and hook of every request, whether it is a
+        # coroutine function; a function's answer cannot change, so it is kept
+        self.sync_functions = functools.lru_cache(maxsize=1024)(super().ensure_sync)
+
+    def ensure_sync(self, func):
+        return self.sync_functions(func)
 
     def create_url_adapter(self, request):
         if request is None or not self.binds_by_map_alone():

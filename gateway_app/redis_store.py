@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AskError, NoScriptError, TryAgainError
 from redis.retry import Retry
 
+from .locks import section_lock
 from .redis_urls import CLUSTER, SENTINEL, parse_redis_url
 
 log = logging.getLogger("gateway.redis")
@@ -357,7 +358,7 @@ class CoalescedCalls:
 
     def __init__(self, run_batch):
         self.run_batch = run_batch
-        self.lock = threading.Lock()   # held only to look at and set the two batches
+        self.lock = section_lock()   # held only to look at and set the two batches
         self.open = None        # the batch new callers join
         self.in_flight = None   # the batch sent and not yet answered
         # with OS threads a yield costs a scheduler round and gathers nobody

@@ -11,7 +11,6 @@ returning a pooled connection, redis-py's per-command wrappers and a round trip 
 own cost about a tenth of an uncached answer's CPU. Entries are read back through
 flask-caching's backend, so they are written in its form (its key prefix and serializer).
 """
-import threading
 import time
 
 from cachetools import LRUCache
@@ -19,6 +18,7 @@ from cachelib.serializers import BaseSerializer
 from flask_caching import Cache
 from flask_caching.backends import SimpleCache
 
+from ..locks import section_lock
 from .generations import LocalGenerations, RedisGenerations
 from .guard import REDIS_FAULTS, RedisGuard
 
@@ -90,7 +90,7 @@ class TieredCache:
         self.round_trips = round_trips if self.shared else None
         # entry key -> (ETag, when) of what this worker last stored under it
         self.written = LRUCache(maxsize=config["l1"]["max_entries"])
-        self.written_lock = threading.Lock()   # cachetools' caches are not thread-safe
+        self.written_lock = section_lock()   # cachetools' caches are not thread-safe
 
     def tier_of(self, namespace):
         return self.namespaces[namespace]["tier"]

@@ -17,12 +17,12 @@ from the database) and a missed version bump can leave an entry stale for at mos
 import dataclasses
 import json
 import logging
-import threading
 import time
 
 from cachetools import TTLCache
 
 from ..context import Principal
+from ..locks import section_lock
 from .store import StoreUnavailable
 
 log = logging.getLogger("gateway.identity")
@@ -44,7 +44,7 @@ class LocalEntries:
 
     def __init__(self, ttl, max_entries=10000, clock=time.monotonic):
         self.entries = TTLCache(maxsize=max_entries, ttl=ttl, timer=clock)
-        self.lock = threading.Lock()   # cachetools' caches are not thread-safe
+        self.lock = section_lock()   # cachetools' caches are not thread-safe
 
     def get(self, key):
         with self.lock:

@@ -1,11 +1,12 @@
 """Access tokens: short-lived JWTs, HS256 pinned, issuer and audience checked."""
 import datetime as dt
-import threading
 import time
 import uuid
 
 import jwt
 from cachetools import LRUCache
+
+from ..locks import section_lock
 
 ALGORITHM = "HS256"
 
@@ -54,7 +55,7 @@ class VerifiedTokens:
         self.auth_config = auth_config
         self.clock = clock
         self.entries = LRUCache(maxsize=max_entries)   # token -> claims
-        self.lock = threading.Lock()   # cachetools' caches are not thread-safe
+        self.lock = section_lock()   # cachetools' caches are not thread-safe
 
     def claims(self, token):
         """The verified claims of ``token``; TokenError when it is invalid or expired."""

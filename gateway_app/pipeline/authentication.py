@@ -15,7 +15,6 @@ caching's generation tokens, rate limiting's quotas) go in the same round trip.
 """
 import contextlib
 import hmac
-import threading
 
 from cachetools import TTLCache
 
@@ -30,6 +29,7 @@ from ..identity.api_keys import hash_key, key_matches, prefix_of
 from ..identity.sessions import COOKIE_NAME, SAFE_METHODS, SessionInvalid
 from ..identity.store import StoreUnavailable
 from ..identity.tokens import TokenError, VerifiedTokens
+from ..locks import section_lock
 from ..models import ApiKey, Company, User
 from ..policy_types import RateString, positive, strict
 from .base import Stage
@@ -67,7 +67,7 @@ class AuthenticationStage(Stage):
         # refusals_left(ctx): 429 when the address has no refusals left (admin API)
         self.refusals_left = refusals_left
         self.refused_keys = TTLCache(maxsize=REFUSED_KEYS, ttl=REFUSED_KEY_TTL)
-        self.refused_keys_lock = threading.Lock()   # cachetools' caches are not thread-safe
+        self.refused_keys_lock = section_lock()   # cachetools' caches are not thread-safe
         self.admin_token = app.config.get("GATEWAY_ADMIN_TOKEN")
         self.verified_tokens = VerifiedTokens(app.config["SECRET_KEY"], config)
 
