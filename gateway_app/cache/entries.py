@@ -20,10 +20,11 @@ def refusal_reason(response, max_bytes):
         return "status"
     if response.is_streamed or response.direct_passthrough:
         return "streamed"
-    if "Set-Cookie" in response.headers:
+    headers = response.headers
+    if "Set-Cookie" in headers:
         return "set-cookie"
-    control = response.cache_control
-    if control.private or control.no_store:
+    # most answers carry no Cache-Control: parsed only when there is one
+    if "Cache-Control" in headers and (response.cache_control.private or response.cache_control.no_store):
         return "cache-control"
     if response.content_length is not None and response.content_length > max_bytes:
         return "too-large"
