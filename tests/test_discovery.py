@@ -607,3 +607,33 @@ def test_a_breaker_opened_in_one_worker_refuses_in_another_at_once(tmp_path, red
         for app in (first, second):
             stop_monitor(app)
             app.extensions["gateway_engine"].dispose()
+
+
+def test_a_local_services_aged_copy_is_read_again_once_not_by_every_request_meanwhile(redis_client):
+    """A worker's copy of a service ages out once a second; requests arriving while one of
+    them reads it again keep the copy they have (one read, not a read per request)."""
+    from gateway_app.discovery.registry import LIST_REFRESH_SECONDS, Registry
+
+    now = [1000.0]
+    config = {"services": {"billing": {"version": "v1", "instances": []}}}
+    reads, seen_meanwhile = [], []
+
+    class CountedRegistry(Registry):
+        def read_view(self, service):
+            reads.append(service)
+            if len(reads) == 2:   # another request of the worker arrives during this read
+                seen_meanwhile.append(self.view(service))
+            return super().read_view(service)
+
+    registry = CountedRegistry(config, redis_client, clock=lambda: now[0])
+    first = registry.view("billing")
+    assert reads == ["billing"] and registry.view("billing") is first
+    now[0] += LIST_REFRESH_SECONDS + 0.5
+    again = registry.view("billing")
+    assert reads == ["billing", "billing"]   # the request meanwhile did not read
+    assert seen_meanwhile == [first] and again is not first
+    # a version read by a request that differs from the copy's is always read again
+    registry.changed("billing")
+    version = redis_client.get(registry.version_key("billing"))
+    assert registry.view("billing", version).version == version
+    assert len(reads) == 3

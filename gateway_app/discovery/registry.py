@@ -119,6 +119,7 @@ class Registry:
         self.local_counters = {name: 0 for name in self.versions}
         self.local_versions = {name: 0 for name in self.versions}
         self.views = {}                                              # service -> ServiceView
+        self.refreshing = set()                                      # services being read again
 
     def key(self, service, what):
         return f"{KEY_PREFIX}:{{{service}}}:{what}"   # one hash tag per service (docs/redis-keys.md)
@@ -138,6 +139,10 @@ class Registry:
         current = self.views.get(service)
         if current is not None and self.is_current(current, service, version):
             return current
+        if current is not None and version is UNREAD and service in self.refreshing:
+            # aged out while another request of this worker reads it again: one read a
+            # second, not one per request arriving during that read
+            return current
         return self.refresh(service)
 
     def is_current(self, view, service, version):
@@ -154,6 +159,7 @@ class Registry:
                                    tuple(self.configured[service]) + tuple(self.local_admin[service].values()),
                                    dict(self.local_health[service]), self.clock())
         else:
+            self.refreshing.add(service)
             try:
                 view = self.read_view(service)
             except RedisError as exc:
@@ -166,6 +172,8 @@ class Registry:
                         {i.id: Health(True, 0.0, "assumed: Redis unavailable") for i in self.configured[service]},
                         self.clock())
                 return known
+            finally:
+                self.refreshing.discard(service)
         self.views[service] = view
         return view
 
