@@ -14,7 +14,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConn
 from gevent import sleep as gevent_sleep
 from prometheus_client import Counter
 from redis.backoff import NoBackoff
-from redis.exceptions import AskError, NoScriptError, TryAgainError
+from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
 from redis.retry import Retry
 
 from .locks import section_lock
@@ -540,9 +540,20 @@ class ClusterRoundTrips(SharedRoundTrips):
         moved = [(index, commands[index]) for index, reply in replies.items()
                  if isinstance(reply, (AskError, TryAgainError))]
         if moved:
-            self.refresh()
+            self.follow([replies[index] for index, _command in moved])
             replies.update(self.send_to_nodes(moved, node_key))
         return [replies[index] for index in range(len(commands))]
+
+    def follow(self, redirections):
+        """A MOVED reply names its slot's new master, and the slot map learns it from the
+        reply, as redis-py's own cluster client does: right after a failover the node a
+        refresh would ask may not have heard of it yet. An ASK or TRYAGAIN (a resharding
+        under way) refreshes the whole map."""
+        if all(isinstance(reply, MovedError) for reply in redirections):
+            for reply in redirections:
+                self.client.nodes_manager.move_slot(reply)
+        else:
+            self.refresh()
 
     def send_to_nodes(self, numbered, node_key):
         by_node = {}
