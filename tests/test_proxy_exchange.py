@@ -163,3 +163,13 @@ def test_the_request_head_is_written_as_http_1_1(instance_of, tenant):
     fields = dict(line.split(": ", 1) for line in head[1:])
     assert fields["Content-Length"] == "10" and fields["Content-Type"] == "application/json"
     assert "Authorization" not in fields and fields["Via"] == "1.1 gateway"
+
+
+def test_the_instance_s_date_and_server_are_not_returned(instance_of, tenant):
+    # the gateway's server writes its own on every answer: the instance's would be a second Date
+    instance_of(lambda method, path, connection, number: (
+        b"HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 11:00:00 GMT\r\nServer: instance/1.0\r\n"
+        b"Content-Type: text/plain\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok"))
+    response = tenant.get("/api/v1/analytics/dated", headers=NO_CACHE)
+    assert response.status_code == 200 and response.headers["X-Kept"] == "yes"
+    assert "Date" not in response.headers and "Server" not in response.headers

@@ -29,8 +29,10 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "x-api-key", "cookie", "x
                               "expect"}
 # cookies on the gateway's domain are the gateway's own (its session), never an instance's;
 # so are the rate limits a client meets (the rate-limiting stage adds the gateway's) and
-# which browser origins may read the answer (the cors stage decides, for every answer)
-NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "ratelimit", "ratelimit-policy"}
+# which browser origins may read the answer (the cors stage decides, for every answer).
+# The gateway's server writes its own Date and Server on every answer: the instance's
+# would make a second Date (RFC 9110 section 6.6.1 allows one); nginx drops both too
+NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "ratelimit", "ratelimit-policy", "date", "server"}
 NOT_RETURNED_PREFIX = "access-control-"
 IDENTITY_PREFIX = "x-gateway-"
 # set by the gateway (from the client's, where a chain continues)
@@ -79,39 +81,52 @@ class OutboundRequest:
 
 
 @functools.lru_cache(maxsize=512)
-def header_name(environ_key):
-    """The header name of a WSGI environ key (``HTTP_X_CUSTOM`` -> ``X-Custom``), as
-    werkzeug's EnvironHeaders names it."""
-    return environ_key.removeprefix("HTTP_").replace("_", "-").title()
-
-
-@functools.lru_cache(maxsize=512)
 def environ_key(name):
     """The WSGI environ key of header ``name`` (``x-private`` -> ``HTTP_X_PRIVATE``)."""
     key = name.strip().upper().replace("-", "_")
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
 
 
-# the environ keys of the client's headers that are never passed on as they came
-NOT_FORWARDED_KEYS = frozenset(environ_key(name) for name in NOT_FORWARDED | SET_BY_THE_GATEWAY)
+class ForwardedNames(dict):
+    """WSGI environ key -> the name its header goes on with (``HTTP_X_CUSTOM`` -> ``X-Custom``,
+    as werkzeug's EnvironHeaders names it), or None for a key that is not a header passed on
+    as it came. Worked out once per key; past ``kept`` keys (a client's made-up header
+    names) they are worked out and not kept."""
+
+    kept = 1024
+    # the environ keys of the client's headers that are never passed on as they came
+    never = frozenset(environ_key(name) for name in NOT_FORWARDED | SET_BY_THE_GATEWAY)
+
+    def __missing__(self, key):
+        if key.startswith("HTTP_"):
+            passed = (key not in self.never and not key.startswith("HTTP_X_GATEWAY_")
+                      and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"))
+        else:
+            passed = key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        name = key.removeprefix("HTTP_").replace("_", "-").title() if passed else None
+        if len(self) < self.kept:
+            self[key] = name
+        return name
+
+
+FORWARDED_NAMES = ForwardedNames()
 
 
 def forwarded_headers(request, ctx, signing_secret=None):
     """The headers the instance receives, read in one pass over the WSGI environ (where
     gunicorn has already checked the client's names and values)."""
     environ = request.environ
-    drop = NOT_FORWARDED_KEYS
-    listed = environ.get("HTTP_CONNECTION")
-    if listed:   # headers named in Connection are hop-by-hop for this message too
-        drop = drop | {environ_key(name) for name in listed.split(",") if name.strip()}
+    names = FORWARDED_NAMES
     headers = {}
     for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            if key not in drop and not key.startswith("HTTP_X_GATEWAY_") and key not in (
-                    "HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
-                headers[header_name(key)] = value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value and key not in drop:
-            headers[header_name(key)] = value
+        name = names[key]
+        # as werkzeug does, an empty header is passed on, but not an empty Content-Type/-Length
+        if name is not None and (value or key.startswith("HTTP_")):
+            headers[name] = value
+    listed = environ.get("HTTP_CONNECTION")
+    if listed:   # headers named in Connection are hop-by-hop for this message too
+        for key in {environ_key(name) for name in listed.split(",") if name.strip()}:
+            headers.pop(names[key], None)
     remote_addr = environ.get("REMOTE_ADDR")
     prior = environ.get("HTTP_X_FORWARDED_FOR")
     headers["X-Forwarded-For"] = f"{prior}, {remote_addr}" if prior else (remote_addr or "")
