@@ -173,3 +173,16 @@ def test_the_instance_s_date_and_server_are_not_returned(instance_of, tenant):
     response = tenant.get("/api/v1/analytics/dated", headers=NO_CACHE)
     assert response.status_code == 200 and response.headers["X-Kept"] == "yes"
     assert "Date" not in response.headers and "Server" not in response.headers
+
+
+def test_a_path_and_query_the_client_percent_encoded_reach_the_instance_encoded(instance_of, tenant, client):
+    instance = instance_of(lambda method, path, connection, number: (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"))
+    before = upstream_outcomes(client)
+    for _ in range(3):   # a request the instance cannot be sent would count against it
+        response = tenant.get("/api/v1/analytics/a%20b/%C3%A9t%C3%A9/50%25?q=%C3%A9+x&r=%20",
+                              headers=NO_CACHE)
+        assert response.status_code == 200 and response.data == b"ok"
+    assert {path for _connection, _method, path, _head in instance.seen} == {
+        "/api/v1/analytics/a%20b/%C3%A9t%C3%A9/50%25?q=%C3%A9+x&r=%20"}
+    assert not [line for line in upstream_outcomes(client) if line not in before and 'status="error"' in line]

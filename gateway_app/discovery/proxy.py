@@ -15,6 +15,7 @@ describe them.
 """
 import functools
 from dataclasses import dataclass
+from urllib.parse import quote_from_bytes
 
 from ..responses import made_headers
 from .signing import signature
@@ -152,14 +153,30 @@ def forwarded_headers(request, ctx, signing_secret=None):
     return headers
 
 
+# RFC 3986 section 3.3: what a path segment holds unencoded besides letters, digits and
+# -._~ ("/" between segments); a query may hold "/" and "?" too, and keeps the client's
+# own escapes ("%")
+PATH_SAFE = "/:@!$&'()*+,;="
+QUERY_SAFE = "/?:@!$&'()*+,;=%"
+
+
+def target_of(environ):
+    """The request target for the instance: the path as the server decoded it, encoded
+    again, and the client's query with whatever it sent unencoded (a space, a byte past
+    ASCII) encoded. WSGI gives both as latin-1 strings of the bytes."""
+    path = quote_from_bytes(environ.get("PATH_INFO", "").encode("latin-1"), PATH_SAFE)
+    path = path if path.startswith("/") else f"/{path}"
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{quote_from_bytes(query.encode('latin-1'), QUERY_SAFE)}" if query else path
+
+
 def outbound_request(request, ctx, signing_secret=None):
     environ = request.environ
-    query = environ.get("QUERY_STRING")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     length = environ.get("CONTENT_LENGTH")
     length = int(length) if length and length.isdigit() else 0
     return OutboundRequest(method=request.method,
-                           path_and_query=request.path + (f"?{query}" if query else ""),
+                           path_and_query=target_of(environ),
                            headers=forwarded_headers(request, ctx, signing_secret),
                            body=request.stream if (length or chunked) else None,
                            chunked=chunked and not length, length=length)
