@@ -97,10 +97,11 @@ class ForwardedNames(dict):
     kept = 1024
     # the environ keys of the client's headers that are never passed on as they came
     never = frozenset(environ_key(name) for name in NOT_FORWARDED | SET_BY_THE_GATEWAY)
+    identity = environ_key(IDENTITY_PREFIX)   # the client's X-Gateway-*: never, so never spoofed
 
     def __missing__(self, key):
         if key.startswith("HTTP_"):
-            passed = (key not in self.never and not key.startswith("HTTP_X_GATEWAY_")
+            passed = (key not in self.never and not key.startswith(self.identity)
                       and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"))
         else:
             passed = key in ("CONTENT_TYPE", "CONTENT_LENGTH")

@@ -110,16 +110,13 @@ class InstanceConnection:
         head = request_head(method, target, host, headers, chunked)
         sent = 0
         try:
-            if body is None:
-                self.sock.sendall(head)
-            else:
-                self.sock.sendall(head)
-                for block in body:
-                    if block:
-                        sent += len(block)
-                        self.sock.sendall(b"%x\r\n%b\r\n" % (len(block), block) if chunked else block)
-                if chunked:
-                    self.sock.sendall(b"0\r\n\r\n")
+            self.sock.sendall(head)
+            for block in body or ():
+                if block:
+                    sent += len(block)
+                    self.sock.sendall(b"%x\r\n%b\r\n" % (len(block), block) if chunked else block)
+            if chunked:
+                self.sock.sendall(b"0\r\n\r\n")
         except OSError as exc:
             raise ExchangeFailed(f"sending: {exc.__class__.__name__}", before_answer=True) from exc
         if not chunked and sent != (length if body is not None else 0):
