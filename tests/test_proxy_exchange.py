@@ -115,6 +115,16 @@ def test_a_head_answer_ends_with_its_head(instance_of, tenant):
     assert [(connection, method) for connection, method, _path, _head in instance.seen] == [(1, "HEAD"), (1, "GET")]
 
 
+def test_bytes_after_a_whole_answer_leave_the_answer_and_close_the_connection(instance_of, tenant):
+    instance = instance_of(lambda method, path, connection, number: (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+        b"not an answer\r\n\r\n"))
+    for _ in range(2):
+        response = tenant.get("/api/v1/analytics/extra", headers=NO_CACHE)
+        assert response.status_code == 200 and response.data == b"ok"
+    assert [connection for connection, *_ in instance.seen] == [1, 2]
+
+
 def test_a_body_without_a_length_runs_to_the_end_of_the_connection(instance_of, tenant):
     instance = instance_of(lambda method, path, connection, number: (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"x" * 300000 + b"the end", "close"))

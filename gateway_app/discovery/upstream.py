@@ -160,6 +160,9 @@ class InstanceConnection:
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.complete:   # bytes nobody asked for after a whole answer: it stands
+                self.keep_alive = False
+                return
             raise ExchangeFailed(exc.__class__.__name__, before_answer) from exc
 
     def framed(self):
