@@ -18,7 +18,7 @@ setup(
         "pybreaker>=1.4,<2",
         "cachetools>=5.3",
         "requests>=2.32,<3",
-        "h11>=0.14,<1",       # HTTP/1.1 to remote instances (discovery/upstream.py)
+        "httptools>=0.6,<1",  # the answers of remote instances (discovery/upstream.py)
         "gunicorn>=23",
         "gevent>=24",
         "redis[hiredis]>=6,<9",  # hiredis: the C reply parser redis-py picks up by itself

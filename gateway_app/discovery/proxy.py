@@ -13,7 +13,9 @@ on, and an answer is relayed in blocks unless it is small enough to keep
 pass as they are (no decoding), so their Content-Length and Content-Encoding still
 describe them.
 """
+import functools
 from dataclasses import dataclass
+from urllib.parse import quote_from_bytes
 
 from ..responses import made_headers
 from .signing import signature
@@ -28,8 +30,10 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "authorization", "x-api-key", "cookie", "x
                               "expect"}
 # cookies on the gateway's domain are the gateway's own (its session), never an instance's;
 # so are the rate limits a client meets (the rate-limiting stage adds the gateway's) and
-# which browser origins may read the answer (the cors stage decides, for every answer)
-NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "ratelimit", "ratelimit-policy"}
+# which browser origins may read the answer (the cors stage decides, for every answer).
+# The gateway's server writes its own Date and Server on every answer: the instance's
+# would make a second Date (RFC 9110 section 6.6.1 allows one); nginx drops both too
+NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "ratelimit", "ratelimit-policy", "date", "server"}
 NOT_RETURNED_PREFIX = "access-control-"
 IDENTITY_PREFIX = "x-gateway-"
 # set by the gateway (from the client's, where a chain continues)
@@ -68,6 +72,7 @@ class OutboundRequest:
     headers: dict
     body: object          # a readable stream of the client's body, or None
     chunked: bool         # the client sent no length: the body goes on chunked
+    length: int           # the body's Content-Length (0 when chunked or absent)
 
     @property
     def may_retry(self):
@@ -76,22 +81,61 @@ class OutboundRequest:
         return self.method in IDEMPOTENT
 
 
-def connection_listed(headers):
-    """Headers named in Connection are hop-by-hop for this message too."""
-    return {name.strip().lower() for value in headers.getlist("Connection")
-            for name in value.split(",") if name.strip()}
+@functools.lru_cache(maxsize=512)
+def environ_key(name):
+    """The WSGI environ key of header ``name`` (``x-private`` -> ``HTTP_X_PRIVATE``)."""
+    key = name.strip().upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+
+
+class ForwardedNames(dict):
+    """WSGI environ key -> the name its header goes on with (``HTTP_X_CUSTOM`` -> ``X-Custom``,
+    as werkzeug's EnvironHeaders names it), or None for a key that is not a header passed on
+    as it came. Worked out once per key; past ``kept`` keys (a client's made-up header
+    names) they are worked out and not kept."""
+
+    kept = 1024
+    # the environ keys of the client's headers that are never passed on as they came
+    never = frozenset(environ_key(name) for name in NOT_FORWARDED | SET_BY_THE_GATEWAY)
+    identity = environ_key(IDENTITY_PREFIX)   # the client's X-Gateway-*: never, so never spoofed
+
+    def __missing__(self, key):
+        if key.startswith("HTTP_"):
+            passed = (key not in self.never and not key.startswith(self.identity)
+                      and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"))
+        else:
+            passed = key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        name = key.removeprefix("HTTP_").replace("_", "-").title() if passed else None
+        if len(self) < self.kept:
+            self[key] = name
+        return name
+
+
+FORWARDED_NAMES = ForwardedNames()
 
 
 def forwarded_headers(request, ctx, signing_secret=None):
-    drop = NOT_FORWARDED | SET_BY_THE_GATEWAY | connection_listed(request.headers)
-    headers = {name: value for name, value in request.headers.items()
-               if name.lower() not in drop and not name.lower().startswith(IDENTITY_PREFIX)}
-    prior = request.headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{prior}, {request.remote_addr}" if prior else (request.remote_addr or "")
+    """The headers the instance receives, read in one pass over the WSGI environ (where
+    gunicorn has already checked the client's names and values)."""
+    environ = request.environ
+    names = FORWARDED_NAMES
+    headers = {}
+    for key, value in environ.items():
+        name = names[key]
+        # as werkzeug does, an empty header is passed on, but not an empty Content-Type/-Length
+        if name is not None and (value or key.startswith("HTTP_")):
+            headers[name] = value
+    listed = environ.get("HTTP_CONNECTION")
+    if listed:   # headers named in Connection are hop-by-hop for this message too
+        for key in {environ_key(name) for name in listed.split(",") if name.strip()}:
+            headers.pop(names[key], None)
+    remote_addr = environ.get("REMOTE_ADDR")
+    prior = environ.get("HTTP_X_FORWARDED_FOR")
+    headers["X-Forwarded-For"] = f"{prior}, {remote_addr}" if prior else (remote_addr or "")
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.host
-    via = f"{request.environ.get('SERVER_PROTOCOL', 'HTTP/1.1').removeprefix('HTTP/')} gateway"
-    prior_via = request.headers.get("Via")
+    via = f"{environ.get('SERVER_PROTOCOL', 'HTTP/1.1').removeprefix('HTTP/')} gateway"
+    prior_via = environ.get("HTTP_VIA")
     headers["Via"] = f"{prior_via}, {via}" if prior_via else via
     headers["X-Request-ID"] = ctx.request_id
     principal = ctx.principal
@@ -110,16 +154,33 @@ def forwarded_headers(request, ctx, signing_secret=None):
     return headers
 
 
+# RFC 3986 section 3.3: what a path segment holds unencoded besides letters, digits and
+# -._~ ("/" between segments); a query may hold "/" and "?" too, and keeps the client's
+# own escapes ("%")
+PATH_SAFE = "/:@!$&'()*+,;="
+QUERY_SAFE = "/?:@!$&'()*+,;=%"
+
+
+def target_of(environ):
+    """The request target for the instance: the path as the server decoded it, encoded
+    again, and the client's query with whatever it sent unencoded (a space, a byte past
+    ASCII) encoded. WSGI gives both as latin-1 strings of the bytes."""
+    path = quote_from_bytes(environ.get("PATH_INFO", "").encode("latin-1"), PATH_SAFE)
+    path = path if path.startswith("/") else f"/{path}"
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{quote_from_bytes(query.encode('latin-1'), QUERY_SAFE)}" if query else path
+
+
 def outbound_request(request, ctx, signing_secret=None):
-    query = request.query_string.decode("latin-1")
     environ = request.environ
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    sized = int(environ.get("CONTENT_LENGTH") or 0) > 0
+    length = environ.get("CONTENT_LENGTH")
+    length = int(length) if length and length.isdigit() else 0
     return OutboundRequest(method=request.method,
-                           path_and_query=request.path + (f"?{query}" if query else ""),
+                           path_and_query=target_of(environ),
                            headers=forwarded_headers(request, ctx, signing_secret),
-                           body=request.stream if (sized or chunked) else None,
-                           chunked=chunked and not sized)
+                           body=request.stream if (length or chunked) else None,
+                           chunked=chunked and not length, length=length)
 
 
 class Answer:
@@ -216,28 +277,35 @@ class UpstreamPools:
 
     @staticmethod
     def exchange(pool, connection, outbound):
-        headers = [("Host", pool.host_header), *outbound.headers.items()]
-        if outbound.chunked:
-            headers.append(("Transfer-Encoding", "chunked"))
-        connection.send_head(outbound.method, outbound.path_and_query, headers)
         body = outbound.body
-        connection.send_body(iter(lambda: body.read(BLOCK), b"") if body is not None else ())
-        return connection.receive_head()
+        connection.send_request(outbound.method, outbound.path_and_query, pool.host_header, outbound.headers,
+                                iter(lambda: body.read(BLOCK), b"") if body is not None else None,
+                                outbound.chunked, outbound.length)
+        return connection.receive_head(head_only=outbound.method == "HEAD")
 
 
 def returned_headers(answer):
-    headers = answer.headers
-    listed = {name.strip().lower() for header, value in headers if header.lower() == "connection"
-              for name in value.split(",") if name.strip()}
-    dropped = NOT_RETURNED | listed
-    return [(name, value) for name, value in headers
-            if name.lower() not in dropped and not name.lower().startswith(NOT_RETURNED_PREFIX)]
+    """The instance's headers the client gets: not the hop-by-hop ones (with those its
+    Connection header names), nor those the gateway decides itself."""
+    kept = []
+    listed = None
+    for name, value in answer.headers:
+        lowered = name.lower()
+        if lowered in NOT_RETURNED or lowered.startswith(NOT_RETURNED_PREFIX):
+            if lowered == "connection":
+                listed = [*(listed or ()), *(part.strip().lower() for part in value.split(","))]
+            continue
+        kept.append((lowered, name, value))
+    if listed:
+        return [(name, value) for lowered, name, value in kept if lowered not in listed]
+    return [(name, value) for _lowered, name, value in kept]
 
 
 def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
     """The client's response: kept whole when small and sized (so it may be cached),
     otherwise relayed block by block as the instance sends it (never cached)."""
-    # h11 refuses a header value holding CR or LF, so the instance's may go in unchecked
+    # httptools refuses a header value holding CR, LF or NUL, so the instance's may go in
+    # unchecked
     headers = made_headers([*returned_headers(answer), ("X-Gateway-Instance", instance.id)])
     if not answer.has_body:
         for _block in answer.blocks():   # none: the connection goes back to the pool
@@ -252,7 +320,10 @@ def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
         except ExchangeFailed as exc:
             raise UpstreamFailure(instance, f"body: {exc}") from exc
         on_bytes(len(body))
-        return response_class(body, status=answer.status, headers=headers)
+        # the parser read exactly the instance's Content-Length, which the headers keep
+        response = response_class(status=answer.status, headers=headers)
+        response.response = [body]
+        return response
     return response_class(relay(answer, on_bytes), status=answer.status, headers=headers,
                           direct_passthrough=True)
 

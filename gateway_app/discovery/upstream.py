@@ -1,19 +1,35 @@
-"""HTTP/1.1 to the instances: kept connections, one exchange at a time on each, spoken
-with h11 (a sans-I/O HTTP/1.1 implementation) over plain sockets (gevent's, in a worker).
+"""HTTP/1.1 to the instances: kept connections, one exchange at a time on each, over
+plain sockets (gevent's, in a worker).
 
-h11 rather than http.client or urllib3: it reads interim answers (1xx) as what they are,
-where http.client takes a 103 for the final answer; it frames bodies for HEAD, 204 and
-304 as RFC 9112 says; and it costs a worker about 100 us less per call than urllib3 over
-http.client (bench/RESULTS.md).
+The request's head is written here: its parts are the client's headers, which gunicorn
+has already parsed and checked, and the gateway's own, so one check that no name is
+other than a token and no value holds CR, LF or NUL is all RFC 9112 asks before they go
+out. The answer is read with httptools (llhttp, the parser of Node.js, in C): it frames
+chunked and sized bodies, refuses a malformed head (a value with CR, LF or NUL, two
+Content-Lengths, obs-fold) and gives interim answers (1xx) as answers of their own,
+which are skipped. It cannot be told that an answer is to a HEAD, so a fresh parser
+reads each exchange and the head of a HEAD's answer is its end.
+
+Rather than h11 (pure Python, whose per-header validation and state machine cost a worker
+about a fifth of a proxied request) or http.client (which takes a 103 for the final
+answer); bench/RESULTS.md has the figures.
 """
+import re
 import select
 import socket
 import ssl
 from collections import deque
 
-import h11
+import httptools
 
 BLOCK = 64 * 1024
+
+# RFC 9110 section 5.6.2: a field name (and a method) is a token
+NOT_A_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+# RFC 9110 section 5.5: a field value never holds CR, LF or NUL
+NOT_IN_A_VALUE = re.compile(r"[\r\n\x00]")
+# RFC 9112 section 3.2: what the origin form of a target may hold (visible ASCII)
+NOT_IN_A_TARGET = re.compile(r"[^\x21-\x7e]")
 
 
 class ConnectFailed(Exception):
@@ -32,11 +48,34 @@ class ExchangeFailed(Exception):
         self.before_answer = before_answer
 
 
+def request_head(method, target, host, headers, chunked):
+    """The request's head as bytes; ``headers`` is a dict of name -> value."""
+    if (NOT_A_TOKEN.search(method) or not method or NOT_IN_A_TARGET.search(target) or not target
+            or NOT_A_TOKEN.search("".join(headers)) or NOT_IN_A_VALUE.search("".join(headers.values()))
+            or NOT_IN_A_VALUE.search(host)):
+        raise ExchangeFailed("sending: an invalid request head", before_answer=True)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    framing = "Transfer-Encoding: chunked\r\n" if chunked else ""
+    try:
+        return f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{fields}{framing}\r\n".encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ExchangeFailed("sending: an invalid request head", before_answer=True) from exc
+
+
 class InstanceConnection:
+    """One connection to an instance. Its methods other than ``idle_and_open`` and
+    ``close`` are httptools' callbacks for the answer being read."""
+
     def __init__(self, sock, reused=False):
         self.sock = sock
-        self.protocol = h11.Connection(h11.CLIENT)
         self.reused = reused
+        self.parser = None
+        self.head_only = False
+        self.status = None           # the final answer's, once its head is read
+        self.headers = []
+        self.blocks = []             # body bytes parsed and not yet handed on
+        self.complete = False        # the final answer read to its end
+        self.keep_alive = False      # ... and the connection may carry another exchange
 
     def idle_and_open(self):
         """A kept connection is usable when the instance has neither closed it nor sent
@@ -58,72 +97,118 @@ class InstanceConnection:
         return False   # end of stream, or bytes nobody asked for
 
     def close(self):
+        self.parser = None
         try:
             self.sock.close()
         except OSError:
             pass
 
     # -- one exchange ------------------------------------------------------------------
-    def send_head(self, method, target, headers):
-        self._send(h11.Request(method=method, target=target, headers=headers))
-
-    def send_body(self, blocks):
-        for block in blocks:
-            if block:
-                self._send(h11.Data(data=block))
-        self._send(h11.EndOfMessage())
-
-    def _send(self, event):
+    def send_request(self, method, target, host, headers, body, chunked, length):
+        """The request: head, then ``body`` (an iterable of bytes blocks, or None), sized
+        (``length`` bytes, as its Content-Length says) or chunked."""
+        head = request_head(method, target, host, headers, chunked)
+        sent = 0
         try:
-            self.sock.sendall(self.protocol.send(event))
-        except (OSError, h11.LocalProtocolError) as exc:
+            self.sock.sendall(head)
+            for block in body or ():
+                if block:
+                    sent += len(block)
+                    self.sock.sendall(b"%x\r\n%b\r\n" % (len(block), block) if chunked else block)
+            if chunked:
+                self.sock.sendall(b"0\r\n\r\n")
+        except OSError as exc:
             raise ExchangeFailed(f"sending: {exc.__class__.__name__}", before_answer=True) from exc
+        if not chunked and sent != (length if body is not None else 0):
+            raise ExchangeFailed("sending: the body did not match its Content-Length", before_answer=True)
 
-    def receive_head(self):
-        """The final answer's head (status, [(name, value)]), skipping interim (1xx) ones."""
-        while True:
-            event = self._next_event(before_answer=True)
-            if isinstance(event, h11.Response):
-                headers = [(name.decode("latin-1"), value.decode("latin-1"))
-                           for name, value in event.headers.raw_items()]
-                return event.status_code, headers
-            if not isinstance(event, h11.InformationalResponse):
-                raise ExchangeFailed(f"unexpected {type(event).__name__}", before_answer=True)
+    def receive_head(self, head_only):
+        """The final answer's head (status, [(name, value)]), skipping interim (1xx) ones.
+        ``head_only``: the request was a HEAD, so the answer ends with its head."""
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_only = head_only
+        self.status = None
+        self.headers = []
+        self.blocks = []
+        self.complete = self.keep_alive = False
+        while self.status is None:
+            self._read(before_answer=True)
+        return self.status, self.headers
 
     def receive_blocks(self):
         """The answer's body, as it comes."""
         while True:
-            event = self._next_event(before_answer=False)
-            if isinstance(event, h11.Data):
-                data = event.data   # h11 may hand a bytearray; a WSGI server takes bytes only
-                yield data if type(data) is bytes else bytes(data)
-            elif isinstance(event, h11.EndOfMessage):
+            if self.blocks:
+                blocks, self.blocks = self.blocks, []
+                yield blocks[0] if len(blocks) == 1 else b"".join(blocks)
+            if self.complete:
                 return
-            else:
-                raise ExchangeFailed(f"unexpected {type(event).__name__}", before_answer=False)
+            self._read(before_answer=False)
 
-    def _next_event(self, before_answer):
-        protocol = self.protocol
-        while True:
-            try:
-                event = protocol.next_event()
-                if event is not h11.NEED_DATA:
-                    if isinstance(event, h11.ConnectionClosed):
-                        raise ExchangeFailed("the instance closed the connection", before_answer)
-                    return event
-                protocol.receive_data(self.sock.recv(BLOCK))
-            except socket.timeout as exc:
-                raise ExchangeFailed("read timeout: Timeout", before_answer) from exc
-            except (OSError, h11.RemoteProtocolError) as exc:
-                raise ExchangeFailed(exc.__class__.__name__, before_answer) from exc
+    def _read(self, before_answer):
+        try:
+            data = self.sock.recv(BLOCK)
+        except socket.timeout as exc:
+            raise ExchangeFailed("read timeout: Timeout", before_answer) from exc
+        except OSError as exc:
+            raise ExchangeFailed(exc.__class__.__name__, before_answer) from exc
+        if not data:
+            if self.status is not None and not self.framed():
+                self.complete = True     # a body that runs to the end of the connection
+                return
+            raise ExchangeFailed("the instance closed the connection", before_answer)
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.complete:   # bytes nobody asked for after a whole answer: it stands
+                self.keep_alive = False
+                return
+            raise ExchangeFailed(exc.__class__.__name__, before_answer) from exc
+
+    def framed(self):
+        """Whether the final answer's body has a length or chunks (else it runs to the end
+        of the connection)."""
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == "content-length" or (lowered == "transfer-encoding" and "chunked" in value.lower()):
+                return True
+        return False
 
     def reusable(self):
-        """After a complete exchange both ways, ready for the next one (else close it)."""
-        protocol = self.protocol
-        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
-            protocol.start_next_cycle()
-            return True
-        return False
+        """After a complete exchange that the instance keeps open, ready for the next one
+        (else close it)."""
+        self.parser = None
+        return self.complete and self.keep_alive
+
+    # -- httptools' callbacks ------------------------------------------------------------
+    def on_message_begin(self):
+        if self.status is None:
+            self.headers = []        # an interim answer's headers are not the final one's
+        else:
+            self.keep_alive = False  # bytes after the answer that nobody asked for
+
+    def on_header(self, name, value):
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self):
+        status = self.parser.get_status_code()
+        if status < 200:
+            return
+        self.status = status
+        if self.head_only:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, body):
+        if self.head_only:
+            self.keep_alive = False
+        else:
+            self.blocks.append(body)
+
+    def on_message_complete(self):
+        if self.status is not None and not self.head_only:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()
 
 
 class InstancePool:
