@@ -1,7 +1,9 @@
-"""Database engine and the request-scoped SQLAlchemy session."""
+"""Database engine, the request-scoped SQLAlchemy session, and read connections."""
 import datetime as dt
+import logging
 import os
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc
 from sqlalchemy.engine import make_url
@@ -39,8 +41,15 @@ class Base(DeclarativeBase):
     pass
 
 
+log = logging.getLogger("gateway.db")
+
 # Thread-local scoping is greenlet-local under gevent's monkey patching.
 Session = scoped_session(sessionmaker(expire_on_commit=False))
+# the engine the session is bound to (bind()), which read connections come from
+_bound_engine = None
+
+# what a database that went away raises (the pool then replaces the connection)
+DATABASE_GONE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
 
 
 # Connections a worker keeps open between requests. A gevent worker serves many requests
@@ -111,12 +120,39 @@ def end_session():
     connection. Returns the error that ending it met, if any."""
     try:
         Session.remove()
-    except (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError) as error:
+    except DATABASE_GONE as error:
         Session.registry.clear()   # remove() stops at the failed rollback, before clearing
         return error
     return None
 
 
+@contextmanager
+def read_connection():
+    """A connection for a read-only unit of statements, run in one transaction (on
+    MariaDB, REPEATABLE READ: one snapshot for all of them).
+
+    In a request that already has a session (a write, or the authentication stage
+    reading a credential), the reads join the session's transaction, so they see its
+    own writes. Otherwise the connection comes straight from the pool and goes back
+    when the block ends: an ORM session set up and torn down around Core statements
+    cost about as much as running one of them.
+    """
+    if Session.registry.has():
+        yield Session.connection()
+        return
+    connection = _bound_engine.connect()
+    try:
+        yield connection
+    finally:
+        try:
+            connection.close()   # ends the read transaction: a rollback
+        except DATABASE_GONE as error:
+            # what was read stands; the pool has dropped the dead connection
+            log.warning("database unreachable while ending a read: %s", type(error).__name__)
+
+
 def bind(engine):
+    global _bound_engine
     Session.remove()
     Session.configure(bind=engine)
+    _bound_engine = engine

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, or_, select
 
-from ..db import Session
+from ..db import read_connection
 from ..models import Appointment
 
 APPOINTMENTS = Appointment.__table__.c
@@ -43,4 +43,5 @@ def page_rows(company_id, start, end, status, customer_id, after, limit):
     if after is not None:
         params["after_start"], params["after_id"] = after
     statement = _page_statement(bool(status), bool(customer_id), after is not None)
-    return Session.connection().execute(statement, params).all()
+    with read_connection() as connection:
+        return connection.execute(statement, params).all()

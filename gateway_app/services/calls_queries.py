@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, func, or_, select
 
-from ..db import Session
+from ..db import Session, read_connection
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -106,12 +106,12 @@ def call_detail(company_id, call_id):
     once), or None."""
     call, appointments = _detail_statements()
     params = {"company_id": company_id, "call_id": call_id}
-    connection = Session.connection()
-    row = connection.execute(call, params).first()
-    if row is None:
-        return None
-    item = with_customer(dict(row._mapping))
-    item["appointments"] = connection.execute(appointments, params).mappings().all()
+    with read_connection() as connection:
+        row = connection.execute(call, params).first()
+        if row is None:
+            return None
+        item = with_customer(dict(row._mapping))
+        item["appointments"] = connection.execute(appointments, params).mappings().all()
     return item
 
 

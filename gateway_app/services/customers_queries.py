@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, utcnow
+from ..db import Session, read_connection, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -85,8 +85,9 @@ def _profile_statement():
 def profile(company_id, customer_id):
     """A customer's fields and profile figures in one statement (the figures as scalar
     subqueries over the company's indexes), or None when the company has no such customer."""
-    row = Session.connection().execute(_profile_statement(), {
-        "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
+    with read_connection() as connection:
+        row = connection.execute(_profile_statement(), {
+            "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
     if row is None:
         return None
     found = dict(row._mapping)

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_column, select
 
-from ..db import Session
+from ..db import Session, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource
 from .periods import Window, today_and_week
@@ -86,9 +86,9 @@ def overview(company_id, zone, now):
     figures_statement, upcoming_statement = _overview_statements()
     params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
               "now": now}
-    connection = Session.connection()
-    figures = connection.execute(figures_statement, params).one()._mapping
-    upcoming = connection.execute(upcoming_statement, params).mappings().all()
+    with read_connection() as connection:   # one transaction: the figures and the list agree
+        figures = connection.execute(figures_statement, params).one()._mapping
+        upcoming = connection.execute(upcoming_statement, params).mappings().all()
     answered_week = count(figures["answered_week"])
     return {
         "timezone": zone.key,
@@ -138,10 +138,11 @@ def _metrics_statement():
 
 def metrics(company_id, zone, period, now):
     window = Window(zone, period, now)
-    row = Session.connection().execute(_metrics_statement(), {
-        "company_id": company_id, "current_start": window.current_start,
-        "previous_start": window.previous_start, "previous_end": window.previous_end,
-        "now": now}).one()._mapping
+    with read_connection() as connection:
+        row = connection.execute(_metrics_statement(), {
+            "company_id": company_id, "current_start": window.current_start,
+            "previous_start": window.previous_start, "previous_end": window.previous_end,
+            "now": now}).one()._mapping
     calls = [row[f"c{index}"] for index in range(8)]
     booked = (row["b0"], row["b1"])
     customers = (row["n0"], row["n1"])
