@@ -5,10 +5,10 @@ import os
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc
+from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 # BIGINT ids on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 IdType = BigInteger().with_variant(Integer, "sqlite")
@@ -35,6 +35,39 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=dt.timezone.utc)
+
+
+class IsoInstant(UserDefinedType):
+    """A UTCDateTime column read as the text an answer shows of it: ISO 8601 as
+    ``datetime.isoformat`` writes an aware UTC instant (``2026-03-01T09:30:00+00:00``,
+    with ``.ffffff`` when there are microseconds). For read paths that send stored
+    instants as they are: on SQLite each was parsed from its text into a datetime only
+    to be written back as text. Only for selected columns (``iso_instant``), never in DDL.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw):
+        return "DATETIME"
+
+    def result_processor(self, dialect, coltype):
+        as_datetime = UTCDateTime().dialect_impl(dialect).result_processor(dialect, coltype)
+
+        def iso(value):
+            if value is None:
+                return None
+            # SQLAlchemy's SQLite text of a DATETIME: "YYYY-MM-DD HH:MM:SS.ffffff"
+            if value.__class__ is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+                if value.endswith(".000000"):
+                    return f"{value[:10]}T{value[11:19]}+00:00"
+                return f"{value[:10]}T{value[11:]}+00:00"
+            return as_datetime(value).isoformat()
+        return iso
+
+
+def iso_instant(column):
+    """``column`` (a UTCDateTime) selected as its ISO 8601 text, under its own key."""
+    return type_coerce(column, IsoInstant()).label(column.key)
 
 
 class Base(DeclarativeBase):
