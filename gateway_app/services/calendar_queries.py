@@ -7,14 +7,16 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, or_, select
 
-from ..db import read_connection
+from ..db import iso_instant, read_connection
 from ..models import Appointment
 
 APPOINTMENTS = Appointment.__table__.c
-# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances
+# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances;
+# the instants it sends as stored (in UTC) come as their ISO text (db.iso_instant), those
+# it renders in the calendar's timezone as datetimes
 RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
     "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
-    "calcom_booking_uid", "created_at", "updated_at"))
+    "calcom_booking_uid")) + (iso_instant(APPOINTMENTS.created_at), iso_instant(APPOINTMENTS.updated_at))
 
 
 @lru_cache(maxsize=16)
