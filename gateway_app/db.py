@@ -4,6 +4,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc, type_coerce
 from sqlalchemy.engine import make_url
@@ -80,6 +81,8 @@ log = logging.getLogger("gateway.db")
 Session = scoped_session(sessionmaker(expire_on_commit=False))
 # the engine the session is bound to (bind()), which read connections come from
 _bound_engine = None
+# the read connection a block of this request (greenlet) holds, for the blocks within it
+_open_read = ContextVar("gateway_read_connection", default=None)
 
 # what a database that went away raises (the pool then replaces the connection)
 DATABASE_GONE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
@@ -166,17 +169,24 @@ def read_connection():
 
     In a request that already has a session (a write, or the authentication stage
     reading a credential), the reads join the session's transaction, so they see its
-    own writes. Otherwise the connection comes straight from the pool and goes back
+    own writes. A block within another uses the outer one's connection (one snapshot,
+    one checkout). Otherwise the connection comes straight from the pool and goes back
     when the block ends: an ORM session set up and torn down around Core statements
     cost about as much as running one of them.
     """
     if Session.registry.has():
         yield Session.connection()
         return
+    outer = _open_read.get()
+    if outer is not None:
+        yield outer
+        return
     connection = _bound_engine.connect()
+    token = _open_read.set(connection)
     try:
         yield connection
     finally:
+        _open_read.reset(token)
         try:
             connection.close()   # ends the read transaction: a rollback
         except DATABASE_GONE as error:

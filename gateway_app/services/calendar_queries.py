@@ -3,12 +3,18 @@
 The statement is built once per shape (status filter, customer filter, cursor) with every
 value bound at execution, as the lists' are (keyset.py).
 """
+import datetime as dt
 from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, or_, select
 
+from ..clock import business_now
 from ..db import iso_instant, read_connection
 from ..models import Appointment
+from .periods import stored_zone_name
+from .timeranges import LocalRange, zone_or_utc
+
+DEFAULT_CALENDAR_DAYS = 7
 
 APPOINTMENTS = Appointment.__table__.c
 # what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances;
@@ -35,6 +41,22 @@ def _page_statement(by_status, by_customer, after):
                            and_(starts_at == after_start, row_id > bindparam("after_id"))))
     return (select(*RENDERED_COLUMNS).where(*clauses).order_by(starts_at, row_id)
             .limit(bindparam("page_limit")))
+
+
+def calendar_page(company_id, zone, first, last, status, customer_id, after, limit):
+    """(zone, first, last, rows): the calendar of local dates first..last in ``zone``, or
+    in the company's timezone when None (read in the same transaction as the page); a
+    week from today, or ending on ``last``, when ``first`` is not given."""
+    with read_connection():
+        zone = zone or zone_or_utc(stored_zone_name(company_id))
+        if first is None:
+            first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last \
+                else business_now().astimezone(zone).date()
+        if last is None:
+            last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
+        window = LocalRange(first, last, zone)
+        rows = page_rows(company_id, window.start_utc, window.end_utc, status, customer_id, after, limit)
+    return zone, first, last, rows
 
 
 def page_rows(company_id, start, end, status, customer_id, after, limit):

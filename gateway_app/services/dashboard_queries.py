@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_c
 from ..db import Session, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource
-from .periods import Window, today_and_week
+from .periods import Window, company_zone, today_and_week
 
 UPCOMING_STATUSES = ("pending", "confirmed")
 UPCOMING_SHOWN = 5
@@ -81,12 +81,15 @@ def _overview_statements():
     return _one_row(("calls_week", calls), ("bookings_week", bookings), ("upcoming", upcoming_count)), upcoming
 
 
-def overview(company_id, zone, now):
-    today_start, week_start = today_and_week(zone, now)
+def overview(company_id, now):
+    """The overview in the company's timezone: the zone, the figures and the upcoming
+    list read in one transaction, so they agree."""
     figures_statement, upcoming_statement = _overview_statements()
-    params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
-              "now": now}
-    with read_connection() as connection:   # one transaction: the figures and the list agree
+    with read_connection() as connection:
+        zone = company_zone(company_id)
+        today_start, week_start = today_and_week(zone, now)
+        params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
+                  "now": now}
         figures = connection.execute(figures_statement, params).one()._mapping
         upcoming = connection.execute(upcoming_statement, params).mappings().all()
     answered_week = count(figures["answered_week"])
@@ -136,9 +139,10 @@ def _metrics_statement():
     return _one_row(("calls", calls), ("booked", booked), ("customers", customers))
 
 
-def metrics(company_id, zone, period, now):
-    window = Window(zone, period, now)
+def metrics(company_id, period, now):
+    """The KPI tiles in the company's timezone (the zone and the figures in one transaction)."""
     with read_connection() as connection:
+        window = Window(company_zone(company_id), period, now)
         row = connection.execute(_metrics_statement(), {
             "company_id": company_id, "current_start": window.current_start,
             "previous_start": window.previous_start, "previous_end": window.previous_end,
