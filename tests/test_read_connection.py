@@ -53,3 +53,19 @@ def test_a_database_lost_after_the_read_leaves_what_was_read_standing(tmp_path, 
         monkeypatch.undo()
         Session.remove()
         engine.dispose()
+
+
+def test_a_read_within_another_shares_its_connection(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
+    bind(engine)
+    try:
+        with read_connection() as outer:
+            with read_connection() as inner:
+                assert inner is outer and engine.pool.checkedout() == 1
+            assert not outer.closed   # the inner block leaves the outer one's connection open
+        assert outer.closed and engine.pool.checkedout() == 0
+        with read_connection() as later:   # a new block after the outer one: a new connection
+            assert later is not outer
+    finally:
+        Session.remove()
+        engine.dispose()

@@ -142,7 +142,8 @@ def _metrics_statement():
 def metrics(company_id, period, now):
     """The KPI tiles in the company's timezone (the zone and the figures in one transaction)."""
     with read_connection() as connection:
-        window = Window(company_zone(company_id), period, now)
+        zone = company_zone(company_id)
+        window = Window(zone, period, now)
         row = connection.execute(_metrics_statement(), {
             "company_id": company_id, "current_start": window.current_start,
             "previous_start": window.previous_start, "previous_end": window.previous_end,
