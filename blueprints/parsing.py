@@ -164,9 +164,12 @@ class GatewayBlueprint(Blueprint):
 def refuse_undeclared_query():
     """A view without a query schema takes no query parameter (its schema, when it has
     one, refuses unknown ones in GatewayParser)."""
-    if not request.args or request.method == "OPTIONS":
+    # the raw query string first: a view that reads its query never needs it parsed here
+    if not request.query_string or request.method == "OPTIONS":
         return None
     view = current_app.view_functions.get(request.endpoint)
     if view is None or getattr(view, READS_QUERY, False) or getattr(view, ANY_QUERY, False):
+        return None
+    if not request.args:   # "?&": nothing named
         return None
     raise unknown_query(set(request.args), set())
