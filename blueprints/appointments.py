@@ -1,29 +1,21 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
-import datetime as dt
-
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, row_position)
 from blueprints.parsing import GatewayBlueprint
-from gateway_app.clock import business_now
 from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments, calendar_queries
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
-from gateway_app.services.periods import stored_zone_name
 from gateway_app.services.serialization import Serializer, json_response
-from gateway_app.services.timeranges import (CalendarDateTime, LocalDateRangeArgs, LocalRange, TimezoneField,
-                                             zone_or_utc)
+from gateway_app.services.timeranges import CalendarDateTime, LocalDateRangeArgs, TimezoneField, zone_or_utc
 
 blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments",
                        description="Appointments service")
-
-DEFAULT_CALENDAR_DAYS = 7
-
 
 class CalendarArgs(PageArgs, LocalDateRangeArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(APPOINTMENT_STATUSES))
@@ -101,23 +93,6 @@ def rendered(appointment, tz):
     }
 
 
-def company_zone():
-    return zone_or_utc(stored_zone_name(current_company_id()))
-
-
-def page_in_time_order(window, args):
-    """Keyset pagination in calendar order (earliest first) over (starts_at, id)."""
-    after = None
-    if args.get("cursor") is not None:
-        after = row_position(args["cursor"])
-    limit = args["limit"]
-    rows = calendar_queries.page_rows(current_company_id(), window.start_utc, window.end_utc,
-                                      args["status"], args["customer_id"], after, limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].starts_at.isoformat(), rows[-1].id)
-    return rows, next_cursor
 
 
 @blp.route("", methods=["GET"])
@@ -127,14 +102,16 @@ def page_in_time_order(window, args):
 @gateway_policy(permission="appointments:read", cache="appointments")
 def calendar(args):
     """The calendar: appointments starting within local dates from..to (at most a year)."""
-    tz = args["tz"] or company_zone()
-    first, last = args["from_"], args["to"]
-    if first is None:
-        first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last else business_now().astimezone(tz).date()
-    if last is None:
-        last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
-    window = LocalRange(first, last, tz)
-    rows, next_cursor = page_in_time_order(window, args)
+    # keyset pagination in calendar order (earliest first) over (starts_at, id)
+    after = row_position(args["cursor"]) if args.get("cursor") is not None else None
+    limit = args["limit"]
+    tz, first, last, rows = calendar_queries.calendar_page(
+        current_company_id(), args["tz"], args["from_"], args["to"], args["status"],
+        args["customer_id"], after, limit)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].starts_at.isoformat(), rows[-1].id)
     answer = {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
               "from_": first, "to": last, "timezone": tz.key}
     return json_response(CALENDAR.one(answer), CALENDAR.exact_only)

@@ -15,7 +15,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import call_exports, calls_queries, recordings
 from gateway_app.services.calls_queries import CALLS, csv_chunks, export_rows
 from gateway_app.services.periods import UTC, company_zone, resolve_bound
-from gateway_app.services.serialization import Serializer, json_response
+from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 from gateway_app.services.timeranges import within_calendar
 
 from .common import (ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_fetched_newest_first,
@@ -147,6 +147,9 @@ class ExportOut(Schema):
 
 CallPage = page_schema(CallOut, "CallPage")
 CALL_PAGE = Serializer(CallPage)
+# the list's rows, their customer made by with_customer, are its items as they are
+check_rows_dump_as_is(CallOut, calls_queries.LIST_ROW, dropped=("customer_name",), built={
+    "customer": {"id": CALLS.customer_id, "name": calls_queries.CUSTOMER_NAME}})
 CALL_DETAIL = Serializer(CallDetailOut)
 
 
@@ -171,7 +174,7 @@ def list_calls(args):
     page = page_fetched_newest_first(
         lambda after, limit: calls_queries.list_page_rows(company_id, filters, after, limit),
         CALLS.started_at, CALLS.id, args, calls_queries.with_customer)
-    return json_response(CALL_PAGE.one(page), CALL_PAGE.exact_only)
+    return json_response(page, CALL_PAGE.exact_only)
 
 
 @blp.route("/<int:call_id>")

@@ -18,10 +18,10 @@ from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import attachments, customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import (CUSTOMERS, owned_customer, profile, search_page_rows,
-                                                    timeline_sources)
+from gateway_app.services.customers_queries import (CUSTOMERS, SENT_ROW, owned_customer, profile,
+                                                    search_page_rows, timeline_sources)
 from gateway_app.services.feeds import page_feed
-from gateway_app.services.serialization import Serializer, json_response
+from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
                      get_owned_or_404, page_fetched_newest_first, page_schema)
@@ -118,6 +118,8 @@ TimelinePage = page_schema(TimelineItemOut, "CustomerTimelinePage")
 CUSTOMER = Serializer(CustomerOut)
 CUSTOMER_PAGE = Serializer(CustomerPage)
 CUSTOMER_PROFILE = Serializer(CustomerProfileOut)
+# the list's rows are its items as they are
+check_rows_dump_as_is(CustomerOut, SENT_ROW)
 
 
 @contextmanager
@@ -144,7 +146,7 @@ def search_customers(args):
     page = page_fetched_newest_first(
         lambda after, limit: search_page_rows(company_id, q, region, after, limit),
         CUSTOMERS.updated_at, CUSTOMERS.id, args)
-    return json_response(CUSTOMER_PAGE.one(page), CUSTOMER_PAGE.exact_only)
+    return json_response(page, CUSTOMER_PAGE.exact_only)
 
 
 @blp.route("", methods=["POST"])

@@ -8,7 +8,7 @@ from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import dashboard_queries
 from gateway_app.services.feeds import page_feed
-from gateway_app.services.periods import PERIODS, company_zone
+from gateway_app.services.periods import PERIODS
 from gateway_app.services.serialization import Serializer, json_response
 
 from .common import PageArgs, current_company_id, encode_cursor, page_schema
@@ -134,7 +134,7 @@ METRICS = Serializer(MetricsOut)
 def overview():
     """Calls today and this week, bookings from calls, upcoming appointments, conversion."""
     company_id = current_company_id()
-    answer = dashboard_queries.overview(company_id, company_zone(company_id), utcnow())
+    answer = dashboard_queries.overview(company_id, utcnow())
     return json_response(OVERVIEW.one(answer), OVERVIEW.exact_only)
 
 
@@ -146,7 +146,7 @@ def overview():
 def metrics(args):
     """KPI tiles for this day/week/month so far against the same stretch of the previous one."""
     company_id = current_company_id()
-    answer = dashboard_queries.metrics(company_id, company_zone(company_id), args["period"], utcnow())
+    answer = dashboard_queries.metrics(company_id, args["period"], utcnow())
     return json_response(METRICS.one(answer), METRICS.exact_only)
 
 

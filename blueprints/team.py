@@ -14,7 +14,7 @@ from gateway_app.merge_patch import patched
 from gateway_app.models import User
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import team
-from gateway_app.services.serialization import Serializer, json_response
+from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 
 blp = GatewayBlueprint("team", __name__, url_prefix="/api/v1/team", description="Team service")
 
@@ -56,6 +56,8 @@ MemberPage = page_schema(MemberOut, "MemberPage")
 RoleList = page_schema(RoleOut, "RoleList")
 PermissionList = page_schema(PermissionOut, "PermissionList")
 MEMBER_PAGE = Serializer(MemberPage)
+# the list's rows are its items as they are
+check_rows_dump_as_is(MemberOut, team.MEMBER_COLUMNS)
 
 
 @contextmanager
@@ -78,7 +80,7 @@ def list_members(args):
     company_id = current_company_id()
     page = page_fetched_newest_first(lambda after, limit: team.members_page_rows(company_id, after, limit),
                                      team.USERS.created_at, team.USERS.id, args)
-    return json_response(MEMBER_PAGE.one(page), MEMBER_PAGE.exact_only)
+    return json_response(page, MEMBER_PAGE.exact_only)
 
 
 @blp.route("/members", methods=["POST"])

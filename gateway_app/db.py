@@ -1,12 +1,15 @@
-"""Database engine and the request-scoped SQLAlchemy session."""
+"""Database engine, the request-scoped SQLAlchemy session, and read connections."""
 import datetime as dt
+import logging
 import os
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc
+from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 # BIGINT ids on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 IdType = BigInteger().with_variant(Integer, "sqlite")
@@ -35,12 +38,54 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.timezone.utc)
 
 
+class IsoInstant(UserDefinedType):
+    """A UTCDateTime column read as the text an answer shows of it: ISO 8601 as
+    ``datetime.isoformat`` writes an aware UTC instant (``2026-03-01T09:30:00+00:00``,
+    with ``.ffffff`` when there are microseconds). For read paths that send stored
+    instants as they are: on SQLite each was parsed from its text into a datetime only
+    to be written back as text. Only for selected columns (``iso_instant``), never in DDL.
+    """
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw):
+        return "DATETIME"
+
+    def result_processor(self, dialect, coltype):
+        as_datetime = UTCDateTime().dialect_impl(dialect).result_processor(dialect, coltype)
+
+        def iso(value):
+            if value is None:
+                return None
+            # SQLAlchemy's SQLite text of a DATETIME: "YYYY-MM-DD HH:MM:SS.ffffff"
+            if value.__class__ is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+                if value.endswith(".000000"):
+                    return f"{value[:10]}T{value[11:19]}+00:00"
+                return f"{value[:10]}T{value[11:]}+00:00"
+            return as_datetime(value).isoformat()
+        return iso
+
+
+def iso_instant(column):
+    """``column`` (a UTCDateTime) selected as its ISO 8601 text, under its own key."""
+    return type_coerce(column, IsoInstant()).label(column.key)
+
+
 class Base(DeclarativeBase):
     pass
 
 
+log = logging.getLogger("gateway.db")
+
 # Thread-local scoping is greenlet-local under gevent's monkey patching.
 Session = scoped_session(sessionmaker(expire_on_commit=False))
+# the engine the session is bound to (bind()), which read connections come from
+_bound_engine = None
+# the read connection a block of this request (greenlet) holds, for the blocks within it
+_open_read = ContextVar("gateway_read_connection", default=None)
+
+# what a database that went away raises (the pool then replaces the connection)
+DATABASE_GONE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
 
 
 # Connections a worker keeps open between requests. A gevent worker serves many requests
@@ -111,12 +156,46 @@ def end_session():
     connection. Returns the error that ending it met, if any."""
     try:
         Session.remove()
-    except (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError) as error:
+    except DATABASE_GONE as error:
         Session.registry.clear()   # remove() stops at the failed rollback, before clearing
         return error
     return None
 
 
+@contextmanager
+def read_connection():
+    """A connection for a read-only unit of statements, run in one transaction (on
+    MariaDB, REPEATABLE READ: one snapshot for all of them).
+
+    In a request that already has a session (a write, or the authentication stage
+    reading a credential), the reads join the session's transaction, so they see its
+    own writes. A block within another uses the outer one's connection (one snapshot,
+    one checkout). Otherwise the connection comes straight from the pool and goes back
+    when the block ends: an ORM session set up and torn down around Core statements
+    cost about as much as running one of them.
+    """
+    if Session.registry.has():
+        yield Session.connection()
+        return
+    outer = _open_read.get()
+    if outer is not None:
+        yield outer
+        return
+    connection = _bound_engine.connect()
+    token = _open_read.set(connection)
+    try:
+        yield connection
+    finally:
+        _open_read.reset(token)
+        try:
+            connection.close()   # ends the read transaction: a rollback
+        except DATABASE_GONE as error:
+            # what was read stands; the pool has dropped the dead connection
+            log.warning("database unreachable while ending a read: %s", type(error).__name__)
+
+
 def bind(engine):
+    global _bound_engine
     Session.remove()
     Session.configure(bind=engine)
+    _bound_engine = engine

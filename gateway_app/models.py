@@ -180,6 +180,9 @@ class Appointment(TimestampMixin, Base):
         Index("ix_appointments_company_starts", "company_id", "starts_at"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
         Index("ix_appointments_company_created", "company_id", "created_at"),
+        # a call's appointments (its detail), in time order: without it SQLite walked all the
+        # company's appointments by start, for the ORDER BY
+        Index("ix_appointments_company_call", "company_id", "call_id", "starts_at"),
         UniqueConstraint("company_id", "idempotency_key", name="uq_appointments_idempotency"),
     )
 

@@ -4,7 +4,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, func, select
 
-from ..db import Session
+from ..db import Session, read_connection
 from ..models import Call, Company, Invoice, Payment, UsageRecord
 from .http import client_for
 from .stripe import StripeClient
@@ -105,16 +105,16 @@ def _mirror_statements(model, after):
 def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
     """Newest first; the cursor is the Stripe id of the last row served, as with Stripe."""
     page, position = _mirror_statements(model, bool(cursor))
-    connection = Session.connection()
     params = {"company_id": company.id, "page_limit": limit + 1}
-    if cursor:
-        table = model.__table__.c
-        last = connection.execute(position.where(table.company_id == company.id,
-                                                 table[stripe_id_column.key] == cursor)).first()
-        if last is None:
-            raise UnknownCursor(cursor)
-        params["last_created_at"], params["last_id"] = last
-    rows = connection.execute(page, params).all()
+    with read_connection() as connection:
+        if cursor:
+            table = model.__table__.c
+            last = connection.execute(position.where(table.company_id == company.id,
+                                                     table[stripe_id_column.key] == cursor)).first()
+            if last is None:
+                raise UnknownCursor(cursor)
+            params["last_created_at"], params["last_id"] = last
+        rows = connection.execute(page, params).all()
     next_cursor = getattr(rows[limit - 1], stripe_id_column.key) if len(rows) > limit else None
     return {"data": [mapper(row) for row in rows[:limit]], "next_cursor": next_cursor,
             "source": "local", "note": LOCAL_NOTE}
@@ -161,8 +161,9 @@ def _usage_statement():
 def usage_of(company_id, now=None):
     """This month's calls and minutes of the company against its plan, in one statement."""
     start, end = current_period(now)
-    row = Session.connection().execute(_usage_statement(), {
-        "company_id": company_id, "start": start, "end": end}).one()
+    with read_connection() as connection:
+        row = connection.execute(_usage_statement(), {
+            "company_id": company_id, "start": start, "end": end}).one()
     plan, calls, minutes = row.plan_minutes, int(row.calls), -(-int(row.seconds) // 60)
     return usage_answer(start, end, plan, calls, minutes, int(row.reported or 0))
 
@@ -192,4 +193,5 @@ _COMPANY_BILLING = select(*(Company.__table__.c[name] for name in (
 def company_of(company_id):
     """What billing reads of a company (a row: id, plan_minutes, stripe_customer_id,
     integrations), by a Core statement built once."""
-    return Session.connection().execute(_COMPANY_BILLING, {"company_id": company_id}).first()
+    with read_connection() as connection:
+        return connection.execute(_COMPANY_BILLING, {"company_id": company_id}).first()

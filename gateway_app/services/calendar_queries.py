@@ -3,18 +3,26 @@
 The statement is built once per shape (status filter, customer filter, cursor) with every
 value bound at execution, as the lists' are (keyset.py).
 """
+import datetime as dt
 from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, or_, select
 
-from ..db import Session
+from ..clock import business_now
+from ..db import iso_instant, read_connection
 from ..models import Appointment
+from .periods import stored_zone_name
+from .timeranges import LocalRange, zone_or_utc
+
+DEFAULT_CALENDAR_DAYS = 7
 
 APPOINTMENTS = Appointment.__table__.c
-# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances
+# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances;
+# the instants it sends as stored (in UTC) come as their ISO text (db.iso_instant), those
+# it renders in the calendar's timezone as datetimes
 RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
     "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
-    "calcom_booking_uid", "created_at", "updated_at"))
+    "calcom_booking_uid")) + (iso_instant(APPOINTMENTS.created_at), iso_instant(APPOINTMENTS.updated_at))
 
 
 @lru_cache(maxsize=16)
@@ -35,6 +43,22 @@ def _page_statement(by_status, by_customer, after):
             .limit(bindparam("page_limit")))
 
 
+def calendar_page(company_id, zone, first, last, status, customer_id, after, limit):
+    """(zone, first, last, rows): the calendar of local dates first..last in ``zone``, or
+    in the company's timezone when None (read in the same transaction as the page); a
+    week from today, or ending on ``last``, when ``first`` is not given."""
+    with read_connection():
+        zone = zone or zone_or_utc(stored_zone_name(company_id))
+        if first is None:
+            first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last \
+                else business_now().astimezone(zone).date()
+        if last is None:
+            last = first + dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)
+        window = LocalRange(first, last, zone)
+        rows = page_rows(company_id, window.start_utc, window.end_utc, status, customer_id, after, limit)
+    return zone, first, last, rows
+
+
 def page_rows(company_id, start, end, status, customer_id, after, limit):
     """Up to ``limit + 1`` appointments starting in [start, end), earliest first, strictly
     after ``after`` ((starts_at, id) of the last one served) if given."""
@@ -43,4 +67,5 @@ def page_rows(company_id, start, end, status, customer_id, after, limit):
     if after is not None:
         params["after_start"], params["after_id"] = after
     statement = _page_statement(bool(status), bool(customer_id), after is not None)
-    return Session.connection().execute(statement, params).all()
+    with read_connection() as connection:
+        return connection.execute(statement, params).all()

@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, func, or_, select
 
-from ..db import Session
+from ..db import Session, iso_instant, read_connection
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -43,20 +43,30 @@ def call_filters(company_id, filters, calls=Call):
 
 
 # The read paths select columns with Core: a page is rows turned into the answer's dicts,
-# with no ORM identity map, instance state or per-attribute loader to set up per row.
+# with no ORM identity map, instance state or per-attribute loader to set up per row;
+# instants come as the ISO text the answer shows (db.iso_instant).
 CALLS = Call.__table__.c
 _CUSTOMERS = Customer.__table__.c
 _WITH_CUSTOMER = Call.__table__.outerjoin(Customer.__table__, _CUSTOMERS.id == CALLS.customer_id)
-_LIST_ROW = tuple(CALLS[column.key] for column in LIST_COLUMNS if column.key != "company_id") + (
-    _CUSTOMERS.name.label("customer_name"),)
-_DETAIL_ROW = tuple(column for column in Call.__table__.columns
-                    if column.key not in ("company_id",)) + (_CUSTOMERS.name.label("customer_name"),)
+_INSTANTS = ("started_at", "ended_at")
+
+
+def _as_sent(column):
+    return iso_instant(column) if column.key in _INSTANTS else column
+
+
+# a list row: with_customer makes {id, name} of customer_id and customer_name
+CUSTOMER_NAME = _CUSTOMERS.name.label("customer_name")
+LIST_ROW = tuple(_as_sent(CALLS[column.key]) for column in LIST_COLUMNS if column.key != "company_id") + (
+    CUSTOMER_NAME,)
+_DETAIL_ROW = tuple(_as_sent(column) for column in Call.__table__.columns
+                    if column.key not in ("company_id",)) + (CUSTOMER_NAME,)
 _APPOINTMENTS = Appointment.__table__.c
 
 
 def list_rows_query(company_id, filters):
     """The list's page query: the list columns and the customer's name, one statement."""
-    return select(*_LIST_ROW).select_from(_WITH_CUSTOMER).where(
+    return select(*LIST_ROW).select_from(_WITH_CUSTOMER).where(
         *call_filters(company_id, filters, CALLS))
 
 
@@ -94,7 +104,7 @@ def _detail_statements():
     company_id, call_id = bindparam("company_id"), bindparam("call_id")
     call = select(*_DETAIL_ROW).select_from(_WITH_CUSTOMER).where(
         CALLS.id == call_id, CALLS.company_id == company_id)
-    appointments = (select(_APPOINTMENTS.id, _APPOINTMENTS.title, _APPOINTMENTS.starts_at,
+    appointments = (select(_APPOINTMENTS.id, _APPOINTMENTS.title, iso_instant(_APPOINTMENTS.starts_at),
                            _APPOINTMENTS.status)
                     .where(_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.call_id == call_id)
                     .order_by(_APPOINTMENTS.starts_at))
@@ -106,12 +116,12 @@ def call_detail(company_id, call_id):
     once), or None."""
     call, appointments = _detail_statements()
     params = {"company_id": company_id, "call_id": call_id}
-    connection = Session.connection()
-    row = connection.execute(call, params).first()
-    if row is None:
-        return None
-    item = with_customer(dict(row._mapping))
-    item["appointments"] = connection.execute(appointments, params).mappings().all()
+    with read_connection() as connection:
+        row = connection.execute(call, params).first()
+        if row is None:
+            return None
+        item = with_customer(dict(row._mapping))
+        item["appointments"] = connection.execute(appointments, params).mappings().all()
     return item
 
 

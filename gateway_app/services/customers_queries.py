@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, utcnow
+from ..db import Session, iso_instant, read_connection, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -36,12 +36,15 @@ def search_clauses(company_id, q, region, customers=Customer):
 CUSTOMERS = Customer.__table__.c
 CUSTOMER_COLUMNS = ("id", "name", "phone", "email", "notes", "created_at", "updated_at")
 _CUSTOMER_ROW = tuple(CUSTOMERS[name] for name in CUSTOMER_COLUMNS)
+# what the list and the profile send: instants as the ISO text the answer shows
+SENT_ROW = tuple(iso_instant(column) if column.key in ("created_at", "updated_at") else column
+                 for column in _CUSTOMER_ROW)
 _CALLS = Call.__table__.c
 _APPOINTMENTS = Appointment.__table__.c
 
 
 def search_rows_query(company_id, q, region):
-    return select(*_CUSTOMER_ROW).where(*search_clauses(company_id, q, region, CUSTOMERS))
+    return select(*SENT_ROW).where(*search_clauses(company_id, q, region, CUSTOMERS))
 
 
 @lru_cache(maxsize=4)
@@ -78,15 +81,16 @@ def _profile_statement():
         select(func.min(case((upcoming, _APPOINTMENTS.starts_at)))).where(*appointments)
         .scalar_subquery().label("next_appointment_at"),
     )
-    return select(*_CUSTOMER_ROW, *figures).where(CUSTOMERS.id == customer_id,
+    return select(*SENT_ROW, *figures).where(CUSTOMERS.id == customer_id,
                                                    CUSTOMERS.company_id == company_id)
 
 
 def profile(company_id, customer_id):
     """A customer's fields and profile figures in one statement (the figures as scalar
     subqueries over the company's indexes), or None when the company has no such customer."""
-    row = Session.connection().execute(_profile_statement(), {
-        "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
+    with read_connection() as connection:
+        row = connection.execute(_profile_statement(), {
+            "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
     if row is None:
         return None
     found = dict(row._mapping)

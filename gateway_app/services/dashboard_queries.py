@@ -8,10 +8,10 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_column, select
 
-from ..db import Session
+from ..db import Session, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource
-from .periods import Window, today_and_week
+from .periods import Window, company_zone, today_and_week
 
 UPCOMING_STATUSES = ("pending", "confirmed")
 UPCOMING_SHOWN = 5
@@ -81,14 +81,17 @@ def _overview_statements():
     return _one_row(("calls_week", calls), ("bookings_week", bookings), ("upcoming", upcoming_count)), upcoming
 
 
-def overview(company_id, zone, now):
-    today_start, week_start = today_and_week(zone, now)
+def overview(company_id, now):
+    """The overview in the company's timezone: the zone, the figures and the upcoming
+    list read in one transaction, so they agree."""
     figures_statement, upcoming_statement = _overview_statements()
-    params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
-              "now": now}
-    connection = Session.connection()
-    figures = connection.execute(figures_statement, params).one()._mapping
-    upcoming = connection.execute(upcoming_statement, params).mappings().all()
+    with read_connection() as connection:
+        zone = company_zone(company_id)
+        today_start, week_start = today_and_week(zone, now)
+        params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
+                  "now": now}
+        figures = connection.execute(figures_statement, params).one()._mapping
+        upcoming = connection.execute(upcoming_statement, params).mappings().all()
     answered_week = count(figures["answered_week"])
     return {
         "timezone": zone.key,
@@ -136,12 +139,15 @@ def _metrics_statement():
     return _one_row(("calls", calls), ("booked", booked), ("customers", customers))
 
 
-def metrics(company_id, zone, period, now):
-    window = Window(zone, period, now)
-    row = Session.connection().execute(_metrics_statement(), {
-        "company_id": company_id, "current_start": window.current_start,
-        "previous_start": window.previous_start, "previous_end": window.previous_end,
-        "now": now}).one()._mapping
+def metrics(company_id, period, now):
+    """The KPI tiles in the company's timezone (the zone and the figures in one transaction)."""
+    with read_connection() as connection:
+        zone = company_zone(company_id)
+        window = Window(zone, period, now)
+        row = connection.execute(_metrics_statement(), {
+            "company_id": company_id, "current_start": window.current_start,
+            "previous_start": window.previous_start, "previous_end": window.previous_end,
+            "now": now}).one()._mapping
     calls = [row[f"c{index}"] for index in range(8)]
     booked = (row["b0"], row["b1"])
     customers = (row["n0"], row["n1"])

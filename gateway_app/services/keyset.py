@@ -8,7 +8,7 @@ request cost about as much as running the page query on SQLite.
 """
 from sqlalchemy import and_, bindparam, or_
 
-from ..db import Session
+from ..db import read_connection
 
 AFTER_SORT, AFTER_ID, LIMIT = "after_sort", "after_id", "page_limit"
 
@@ -31,4 +31,5 @@ def page_rows(statement, params, after, limit):
     params[LIMIT] = limit + 1
     if after is not None:
         params[AFTER_SORT], params[AFTER_ID] = after
-    return Session.connection().execute(statement, params).all()
+    with read_connection() as connection:
+        return connection.execute(statement, params).all()

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import bindparam, select
 
-from ..db import Session, utcnow
+from ..db import read_connection, utcnow
 from ..models import Company
 
 UTC = dt.timezone.utc
@@ -22,7 +22,8 @@ _ZONE_OF_COMPANY = select(_COMPANIES.timezone).where(_COMPANIES.id == bindparam(
 
 def stored_zone_name(company_id):
     """The timezone name the company's row holds (None if no such company)."""
-    return Session.connection().execute(_ZONE_OF_COMPANY, {"company_id": company_id}).scalar()
+    with read_connection() as connection:
+        return connection.execute(_ZONE_OF_COMPANY, {"company_id": company_id}).scalar()
 
 
 def company_zone(company_id):

@@ -10,6 +10,10 @@ per-field machinery; ``json_response`` then encodes it into exactly the bytes Fl
 A field type the serializer does not know (Function, Method, Raw, a custom field) is
 dumped by the field itself, so the serializer never drifts from the schema: it can only
 be slower.
+
+A list whose query selects exactly what its schema sends (ints, text, instants as their
+ISO text: ``db.iso_instant``) needs no serializer at all: ``check_rows_dump_as_is`` proves
+it once, from the columns' types, and the rows' dicts are then the answer's items.
 """
 import datetime as dt
 
@@ -18,6 +22,9 @@ from flask import current_app
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import fields, missing
 from marshmallow.utils import ensure_text_type
+from sqlalchemy import Enum, Integer, String
+
+from ..db import IsoInstant
 
 # fields whose dumped values orjson writes as Python's json module does (str, int, None)
 _ORJSON_SAFE = (fields.Integer, fields.String, fields.DateTime, fields.Date, fields.Boolean)
@@ -58,8 +65,10 @@ def _orjson_safe(field):
 
 
 # the class of a value a field dumps as it is (a str to a String field, an int to an
-# Integer field): kept without a call, which is most of a row's fields
-_KEPT_AS_IS = {fields.String: str, fields.Integer: int}
+# Integer field): kept without a call, which is most of a row's fields. A DateTime
+# field's str is an instant a query already read as its ISO text (db.IsoInstant): what
+# the field makes of the datetime.
+_KEPT_AS_IS = {fields.String: str, fields.Integer: int, fields.DateTime: str}
 
 
 class _NeverKept:
@@ -105,6 +114,51 @@ class Serializer:
 
     def many(self, rows):
         return [self.one(row) for row in rows]
+
+
+def _dumps_as_is(field, column_type):
+    """Whether ``field`` dumps every value of a column of this type as it is: ints to an
+    Integer field, text to a String field, an IsoInstant's text to an ISO DateTime
+    field (None, as any field dumps it, included)."""
+    kind = type(field)
+    if kind is fields.Integer:
+        return not field.as_string and isinstance(column_type, Integer)
+    if kind is fields.String:
+        return isinstance(column_type, String) and not isinstance(column_type, Enum)
+    if kind is fields.DateTime:
+        return field.format in (None, "iso", "iso8601") and isinstance(column_type, IsoInstant)
+    return False
+
+
+def check_rows_dump_as_is(schema, columns, built=None, dropped=()):
+    """Raise TypeError unless ``schema.dump`` gives back, unchanged, the dict of a row of
+    ``columns`` (Core columns or labels, by key) once the caller has dropped the keys
+    ``dropped`` and added the nested dicts ``built`` names ({key: {nested key: column}}).
+
+    Checked once, where a view and its query meet: the rows' dicts are then sent as the
+    answer's items without a serializer (the query's types say what each value is).
+    """
+    sent = {column.key: column.type for column in columns if column.key not in dropped}
+    for key, parts in (built or {}).items():
+        sent[key] = {name: column.type for name, column in parts.items()}
+    _check_dumps_as_is(schema() if isinstance(schema, type) else schema, sent)
+
+
+def _check_dumps_as_is(schema, sent):
+    """``sent``: {key: column type, or {nested key: column type} for a nested object}."""
+    name_of = type(schema).__name__
+    if set(sent) != set(schema.dump_fields):
+        raise TypeError(f"{name_of} sends {sorted(schema.dump_fields)}, the rows {sorted(sent)}")
+    for name, field in schema.dump_fields.items():
+        if (field.data_key or name) != name or (field.attribute or name) != name or \
+                field.dump_default is not missing:
+            raise TypeError(f"{name_of}.{name} renames its value or has a default")
+        if isinstance(sent[name], dict):
+            if not (type(field) is fields.Nested and not field.many and not field.schema.many):
+                raise TypeError(f"{name_of}.{name} is not one nested object")
+            _check_dumps_as_is(field.schema, sent[name])
+        elif not _dumps_as_is(field, sent[name]):
+            raise TypeError(f"{name_of}.{name} does not dump a {sent[name]!r} as it is")
 
 
 def row_dicts(rows):

@@ -11,7 +11,7 @@ from functools import lru_cache
 from sqlalchemy import bindparam, func, select
 
 from gateway_app.audit import audit
-from gateway_app.db import Session
+from gateway_app.db import Session, iso_instant
 from gateway_app.events import emit
 from gateway_app.extensions import gateway_state
 from gateway_app.models import User
@@ -113,8 +113,9 @@ def remove(actor, member):
 
 
 USERS = User.__table__.c
-MEMBER_COLUMNS = (USERS.id, USERS.email, USERS.name, USERS.role, USERS.status, USERS.created_at,
-                  USERS.last_login_at)
+# what the list sends: instants as the ISO text the answer shows
+MEMBER_COLUMNS = (USERS.id, USERS.email, USERS.name, USERS.role, USERS.status,
+                  iso_instant(USERS.created_at), iso_instant(USERS.last_login_at))
 
 
 @lru_cache(maxsize=2)
