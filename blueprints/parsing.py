@@ -8,9 +8,6 @@ filter was silently ignored. GatewayBlueprint gives every service one parser tha
 answers these the way docs/contract.md section 8 says: 415 for the wrong media type,
 400 for malformed JSON (gateway_app/strict_json.py) and for an unknown query parameter.
 """
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 import marshmallow as ma
 from flask import current_app, request
 from flask_smorest import Blueprint
@@ -65,19 +62,6 @@ def unknown_query(names, accepted):
         problem_type="unknown-query-parameter", parameters=names, accepted=sorted(accepted))
 
 
-# A worker keeps the arguments of the query strings it parsed last, by schema: a query
-# string always parses to the same arguments (the query schemas' defaults are constants,
-# their validators pure functions of the values), and the same URLs come again and again
-# (a list's first page, the filters a client polls with). Parsing cost more than running
-# a list's statement. Only arguments made of immutable values are kept (a cursor, a
-# list, is parsed every time), and never a refusal. A query string longer than
-# KEPT_QUERY_LENGTH is parsed every time; past KEPT_QUERIES entries the worker starts
-# afresh.
-KEPT_QUERIES = 512
-KEPT_QUERY_LENGTH = 1024
-_IMMUTABLE = (type(None), bool, int, float, str, dt.date, ZoneInfo)   # dt.datetime is a dt.date
-
-
 def accepted_names(schema):
     return {field.data_key or name for name, field in schema.load_fields.items()}
 
@@ -88,29 +72,8 @@ class GatewayParser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
                                    "query": ma.RAISE, "querystring": ma.RAISE}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.parsed_queries = {}   # (schema, unknown, query string) -> arguments
-
     def load_json(self, req, schema):
         return json_document(req)
-
-    def parse(self, argmap, req=None, *, location=None, **kwargs):
-        key = None
-        if location in QUERY_LOCATIONS and kwargs.get("validate") is None and isinstance(argmap, ma.Schema):
-            query = (req or request).query_string
-            if len(query) <= KEPT_QUERY_LENGTH:
-                key = (argmap, kwargs.get("unknown"), query)
-                kept = self.parsed_queries.get(key)
-                if kept is not None:
-                    return dict(kept)
-        parsed = super().parse(argmap, req, location=location, **kwargs)
-        if key is not None and type(parsed) is dict and all(
-                isinstance(value, _IMMUTABLE) for value in parsed.values()):
-            if len(self.parsed_queries) >= KEPT_QUERIES:
-                self.parsed_queries.clear()
-            self.parsed_queries[key] = dict(parsed)
-        return parsed
 
     def handle_error(self, error, req, schema, *, error_status_code, error_headers):
         messages = error.messages if isinstance(error.messages, dict) else {}
