@@ -126,6 +126,13 @@ class WindowedStorage(pybreaker.CircuitBreakerStorage):
             self.seen_version = version
             self.cached = None
 
+    def unfollow(self):
+        """No version could be read: the state is read from Redis (or memory) each time
+        until one is."""
+        self.followed = False
+        self.seen_version = None
+        self.cached = None
+
     def _copy(self):
         """(state, opened_at stamp) from the worker's copy, or None when not kept."""
         if not self.followed or self.redis is None:

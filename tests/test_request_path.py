@@ -25,6 +25,11 @@ def register_rate_limited_cached_route(app):
     def limited_calls():
         return jsonify(calls=[{"id": 1}])
 
+    @blp.get("/test/limited/invoices")
+    @gateway_policy(service="billing", upstream="stripe")   # a view that calls Stripe
+    def limited_invoices():
+        return jsonify(invoices=[])
+
     app.register_blueprint(blp)
     return app
 
@@ -83,6 +88,27 @@ def test_a_rate_limited_l1_hit_adds_the_limiter_script(redis_url, tenant):
             assert "RateLimit" in response.headers
     assert command_names(seen) == ["MGET", "EVALSHA"] * 3
     assert versions_and_generations(seen) == [(True, True)] * 3
+
+
+def test_a_provider_breakers_version_rides_in_the_same_read(redis_url, redis_client, tenant):
+    """A view calling Stripe: the breaker's version is read in the round trip that
+    confirms the principal, and its state only when the version moved (here: another
+    worker opening the breaker)."""
+    for _ in range(2):
+        assert tenant.get("/test/limited/invoices").status_code == 200
+    with redis_commands(redis_url) as seen:
+        for _ in range(3):
+            assert tenant.get("/test/limited/invoices").status_code == 200
+    assert command_names(seen) == ["MGET", "EVALSHA"] * 3
+    assert all("gateway:breaker:{stripe}:version" in command for command in seen
+               if command.upper().startswith("MGET"))
+    # as another worker opening the breaker writes it
+    redis_client.set("gateway:breaker:{stripe}:state", "open")
+    redis_client.set("gateway:breaker:{stripe}:opened_at", repr(time.time()))
+    redis_client.incr("gateway:breaker:{stripe}:version")
+    refused = tenant.get("/test/limited/invoices")
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.get_json()["service"] == "stripe"
 
 
 def test_a_principal_read_from_the_database_leaves_caching_its_own_read(redis_url, tenant):

@@ -39,6 +39,8 @@ def build_stages(app, policy, state):
     fallback = Fallback(caching.stale_response)
     service_discovery = ServiceDiscoveryStage(policy["service_discovery"], state.redis, state.breakers,
                                               fallback, state.reads, app.config.get("WORKER_CONNECTIONS", 200))
+    circuit_breaker = CircuitBreakerStage(app, state.breakers, fallback,
+                                          state.reads if state.redis is not None else None)
     return [
         # first in, so that its ``after`` runs last: it counts and logs the response the
         # client gets (a 304 made by caching, the time of an L2 write included)
@@ -49,17 +51,18 @@ def build_stages(app, policy, state):
         TransformStage(policy["transform"], upload_body_limits(policy["files"])),  # request/response shaping
         CorsStage(policy["cors"], app.config.get("GATEWAY_CORS_ORIGINS", ())),  # browsers' preflights
         # confirming a cached principal is one Redis round trip, which carries rate
-        # limiting's quotas, caching's generation tokens and, for a remote service, the
-        # versions of its registry entry and breaker (Stage.call_ahead); a refusal
-        # (401) spends the address's ip quotas
+        # limiting's quotas, caching's generation tokens, the version of the breaker of
+        # a provider the view calls and, for a remote service, the versions of its
+        # registry entry and breaker (Stage.call_ahead); a refusal (401) spends the
+        # address's ip quotas
         AuthenticationStage(app, policy["authentication"], state.identity,   # 1. who is calling
-                            ahead_of=(rate_limiting, caching, service_discovery),
+                            ahead_of=(rate_limiting, caching, circuit_breaker, service_discovery),
                             on_refusal=rate_limiting.spend_on_refusal,
                             refusals_left=rate_limiting.refuse_when_refusals_exhausted),
         AuthorizationStage(),                                                # 2. may they do this
         rate_limiting,                                                       # 3. five layers
         caching,                                                             # 4. L1 / L2
-        CircuitBreakerStage(app, state.breakers, fallback),                  # 5. upstream health
+        circuit_breaker,                                                     # 5. upstream health
         # the seed's 7, before 6: service discovery answers for a remote service in its
         # ``before``, so the request is transformed first, for local and remote alike
         TransformsStage(policy["transforms"], services_by_rule(app)),        # 7. request/response transform

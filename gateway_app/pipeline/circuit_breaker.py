@@ -6,8 +6,9 @@ the last good copy for a GET, else 503 naming the service with ``Retry-After``
 (seconds until the next probe). A call that fails inside the view raises
 ``UpstreamUnavailable`` and gets the same fallback through the error handler below.
 """
-from flask import g, request
+from flask import current_app, g, request
 from marshmallow import Schema, fields, validates_schema
+from redis.exceptions import RedisError
 
 from ..errors import problem_response
 from ..integrations.http import NotConfigured, ProviderRejected, UpstreamUnavailable
@@ -35,23 +36,55 @@ class CircuitBreakerSchema(Schema):
 
 
 class CircuitBreakerStage(Stage):
+    """A breaker's state is kept by each worker and read again only when the breaker's
+    version moved (breakers.WindowedStorage.observe); the version is read with every
+    request, in the round trip that confirms a cached principal (``call_ahead``), else
+    on its own."""
     name = "circuit_breaker"
     section = "circuit_breaker"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, app, breakers, fallback):
+    def __init__(self, app, breakers, fallback, reads=None):
         self.breakers = breakers
         self.fallback = fallback
+        self.reads = reads   # the request path's shared MGET (None without Redis)
         install_error_handlers(app, fallback)
+
+    def version_keys(self, upstream):
+        return [self.breakers.get(upstream).storage.version_key()]
+
+    def call_ahead(self, ctx, request, principal):
+        upstream = ctx.route_policy.get("upstream")
+        if not upstream or self.reads is None:
+            return None
+        return self.reads, self.version_keys(upstream)
 
     def before(self, ctx, request):
         upstream = ctx.route_policy.get("upstream")
         if not upstream:
             return None
         ctx.upstream = upstream
-        wait = self.breakers.get(upstream).rejecting()
+        breaker = self.breakers.get(upstream)
+        self.observe_version(ctx, upstream, breaker)
+        wait = breaker.rejecting()
         if wait is None:
             return None
         return self.fallback.answer(ctx, request, upstream, wait, "its circuit breaker is open")
+
+    def observe_version(self, ctx, upstream, breaker):
+        """Hand the breaker its version as read after this request began; unread (no
+        Redis, or Redis failing), the breaker reads its state itself."""
+        if self.reads is None:
+            return
+        keys = self.version_keys(upstream)
+        ahead = ctx.ahead.get(self.name) if ctx.ahead else None
+        if ahead is not None and ahead[0] == keys and not isinstance(ahead[1], Exception):
+            breaker.storage.observe(ahead[1][0])
+            return
+        try:
+            breaker.storage.observe(self.reads.read(keys)[0])
+        except (RedisError, OSError) as exc:
+            current_app.logger.warning("circuit breaker %s: version unread (%s)", upstream, exc)
+            breaker.storage.unfollow()
 
 
 def install_error_handlers(app, fallback):
