@@ -3,41 +3,32 @@ before a chunked one, a HEAD's answer ending with its head, a body running to th
 the connection, a malformed answer, a kept connection the instance closed. The instance
 is a socket server of the test's own, writing each answer byte for byte and keeping its
 connections open as HTTP/1.1 lets it."""
-import socket
-import threading
 
 import pytest
 
+from tests.support.raw_instances import LoopbackServer
 from tests.test_proxy_http import register, stop_monitor, upstream_outcomes
 
 NO_CACHE = {"Cache-Control": "no-cache"}
 HEALTH = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
-class ScriptedInstance:
+class ScriptedInstance(LoopbackServer):
     """Answers each request with ``script(method, path, connection, number)``: the bytes to
     write (then the connection is kept, unless the answer says ``Connection: close``), a
     tuple (bytes, "close") to close it after them, or None to close it without an answer. ``connection`` counts the
     connections that carried a request other than the health check (from 1), ``number``
     the requests on this one (from 1). ``seen`` holds (connection, method, path, head)."""
 
+    threaded = True
+
     def __init__(self, script):
         self.script = script
         self.seen = []
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__()
 
-    def serve(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.converse, args=(connection,), daemon=True).start()
-
-    def converse(self, connection):
+    def handle(self, connection):
         with connection:
             buffered, number, counted = b"", 0, None
             while True:
@@ -69,8 +60,6 @@ class ScriptedInstance:
                 if close or b"connection: close" in answer.lower():
                     return
 
-    def close(self):
-        self.listener.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from gateway_app.policy import load_policy
 from tests.conftest import build_app, sign_up
+from tests.support.raw_instances import LoopbackServer
 from tests.support.redis_monitor import redis_commands
 from tests.support.servers import Gunicorn
 
@@ -92,36 +93,26 @@ def test_a_client_error_of_the_instance_is_its_answer(proxied):
     assert answered.status_code == 404 and answered.get_json() == {"status": 404}
 
 
-class RawInstance:
+class RawInstance(LoopbackServer):
     """An instance writing its answers on the socket itself: ``/health`` is 200, anything
     else gets ``answer`` (bytes) and the connection is closed."""
 
     def __init__(self, answer):
         self.answer = answer
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__()
 
-    def serve(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            with connection:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    block = connection.recv(65536)
-                    if not block:
-                        break
-                    head += block
-                if head.startswith(b"GET /health "):
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-                else:
-                    connection.sendall(self.answer)
-
-    def close(self):
-        self.listener.close()
+    def handle(self, connection):
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                block = connection.recv(65536)
+                if not block:
+                    break
+                head += block
+            if head.startswith(b"GET /health "):
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            else:
+                connection.sendall(self.answer)
 
 
 def test_hop_by_hop_answer_headers_are_dropped_and_interim_answers_skipped(app, client, tenant):
