@@ -63,6 +63,19 @@ def test_redis_down_bypasses_and_recovers(client, tenant, private_redis, caplog)
     assert any("reachable again" in record.getMessage() for record in caplog.records)
 
 
+def test_a_view_depending_on_a_provider_answers_while_redis_is_down(tenant, private_redis):
+    """Billing declares Stripe: its breaker's version, read with each request, is unread
+    while Redis is down, and the breaker's own per-process state decides."""
+    assert tenant.get("/api/v1/billing/invoices").status_code == 200
+    private_redis.stop()
+    for _ in range(3):
+        response = tenant.get("/api/v1/billing/invoices")
+        assert response.status_code == 200, response.get_data(as_text=True)
+    private_redis.start()
+    wait_out_the_retry_interval()
+    assert tenant.get("/api/v1/billing/invoices").status_code == 200
+
+
 def test_hung_redis_bypasses_and_a_write_meanwhile_is_never_hidden_by_l1(tenant, private_redis):
     before = tenant.get("/test/cache/calls")
     assert tenant.get("/test/cache/calls").headers["X-Cache"] == "HIT-L1"

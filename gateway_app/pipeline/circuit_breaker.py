@@ -77,8 +77,11 @@ class CircuitBreakerStage(Stage):
             return
         keys = self.version_keys(upstream)
         ahead = ctx.ahead.get(self.name) if ctx.ahead else None
-        if ahead is not None and ahead[0] == keys and not isinstance(ahead[1], Exception):
-            breaker.storage.observe(ahead[1][0])
+        if ahead is not None and ahead[0] == keys:
+            if isinstance(ahead[1], Exception):   # Redis failed this request's round trip:
+                breaker.storage.unfollow()        # the storage's own fallback decides
+            else:
+                breaker.storage.observe(ahead[1][0])
             return
         try:
             breaker.storage.observe(self.reads.read(keys)[0])
