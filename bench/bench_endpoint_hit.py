@@ -10,7 +10,10 @@ rounds interleaved. The policy is conf/gateway.yaml with the limits raised (as i
 bench_services.py), so the load is never refused but every layer is still taken.
 Needs ``wrk`` (Debian package) on the PATH. With ``--baseline DIR`` (another checkout,
 e.g. from ``git worktree add``) that checkout's gateway answers the same request on the
-same database and Redis, measured in the same rounds: a before/after in one run.
+same database and Redis, measured in the same rounds: a before/after in one run. Each
+round then also loads both gateways at the same moment, their workers sharing one core,
+and reports the ratio of their CPU per request: one after the other, a busy 2-core
+machine's drift between runs swamps a change of a few per cent; side by side both see it.
 """
 import argparse
 import os
@@ -33,6 +36,7 @@ PATH = "/api/v1/calls?limit=25"
 WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 WRK_ERRORS = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+WRK_REQUESTS = re.compile(r"(\d+) requests in")
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -56,18 +60,27 @@ def seed_pro_company_key(database, workdir):
     return key
 
 
-def wrk(url, headers, seconds, connections, script=None):
-    """(req/s, p50 ms, p99 ms) of one wrk run with one thread (``script``: a function
-    making a Lua request script's file, for requests with bodies)."""
+def wrk_command(url, headers, seconds, connections, script=None):
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:   # a new file per run: its nonce keeps the bodies distinct across runs
         command += ["-s", script()]
-    output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    return command + [url]
+
+
+def checked_output(url, output):
     errors = WRK_ERRORS.search(output)
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} answers were not 2xx/3xx:\n{output}")
+    return output
+
+
+def wrk(url, headers, seconds, connections, script=None):
+    """(req/s, p50 ms, p99 ms) of one wrk run with one thread (``script``: a function
+    making a Lua request script's file, for requests with bodies)."""
+    command = wrk_command(url, headers, seconds, connections, script)
+    output = checked_output(url, subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     latency = {int(p): float(v) * UNIT_MS[u] for p, v, u in WRK_LATENCY.findall(output)}
     return float(WRK_RATE.search(output).group(1)), latency[50], latency[99]
 
@@ -78,6 +91,18 @@ def measure(server, path, headers, seconds, connections):
     before = cpu_seconds(pid)
     rps, p50, p99 = wrk(server.url + path, headers, seconds, connections)
     return rps, p50, p99, (cpu_seconds(pid) - before) * 1e6 / (rps * seconds)
+
+
+def measure_side_by_side(servers, path, headers, seconds, connections):
+    """Worker CPU microseconds per request of each server, all loaded at the same moment."""
+    pids = [worker_pid(server) for server in servers]
+    before = [cpu_seconds(pid) for pid in pids]
+    loads = [subprocess.Popen(wrk_command(server.url + path, headers, seconds, connections),
+                              stdout=subprocess.PIPE, text=True) for server in servers]
+    outputs = [checked_output(server.url + path, load.communicate()[0])
+               for server, load in zip(servers, loads)]
+    return [(cpu_seconds(pid) - cpu_before) * 1e6 / int(WRK_REQUESTS.search(output).group(1))
+            for pid, cpu_before, output in zip(pids, before, outputs)]
 
 
 def main():
@@ -125,10 +150,15 @@ def main():
                                 timeout=10).headers.get("X-Cache") != "HIT-L1":
                     raise SystemExit(f"{server.url}: the calls page is not served from L1")
         results = {name: [] for name in targets}
+        paired = []   # baseline's CPU per request / this gateway's, loaded side by side
         for _round in range(args.rounds):   # interleaved, so drift in machine load is shared
             for name, (server, path, target_headers) in targets.items():
                 wrk(server.url + path, target_headers, 1, args.connections)   # warm after a switch
                 results[name].append(measure(server, path, target_headers, args.seconds, args.connections))
+            if args.baseline:
+                this, baseline = measure_side_by_side(servers[1:], PATH, headers, args.seconds,
+                                                      args.connections)
+                paired.append(baseline / this)
     finally:
         for server in servers:
             server.stop()
@@ -147,6 +177,9 @@ def main():
               f"{statistics.median(r[2] for r in rounds):6.2f} ms | "
               f"{cpu:5.0f} us CPU/req {bare_cpu / cpu:5.2f}x"
               f"   (req/s rounds: {', '.join(f'{r[0]:.0f}' for r in rounds)})")
+    if paired:
+        print(f"the baseline's worker CPU per request / this gateway's, loaded side by side: median "
+              f"{statistics.median(paired):.3f} (rounds: {', '.join(f'{ratio:.3f}' for ratio in paired)})")
 
 
 if __name__ == "__main__":
