@@ -7,7 +7,8 @@ defaults do not match the seed's policy, so this module changes it in one place:
   storage keeps failure timestamps (a Redis sorted set) and a success does not
   erase them;
 * ``call`` does not hold the breaker's lock while the wrapped call runs, so
-  concurrent calls through one breaker run concurrently;
+  concurrent calls through one breaker run concurrently; through a closed breaker only
+  a failure goes through pybreaker (a success changes nothing there);
 * half-open admits ``half_open_probes`` trial calls across ALL workers: each open
   period has its own probe counter in Redis;
 * state lives in Redis and falls back to per-process state when Redis fails;
