@@ -7,7 +7,8 @@ defaults do not match the seed's policy, so this module changes it in one place:
   storage keeps failure timestamps (a Redis sorted set) and a success does not
   erase them;
 * ``call`` does not hold the breaker's lock while the wrapped call runs, so
-  concurrent calls through one breaker run concurrently;
+  concurrent calls through one breaker run concurrently; through a closed breaker only
+  a failure goes through pybreaker (a success changes nothing there);
 * half-open admits ``half_open_probes`` trial calls across ALL workers: each open
   period has its own probe counter in Redis;
 * state lives in Redis and falls back to per-process state when Redis fails;
@@ -264,13 +265,23 @@ class GatewayBreaker(pybreaker.CircuitBreaker):
         # State changes still take the lock (open/half_open/close); the call does not.
         # An open breaker whose reset timeout has passed turns half-open and calls this
         # again, so the probe check below sees that first call too.
+        state = self.state
+        if state.name == pybreaker.STATE_CLOSED:
+            # A success through a closed breaker changes nothing (pybreaker's closed state
+            # does nothing on one, WindowedStorage.reset_counter is a no-op, and
+            # TransitionRecorder hears failures and transitions only): the call runs as
+            # it is, and only a failure goes through pybreaker, which counts it (or
+            # lets an excluded one pass) and may open the breaker, as in its own call.
+            try:
+                return func(*args, **kwargs)
+            except BaseException as exc:   # as pybreaker's own call, which sees every exception
+                return state.call(raise_again, exc)
         attempted = []
 
         def attempt(*call_args, **call_kwargs):
             attempted.append(True)
             return func(*call_args, **call_kwargs)
         try:
-            state = self.state
             if (state.name == pybreaker.STATE_HALF_OPEN
                     and not self.storage.take_probe(self.half_open_probes)):
                 raise pybreaker.CircuitBreakerError("Half-open: the probes of this period are in flight")
@@ -316,6 +327,10 @@ class GatewayBreaker(pybreaker.CircuitBreaker):
                 "failure_threshold": self.fail_max, "failure_window": self.failure_window,
                 "reset_timeout": self.reset_timeout, "half_open_probes": self.half_open_probes,
                 "retry_after": self.retry_after()}
+
+
+def raise_again(exc):
+    raise exc
 
 
 def is_not_a_fault(exc):

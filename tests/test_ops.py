@@ -113,8 +113,13 @@ def test_access_log_is_one_json_line_per_request(tmp_path, redis_url, caplog):
 def test_metrics_exposes_request_counts(client):
     client.get("/health")
     text = client.get("/metrics").get_data(as_text=True)
-    assert "gateway_requests_total" in text
+    assert "# TYPE gateway_requests_total counter" in text
     assert "gateway_request_duration_seconds_bucket" in text
+    # one count per request under the same labels, whichever series is read
+    labels = '{method="GET",service="gateway",status="200"} '
+    values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if labels in line}
+    assert values["gateway_requests_total"] == values["gateway_request_duration_seconds_count"] > 0
 
 
 def test_openapi_document_and_docs(client):

@@ -3,6 +3,7 @@ before a chunked one, a HEAD's answer ending with its head, a body running to th
 the connection, a malformed answer, a kept connection the instance closed. The instance
 is a socket server of the test's own, writing each answer byte for byte and keeping its
 connections open as HTTP/1.1 lets it."""
+import time
 
 import pytest
 
@@ -136,6 +137,18 @@ def test_a_kept_connection_the_instance_closed_is_replaced_once_for_a_request_wi
     refused = tenant.post("/api/v1/analytics/kept", json={"n": 1})
     assert refused.status_code == 503
     assert [connection for connection, *_ in instance.seen] == [1, 1, 2, 2]
+
+
+def test_a_kept_connection_the_instance_closed_after_its_answer_is_not_used(instance_of, tenant):
+    """The close is noticed before the next request is written, so even a request with a
+    body (which is never sent twice) goes through, on a new connection."""
+    instance = instance_of(lambda method, path, connection, number: (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok", "close"))
+    assert tenant.get("/api/v1/analytics/closing", headers=NO_CACHE).data == b"ok"
+    time.sleep(0.1)   # the instance's FIN arrives
+    posted = tenant.post("/api/v1/analytics/closing", json={"n": 1})
+    assert posted.status_code == 200 and posted.data == b"ok"
+    assert [(connection, method) for connection, method, *_ in instance.seen] == [(1, "GET"), (2, "POST")]
 
 
 @pytest.mark.parametrize("answer", [

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from gateway_app.cache import strong_etag
 from gateway_app.policy import load_policy
 from tests.conftest import build_app, sign_up
 from tests.support.raw_instances import LoopbackServer
@@ -72,6 +73,17 @@ def test_hop_by_hop_request_headers_stay_and_forwarding_headers_are_set(proxied)
     assert received["via"] == "1.1 edge, 1.1 gateway"
     # the instance's own headers come back
     assert response.headers["X-Upstream"] == "yes" and response.headers["Content-Language"] == "en"
+
+
+def test_the_gateways_etag_and_x_cache_replace_the_instances(proxied):
+    """A cacheable answer carries one ETag, the gateway's (of the body it stores and
+    serves), and one X-Cache, saying what the gateway's cache did."""
+    for headers, cache in (({"Cache-Control": "no-cache"}, "BYPASS"), ({}, "HIT-L2")):
+        response = proxied.get("/api/v1/analytics/kpis?tagged=1", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        assert response.headers["X-Upstream"] == "yes"
+        assert response.headers.getlist("ETag") == [strong_etag(response.data)]
+        assert response.headers.getlist("X-Cache") == [cache]
 
 
 def test_204_304_and_head_answer_without_a_body(proxied):

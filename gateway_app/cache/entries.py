@@ -3,7 +3,7 @@ import time
 
 from werkzeug.http import generate_etag, quote_etag
 
-from ..responses import GatewayResponse, made_headers
+from ..responses import GatewayResponse, header_names, made_headers
 
 # added per request by other stages or by the server, never part of a stored copy
 PER_REQUEST_HEADERS = {"x-request-id", "date", "content-length", "x-cache", "age", "etag",
@@ -14,30 +14,34 @@ def strong_etag(body):
     return quote_etag(generate_etag(body))
 
 
-def refusal_reason(response, max_bytes):
-    """Why ``response`` must not be stored, or None. Errors, cookies and private data never are."""
+def refusal_reason(response, max_bytes, names=None):
+    """Why ``response`` must not be stored, or None. Errors, cookies and private data never are.
+    ``names``: the lower-cased names of its headers, when the caller has them already (a
+    search for an absent header costs werkzeug an exception)."""
     if not 200 <= response.status_code < 300 or response.status_code == 206:
         return "status"
     if response.is_streamed or response.direct_passthrough:
         return "streamed"
-    headers = response.headers
-    if "Set-Cookie" in headers:
+    if names is None:
+        names = header_names(response.headers)
+    if "set-cookie" in names:
         return "set-cookie"
     # most answers carry no Cache-Control: parsed only when there is one
-    if "Cache-Control" in headers and (response.cache_control.private or response.cache_control.no_store):
+    if "cache-control" in names and (response.cache_control.private or response.cache_control.no_store):
         return "cache-control"
-    if response.content_length is not None and response.content_length > max_bytes:
+    if "content-length" in names and (response.content_length or 0) > max_bytes:
         return "too-large"
     return None
 
 
-def capture(response):
+def capture(response, etag=None):
     """The stored form: plain immutable tuples, so a stored copy never depends on a class
-    path and L1 can keep it as it is (tiers.WorkerMemoryCache)."""
+    path and L1 can keep it as it is (tiers.WorkerMemoryCache). ``etag``: the body's, when
+    the caller has worked it out already."""
     body = response.get_data()
     headers = tuple((name, value) for name, value in response.headers.items()
                     if name.lower() not in PER_REQUEST_HEADERS)
-    return (response.status_code, headers, body, strong_etag(body), time.time())
+    return (response.status_code, headers, body, etag or strong_etag(body), time.time())
 
 
 def age_of(stored):

@@ -145,24 +145,24 @@ class TieredCache:
                 self.l1.set(key, stored, timeout=remaining)
         return stored, "L2"
 
-    def put(self, namespace, key, stale_key, stored, unless_unchanged=False):
-        """Store ``stored`` under ``key`` (and as the last good copy under ``stale_key``).
-        ``unless_unchanged``: skip it when this worker stored the same body under the
-        same key less than half its TTL ago (a no-cache refresh that found nothing new:
-        every such request would otherwise write the same bytes again)."""
+    def unchanged(self, namespace, key, etag):
+        """Whether this worker stored the body of ``etag`` under ``key`` less than half the
+        namespace's TTL ago: a no-cache refresh that found nothing new need not write the
+        same bytes again (every such request would)."""
+        with self.written_lock:
+            written = self.written.get(key)
+        return (written is not None and written[0] == etag
+                and time.monotonic() - written[1] < self.ttl_of(namespace) / 2)
+
+    def put(self, namespace, key, stale_key, stored):
+        """Store ``stored`` under ``key`` (and as the last good copy under ``stale_key``)."""
         ttl = self.ttl_of(namespace)
-        now = time.monotonic()
-        if unless_unchanged and not stale_key:
-            with self.written_lock:
-                written = self.written.get(key)
-            if written is not None and written[0] == stored[3] and now - written[1] < ttl / 2:
-                return
         if self.tier_of(namespace) == "l1":
             self.l1.set(key, stored, timeout=ttl)
         if self.redis_call("set", self.write_l2, key, stored, ttl) is MISSING:
             return
         with self.written_lock:
-            self.written[key] = (stored[3], now)
+            self.written[key] = (stored[3], time.monotonic())
         if stale_key:
             self.redis_call("set-stale", self.write_l2, stale_key, stored, self.stale_ttl)
 

@@ -194,14 +194,6 @@ class Answer:
         self.method = method
 
     @property
-    def length(self):
-        """The body's length as the instance declared it, else None."""
-        for name, value in self.headers:
-            if name.lower() == "content-length":
-                return int(value) if value.isdigit() else None
-        return None
-
-    @property
     def has_body(self):
         return not (self.method == "HEAD" or self.status in NO_BODY_STATUSES)
 
@@ -284,36 +276,41 @@ class UpstreamPools:
         return connection.receive_head(head_only=outbound.method == "HEAD")
 
 
-def returned_headers(answer):
-    """The instance's headers the client gets: not the hop-by-hop ones (with those its
-    Connection header names), nor those the gateway decides itself."""
+def returned_headers(answer, instance):
+    """(the headers the client gets, the body's declared length or None), in one pass over
+    the instance's: not the hop-by-hop ones (with those its Connection header names), nor
+    those the gateway decides itself; and which instance answered."""
     kept = []
     listed = None
+    length = None
     for name, value in answer.headers:
         lowered = name.lower()
         if lowered in NOT_RETURNED or lowered.startswith(NOT_RETURNED_PREFIX):
             if lowered == "connection":
                 listed = [*(listed or ()), *(part.strip().lower() for part in value.split(","))]
             continue
-        kept.append((lowered, name, value))
+        if lowered == "content-length":
+            length = int(value) if value.isdigit() else None
+        kept.append((name, value))
     if listed:
-        return [(name, value) for lowered, name, value in kept if lowered not in listed]
-    return [(name, value) for _lowered, name, value in kept]
+        kept = [(name, value) for name, value in kept if name.lower() not in listed]
+    kept.append(("X-Gateway-Instance", instance.id))
+    return kept, length
 
 
 def to_flask_response(response_class, answer, instance, buffer_bytes, on_bytes):
     """The client's response: kept whole when small and sized (so it may be cached),
     otherwise relayed block by block as the instance sends it (never cached)."""
+    returned, length = returned_headers(answer, instance)
     # httptools refuses a header value holding CR, LF or NUL, so the instance's may go in
     # unchecked
-    headers = made_headers([*returned_headers(answer), ("X-Gateway-Instance", instance.id)])
+    headers = made_headers(returned)
     if not answer.has_body:
         for _block in answer.blocks():   # none: the connection goes back to the pool
             pass
         response = response_class(status=answer.status, headers=headers)
         response.response = []    # no body, and the instance's Content-Length kept as it said
         return response
-    length = answer.length
     if length is not None and length <= buffer_bytes:
         try:
             body = b"".join(answer.blocks())

@@ -21,8 +21,13 @@ import ssl
 from collections import deque
 
 import httptools
+from gevent import monkey
 
 BLOCK = 64 * 1024
+# the select module's own poll, also in a gevent worker (gevent's patching removes it): asked
+# with no timeout it never blocks, and it answers without the exception a peek at an idle
+# socket raises
+poll = monkey.get_original("select", "poll")
 
 # RFC 9110 section 5.6.2: a field name (and a method) is a token
 NOT_A_TOKEN = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
@@ -69,6 +74,8 @@ class InstanceConnection:
     def __init__(self, sock, reused=False):
         self.sock = sock
         self.reused = reused
+        self.readable = poll()       # whether the instance has written or closed
+        self.readable.register(sock.fileno(), select.POLLIN)
         self.parser = None
         self.head_only = False
         self.status = None           # the final answer's, once its head is read
@@ -79,22 +86,9 @@ class InstanceConnection:
 
     def idle_and_open(self):
         """A kept connection is usable when the instance has neither closed it nor sent
-        anything unasked."""
-        sock = self.sock
-        if isinstance(sock, ssl.SSLSocket):
-            readable, _, _ = select.select([sock], [], [], 0)
-            return not readable
-        timeout = sock.gettimeout()
-        sock.settimeout(0)
-        try:
-            sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        finally:
-            sock.settimeout(timeout)
-        return False   # end of stream, or bytes nobody asked for
+        anything unasked: there is nothing to read (an end of stream reads as readable,
+        a reset as an error)."""
+        return not self.readable.poll(0)
 
     def close(self):
         self.parser = None

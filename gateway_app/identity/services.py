@@ -6,12 +6,12 @@ stage and the auth, team, settings and admin blueprints, which call the
 ``changed_*``/``revoke_*`` methods after committing.
 """
 import logging
-import threading
 import time
 
 from sqlalchemy import update
 
 from ..db import utcnow
+from ..locks import section_lock
 from ..models import ApiKey
 from .login_throttle import LoginThrottle
 from .principal_cache import LocalEntries, PrincipalCache
@@ -33,7 +33,7 @@ class IdentityServices:
         self.engine = app.extensions["gateway_engine"]
         self.key_used_interval = config["api_key_last_used_interval"]
         self._key_used_locally = {}
-        self._key_used_lock = threading.Lock()
+        self._key_used_lock = section_lock()   # guards a dict look-up and write, nothing that blocks
 
     # -- changes that cached principals must notice (call after commit) --------------------
     def company_changed(self, company_id):

@@ -9,14 +9,18 @@ invalidation made by another worker. For a cached principal they are read ahead,
 the round trip that confirms the principal (``call_ahead``).
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from werkzeug.datastructures import RequestCacheControl
+from werkzeug.http import parse_cache_control_header, parse_set_header
 
 from .. import events
 from ..cache import (MISSING, CacheScope, InvalidationRules, Invalidator, TieredCache,
                      cache_metrics, capture, entry_key, refusal_reason, request_fingerprint,
-                     serve, stale_key)
+                     serve, stale_key, strong_etag)
 from ..policy_types import PolicyError, positive, strict
+from ..responses import append_made_headers, header_names
 from .base import Stage
 
 CACHEABLE_METHODS = ("GET", "HEAD")
@@ -38,11 +42,29 @@ class Lookup:
 
 
 def client_refuses_cache(request):
+    """(whether the client asks for a fresh answer, whether it asks that none be stored)."""
     environ = request.environ  # a missing header costs an exception through request.headers
     if "HTTP_CACHE_CONTROL" not in environ and "HTTP_PRAGMA" not in environ:  # the usual case
-        return False
-    control = request.cache_control
-    return bool(control.no_cache or control.no_store or "no-cache" in request.pragma)
+        return False, False
+    return refusal_in(environ.get("HTTP_CACHE_CONTROL"), environ.get("HTTP_PRAGMA", ""))
+
+
+@lru_cache(maxsize=256)
+def refusal_in(cache_control, pragma):
+    """``client_refuses_cache`` for these header values, parsed as werkzeug's Request
+    parses them; clients send a handful of values, over and over."""
+    control = parse_cache_control_header(cache_control, None, RequestCacheControl)
+    refuses = bool(control.no_cache or control.no_store or "no-cache" in parse_set_header(pragma))
+    return refuses, bool(control.no_store)
+
+
+def set_made(headers, names, name, value):
+    """Set header ``name`` to a value the gateway made, replacing one the handler or a
+    remote instance sent (``names``: the lower-cased names present)."""
+    if name.lower() in names:
+        headers[name] = value
+    else:
+        append_made_headers(headers, ((name, value),))
 
 
 def conditional(response, request):
@@ -158,9 +180,10 @@ class CachingStage(Stage):
         if generations is MISSING:
             return self.bypass(ctx, lookup)
         lookup.key = entry_key(scope, generations, lookup.fingerprint)
-        if client_refuses_cache(request):
+        refuses, no_store = client_refuses_cache(request)
+        if refuses:
             # the client asks for a fresh answer: skip the lookup, store what the handler says
-            if request.cache_control.no_store:
+            if no_store:
                 lookup.key = None
             lookup.refresh = True
             return self.bypass(ctx, lookup)
@@ -191,19 +214,23 @@ class CachingStage(Stage):
         lookup = ctx.cache_lookup
         if lookup is None or lookup.answered_from_cache:
             return response
-        response.headers["X-Cache"] = lookup.status
-        if refusal_reason(response, self.max_entry_bytes) is not None:
+        headers = response.headers
+        names = header_names(headers)   # one pass, for every question below
+        set_made(headers, names, "X-Cache", lookup.status)
+        if refusal_reason(response, self.max_entry_bytes, names) is not None:
             return response
-        stored = capture(response)
+        etag = strong_etag(response.get_data())
         if lookup.key is not None:
             # the last good copy serves only the fallback of an upstream that fails (a
             # provider a view depends on, a remote service): kept only for those, and not
             # rewritten by a client's no-cache (the copy a normal request stores will do)
             kept_stale = (stale_key(lookup.scope, lookup.fingerprint)
                           if ctx.upstream and not lookup.refresh else None)
-            self.tiers.put(lookup.scope.namespace, lookup.key, kept_stale, stored,
-                           unless_unchanged=lookup.refresh)
-        response.headers["ETag"] = stored[3]
+            # a no-cache refresh stores the answer only when it is not the one this
+            # worker stored last, so the hash is all it costs
+            if not (lookup.refresh and self.tiers.unchanged(lookup.scope.namespace, lookup.key, etag)):
+                self.tiers.put(lookup.scope.namespace, lookup.key, kept_stale, capture(response, etag))
+        set_made(headers, names, "ETag", etag)
         return conditional(response, request)
 
     # --- the last good copies, for the fallback (pipeline/fallback.py) ---------------

@@ -3,7 +3,8 @@ import json
 import logging
 
 from marshmallow import Schema, fields, validate
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 from ..policy_types import strict
 from .base import Stage
@@ -15,19 +16,52 @@ _metrics = {}
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
+REQUEST_LABELS = ("service", "method", "status")
+LATENCY = "gateway_request_duration_seconds"
+
+
 def request_metrics(buckets):
     """Created once per process: prometheus refuses duplicate names on re-registration."""
     if not _metrics:
-        _metrics["requests"] = Counter(
-            "gateway_requests_total", "Requests answered by the gateway",
-            ["service", "method", "status"])
         _metrics["latency"] = Histogram(
-            "gateway_request_duration_seconds", "Time from first pipeline stage to response",
-            ["service", "method", "status"], buckets=buckets)
+            LATENCY, "Time from first pipeline stage to response", REQUEST_LABELS, buckets=buckets)
+        # gateway_requests_total is the histogram's count under the same labels, read
+        # from it when scraped (RequestCounts), so a request writes one series, not two
+        REGISTRY.register(RequestCounts(_metrics["latency"], passthrough=False))
         _metrics["short_circuits"] = Counter(
             "gateway_short_circuits_total", "Requests a stage answered or refused before the handler",
             ["stage", "status"])
     return _metrics
+
+
+class RequestCounts:
+    """A prometheus collector adding ``gateway_requests_total{service, method, status}``,
+    the count of ``gateway_request_duration_seconds`` under the same labels, to what
+    ``source`` (a collector: the histogram itself, or the multiprocess collector of a
+    scrape) yields. ``passthrough``: yield the source's families too."""
+
+    def __init__(self, source, passthrough):
+        self.source = source
+        self.passthrough = passthrough
+
+    @staticmethod
+    def family():
+        return CounterMetricFamily("gateway_requests", "Requests answered by the gateway",
+                                   labels=REQUEST_LABELS)
+
+    def describe(self):
+        return [self.family()]
+
+    def collect(self):
+        for family in self.source.collect():
+            if self.passthrough:
+                yield family
+            if family.name == LATENCY:
+                counts = self.family()
+                for sample in family.samples:
+                    if sample.name == LATENCY + "_count":
+                        counts.add_metric([sample.labels[name] for name in REQUEST_LABELS], sample.value)
+                yield counts
 
 
 @strict
@@ -44,8 +78,8 @@ class MetricsStage(Stage):
     def __init__(self, config, access_log_enabled):
         self.metrics = request_metrics(config["latency_buckets"])
         self.log_enabled = access_log_enabled
-        # (service, method, status) -> (counter, histogram) children: labels() costs a lock
-        # and a lookup per call; the set of combinations is small and fixed by the routes
+        # (service, method, status) -> histogram child: labels() costs a lock and a lookup
+        # per call; the set of combinations is small and fixed by the routes
         self.children = {}
         self.short_circuit_children = {}   # (stage, status) -> counter child, for the same reason
 
@@ -53,9 +87,7 @@ class MetricsStage(Stage):
         key = (service, method, status)
         found = self.children.get(key)
         if found is None:
-            labels = (service, method, str(status))
-            found = self.children[key] = (self.metrics["requests"].labels(*labels),
-                                          self.metrics["latency"].labels(*labels))
+            found = self.children[key] = self.metrics["latency"].labels(service, method, str(status))
         return found
 
     def short_circuits_of(self, stage, status):
@@ -68,9 +100,8 @@ class MetricsStage(Stage):
     def after(self, ctx, request, response):
         elapsed = ctx.elapsed
         method = request.method if request.method in METHODS else "OTHER"
-        requests, latency = self.series_of(ctx.service or "gateway", method, response.status_code)
-        requests.inc()
-        latency.observe(elapsed)
+        # counted by the observation too (gateway_requests_total, RequestCounts)
+        self.series_of(ctx.service or "gateway", method, response.status_code).observe(elapsed)
         if ctx.short_circuited_by is not None:
             self.short_circuits_of(ctx.short_circuited_by, response.status_code).inc()
         if self.log_enabled:

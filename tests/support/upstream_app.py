@@ -9,7 +9,8 @@ gevent) on loopback: ``gunicorn tests.support.upstream_app:app``.
 - ``/status/<code>``: answers that status (204 and 304 with no body)
 - ``/slow?seconds=S``: answers after S seconds
 - anything else: echoes the method, path, query and headers it received, and the
-  client port of the connection it came on
+  client port of the connection it came on; with ``tagged=1`` in the query, also an
+  ETag and an X-Cache of the instance's own
 """
 import hashlib
 import json
@@ -59,7 +60,8 @@ def app(request):
     if path.endswith("/slow"):
         time.sleep(float(request.args.get("seconds", "1")))
         return Response("late")
+    own = {"ETag": '"instance-tag"', "X-Cache": "HIT"} if request.args.get("tagged") == "1" else {}
     return Response(json.dumps({"method": request.method, "path": path,
                                 "query": request.query_string.decode(), "headers": dict(request.headers),
                                 "peer": request.environ.get("REMOTE_PORT")}),
-                    mimetype="application/json", headers={"X-Upstream": "yes", "Content-Language": "en"})
+                    mimetype="application/json", headers={"X-Upstream": "yes", "Content-Language": "en", **own})
