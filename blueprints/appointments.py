@@ -105,9 +105,10 @@ def calendar(args):
     # keyset pagination in calendar order (earliest first) over (starts_at, id)
     after = row_position(args["cursor"]) if args.get("cursor") is not None else None
     limit = args["limit"]
+    principal = current_principal()
     tz, first, last, rows = calendar_queries.calendar_page(
-        current_company_id(), args["tz"], args["from_"], args["to"], args["status"],
-        args["customer_id"], after, limit)
+        principal.company_id, args["tz"], args["from_"], args["to"], args["status"],
+        args["customer_id"], after, limit, principal.timezone)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

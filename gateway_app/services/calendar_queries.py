@@ -43,12 +43,13 @@ def _page_statement(by_status, by_customer, after):
             .limit(bindparam("page_limit")))
 
 
-def calendar_page(company_id, zone, first, last, status, customer_id, after, limit):
+def calendar_page(company_id, zone, first, last, status, customer_id, after, limit, company_zone_name=None):
     """(zone, first, last, rows): the calendar of local dates first..last in ``zone``, or
-    in the company's timezone when None (read in the same transaction as the page); a
-    week from today, or ending on ``last``, when ``first`` is not given."""
+    when None in the company's timezone (``company_zone_name``, else read in the same
+    transaction as the page); a week from today, or ending on ``last``, when ``first`` is
+    not given."""
     with read_connection():
-        zone = zone or zone_or_utc(stored_zone_name(company_id))
+        zone = zone or zone_or_utc(company_zone_name or stored_zone_name(company_id))
         if first is None:
             first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last \
                 else business_now().astimezone(zone).date()
