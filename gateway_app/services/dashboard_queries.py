@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_column, select
 
-from ..db import Session, read_connection
+from ..db import Session, one_of, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource
 from .periods import Window, company_zone, today_and_week
@@ -73,7 +73,7 @@ def _overview_statements():
     ).where(_APPOINTMENTS.company_id == company, _APPOINTMENTS.call_id.is_not(None),
             _APPOINTMENTS.created_at >= week_start)
     upcoming_filter = (_APPOINTMENTS.company_id == company, _APPOINTMENTS.starts_at >= now,
-                       _APPOINTMENTS.status.in_(UPCOMING_STATUSES))
+                       one_of(_APPOINTMENTS.status, UPCOMING_STATUSES))
     upcoming_count = select(func.count(_APPOINTMENTS.id).label("upcoming")).where(
         *upcoming_filter)
     upcoming = (select(*_UPCOMING_COLUMNS).where(*upcoming_filter)
