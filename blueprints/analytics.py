@@ -4,7 +4,7 @@ import datetime as dt
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from blueprints.common import current_company_id
+from blueprints.common import current_company_id, current_principal
 from blueprints.parsing import GatewayBlueprint
 from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
@@ -91,8 +91,8 @@ class TrendOut(RangeOut):
 
 def requested_range(args):
     """(first day, last day, zone): defaults to the last 30 days in the company's timezone."""
-    tz = args["tz"] or zone_or_utc(Session.scalar(select(Company.timezone)
-                                                  .where(Company.id == current_company_id())))
+    tz = args["tz"] or zone_or_utc(current_principal().timezone or Session.scalar(
+        select(Company.timezone).where(Company.id == current_company_id())))
     last = args["to"] or (args["from_"] + dt.timedelta(days=DEFAULT_RANGE_DAYS - 1) if args["from_"]
                           else dt.datetime.now(tz).date())
     first = args["from_"] or last - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)

@@ -1,17 +1,21 @@
 """Appointments service: the calendar, booking (handed to Cal.com), status changes."""
+import datetime as dt
+
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import Integer, String
 
 from blueprints.common import (ROW_ID, PageArgs, current_company_id, current_principal, encode_cursor,
                                get_owned_or_404, row_position)
 from blueprints.parsing import GatewayBlueprint
+from gateway_app.db import IsoInstant
 from gateway_app.errors import GatewayProblem
 from gateway_app.merge_patch import patched
 from gateway_app.models import APPOINTMENT_STATUSES, Appointment
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments, calendar_queries
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
-from gateway_app.services.serialization import Serializer, json_response
+from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response, row_dicts
 from gateway_app.services.timeranges import CalendarDateTime, LocalDateRangeArgs, TimezoneField, zone_or_utc
 
 blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments",
@@ -78,6 +82,10 @@ class CalendarOut(Schema):
 
 
 CALENDAR = Serializer(CalendarOut)
+# a calendar row, with the values calendar_items adds, is its item as it is
+check_rows_dump_as_is(AppointmentOut, calendar_queries.CALENDAR_COLUMNS, computed={
+    "starts_at": IsoInstant(), "ends_at": IsoInstant(), "duration_minutes": Integer(),
+    "timezone": String()})
 
 
 def rendered(appointment, tz):
@@ -93,6 +101,19 @@ def rendered(appointment, tz):
     }
 
 
+def calendar_items(rows, tz):
+    """Calendar rows (calendar_queries.CALENDAR_COLUMNS) as ``rendered`` renders them:
+    start and end on the wall clock of ``tz``, as ISO text."""
+    zone_name = tz.key
+    items = row_dicts(rows)
+    for item in items:
+        starts_at = dt.datetime.fromisoformat(item["starts_at"])
+        ends_at = dt.datetime.fromisoformat(item["ends_at"])
+        item["starts_at"] = starts_at.astimezone(tz).isoformat()
+        item["ends_at"] = ends_at.astimezone(tz).isoformat()
+        item["duration_minutes"] = int((ends_at - starts_at).total_seconds() // 60)
+        item["timezone"] = zone_name
+    return items
 
 
 @blp.route("", methods=["GET"])
@@ -105,16 +126,18 @@ def calendar(args):
     # keyset pagination in calendar order (earliest first) over (starts_at, id)
     after = row_position(args["cursor"]) if args.get("cursor") is not None else None
     limit = args["limit"]
+    principal = current_principal()
     tz, first, last, rows = calendar_queries.calendar_page(
-        current_company_id(), args["tz"], args["from_"], args["to"], args["status"],
-        args["customer_id"], after, limit)
+        principal.company_id, args["tz"], args["from_"], args["to"], args["status"],
+        args["customer_id"], after, limit, principal.timezone)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].starts_at.isoformat(), rows[-1].id)
-    answer = {"data": [rendered(row, tz) for row in rows], "next_cursor": next_cursor,
-              "from_": first, "to": last, "timezone": tz.key}
-    return json_response(CALENDAR.one(answer), CALENDAR.exact_only)
+        next_cursor = encode_cursor(rows[-1].starts_at, rows[-1].id)   # ISO text in UTC
+    # CalendarOut as its dump gives it (the items checked above, the dates in ISO)
+    answer = {"data": calendar_items(rows, tz), "next_cursor": next_cursor,
+              "from": first.isoformat(), "to": last.isoformat(), "timezone": tz.key}
+    return json_response(answer, CALENDAR.exact_only)
 
 
 @blp.route("", methods=["POST"])

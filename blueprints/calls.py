@@ -18,7 +18,7 @@ from gateway_app.services.periods import UTC, company_zone, resolve_bound
 from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 from gateway_app.services.timeranges import within_calendar
 
-from .common import (ROW_ID, PageArgs, current_company_id, get_owned_or_404, page_fetched_newest_first,
+from .common import (ROW_ID, PageArgs, current_company_id, current_principal, get_owned_or_404, page_fetched_newest_first,
                      page_schema)
 from .downloads import download_response
 
@@ -157,8 +157,12 @@ def resolved_filters(args):
     """The validated filters with the date range as UTC instants in the company's timezone."""
     filters = {name: args.get(name) for name in
                ("direction", "status", "sentiment", "outcome", "customer_id", "q")}
-    # the timezone is a query of its own: asked only when a bound needs it
-    zone = company_zone(current_company_id()) if args.get("from_") or args.get("to") else UTC
+    # the timezone only when a bound needs it (the principal carries it)
+    if args.get("from_") or args.get("to"):
+        principal = current_principal()
+        zone = company_zone(principal.company_id, principal.timezone)
+    else:
+        zone = UTC
     filters["started_from"] = resolve_bound(args.get("from_"), zone)
     filters["started_before"] = resolve_bound(args.get("to"), zone, end=True)
     return filters

@@ -11,7 +11,7 @@ from gateway_app.services.feeds import page_feed
 from gateway_app.services.periods import PERIODS
 from gateway_app.services.serialization import Serializer, json_response
 
-from .common import PageArgs, current_company_id, encode_cursor, page_schema
+from .common import PageArgs, current_company_id, current_principal, encode_cursor, page_schema
 
 blp = GatewayBlueprint("dashboard", __name__, url_prefix="/api/v1/dashboard", description="Dashboard service")
 POLICY = dict(permission="dashboard:read", cache="dashboard")
@@ -133,8 +133,8 @@ METRICS = Serializer(MetricsOut)
 @gateway_policy(**POLICY)
 def overview():
     """Calls today and this week, bookings from calls, upcoming appointments, conversion."""
-    company_id = current_company_id()
-    answer = dashboard_queries.overview(company_id, utcnow())
+    principal = current_principal()
+    answer = dashboard_queries.overview(principal.company_id, utcnow(), principal.timezone)
     return json_response(OVERVIEW.one(answer), OVERVIEW.exact_only)
 
 
@@ -145,8 +145,8 @@ def overview():
 @gateway_policy(**POLICY)
 def metrics(args):
     """KPI tiles for this day/week/month so far against the same stretch of the previous one."""
-    company_id = current_company_id()
-    answer = dashboard_queries.metrics(company_id, args["period"], utcnow())
+    principal = current_principal()
+    answer = dashboard_queries.metrics(principal.company_id, args["period"], utcnow(), principal.timezone)
     return json_response(METRICS.one(answer), METRICS.exact_only)
 
 

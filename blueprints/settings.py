@@ -225,6 +225,9 @@ def patch_company(data):
     except IntegrityError:  # a concurrent request linked the same account first
         Session.rollback()
         abort(409, message="A provider account in integrations is already linked to another company.")
+    if company.timezone != current["timezone"]:
+        # cached principals carry the timezone (the views in local time read it there)
+        identity().company_changed(company.id)
     return company_settings(company)
 
 

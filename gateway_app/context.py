@@ -20,6 +20,11 @@ class Principal:
     api_key_id: int | None = None
     scopes: tuple = ()             # API keys only: ("read",) or ("read", "write")
     credential_id: str | None = None  # token jti / session id / key prefix
+    # the company's timezone name, read with the rest: the views that work in local time
+    # (dashboard, calendar, date filters) need no statement of their own for it. A change
+    # bumps the company's version, as a tier change does. None: not known (an entry
+    # cached before it was kept), read the company's row.
+    timezone: str | None = None
 
     def __hash__(self):
         # kept: principals key the request path's memos (quota sets, cache scopes), and

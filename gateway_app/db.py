@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc, type_coerce
+from sqlalchemy import BigInteger, DateTime, Integer, create_engine, event, exc, literal, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator, UserDefinedType
@@ -69,6 +69,13 @@ class IsoInstant(UserDefinedType):
 def iso_instant(column):
     """``column`` (a UTCDateTime) selected as its ISO 8601 text, under its own key."""
     return type_coerce(column, IsoInstant()).label(column.key)
+
+
+def one_of(column, values):
+    """``column IN (values)`` with each value a plain bound parameter. ``column.in_(values)``
+    makes one "expanding" parameter, whose SQL is rendered again on every execution of a
+    statement otherwise compiled once (a tenth of the dashboard overview's CPU)."""
+    return column.in_([literal(value, column.type) for value in values])
 
 
 class Base(DeclarativeBase):

@@ -148,7 +148,9 @@ class Call(TimestampMixin, Base):
     recording_content_type: Mapped[str | None] = mapped_column(String(100))
     recording_size: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
-        Index("ix_calls_company_started", "company_id", "started_at", "id"),
+        # status last (after the id, for the lists' order): the dashboard overview counts
+        # a week's calls by status from the index alone
+        Index("ix_calls_company_started_status", "company_id", "started_at", "id", "status"),
         Index("ix_calls_company_status_started", "company_id", "status", "started_at"),
         Index("ix_calls_company_customer_started", "company_id", "customer_id", "started_at"),
     )
@@ -177,9 +179,12 @@ class Appointment(TimestampMixin, Base):
     updated_at: Mapped[object] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,
                                                nullable=False)
     __table_args__ = (
-        Index("ix_appointments_company_starts", "company_id", "starts_at"),
+        # status and call_id last (after the id, for the calendar's and the activity feed's
+        # order): the overview counts upcoming appointments by status and a week's
+        # bookings by call from the indexes alone
+        Index("ix_appointments_company_starts_status", "company_id", "starts_at", "id", "status"),
         Index("ix_appointments_company_customer", "company_id", "customer_id", "starts_at"),
-        Index("ix_appointments_company_created", "company_id", "created_at"),
+        Index("ix_appointments_company_created_call", "company_id", "created_at", "id", "call_id"),
         # a call's appointments (its detail), in time order: without it SQLite walked all the
         # company's appointments by start, for the ORDER BY
         Index("ix_appointments_company_call", "company_id", "call_id", "starts_at"),

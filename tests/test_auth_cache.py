@@ -91,6 +91,75 @@ def test_a_tier_change_reaches_another_worker(database_url, redis_url, redis_cli
         worker_b.extensions["gateway_engine"].dispose()
 
 
+NO_CACHE = {"Cache-Control": "no-cache"}
+LOCAL_TIME_VIEWS = ("/api/v1/dashboard/overview", "/api/v1/dashboard/metrics",
+                    "/api/v1/appointments", "/api/v1/analytics/kpis")
+
+
+def test_a_timezone_change_applies_to_the_next_request(app, client, tenant):
+    """The principal carries the company's timezone; changing it reaches every cached
+    principal of the company, whatever credential the next request brings."""
+    headers = credentials(client, tenant)
+    for kind in ("token", "api_key"):
+        for path in LOCAL_TIME_VIEWS:
+            answer = client.get(path, headers={**headers[kind], **NO_CACHE})
+            assert answer.status_code == 200 and answer.get_json()["timezone"] == "UTC", path
+    assert tenant.patch("/api/v1/settings/company", json={"timezone": "Asia/Tokyo"}).status_code == 200
+    for kind in ("token", "api_key"):
+        assert principal_after(client, NO_DB_VIEW, headers[kind]).timezone == "Asia/Tokyo"
+        for path in LOCAL_TIME_VIEWS:
+            answer = client.get(path, headers={**headers[kind], **NO_CACHE})
+            assert answer.status_code == 200 and answer.get_json()["timezone"] == "Asia/Tokyo", path
+
+
+def test_a_date_filter_reads_the_changed_timezone(app, client, tenant):
+    """A call at 20:00 UTC on a date is on the next local date in Tokyo (UTC+9)."""
+    import datetime as dt
+
+    from gateway_app.models import Call
+    headers = credentials(client, tenant)["api_key"]
+    Session.add(Call(company_id=tenant.company["id"], direction="inbound", status="answered",
+                     from_number="+15550000001", to_number="+15550000002",
+                     started_at=dt.datetime(2030, 5, 1, 20, 0, tzinfo=dt.timezone.utc)))
+    Session.commit()
+
+    def listed(day):
+        answer = client.get(f"/api/v1/calls?from={day}&to={day}", headers={**headers, **NO_CACHE})
+        assert answer.status_code == 200
+        return len(answer.get_json()["data"])
+    assert (listed("2030-05-01"), listed("2030-05-02")) == (1, 0)
+    assert tenant.patch("/api/v1/settings/company", json={"timezone": "Asia/Tokyo"}).status_code == 200
+    assert (listed("2030-05-01"), listed("2030-05-02")) == (0, 1)
+
+
+def test_a_warm_request_in_local_time_does_not_read_the_timezone(app, client, tenant):
+    headers = credentials(client, tenant)["api_key"]
+    for path in LOCAL_TIME_VIEWS[:3]:
+        assert client.get(path, headers={**headers, **NO_CACHE}).status_code == 200
+        Session.remove()
+        with counted_queries(app) as statements:
+            assert client.get(path, headers={**headers, **NO_CACHE}).status_code == 200
+        assert not [statement for statement in statements if "companies" in statement], path
+
+
+def test_cached_entries_keep_the_shape_of_the_release_before():
+    """The timezone sits beside the principal's fields in a stored entry: a worker of the
+    release before still reads what this one writes, and this one reads an entry of
+    theirs as a principal whose timezone is not known (the views then read it)."""
+    import dataclasses
+    import json
+
+    from gateway_app.context import Principal
+    from gateway_app.identity.principal_cache import decoded_entry, encoded_entry
+    principal = Principal(kind="api_key", company_id=1, tier="free", api_key_id=3, scopes=("read",),
+                          credential_id="gw_abc", timezone="Asia/Tokyo")
+    stored = json.loads(encoded_entry(principal, [2, None]))
+    assert set(stored["principal"]) == {field.name for field in dataclasses.fields(Principal)} - {"timezone"}
+    assert decoded_entry(json.dumps(stored)) == (principal, [2, None])
+    del stored["timezone"]
+    assert decoded_entry(json.dumps(stored)) == (dataclasses.replace(principal, timezone=None), [2, None])
+
+
 def test_admin_tier_change_is_validated_and_audited(client, tenant):
     from gateway_app.models import AuditLog
     company_path = f"/gateway/admin/companies/{tenant.company['id']}"

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 import sqlalchemy
 from marshmallow import Schema, fields
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select
 from sqlalchemy.pool import NullPool
 
 from gateway_app.db import IdType, UTCDateTime, iso_instant
@@ -93,6 +93,14 @@ def test_rows_whose_columns_dump_as_they_are_pass_the_check():
 def test_rows_the_schema_would_change_fail_the_check(columns):
     with pytest.raises(TypeError):
         check_rows_dump_as_is(Moment, columns)
+
+
+def test_values_computed_in_python_are_checked_by_the_type_named():
+    from gateway_app.db import IsoInstant
+    check_rows_dump_as_is(Moment, (moments.c.id, moments.c.label), computed={"at": IsoInstant()})
+    for wrong in ({"at": DateTime()}, {"at": Integer()}, {"at": IsoInstant(), "extra": Integer()}):
+        with pytest.raises(TypeError):
+            check_rows_dump_as_is(Moment, (moments.c.id, moments.c.label), computed=wrong)
 
 
 def test_a_renamed_or_defaulted_field_fails_the_check():

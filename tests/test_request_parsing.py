@@ -180,6 +180,42 @@ def test_an_invalid_value_is_still_422_naming_the_field(owner):
     assert "limit" in assert_problem(response, 422)["errors"]
 
 
+def test_a_repeated_query_parameter_reads_its_first_value(owner):
+    for name in ("Ann", "Bob", "Cy"):
+        assert owner.post("/api/v1/customers", json={"name": name}).status_code == 201
+    page = owner.get("/api/v1/customers?limit=1&limit=3")
+    assert page.status_code == 200 and len(page.get_json()["data"]) == 1
+    refused = owner.get("/api/v1/customers?limit=0&limit=3")
+    assert "limit" in assert_problem(refused, 422)["errors"]
+
+
+@pytest.mark.parametrize("query", ["", "?status=a&status=b&limit=2&limit=9", "?status=a", "?limit=3&q=x&q=y",
+                                   "?status=&limit=4&", "?limit=%C3%A9"])
+def test_the_query_reads_as_webargs_own_flask_parser_reads_it(app, query):
+    """No query schema has a list yet: the parser's values are webargs' stock parser's,
+    a list's values included."""
+    from marshmallow import EXCLUDE, Schema, ValidationError, fields
+    from webargs.flaskparser import FlaskParser
+
+    from blueprints.parsing import GatewayBlueprint
+
+    class Filters(Schema):
+        status = fields.List(fields.String())
+        q = fields.String()
+        limit = fields.Integer()
+
+    def parsed(parser):
+        try:
+            return parser.parse(Filters(), request, location="query", unknown=EXCLUDE)
+        except ValidationError as error:
+            return error.messages
+        except Exception as error:   # the stock parser's abort
+            return getattr(error, "data", {}).get("messages")
+    with app.test_request_context("/x" + query):
+        from flask import request
+        assert parsed(GatewayBlueprint.ARGUMENTS_PARSER) == parsed(FlaskParser())
+
+
 @pytest.mark.parametrize("kind", ["deep nesting (arrays)", "integer of 5000 digits", "lone high surrogate",
                                   "invalid UTF-8", "NaN"])
 def test_signed_webhook_bodies_are_decoded_as_strictly(webhooks, kind):

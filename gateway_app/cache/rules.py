@@ -9,6 +9,9 @@ class InvalidationRules:
         self.namespaces = sorted(config["namespaces"])
         self.invalidation = config["invalidation"]
         self.cascades = config.get("cascades", {})
+        # event name -> its namespaces: a function of the policy alone, worked out (by
+        # fnmatch over every rule) the first time an event of that name is heard
+        self.by_event = {}
 
     def expand(self, pattern):
         """The namespaces a name or wildcard pattern stands for."""
@@ -27,6 +30,12 @@ class InvalidationRules:
         return result
 
     def namespaces_for_event(self, event_name):
+        found = self.by_event.get(event_name)
+        if found is None:
+            found = self.by_event[event_name] = tuple(self.matched_namespaces(event_name))
+        return found
+
+    def matched_namespaces(self, event_name):
         targets = set()
         for rule_event, rule_targets in self.invalidation.items():
             if fnmatchcase(event_name, rule_event):

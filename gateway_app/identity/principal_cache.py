@@ -63,7 +63,18 @@ def decoded_entry(raw):
     """(Principal, versions) from a stored entry; the worker's L1 keeps this form."""
     entry = json.loads(raw)
     principal = entry["principal"]
-    return Principal(**{**principal, "scopes": tuple(principal["scopes"])}), entry["versions"]
+    return Principal(**{**principal, "scopes": tuple(principal["scopes"]),
+                        "timezone": entry.get("timezone")}), entry["versions"]
+
+
+def encoded_entry(principal, versions):
+    """The stored form of (principal, versions). The timezone sits beside the principal's
+    fields, not among them: a worker of the release before, which makes its Principal of
+    exactly those fields, can still read an entry this one wrote (and this one reads
+    theirs, without a timezone, as one to look up)."""
+    fields = dataclasses.asdict(principal)
+    timezone = fields.pop("timezone")
+    return json.dumps({"principal": fields, "versions": list(versions), "timezone": timezone})
 
 
 class PrincipalCache:
@@ -135,11 +146,9 @@ class PrincipalCache:
         in between leaves an entry that is already out of date."""
         if self.ttl <= 0 or versions is None:
             return
-        entry = {"principal": dataclasses.asdict(principal),
-                 "versions": list(versions)}
         try:
-            self.store.set("principal:" + credential_key, json.dumps(entry), self.ttl)
+            self.store.set("principal:" + credential_key, encoded_entry(principal, versions), self.ttl)
         except StoreUnavailable:
             return
         if self.local:
-            self.local.put(credential_key, (principal, entry["versions"]))
+            self.local.put(credential_key, (principal, list(versions)))

@@ -152,13 +152,15 @@ class AuthenticationStage(Stage):
             raise unauthorized("The API key is invalid or revoked.")
         # versions first: a tier change or revocation committed after this point is noticed
         versions = self.identity.principals.current_versions(company_id, None)
-        found = Session.execute(select(ApiKey, Company.tier).join(Company, Company.id == ApiKey.company_id)
+        found = Session.execute(select(ApiKey, Company.tier, Company.timezone)
+                                .join(Company, Company.id == ApiKey.company_id)
                                 .where(ApiKey.prefix == prefix)).first()
         if found is None or found[0].revoked_at is not None or not key_matches(found[0].key_hash, presented):
             raise unauthorized("The API key is invalid or revoked.")
-        key, tier = found
+        key, tier, timezone = found
         principal = Principal(kind="api_key", company_id=key.company_id, tier=tier,
-                              api_key_id=key.id, scopes=tuple(key.scopes), credential_id=prefix)
+                              api_key_id=key.id, scopes=tuple(key.scopes), credential_id=prefix,
+                              timezone=timezone)
         self.identity.principals.put("key:" + hash_key(presented), principal, versions)
         return principal
 
@@ -249,5 +251,7 @@ class AuthenticationStage(Stage):
 
     @staticmethod
     def user_principal(kind, user, credential_id):
-        return Principal(kind=kind, company_id=user.company_id, tier=user.company.tier,
-                         user_id=user.id, role=user.role, credential_id=credential_id)
+        company = user.company
+        return Principal(kind=kind, company_id=user.company_id, tier=company.tier,
+                         user_id=user.id, role=user.role, credential_id=credential_id,
+                         timezone=company.timezone)

@@ -17,12 +17,12 @@ from .timeranges import LocalRange, zone_or_utc
 DEFAULT_CALENDAR_DAYS = 7
 
 APPOINTMENTS = Appointment.__table__.c
-# what the appointments blueprint's ``rendered`` reads: rows of these, not ORM instances;
-# the instants it sends as stored (in UTC) come as their ISO text (db.iso_instant), those
-# it renders in the calendar's timezone as datetimes
-RENDERED_COLUMNS = tuple(APPOINTMENTS[name] for name in (
-    "id", "customer_id", "call_id", "title", "notes", "status", "starts_at", "ends_at",
-    "calcom_booking_uid")) + (iso_instant(APPOINTMENTS.created_at), iso_instant(APPOINTMENTS.updated_at))
+# a calendar row: what the appointments blueprint sends of it, instants as their ISO text
+# in UTC (db.iso_instant); the blueprint renders starts_at and ends_at in the calendar's
+# timezone
+CALENDAR_COLUMNS = tuple(APPOINTMENTS[name] for name in (
+    "id", "customer_id", "call_id", "title", "notes", "status", "calcom_booking_uid")) + tuple(
+    iso_instant(APPOINTMENTS[name]) for name in ("starts_at", "ends_at", "created_at", "updated_at"))
 
 
 @lru_cache(maxsize=16)
@@ -39,16 +39,17 @@ def _page_statement(by_status, by_customer, after):
         after_start = bindparam("after_start", type_=starts_at.type)
         clauses.append(or_(starts_at > after_start,
                            and_(starts_at == after_start, row_id > bindparam("after_id"))))
-    return (select(*RENDERED_COLUMNS).where(*clauses).order_by(starts_at, row_id)
+    return (select(*CALENDAR_COLUMNS).where(*clauses).order_by(starts_at, row_id)
             .limit(bindparam("page_limit")))
 
 
-def calendar_page(company_id, zone, first, last, status, customer_id, after, limit):
+def calendar_page(company_id, zone, first, last, status, customer_id, after, limit, company_zone_name=None):
     """(zone, first, last, rows): the calendar of local dates first..last in ``zone``, or
-    in the company's timezone when None (read in the same transaction as the page); a
-    week from today, or ending on ``last``, when ``first`` is not given."""
+    when None in the company's timezone (``company_zone_name``, else read in the same
+    transaction as the page); a week from today, or ending on ``last``, when ``first`` is
+    not given."""
     with read_connection():
-        zone = zone or zone_or_utc(stored_zone_name(company_id))
+        zone = zone or zone_or_utc(company_zone_name or stored_zone_name(company_id))
         if first is None:
             first = (last - dt.timedelta(days=DEFAULT_CALENDAR_DAYS - 1)) if last \
                 else business_now().astimezone(zone).date()

@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, iso_instant, read_connection, utcnow
+from ..db import Session, iso_instant, one_of, read_connection, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -69,7 +69,7 @@ def _profile_statement():
     company_id, customer_id, now = bindparam("company_id"), bindparam("customer_id"), bindparam("now")
     calls = (_CALLS.company_id == company_id, _CALLS.customer_id == customer_id)
     appointments = (_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.customer_id == customer_id)
-    upcoming = _APPOINTMENTS.status.in_(UPCOMING_STATUSES) & (_APPOINTMENTS.starts_at >= now)
+    upcoming = one_of(_APPOINTMENTS.status, UPCOMING_STATUSES) & (_APPOINTMENTS.starts_at >= now)
     figures = (
         select(func.count(_CALLS.id)).where(*calls).scalar_subquery().label("calls_count"),
         select(func.max(_CALLS.started_at)).where(*calls).scalar_subquery().label("last_call_at"),

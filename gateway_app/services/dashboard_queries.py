@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_column, select
 
-from ..db import Session, read_connection
+from ..db import Session, one_of, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource
 from .periods import Window, company_zone, today_and_week
@@ -73,7 +73,7 @@ def _overview_statements():
     ).where(_APPOINTMENTS.company_id == company, _APPOINTMENTS.call_id.is_not(None),
             _APPOINTMENTS.created_at >= week_start)
     upcoming_filter = (_APPOINTMENTS.company_id == company, _APPOINTMENTS.starts_at >= now,
-                       _APPOINTMENTS.status.in_(UPCOMING_STATUSES))
+                       one_of(_APPOINTMENTS.status, UPCOMING_STATUSES))
     upcoming_count = select(func.count(_APPOINTMENTS.id).label("upcoming")).where(
         *upcoming_filter)
     upcoming = (select(*_UPCOMING_COLUMNS).where(*upcoming_filter)
@@ -81,12 +81,13 @@ def _overview_statements():
     return _one_row(("calls_week", calls), ("bookings_week", bookings), ("upcoming", upcoming_count)), upcoming
 
 
-def overview(company_id, now):
-    """The overview in the company's timezone: the zone, the figures and the upcoming
-    list read in one transaction, so they agree."""
+def overview(company_id, now, zone_name=None):
+    """The overview in the company's timezone (``zone_name``, else read in the same
+    transaction): the figures and the upcoming list read in one transaction, so they
+    agree."""
     figures_statement, upcoming_statement = _overview_statements()
     with read_connection() as connection:
-        zone = company_zone(company_id)
+        zone = company_zone(company_id, zone_name)
         today_start, week_start = today_and_week(zone, now)
         params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
                   "now": now}
@@ -139,10 +140,11 @@ def _metrics_statement():
     return _one_row(("calls", calls), ("booked", booked), ("customers", customers))
 
 
-def metrics(company_id, period, now):
-    """The KPI tiles in the company's timezone (the zone and the figures in one transaction)."""
+def metrics(company_id, period, now, zone_name=None):
+    """The KPI tiles in the company's timezone (``zone_name``, else read in the same
+    transaction as the figures)."""
     with read_connection() as connection:
-        zone = company_zone(company_id)
+        zone = company_zone(company_id, zone_name)
         window = Window(zone, period, now)
         row = connection.execute(_metrics_statement(), {
             "company_id": company_id, "current_start": window.current_start,

@@ -26,8 +26,11 @@ def stored_zone_name(company_id):
         return connection.execute(_ZONE_OF_COMPANY, {"company_id": company_id}).scalar()
 
 
-def company_zone(company_id):
-    name = stored_zone_name(company_id)
+def company_zone(company_id, known=None):
+    """The company's ZoneInfo (UTC for a name zoneinfo does not know). ``known``: its
+    name as the caller's principal carries it (Principal.timezone), so that no statement
+    reads it; None reads the company's row."""
+    name = known if known is not None else stored_zone_name(company_id)
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):

@@ -130,10 +130,13 @@ def _dumps_as_is(field, column_type):
     return False
 
 
-def check_rows_dump_as_is(schema, columns, built=None, dropped=()):
+def check_rows_dump_as_is(schema, columns, built=None, dropped=(), computed=None):
     """Raise TypeError unless ``schema.dump`` gives back, unchanged, the dict of a row of
     ``columns`` (Core columns or labels, by key) once the caller has dropped the keys
-    ``dropped`` and added the nested dicts ``built`` names ({key: {nested key: column}}).
+    ``dropped``, added the nested dicts ``built`` names ({key: {nested key: column}}) and
+    the values ``computed`` names ({key: the SQL type of what the caller puts there:
+    ``Integer()`` for an int, ``String()`` for text, ``IsoInstant()`` for an instant's ISO
+    text}).
 
     Checked once, where a view and its query meet: the rows' dicts are then sent as the
     answer's items without a serializer (the query's types say what each value is).
@@ -141,6 +144,7 @@ def check_rows_dump_as_is(schema, columns, built=None, dropped=()):
     sent = {column.key: column.type for column in columns if column.key not in dropped}
     for key, parts in (built or {}).items():
         sent[key] = {name: column.type for name, column in parts.items()}
+    sent.update(computed or {})
     _check_dumps_as_is(schema() if isinstance(schema, type) else schema, sent)
 
 
