@@ -260,3 +260,28 @@ def test_null_phones_and_emails_never_collide(tenant):
     for name in ("No contact 1", "No contact 2"):
         assert create(tenant, name=name, phone=None, email=None).status_code == 201
     assert len(ids(get(tenant, "/api/v1/customers"))) == 2
+
+
+@BOTH
+def test_a_phone_and_an_email_are_checked_in_one_statement_the_phone_named_first(app, tenant, heard):
+    by_email = create(tenant, name="Email", email="jane@example.com").get_json()["id"]
+    by_phone = create(tenant, name="Phone", phone="+15551234567").get_json()["id"]
+    heard.clear()
+
+    both = create(tenant, name="Jane", phone="(555) 123-4567", email="Jane@Example.com")
+    with counted_queries(app) as statements:
+        email_only = create(tenant, name="Jane", phone="+15559876543", email="jane@example.com")
+        new = create(tenant, name="New", phone="+15550001111", email="new@example.com")
+    changed = tenant.patch(f"/api/v1/customers/{by_email}", json={"phone": "+15551234567"})
+    kept = tenant.patch(f"/api/v1/customers/{by_phone}",
+                        json={"phone": "+15551234567", "email": "phone@example.com", "notes": "n"})
+
+    assert (both.status_code, both.get_json()["field"], both.get_json()["existing_customer_id"]) == (
+        409, "phone", by_phone)
+    assert len([s for s in statements if "FROM customers" in s]) == 2, statements  # one per create
+    assert (email_only.status_code, email_only.get_json()["field"],
+            email_only.get_json()["existing_customer_id"]) == (409, "email", by_email)
+    assert (changed.status_code, changed.get_json()["existing_customer_id"]) == (409, by_phone)
+    assert kept.status_code == 200 and kept.get_json()["email"] == "phone@example.com"
+    assert new.status_code == 201
+    assert [e.name for e in heard] == ["customers.updated", "customers.updated"]

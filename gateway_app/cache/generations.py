@@ -42,7 +42,11 @@ class RedisGenerations:
     def __init__(self, client, reads, round_trips=None):
         self.client = client
         self.reads = reads   # redis_store.BatchedReads, shared with the worker's other small reads
-        self.round_trips = round_trips
+        # invalidations go in the worker's shared round trips, except across slots on a
+        # Cluster and on Sentinel, where a write must outlive a failover (write_kept); the
+        # client's topology is fixed, so this is decided once
+        self.round_trips = (round_trips if round_trips is not None
+                            and not (is_cluster(client) or is_sentinel_managed(client)) else None)
         # invalidations that could not be written (Redis down), replayed before the next read;
         # key -> sequence, so a key deferred again during a replay stays pending
         self.pending = {}
@@ -83,9 +87,9 @@ class RedisGenerations:
         if not keys:
             return
         try:
-            if self.round_trips is not None and not (is_cluster(self.client) or is_sentinel_managed(self.client)):
+            if self.round_trips is not None:
                 self.round_trips.call(NEW_TOKENS, tuple(keys))
-            else:   # across slots on a Cluster; on Sentinel it must outlive a failover
+            else:
                 write_kept(self.client, lambda pipe: [pipe.set(key, new_token()) for key in keys])
         except Exception:
             self.defer(keys)

@@ -21,6 +21,15 @@ class Invalidator:
         self.rules = rules
         self.tiers = tiers
         self.metrics = metrics
+        # (namespace, cause) -> its invalidations counter: labels() looks the child up
+        # under a lock on every call, once per namespace of every write's event
+        self.counted = {}
+
+    def count(self, namespace, cause):
+        counter = self.counted.get((namespace, cause))
+        if counter is None:
+            counter = self.counted[namespace, cause] = self.metrics["invalidations"].labels(namespace, cause)
+        counter.inc()
 
     def user_scoped(self, namespace):
         return self.tiers.namespaces[namespace].get("user_scoped", False)
@@ -46,7 +55,7 @@ class Invalidator:
             log.warning("cache: invalidation of %s for company %s queued until Redis answers",
                         ",".join(namespaces), event.company_id)
         for namespace in namespaces:
-            self.metrics["invalidations"].labels(namespace, event.name).inc()
+            self.count(namespace, event.name)
 
     def write_or_defer(self, keys):
         """True once written; False when Redis is (or was just found) unreachable."""
@@ -67,4 +76,4 @@ class Invalidator:
         if not self.write_or_defer(keys):
             raise CacheUnavailable("Redis is unreachable; the purge is queued in this process")
         for namespace in namespaces:
-            self.metrics["invalidations"].labels(namespace, "admin.purge").inc()
+            self.count(namespace, "admin.purge")

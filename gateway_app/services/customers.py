@@ -51,8 +51,9 @@ def contact_fields(data, region):
     return cleaned
 
 
-def refuse_duplicate(company_id, data, exclude_id=None):
-    duplicate = find_duplicate(company_id, data.get("phone"), data.get("email"), exclude_id)
+def refuse_duplicate(company_id, data, exclude_id=None, connection=None):
+    duplicate = find_duplicate(company_id, data.get("phone"), data.get("email"), exclude_id,
+                               connection=connection)
     if duplicate is not None:
         raise DuplicateCustomer(*duplicate)
 
@@ -70,16 +71,18 @@ def duplicate_race_refused(company_id, data, exclude_id=None):
         raise  # not a duplicate customer: a genuine fault
 
 
-def record_change(action, customer, user_id, **details):
+def record_change(connection, action, customer, user_id, **details):
     """Audit row and customers.updated event, both committed with the change."""
-    audit_inserted(Session.connection(), action, "customer", customer["id"], **details)
+    audit_inserted(connection, action, "customer", customer["id"], **details)
     events.emit(Session, "customers.updated", customer["company_id"],
                 user_id=user_id, customer_id=customer["id"])
 
 
 # The writes are Core statements on the session's connection: the answer is the dict
 # written, with no ORM instance to build, track and flush (the unit of work of a
-# customer and its audit row cost more than their SQL).
+# customer and its audit row cost more than their SQL). A write asks the session for its
+# connection once and runs all its statements on it: each ``Session.connection()`` goes
+# through the scoped session and the session's transaction state machine again.
 _INSERT = insert(CUSTOMERS_TABLE)
 
 
@@ -94,15 +97,15 @@ def create(company_id, user_id, data, region):
     """A new customer of ``company_id`` (a dict of its columns); phones without a country
     code are read in ``region``."""
     data = contact_fields(data, region)
-    refuse_duplicate(company_id, data)
+    connection = Session.connection()
+    refuse_duplicate(company_id, data, connection=connection)
     now = utcnow()
     customer = {"company_id": company_id, "name": data["name"], "phone": data.get("phone"),
                 "email": data.get("email"), "notes": data.get("notes"), "created_at": now,
                 "updated_at": now}
     with duplicate_race_refused(company_id, data):
-        connection = Session.connection()
         customer["id"] = connection.execute(_INSERT, customer).inserted_primary_key[0]
-        record_change("customer.created", customer, user_id, fields=sorted(data))
+        record_change(connection, "customer.created", customer, user_id, fields=sorted(data))
         Session.commit()
     return customer
 
@@ -111,15 +114,16 @@ def update(customer, user_id, data, region):
     """``customer`` (a dict of its columns) with the fields given in ``data`` changed (None
     clears one), as written."""
     data = contact_fields(data, region)
-    refuse_duplicate(customer["company_id"], data, exclude_id=customer["id"])
+    connection = Session.connection()
+    refuse_duplicate(customer["company_id"], data, exclude_id=customer["id"], connection=connection)
     changed = tuple(sorted(name for name, value in data.items() if customer[name] != value))
     if not changed:
         return customer
     values = {name: data[name] for name in changed}
     values["updated_at"] = utcnow()
     with duplicate_race_refused(customer["company_id"], data, exclude_id=customer["id"]):
-        Session.connection().execute(_update_statement(changed), {
+        connection.execute(_update_statement(changed), {
             **values, "customer_id": customer["id"], "owner_id": customer["company_id"]})
-        record_change("customer.updated", customer, user_id, fields=list(changed))
+        record_change(connection, "customer.updated", customer, user_id, fields=list(changed))
         Session.commit()
     return {**customer, **values}

@@ -118,17 +118,34 @@ def owned_customer(company_id, customer_id):
     return None if row is None else dict(row._mapping)
 
 
-def find_duplicate(company_id, phone=None, email=None, exclude_id=None):
-    """(field, existing customer id) of another customer with this phone or e-mail, or None."""
-    for field, value in (("phone", phone), ("email", email)):
-        if value is None:
-            continue
-        existing = Session.connection().execute(
-            _duplicate_statement(field, exclude_id is not None),
-            {"company_id": company_id, "value": value, "exclude_id": exclude_id}).scalar()
-        if existing is not None:
-            return field, existing
-    return None
+def find_duplicate(company_id, phone=None, email=None, exclude_id=None, connection=None):
+    """(field, existing customer id) of another customer with this phone or e-mail (the
+    phone's first), or None; read on ``connection`` (the write's), else on the session's."""
+    if phone is None and email is None:
+        return None
+    connection = connection or Session.connection()
+    if phone is None or email is None:
+        field, value = ("phone", phone) if email is None else ("email", email)
+        existing = connection.execute(_duplicate_statement(field, exclude_id is not None), {
+            "company_id": company_id, "value": value, "exclude_id": exclude_id}).scalar()
+        return None if existing is None else (field, existing)
+    # both in one statement: the company's unique keys let each match one customer at most
+    matches = connection.execute(_duplicate_of_both_statement(exclude_id is not None), {
+        "company_id": company_id, "phone": phone, "email": email, "exclude_id": exclude_id}).all()
+    by_phone = [existing for existing, existing_phone in matches if existing_phone == phone]
+    if by_phone:
+        return "phone", by_phone[0]
+    return ("email", matches[0][0]) if matches else None
+
+
+@lru_cache(maxsize=2)
+def _duplicate_of_both_statement(excluding):
+    query = select(CUSTOMERS.id, CUSTOMERS.phone).where(
+        CUSTOMERS.company_id == bindparam("company_id"),
+        or_(CUSTOMERS.phone == bindparam("phone"), CUSTOMERS.email == bindparam("email")))
+    if excluding:
+        query = query.where(CUSTOMERS.id != bindparam("exclude_id"))
+    return query
 
 
 def timeline_sources(company_id, customer_id):
