@@ -285,3 +285,11 @@ def test_a_phone_and_an_email_are_checked_in_one_statement_the_phone_named_first
     assert kept.status_code == 200 and kept.get_json()["email"] == "phone@example.com"
     assert new.status_code == 201
     assert [e.name for e in heard] == ["customers.updated", "customers.updated"]
+
+
+@BOTH
+def test_an_email_only_duplicate_of_a_customer_without_a_phone_names_the_email(tenant):
+    existing = create(tenant, name="No phone", email="nophone@example.com").get_json()["id"]
+    again = create(tenant, name="No phone again", email="NoPhone@example.com")
+    assert (again.status_code, again.get_json()["field"], again.get_json()["existing_customer_id"]) == (
+        409, "email", existing)

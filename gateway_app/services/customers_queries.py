@@ -98,15 +98,6 @@ def profile(company_id, customer_id):
     return found
 
 
-@lru_cache(maxsize=4)
-def _duplicate_statement(field, excluding):
-    query = select(CUSTOMERS.id).where(CUSTOMERS.company_id == bindparam("company_id"),
-                                       CUSTOMERS[field] == bindparam("value"))
-    if excluding:
-        query = query.where(CUSTOMERS.id != bindparam("exclude_id"))
-    return query.order_by(CUSTOMERS.id).limit(1)
-
-
 _OWNED_CUSTOMER = select(*_CUSTOMER_ROW, CUSTOMERS.company_id).where(
     CUSTOMERS.id == bindparam("customer_id"), CUSTOMERS.company_id == bindparam("company_id"))
 
@@ -124,22 +115,19 @@ def find_duplicate(company_id, phone=None, email=None, exclude_id=None, connecti
     if phone is None and email is None:
         return None
     connection = connection or Session.connection()
-    if phone is None or email is None:
-        field, value = ("phone", phone) if email is None else ("email", email)
-        existing = connection.execute(_duplicate_statement(field, exclude_id is not None), {
-            "company_id": company_id, "value": value, "exclude_id": exclude_id}).scalar()
-        return None if existing is None else (field, existing)
-    # both in one statement: the company's unique keys let each match one customer at most
-    matches = connection.execute(_duplicate_of_both_statement(exclude_id is not None), {
+    # one statement for both (a NULL parameter matches nothing): the company's unique keys
+    # let each match one customer at most
+    matches = connection.execute(_duplicate_statement(exclude_id is not None), {
         "company_id": company_id, "phone": phone, "email": email, "exclude_id": exclude_id}).all()
-    by_phone = [existing for existing, existing_phone in matches if existing_phone == phone]
+    by_phone = [existing for existing, existing_phone in matches
+                if phone is not None and existing_phone == phone]
     if by_phone:
         return "phone", by_phone[0]
     return ("email", matches[0][0]) if matches else None
 
 
 @lru_cache(maxsize=2)
-def _duplicate_of_both_statement(excluding):
+def _duplicate_statement(excluding):
     query = select(CUSTOMERS.id, CUSTOMERS.phone).where(
         CUSTOMERS.company_id == bindparam("company_id"),
         or_(CUSTOMERS.phone == bindparam("phone"), CUSTOMERS.email == bindparam("email")))
