@@ -164,7 +164,7 @@ def test_a_slow_instance_meets_the_read_timeout(timed_app, upstream):
 
 
 class FullBacklog:
-    """A listener that answered its health check, then stops accepting with its accept queue
+    """A listener that answered its health checks, then stops accepting with its accept queue
     full: a new connection then gets no answer at all (its SYN is dropped)."""
 
     def __init__(self):
@@ -174,15 +174,28 @@ class FullBacklog:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.fillers = []
 
-    def answer_health_once(self):
+    def answer_health_checks(self):
+        """Answer every connection until ``fill``: the check at registration and the
+        monitor's first round, which starts with it and may come first, both connect."""
+        self.answering = threading.Event()
+        self.answering.set()
+        self.listener.settimeout(0.05)
+
         def serve():
-            connection, _ = self.listener.accept()
-            with connection:
-                connection.recv(65536)
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        threading.Thread(target=serve, daemon=True).start()
+            while self.answering.is_set():
+                try:
+                    connection, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        self.server = threading.Thread(target=serve, daemon=True)
+        self.server.start()
 
     def fill(self):
+        self.answering.clear()
+        self.server.join(5)
         for _ in range(3):
             filler = socket.socket()
             filler.setblocking(False)
@@ -200,7 +213,7 @@ def test_an_unreachable_instance_meets_the_connect_timeout(timed_app):
     tenant = sign_up(client)
     instance = FullBacklog()
     try:
-        instance.answer_health_once()
+        instance.answer_health_checks()
         entry = register(client, instance.url)
         instance.fill()
         started = time.monotonic()

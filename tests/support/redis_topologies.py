@@ -7,6 +7,7 @@ import time
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 from redis.sentinel import Sentinel
 
 from .servers import free_port, wait_for_port
@@ -108,8 +109,26 @@ class LocalCluster:
                             socket_timeout=2)
 
     def master_of(self, key):
-        """The port of the master holding ``key``."""
-        return self.client().get_node_from_key(key).port
+        """The port of the master serving ``key``'s slot, by that master's own word: a node
+        states its own role and slots at once, while the others' view of a failover (which a
+        client's slot map is read from) waits for gossip."""
+        slot = key_slot(key.encode())
+        for port in self.ports:
+            if self.node(port).execute_command("ROLE")[0] == b"master" and slot in self.own_slots(port):
+                return port
+        raise RuntimeError(f"no master claims slot {slot}")
+
+    def own_slots(self, port):
+        """The slots the node on ``port`` says it serves (its ``myself`` line of CLUSTER NODES)."""
+        lines = self.node(port).execute_command("CLUSTER", "NODES")
+        lines = lines.decode() if isinstance(lines, bytes) else lines
+        myself = next(line for line in lines.splitlines() if "myself" in line.split()[2])
+        slots = set()
+        for span in myself.split()[8:]:
+            if not span.startswith("["):   # a slot being migrated, listed in brackets
+                first, _, last = span.partition("-")
+                slots.update(range(int(first), int(last or first) + 1))
+        return slots
 
     def fail_over(self, master_port):
         """A manual failover (CLUSTER FAILOVER on the master's replica: the replica catches
