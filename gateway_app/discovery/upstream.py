@@ -104,7 +104,12 @@ class InstanceConnection:
         head = request_head(method, target, host, headers, chunked)
         sent = 0
         try:
-            self.sock.sendall(head)
+            # a head is a few hundred bytes, which one send() takes whole into an idle
+            # connection's buffer; sendall() (which sizes its writes by the socket's buffer
+            # on every call) only for what a full buffer left
+            written = self.sock.send(head)
+            if written < len(head):
+                self.sock.sendall(memoryview(head)[written:])
             for block in body or ():
                 if block:
                     sent += len(block)

@@ -38,7 +38,8 @@ def build_stages(app, policy, state):
     caching = CachingStage(app, policy["caching"], state.redis, state.reads, state.round_trips)
     fallback = Fallback(caching.stale_response)
     service_discovery = ServiceDiscoveryStage(policy["service_discovery"], state.redis, state.breakers,
-                                              fallback, state.reads, app.config.get("WORKER_CONNECTIONS", 200))
+                                              fallback, state.reads, app.config.get("WORKER_CONNECTIONS", 200),
+                                              app.response_class)
     circuit_breaker = CircuitBreakerStage(app, state.breakers, fallback,
                                           state.reads if state.redis is not None else None)
     return [

@@ -28,6 +28,7 @@ from ..discovery.proxy import (NoInstanceAnswered, UpstreamFailure, UpstreamPool
 from ..discovery.registry import UNREAD, Registry
 from ..extensions import SERVICES
 from ..policy_types import SecretString, positive, strict
+from ..responses import GatewayResponse
 from .authentication import unauthorized
 from .base import Stage
 
@@ -82,8 +83,12 @@ class ServiceDiscoveryStage(Stage):
     name = "service_discovery"
     section = "service_discovery"   # of conf/gateway.yaml; its schema is above
 
-    def __init__(self, config, redis_client, breakers, fallback, reads=None, pool_size=200):
+    def __init__(self, config, redis_client, breakers, fallback, reads=None, pool_size=200,
+                 response_class=GatewayResponse):
         self.breakers = breakers
+        # the app's response class, given at build time: no look-up through Flask's
+        # application context for each proxied answer
+        self.response_class = response_class
         self.fallback = fallback
         self.reads = reads if redis_client is not None else None   # the request path's shared MGET
         self.metrics = UpstreamMetrics()
@@ -221,7 +226,7 @@ class ServiceDiscoveryStage(Stage):
             try:
                 answer = self.pools.send(instance, outbound)
                 self.metrics.answered(service, instance.id, answer.status, time.perf_counter() - started)
-                response = to_flask_response(current_app.response_class, answer, instance,
+                response = to_flask_response(self.response_class, answer, instance,
                                              self.pools.buffer_bytes,
                                              self.metrics.counter_of_bytes(service, "received"))
             except UpstreamFailure as failure:

@@ -179,8 +179,9 @@ def mysql_server_url():
 class Gunicorn:
     """The real web process: `gunicorn -c conf/gunicorn.conf.py wsgi:app` on loopback."""
 
-    def __init__(self, env, workers=4, app_uri="wsgi:app"):
+    def __init__(self, env, workers=4, app_uri="wsgi:app", config="conf/gunicorn.conf.py"):
         self.app_uri = app_uri      # tests and benches may serve a factory with extra routes
+        self.config = config        # a bench may add hooks to the production configuration
         self.port = free_port()
         self.env = dict(os.environ, **env, PORT=str(self.port), WEB_CONCURRENCY=str(workers),
                         GATEWAY_BIND="127.0.0.1")
@@ -194,7 +195,7 @@ class Gunicorn:
 
     def start(self, timeout=30):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", self.app_uri],
+            [sys.executable, "-m", "gunicorn", "-c", self.config, self.app_uri],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + timeout
