@@ -32,8 +32,7 @@ def discovery_metrics():
 class UpstreamMetrics:
     def __init__(self):
         self.metrics = discovery_metrics()
-        self.children = {}
-        self.outcomes = {}   # (service, instance id, outcome) -> its requests counter
+        self.children = {}   # (metric, *label values as given) -> its child
 
     def child(self, name, *labels):
         key = (name, *labels)
@@ -43,12 +42,9 @@ class UpstreamMetrics:
         return found
 
     def answered(self, service, instance_id, outcome, seconds=None):
-        """``outcome``: the answer's status (an int) or a failure's name."""
-        key = (service, instance_id, outcome)
-        counter = self.outcomes.get(key)
-        if counter is None:
-            counter = self.outcomes[key] = self.metrics["requests"].labels(service, instance_id, str(outcome))
-        counter.inc()
+        """``outcome``: the answer's status (an int, kept as it is: labels() makes the
+        label's text once, when the child is made) or a failure's name."""
+        self.child("requests", service, instance_id, outcome).inc()
         if seconds is not None:
             self.child("latency", service).observe(seconds)
 
