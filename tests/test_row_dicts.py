@@ -4,10 +4,10 @@ import datetime as dt
 
 import pytest
 import sqlalchemy
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, bindparam, select
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, bindparam, select, type_coerce
 from sqlalchemy.pool import NullPool
 
-from gateway_app.db import IdType, UTCDateTime, iso_instant, row_dicts_of
+from gateway_app.db import IdType, IsoInstant, UTCDateTime, iso_instant, row_dicts_of
 
 UTC = dt.timezone.utc
 TEXTS = ['quote " backslash \\ slash / <tag> &', "new\nline\ttab\r\x00\x01\x1f\x7f",
@@ -40,6 +40,12 @@ def rows_both_ways(engine):
             # a boolean and a datetime: read as the rows give them
             select(things.c.id, things.c.flag, things.c.at).where(things.c.id >= bindparam("from_id"))
             .order_by(things.c.id).limit(bindparam("limit")),
+            # some of each: the others beside the object, every key in its place
+            select(things.c.flag, things.c.id, things.c.at, things.c.name,
+                   type_coerce(things.c.at, IsoInstant()).label("at_text"),
+                   select(sqlalchemy.func.count(owners.c.id)).where(owners.c.id == things.c.owner_id)
+                   .scalar_subquery().label("owners"), things.c.notes)
+            .where(things.c.id >= bindparam("from_id")).order_by(things.c.id).limit(bindparam("limit")),
         ]
         params = {"from_id": 1, "limit": 100}
         with engine.connect() as connection:
@@ -76,6 +82,26 @@ def test_no_rows_are_an_empty_list(request, tmp_path, backend):
     try:
         with engine.connect() as connection:
             assert row_dicts_of(connection, select(things.c.id, things.c.name), {}) == []
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_mariadb_rows_of_expressions_other_than_table_columns_are_read_as_rows(mysql_database):
+    """An aggregate of ints is a DECIMAL to PyMySQL (and would be an int in JSON): only
+    table columns are made into JSON."""
+    engine = sqlalchemy.create_engine(mysql_database, poolclass=NullPool)
+    metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(things.insert(), [{"id": 1, "owner_id": 4}, {"id": 2, "owner_id": 5}])
+        statement = select(sqlalchemy.func.sum(things.c.owner_id).label("total"), things.c.id.label("any_id")) \
+            .group_by(things.c.id).order_by(things.c.id)
+        with engine.connect() as connection:
+            dicts = row_dicts_of(connection, statement, {})
+            expected = [dict(row._mapping) for row in connection.execute(statement)]
+        assert dicts == expected and [type(item["total"]) for item in dicts] == \
+            [type(item["total"]) for item in expected]
     finally:
         metadata.drop_all(engine)
         engine.dispose()

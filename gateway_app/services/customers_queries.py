@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, iso_instant, one_of, read_connection, utcnow
+from ..db import Session, iso_instant, like_escaped, one_of, read_connection, row_dicts_of, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -12,19 +12,13 @@ from .feeds import FeedSource
 UPCOMING_STATUSES = ("pending", "confirmed")
 
 
-def _like_escaped(text):
-    """``text`` escaped for LIKE with '/' as the escape character, as SQLAlchemy's
-    ``contains(text, autoescape=True)`` escapes it."""
-    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
 def search_terms(q, region):
     """The values a search for ``q`` binds: ``text`` (lower-cased and escaped), which the
     name or e-mail contains; ``phone``, ``q`` read as an E.164 number; ``fragment``, the
     digits of a part of a number ("4567"); each None when ``q`` is not one."""
     text = q.strip().lower()
     fragment = text.lstrip("+").replace(" ", "").replace("-", "")
-    return {"text": _like_escaped(text), "phone": phone_or_none(q, region),
+    return {"text": like_escaped(text), "phone": phone_or_none(q, region),
             "fragment": fragment if len(fragment) >= 4 and fragment.isdigit() else None}
 
 
@@ -106,11 +100,11 @@ def profile(company_id, customer_id):
     """A customer's fields and profile figures in one statement (the figures as scalar
     subqueries over the company's indexes), or None when the company has no such customer."""
     with read_connection() as connection:
-        row = connection.execute(_profile_statement(), {
-            "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
-    if row is None:
+        rows = row_dicts_of(connection, _profile_statement(), {
+            "company_id": company_id, "customer_id": customer_id, "now": utcnow()})
+    if not rows:
         return None
-    found = dict(row._mapping)
+    found = rows[0]
     found["total_call_seconds"] = int(found["total_call_seconds"] or 0)
     return found
 
