@@ -15,7 +15,7 @@ from gateway_app.models import APPOINTMENT_STATUSES, Appointment
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import appointments, calendar_queries
 from gateway_app.services.appointments import MAX_DURATION_MINUTES
-from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response, row_dicts
+from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 from gateway_app.services.timeranges import CalendarDateTime, LocalDateRangeArgs, TimezoneField, zone_or_utc
 
 blp = GatewayBlueprint("appointments", __name__, url_prefix="/api/v1/appointments",
@@ -101,11 +101,10 @@ def rendered(appointment, tz):
     }
 
 
-def calendar_items(rows, tz):
-    """Calendar rows (calendar_queries.CALENDAR_COLUMNS) as ``rendered`` renders them:
-    start and end on the wall clock of ``tz``, as ISO text."""
+def calendar_items(items, tz):
+    """Calendar rows' dicts (calendar_queries.CALENDAR_COLUMNS) made what ``rendered``
+    renders: start and end on the wall clock of ``tz``, as ISO text."""
     zone_name = tz.key
-    items = row_dicts(rows)
     for item in items:
         starts_at = dt.datetime.fromisoformat(item["starts_at"])
         ends_at = dt.datetime.fromisoformat(item["ends_at"])
@@ -133,7 +132,7 @@ def calendar(args):
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].starts_at, rows[-1].id)   # ISO text in UTC
+        next_cursor = encode_cursor(rows[-1]["starts_at"], rows[-1]["id"])   # ISO text in UTC
     # CalendarOut as its dump gives it (the items checked above, the dates in ISO)
     answer = {"data": calendar_items(rows, tz), "next_cursor": next_cursor,
               "from": first.isoformat(), "to": last.isoformat(), "timezone": tz.key}

@@ -12,7 +12,6 @@ from sqlalchemy import and_, or_, select
 
 from gateway_app import strict_json
 from gateway_app.db import Session
-from gateway_app.services.serialization import row_dicts
 from gateway_app.services.timeranges import within_calendar
 
 MAX_PAGE = 100
@@ -125,13 +124,13 @@ def page_newest_first(query, sort_column, id_column, args, serialise_sort=None):
 
 
 def page_fetched_newest_first(fetch, sort_column, id_column, args, item=None):
-    """``{data, next_cursor}`` of the rows ``fetch(after, limit)`` returns: up to limit + 1
-    rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given.
+    """``{data, next_cursor}`` of the rows ``fetch(after, limit)`` returns (dicts): up to
+    limit + 1 rows newest first, strictly after ``after`` ((sort value, id) of the cursor) if given.
     ``data`` holds each row as a dict, passed through ``item`` if given."""
     cursor = args.get("cursor")
     after = row_position(cursor) if cursor is not None else None
     limit = args["limit"]
-    rows = row_dicts(fetch(after, limit))
+    rows = fetch(after, limit)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

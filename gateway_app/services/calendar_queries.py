@@ -9,7 +9,7 @@ from functools import lru_cache
 from sqlalchemy import and_, bindparam, or_, select
 
 from ..clock import business_now
-from ..db import iso_instant, read_connection
+from ..db import iso_instant, read_connection, row_dicts_of
 from ..models import Appointment
 from .periods import stored_zone_name
 from .timeranges import LocalRange, zone_or_utc
@@ -62,11 +62,11 @@ def calendar_page(company_id, zone, first, last, status, customer_id, after, lim
 
 def page_rows(company_id, start, end, status, customer_id, after, limit):
     """Up to ``limit + 1`` appointments starting in [start, end), earliest first, strictly
-    after ``after`` ((starts_at, id) of the last one served) if given."""
+    after ``after`` ((starts_at, id) of the last one served) if given, as dicts."""
     params = {"company_id": company_id, "start": start, "end": end, "status": status,
               "customer_id": customer_id, "page_limit": limit + 1}
     if after is not None:
         params["after_start"], params["after_id"] = after
     statement = _page_statement(bool(status), bool(customer_id), after is not None)
     with read_connection() as connection:
-        return connection.execute(statement, params).all()
+        return row_dicts_of(connection, statement, params)

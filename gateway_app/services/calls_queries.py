@@ -2,8 +2,9 @@
 from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.sql.expression import BindParameter
 
-from ..db import Session, iso_instant, read_connection
+from ..db import Session, iso_instant, like_escaped, read_connection, row_dicts_of
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -37,8 +38,11 @@ def call_filters(company_id, filters, calls=Call):
     for name in ("direction", "status", "sentiment", "outcome", "customer_id"):
         if filters.get(name) is not None:
             clauses.append(getattr(calls, name) == filters[name])
-    if filters.get("q"):
-        clauses.append(func.lower(calls.summary).contains(filters["q"].lower(), autoescape=True))
+    q = filters.get("q")
+    if isinstance(q, BindParameter):   # a statement built once: bound to like_escaped(q.lower())
+        clauses.append(func.lower(calls.summary).contains(q, escape="/"))
+    elif q:
+        clauses.append(func.lower(calls.summary).contains(q.lower(), autoescape=True))
     return clauses
 
 
@@ -83,10 +87,10 @@ def _list_page_statement(filter_names, after):
 def list_page_rows(company_id, filters, after, limit):
     """A page of the list (``after``: (started_at, id) of the last call served, or None)."""
     given = {name: value for name, value in filters.items() if value is not None}
-    if "q" in given:   # its pattern is escaped from the value as the statement is built
-        statement = keyset.newest_first(list_rows_query(company_id, given), CALLS.started_at,
-                                        CALLS.id, after is not None)
-        return keyset.page_rows(statement, {}, after, limit)
+    if "q" in given:   # words in the summary: its LIKE pattern's text, escaped; "" filters nothing
+        given["q"] = like_escaped(given["q"].lower())
+        if not given["q"]:
+            del given["q"]
     statement = _list_page_statement(tuple(sorted(given)), after is not None)
     return keyset.page_rows(statement, {**given, "company_id": company_id}, after, limit)
 
@@ -117,11 +121,11 @@ def call_detail(company_id, call_id):
     call, appointments = _detail_statements()
     params = {"company_id": company_id, "call_id": call_id}
     with read_connection() as connection:
-        row = connection.execute(call, params).first()
-        if row is None:
+        rows = row_dicts_of(connection, call, params)
+        if not rows:
             return None
-        item = with_customer(dict(row._mapping))
-        item["appointments"] = connection.execute(appointments, params).mappings().all()
+        item = with_customer(rows[0])
+        item["appointments"] = row_dicts_of(connection, appointments, params)
     return item
 
 

@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, iso_instant, one_of, read_connection, utcnow
+from ..db import Session, iso_instant, like_escaped, one_of, read_connection, row_dicts_of, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -12,22 +12,33 @@ from .feeds import FeedSource
 UPCOMING_STATUSES = ("pending", "confirmed")
 
 
-def search_clauses(company_id, q, region, customers=Customer):
-    """The WHERE clauses of customers whose name or e-mail contains ``q``, or whose phone
-    is ``q`` in E.164, on the mapped class or on the table's columns."""
-    clauses = [customers.company_id == company_id]
-    if not q:
-        return clauses
+def search_terms(q, region):
+    """The values a search for ``q`` binds: ``text`` (lower-cased and escaped), which the
+    name or e-mail contains; ``phone``, ``q`` read as an E.164 number; ``fragment``, the
+    digits of a part of a number ("4567"); each None when ``q`` is not one."""
     text = q.strip().lower()
-    matches = [func.lower(customers.name).contains(text, autoescape=True),
-               func.lower(customers.email).contains(text, autoescape=True)]
-    phone = phone_or_none(q, region)
-    if phone is not None:
-        matches.append(customers.phone == phone)
     fragment = text.lstrip("+").replace(" ", "").replace("-", "")
-    if len(fragment) >= 4 and fragment.isdigit():
+    return {"text": like_escaped(text), "phone": phone_or_none(q, region),
+            "fragment": fragment if len(fragment) >= 4 and fragment.isdigit() else None}
+
+
+def search_clauses(company_id, search, customers):
+    """The WHERE clauses of the company's customers (``customers``: the table's columns)
+    and, when ``search`` is (by phone, by fragment), of those whose name or e-mail contains
+    the bound ``text``, or, if asked, whose phone is the bound ``phone`` or contains the
+    bound ``fragment`` (the values search_terms gives)."""
+    clauses = [customers.company_id == company_id]
+    if search is None:
+        return clauses
+    by_phone, by_fragment = search
+    text = bindparam("text")
+    matches = [func.lower(customers.name).contains(text, escape="/"),
+               func.lower(customers.email).contains(text, escape="/")]
+    if by_phone:
+        matches.append(customers.phone == bindparam("phone"))
+    if by_fragment:
         # part of a number ("4567") matches the stored E.164 numbers containing it
-        matches.append(customers.phone.contains(fragment, autoescape=True))
+        matches.append(customers.phone.contains(bindparam("fragment"), escape="/"))
     clauses.append(or_(*matches))
     return clauses
 
@@ -43,25 +54,25 @@ _CALLS = Call.__table__.c
 _APPOINTMENTS = Appointment.__table__.c
 
 
-def search_rows_query(company_id, q, region):
-    return select(*SENT_ROW).where(*search_clauses(company_id, q, region, CUSTOMERS))
-
-
-@lru_cache(maxsize=4)
-def _list_page_statement(after):
-    return keyset.newest_first(search_rows_query(bindparam("company_id"), None, None),
+@lru_cache(maxsize=16)
+def _page_statement(search, after):
+    """A page of the company's customers, or of a search (``search``: see search_clauses),
+    built once per shape with every value bound (a search text's pattern escaped in
+    Python, as ``contains(..., autoescape=True)`` would escape it into the statement)."""
+    return keyset.newest_first(select(*SENT_ROW).where(*search_clauses(bindparam("company_id"), search, CUSTOMERS)),
                                CUSTOMERS.updated_at, CUSTOMERS.id, after)
 
 
 def search_page_rows(company_id, q, region, after, limit):
     """A page of the search, most recently changed first (``after``: (updated_at, id) of
-    the last customer served, or None); without ``q``, a statement built once."""
-    if q:   # its patterns depend on the text (escaped, or read as a phone number)
-        statement = keyset.newest_first(search_rows_query(company_id, q, region),
-                                        CUSTOMERS.updated_at, CUSTOMERS.id, after is not None)
-        return keyset.page_rows(statement, {}, after, limit)
-    return keyset.page_rows(_list_page_statement(after is not None), {"company_id": company_id},
-                            after, limit)
+    the last customer served, or None); the whole list without ``q``."""
+    params = {"company_id": company_id}
+    search = None
+    if q:
+        terms = search_terms(q, region)
+        search = (terms["phone"] is not None, terms["fragment"] is not None)
+        params.update((name, value) for name, value in terms.items() if value is not None)
+    return keyset.page_rows(_page_statement(search, after is not None), params, after, limit)
 
 
 @lru_cache(maxsize=1)
@@ -89,11 +100,11 @@ def profile(company_id, customer_id):
     """A customer's fields and profile figures in one statement (the figures as scalar
     subqueries over the company's indexes), or None when the company has no such customer."""
     with read_connection() as connection:
-        row = connection.execute(_profile_statement(), {
-            "company_id": company_id, "customer_id": customer_id, "now": utcnow()}).first()
-    if row is None:
+        rows = row_dicts_of(connection, _profile_statement(), {
+            "company_id": company_id, "customer_id": customer_id, "now": utcnow()})
+    if not rows:
         return None
-    found = dict(row._mapping)
+    found = rows[0]
     found["total_call_seconds"] = int(found["total_call_seconds"] or 0)
     return found
 

@@ -8,7 +8,7 @@ request cost about as much as running the page query on SQLite.
 """
 from sqlalchemy import and_, bindparam, or_
 
-from ..db import read_connection
+from ..db import read_connection, row_dicts_of
 
 AFTER_SORT, AFTER_ID, LIMIT = "after_sort", "after_id", "page_limit"
 
@@ -26,10 +26,10 @@ def newest_first(statement, sort_column, id_column, after):
 
 
 def page_rows(statement, params, after, limit):
-    """The rows of one page plus one (which says whether another page follows)."""
+    """The rows of one page plus one (which says whether another page follows), as dicts."""
     params = dict(params)
     params[LIMIT] = limit + 1
     if after is not None:
         params[AFTER_SORT], params[AFTER_ID] = after
     with read_connection() as connection:
-        return connection.execute(statement, params).all()
+        return row_dicts_of(connection, statement, params)

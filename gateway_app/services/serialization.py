@@ -165,15 +165,6 @@ def _check_dumps_as_is(schema, sent):
             raise TypeError(f"{name_of}.{name} does not dump a {sent[name]!r} as it is")
 
 
-def row_dicts(rows):
-    """Core rows as dicts, their column names read once for all of them (a row's
-    ``_mapping``, or ``_fields``, is made again on every use: three times the cost)."""
-    if not rows:
-        return []
-    names = rows[0]._fields
-    return [dict(zip(names, row)) for row in rows]
-
-
 class _Attributes:
     """An object read by attribute name, as the serializer reads a mapping."""
     __slots__ = ("obj",)
