@@ -172,6 +172,14 @@ def test_a_warm_authenticated_request_is_one_round_on_a_cluster(app_on_cluster, 
                         lambda commands, **kw: rounds.append(sorted(c[0] for c in commands)) or execute(commands, **kw))
     for _ in range(2):   # the principal cached
         assert client.get("/api/v1/no-such-route", headers=headers).status_code == 404
+    # a master this module's failovers promoted has no scripts until its first call
+    # loads them (SCRIPT LOAD in that call's round), which a slot map read before the
+    # failover was gossiped may leave to a later request: warm until a round loads none
+    for _ in range(5):
+        rounds.clear()
+        client.get("/api/v1/no-such-route", headers=headers)
+        if not any("SCRIPT" in commands for commands in rounds):
+            break
     rounds.clear()
     for _ in range(3):
         response = client.get("/api/v1/no-such-route", headers=headers)
