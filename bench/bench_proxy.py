@@ -148,6 +148,21 @@ def gateway_policy(workdir, upstream_url, root=ROOT):
     return path
 
 
+def start_proxied_upstream(workdir, store, started, **gunicorn_options):
+    """The upstream, then the gateway proxying PATH to it on ``store`` (a PrivateRedis),
+    each appended to ``started`` as it comes up (so that the caller stops what did)."""
+    upstream = Gunicorn({}, workers=1, app_uri="bench.proxy_upstream:app").start()
+    started.append(upstream)
+    database = f"sqlite:///{workdir}/bench.db"
+    upgrade(database)
+    gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
+                        "GATEWAY_CONFIG": gateway_policy(workdir, upstream.url),
+                        "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"},
+                       workers=1, **gunicorn_options).start()
+    started.append(gateway)
+    return upstream, gateway
+
+
 def api_key_of_new_company(gateway_url):
     email = f"proxy-bench-{os.getpid()}@example.com"
     requests.post(gateway_url + "/api/v1/auth/signup", timeout=10, json={
@@ -210,21 +225,14 @@ def main():
     workdir = tempfile.mkdtemp(prefix="gw-bench-proxy-")
     started = []
     try:
-        upstream = Gunicorn({}, workers=1, app_uri="bench.proxy_upstream:app").start()
-        started.append(upstream)
-        database = f"sqlite:///{workdir}/bench.db"
-        upgrade(database)
-        gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
-                            "GATEWAY_CONFIG": gateway_policy(workdir, upstream.url),
-                            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"}, workers=1).start()
-        started.append(gateway)
+        upstream, gateway = start_proxied_upstream(workdir, store, started)
         baseline = None
         if args.baseline:
             root = os.path.abspath(args.baseline)
             baseline_store = PrivateRedis().start()
             stores.append(baseline_store)
             baseline = GunicornIn(root, {
-                "DATABASE_URL": database, "REDIS_URL": baseline_store.url,
+                "DATABASE_URL": gateway.env["DATABASE_URL"], "REDIS_URL": baseline_store.url,
                 "GATEWAY_ACCESS_LOG": "0", "SECRET_KEY": "bench-secret-0123456789abcdef0123456789",
                 "GATEWAY_CONFIG": gateway_policy(tempfile.mkdtemp(dir=workdir), upstream.url, root)},
                 workers=1).start()

@@ -31,10 +31,9 @@ import requests  # noqa: E402
 
 from bench.bench_cache import cpu_seconds, worker_pid  # noqa: E402
 from bench.bench_endpoint_hit import wrk  # noqa: E402
-from bench.bench_proxy import PATH, api_key_of_new_company, gateway_policy  # noqa: E402
+from bench.bench_proxy import PATH, api_key_of_new_company, start_proxied_upstream  # noqa: E402
 from bench.bench_services import ROOT  # noqa: E402
-from gateway_app.migrate import upgrade  # noqa: E402
-from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
+from tests.support.servers import PrivateRedis  # noqa: E402
 
 # conf/gunicorn.conf.py, plus a sampler installed once the worker has its own signal
 # handlers (post_worker_init): SIGUSR2 starts it, the next SIGUSR2 writes what it saw
@@ -104,15 +103,7 @@ def main():
         handle.write(SAMPLED_CONFIG.format(conf=os.path.join(ROOT, "conf", "gunicorn.conf.py"), out=out))
     started = []
     try:
-        upstream = Gunicorn({}, workers=1, app_uri="bench.proxy_upstream:app").start()
-        started.append(upstream)
-        database = f"sqlite:///{workdir}/bench.db"
-        upgrade(database)
-        gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
-                            "GATEWAY_CONFIG": gateway_policy(workdir, upstream.url),
-                            "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"},
-                           workers=1, config=config).start()
-        started.append(gateway)
+        _upstream, gateway = start_proxied_upstream(workdir, store, started, config=config)
         headers = {"X-API-Key": api_key_of_new_company(gateway.url), "Cache-Control": "no-cache"}
         if requests.get(gateway.url + PATH, headers=headers, timeout=10).status_code != 200:
             raise SystemExit(f"the gateway does not proxy {PATH}")
