@@ -28,7 +28,15 @@ pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def waiting(browser):
+    """A wait of up to WAIT seconds that looks again when a look-up fails: a click that
+    submits one of the console's forms navigates, and chromedriver refuses a look-up made
+    while the page changes ("aborted by navigation") as well as one that finds nothing."""
+    return WebDriverWait(browser, WAIT, ignored_exceptions=(WebDriverException,))
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +124,12 @@ def log_in(browser, origin):
     browser.get(origin + "/gateway/console")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
-    WebDriverWait(browser, WAIT).until(EC.presence_of_element_located((By.ID, "breakers")))
+    waiting(browser).until(EC.presence_of_element_located((By.ID, "breakers")))
 
 
 def wait_for_a_poll(browser):
     before = browser.find_element(By.ID, "live").text
-    WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "live").text != before)
+    waiting(browser).until(lambda b: b.find_element(By.ID, "live").text != before)
 
 
 def requested_urls(browser):
@@ -140,12 +148,12 @@ def screenshot(browser, name):
 
 def question(browser):
     """The confirmation's question, once the console has shown it (the click fetches it)."""
-    return WebDriverWait(browser, WAIT).until(EC.visibility_of_element_located((By.ID, "question"))).text
+    return waiting(browser).until(EC.visibility_of_element_located((By.ID, "question"))).text
 
 
 def confirm(browser):
-    WebDriverWait(browser, WAIT).until(EC.element_to_be_clickable((By.ID, "confirm"))).click()
-    return WebDriverWait(browser, WAIT).until(EC.presence_of_element_located((By.ID, "message"))).text
+    waiting(browser).until(EC.element_to_be_clickable((By.ID, "confirm"))).click()
+    return waiting(browser).until(EC.presence_of_element_located((By.ID, "message"))).text
 
 
 def test_the_console_loads_with_no_error_and_no_request_to_another_host(served, browser):
@@ -194,14 +202,14 @@ def test_a_breaker_opens_when_its_upstream_fails_and_is_closed_again(served, bro
             statuses = [tenant.get("/api/v1/calls").status_code for _ in range(5)]
             assert statuses == [503] * 5
         # the console notices on its next poll, without a reload
-        WebDriverWait(browser, WAIT).until(
+        waiting(browser).until(
             lambda b: b.find_element(By.ID, "breaker-calls").get_attribute("data-state") == "open")
         assert "remote" in browser.find_element(By.ID, "service-calls").text
         screenshot(browser, "console-breaker-open.png")
         browser.find_element(By.ID, "force-calls-closed").click()
         assert confirm(browser) == "The calls breaker is now closed."
         browser.find_element(By.ID, "back").click()
-        WebDriverWait(browser, WAIT).until(EC.presence_of_element_located((By.ID, "breakers")))
+        waiting(browser).until(EC.presence_of_element_located((By.ID, "breakers")))
         assert browser.find_element(By.ID, "breaker-calls").get_attribute("data-state") == "closed"
     finally:
         upstream.stop()
@@ -242,13 +250,13 @@ def test_a_page_of_a_listed_origin_reads_the_api_and_another_cannot(served, brow
             tenant = sign_up(app.test_client(), tier="pro")
         portal.page = PORTAL_PAGE.format(gateway=server.origin, token=tenant.token).encode()
         browser.get(portal_origin + "/")
-        WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "out").text != "waiting")
+        waiting(browser).until(lambda b: b.find_element(By.ID, "out").text != "waiting")
         assert browser.find_element(By.ID, "out").text == "status 200 data 0"
         # the same page from an origin not listed: the browser keeps the answer from it
         unlisted = f"http://localhost:{portal.port}"
         assert urlsplit(unlisted).netloc != urlsplit(portal_origin).netloc
         browser.get(unlisted + "/")
-        WebDriverWait(browser, WAIT).until(lambda b: b.find_element(By.ID, "out").text != "waiting")
+        waiting(browser).until(lambda b: b.find_element(By.ID, "out").text != "waiting")
         assert browser.find_element(By.ID, "out").text == "refused TypeError"
     finally:
         portal.stop()
