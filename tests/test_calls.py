@@ -86,7 +86,7 @@ def test_filters(tenant):
     booked = insert_call(company_id, BASE, outcome="booked", sentiment="positive",
                          customer_id=customer.id, summary="Caller BOOKED a 50% off haircut")
     missed = insert_call(company_id, BASE - dt.timedelta(days=1), status="missed",
-                         direction="outbound", summary="No answer")
+                         direction="outbound", summary="No answer, n/a")
     old = insert_call(company_id, BASE - dt.timedelta(days=40), sentiment="negative",
                       summary="Complained about a 50_ fee")
 
@@ -97,6 +97,8 @@ def test_filters(tenant):
     assert ids(get(tenant, "/api/v1/calls", customer_id=customer.id)) == [booked.id]
     assert ids(get(tenant, "/api/v1/calls", q="booked")) == [booked.id]  # case-insensitive
     assert ids(get(tenant, "/api/v1/calls", q="50%")) == [booked.id]     # % is literal, not a wildcard
+    assert ids(get(tenant, "/api/v1/calls", q="50_")) == [old.id]        # so is _
+    assert ids(get(tenant, "/api/v1/calls", q="n/a")) == [missed.id]     # and the pattern's escape character
     assert ids(get(tenant, "/api/v1/calls", **{"from": "2026-03-01"})) == [booked.id, missed.id]
     assert ids(get(tenant, "/api/v1/calls", **{"from": "2026-01-01", "to": "2026-03-09"})) == [missed.id, old.id]
     assert ids(get(tenant, "/api/v1/calls", status="answered", sentiment="positive", q="haircut")) == [booked.id]

@@ -107,6 +107,8 @@ def test_search_by_name_phone_and_email(tenant, tenant_factory):
     assert ids(get(tenant, "/api/v1/customers", q="9876")) == [john["id"]]
     assert ids(get(tenant, "/api/v1/customers", q="jane@roe")) == [jane["id"]]
     assert ids(get(tenant, "/api/v1/customers", q="%")) == []
+    assert ids(get(tenant, "/api/v1/customers", q="j_ne")) == []          # _ is literal, not a wildcard
+    assert ids(get(tenant, "/api/v1/customers", q="/")) == []             # nor the pattern's escape character
     assert ids(get(tenant, "/api/v1/customers")) == [john["id"], jane["id"]]
 
 
