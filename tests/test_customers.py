@@ -112,6 +112,18 @@ def test_search_by_name_phone_and_email(tenant, tenant_factory):
     assert ids(get(tenant, "/api/v1/customers")) == [john["id"], jane["id"]]
 
 
+@BOTH
+def test_search_ignores_the_case_of_letters_in_the_query_and_in_the_stored_text(tenant):
+    upper = create(tenant, name="MARIA GONZALEZ", email="MG@EXAMPLE.COM").get_json()
+    mixed = create(tenant, name="Zoë McKenzie", email="zoe@Mixed.Example").get_json()
+
+    assert ids(get(tenant, "/api/v1/customers", q="gonzalez")) == [upper["id"]]
+    assert ids(get(tenant, "/api/v1/customers", q="mg@example")) == [upper["id"]]
+    assert ids(get(tenant, "/api/v1/customers", q="mcKENZIE")) == [mixed["id"]]
+    assert ids(get(tenant, "/api/v1/customers", q="@MIXED.example")) == [mixed["id"]]
+    assert ids(get(tenant, "/api/v1/customers", q="zoë")) == [mixed["id"]]   # beyond ASCII, as stored
+
+
 def test_search_pages_and_validates(tenant):
     made = [create(tenant, name=f"Customer {n}").get_json()["id"] for n in range(3)]
     first = get(tenant, "/api/v1/customers", limit=2).get_json()

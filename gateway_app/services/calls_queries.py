@@ -4,7 +4,7 @@ from functools import lru_cache
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.sql.expression import BindParameter
 
-from ..db import Session, iso_instant, like_escaped, read_connection, row_dicts_of
+from ..db import Session, case_folded, iso_instant, like_escaped, read_connection, row_dicts_of
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -40,9 +40,9 @@ def call_filters(company_id, filters, calls=Call):
             clauses.append(getattr(calls, name) == filters[name])
     q = filters.get("q")
     if isinstance(q, BindParameter):   # a statement built once: bound to like_escaped(q.lower())
-        clauses.append(func.lower(calls.summary).contains(q, escape="/"))
+        clauses.append(case_folded(calls.summary).contains(q, escape="/"))
     elif q:
-        clauses.append(func.lower(calls.summary).contains(q.lower(), autoescape=True))
+        clauses.append(case_folded(calls.summary).contains(q.lower(), autoescape=True))
     return clauses
 
 
