@@ -1,39 +1,22 @@
 """Prometheus series of the upstream path: latency per service, requests by instance and
 status, instance health, ejections, bytes streamed. Created once per process
 (prometheus refuses duplicate names); label children are kept, since ``labels()``
-costs a lock and a lookup on every call.
+costs a lock and a lookup on every call."""
+from prometheus_client import Counter, Gauge, Histogram
 
-An answer is one observation of the latency histogram, kept by service, instance and
-status, which is all it writes besides its bytes: when scraped, the histogram is summed
-by service and ``gateway_upstream_requests_total`` read from its counts. A call that
-got no answer to time (a failure, a 5xx) is observed too, with ``answered`` false, so
-that it is counted but left out of the latency."""
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-
-from ..pipeline.metrics import SCRAPE_TIME, ScrapedFamilies, counts_of, summed_away
-
-LATENCY = "gateway_upstream_duration_seconds"
-CALL_LABELS = ("service", "instance", "status")
-ANSWERED = "answered"   # "1" for an answer whose head was timed, "" for a call that failed
 _metrics = {}
-
-
-def upstream_families(latency):
-    yield summed_away(latency, {"instance", "status", ANSWERED}, where=lambda labels: labels[ANSWERED])
-    yield counts_of(latency, "gateway_upstream_requests",
-                    "Calls to remote instances, by instance and outcome (an HTTP status, or "
-                    "connect-failed, timeout, error)", CALL_LABELS)
-
-
-SCRAPE_TIME[LATENCY] = upstream_families
 
 
 def discovery_metrics():
     if not _metrics:
         _metrics["latency"] = Histogram(
-            LATENCY, "Time from sending a request to a remote instance to its answer's headers",
-            (*CALL_LABELS, ANSWERED), registry=None)
-        REGISTRY.register(ScrapedFamilies(_metrics["latency"]))
+            "gateway_upstream_duration_seconds",
+            "Time from sending a request to a remote instance to its answer's headers",
+            ["service"])
+        _metrics["requests"] = Counter(
+            "gateway_upstream_requests_total",
+            "Calls to remote instances, by instance and outcome (an HTTP status, or "
+            "connect-failed, timeout, error)", ["service", "instance", "status"])
         _metrics["healthy"] = Gauge(
             "gateway_upstream_instance_healthy", "1 when the instance takes traffic, 0 when not",
             ["service", "instance"], multiprocess_mode="mostrecent")
@@ -60,12 +43,10 @@ class UpstreamMetrics:
 
     def answered(self, service, instance_id, outcome, seconds=None):
         """``outcome``: the answer's status (an int, kept as it is: labels() makes the
-        label's text once, when the child is made) or a failure's name; ``seconds``: the
-        time to the answer's head, None for a call that got none to time."""
-        if seconds is None:
-            self.child("latency", service, instance_id, outcome, "").observe(0)
-        else:
-            self.child("latency", service, instance_id, outcome, "1").observe(seconds)
+        label's text once, when the child is made) or a failure's name."""
+        self.child("requests", service, instance_id, outcome).inc()
+        if seconds is not None:
+            self.child("latency", service).observe(seconds)
 
     def health(self, service, instance_id, healthy):
         self.child("healthy", service, instance_id).set(1 if healthy else 0)

@@ -19,7 +19,7 @@ from collections import defaultdict, deque
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
-from ..pipeline.metrics import ScrapedFamilies
+from ..pipeline.metrics import RequestCounts
 
 WINDOW = 15 * 60   # seconds of history kept and shown
 SPACING = 10       # seconds between two snapshots, at least
@@ -29,7 +29,7 @@ def metrics_registry():
     """The registry ``/metrics`` exposes: all workers' files under PROMETHEUS_MULTIPROC_DIR."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        registry.register(ScrapedFamilies(multiprocess.MultiProcessCollector(None)))
+        registry.register(RequestCounts(multiprocess.MultiProcessCollector(None), passthrough=True))
         return registry
     return REGISTRY
 
