@@ -11,8 +11,9 @@ import orjson
 from sqlalchemy import BigInteger, Column, DateTime, Integer, String, aggregate_order_by, create_engine, event, exc, \
     func, literal, literal_column, type_coerce
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
-from sqlalchemy.sql.expression import Label, TypeCoerce
+from sqlalchemy.sql.expression import FunctionElement, Label, TypeCoerce
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 # BIGINT ids on MySQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
@@ -92,6 +93,30 @@ def like_escaped(text):
     ``contains(text, autoescape=True)`` escapes it: for a statement built once that binds
     the text (``contains(bindparam(...), escape="/")``) instead of holding it."""
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+class lower_for_like(FunctionElement):
+    """``lower(text)``, the side of a LIKE that a lower-cased pattern (``like_escaped``)
+    is matched against: any letter case of the text matches. On SQLite the text itself:
+    its LIKE already ignores the case of exactly the letters its lower() lowers (ASCII
+    only), and calling lower() on every row scanned was half of a search's SQL time."""
+
+    name = "lower"
+    inherit_cache = True
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.type = text.type
+
+
+@compiles(lower_for_like)
+def _lower(element, compiler, **kw):
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lower_for_like, "sqlite")
+def _as_sqlite_like_compares(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
 
 
 def _table_column(column):

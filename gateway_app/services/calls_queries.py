@@ -2,11 +2,11 @@
 from functools import lru_cache
 
 import orjson
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.sql.expression import BindParameter
 
 from ..db import (Session, aggregates_json_in_order, iso_instant, json_array_column, like_escaped,
-                  read_connection, row_dicts_of)
+                  lower_for_like, read_connection, row_dicts_of)
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -42,9 +42,9 @@ def call_filters(company_id, filters, calls=Call):
             clauses.append(getattr(calls, name) == filters[name])
     q = filters.get("q")
     if isinstance(q, BindParameter):   # a statement built once: bound to like_escaped(q.lower())
-        clauses.append(func.lower(calls.summary).contains(q, escape="/"))
+        clauses.append(lower_for_like(calls.summary).contains(q, escape="/"))
     elif q:
-        clauses.append(func.lower(calls.summary).contains(q.lower(), autoescape=True))
+        clauses.append(lower_for_like(calls.summary).contains(q.lower(), autoescape=True))
     return clauses
 
 

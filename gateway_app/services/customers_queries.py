@@ -3,7 +3,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal, or_, select
 
-from ..db import Session, iso_instant, like_escaped, one_of, read_connection, row_dicts_of, utcnow
+from ..db import Session, iso_instant, like_escaped, lower_for_like, one_of, read_connection, row_dicts_of, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -32,8 +32,8 @@ def search_clauses(company_id, search, customers):
         return clauses
     by_phone, by_fragment = search
     text = bindparam("text")
-    matches = [func.lower(customers.name).contains(text, escape="/"),
-               func.lower(customers.email).contains(text, escape="/")]
+    matches = [lower_for_like(customers.name).contains(text, escape="/"),
+               lower_for_like(customers.email).contains(text, escape="/")]
     if by_phone:
         matches.append(customers.phone == bindparam("phone"))
     if by_fragment:
