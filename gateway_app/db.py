@@ -99,7 +99,7 @@ class lower_for_like(FunctionElement):
     """``lower(text)``, the side of a LIKE that a lower-cased pattern (``like_escaped``)
     is matched against: any letter case of the text matches. On SQLite the text itself:
     its LIKE already ignores the case of exactly the letters its lower() lowers (ASCII
-    only), and calling lower() on every row scanned was half of a search's SQL time."""
+    only), so lower() on every row a search scans would be work for nothing."""
 
     name = "lower"
     inherit_cache = True
