@@ -8,8 +8,8 @@ from contextvars import ContextVar
 from functools import lru_cache
 
 import orjson
-from sqlalchemy import BigInteger, Column, DateTime, Integer, String, create_engine, event, exc, func, literal, \
-    literal_column, type_coerce
+from sqlalchemy import BigInteger, Column, DateTime, Integer, String, aggregate_order_by, create_engine, event, exc, \
+    func, literal, literal_column, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
@@ -189,6 +189,30 @@ def row_dicts_of(connection, statement, params):
         return []
     names = rows[0]._fields
     return [dict(zip(names, row)) for row in rows]
+
+
+def aggregates_json_in_order(dialect):
+    """Whether the database makes one JSON array of a statement's rows, in a given order
+    (MariaDB 10.5's ``JSON_ARRAYAGG(... ORDER BY ...)``): rows listed beside a row (a
+    call's appointments) then come in that row's statement, not a round trip of their own."""
+    return (getattr(dialect, "is_mariadb", False)
+            and (dialect.server_version_info or ()) >= (10, 5))
+
+
+def json_array_column(statement, order_by, dialect, key):
+    """``statement``'s rows as one JSON array of objects by column name, in ``order_by``
+    order: a scalar subquery labelled ``key``, NULL when there are no rows. For a database
+    that aggregates_json_in_order, with columns a JSON object holds as row_dicts_of reads
+    them (ints, text, IsoInstant's text)."""
+    pairs = []
+    for column in statement.selected_columns:
+        value = _json_value(column, dialect)
+        if value is None:
+            raise TypeError(f"{column.key} is not a value a JSON object of the row holds")
+        pairs += [literal_column(f"'{column.key}'"), value]
+    aggregate = aggregate_order_by(func.json_arrayagg(func.json_object(*pairs)), *order_by)
+    return (statement.with_only_columns(aggregate, maintain_column_froms=True).order_by(None)
+            .scalar_subquery().label(key))
 
 
 class Base(DeclarativeBase):

@@ -157,6 +157,45 @@ def test_details_include_transcript_analysis_and_bookings(tenant):
 
 
 @BOTH
+def test_details_list_the_bookings_in_time_order_and_none_as_empty(app, tenant, database_url):
+    company_id = tenant.company["id"]
+    call = insert_call(company_id, BASE)
+    later = insert_appointment(company_id, BASE + dt.timedelta(days=3), call_id=call.id,
+                               title="Follow-up \"café\"", status="pending")
+    tied = [insert_appointment(company_id, BASE + dt.timedelta(days=1, microseconds=250), call_id=call.id,
+                               title=f"Tied {n}") for n in range(2)]
+    insert_appointment(company_id, BASE + dt.timedelta(days=2))   # booked by no call
+    without = insert_call(company_id, BASE - dt.timedelta(hours=1))
+    get(tenant, f"/api/v1/calls/{without.id}")   # warms the principal cache: the counts are the view's
+
+    with counted_queries(app) as statements:
+        body = get(tenant, f"/api/v1/calls/{call.id}").get_json()
+    with counted_queries(app) as statements_without:
+        empty = get(tenant, f"/api/v1/calls/{without.id}").get_json()
+    with counted_queries(app) as statements_missing:
+        missing = get(tenant, "/api/v1/calls/999999")
+
+    assert body["appointments"] == [
+        {"id": tied[0].id, "title": "Tied 0", "starts_at": "2026-03-11T12:00:00.000250+00:00", "status": "confirmed"},
+        {"id": tied[1].id, "title": "Tied 1", "starts_at": "2026-03-11T12:00:00.000250+00:00", "status": "confirmed"},
+        {"id": later.id, "title": "Follow-up \"café\"", "starts_at": "2026-03-13T12:00:00+00:00",
+         "status": "pending"},
+    ] if database_url.startswith("sqlite") else [
+        # MariaDB keeps whole seconds (DATETIME)
+        {"id": tied[0].id, "title": "Tied 0", "starts_at": "2026-03-11T12:00:00+00:00", "status": "confirmed"},
+        {"id": tied[1].id, "title": "Tied 1", "starts_at": "2026-03-11T12:00:00+00:00", "status": "confirmed"},
+        {"id": later.id, "title": "Follow-up \"café\"", "starts_at": "2026-03-13T12:00:00+00:00",
+         "status": "pending"},
+    ]
+    assert empty["appointments"] == []
+    assert missing.status_code == 404
+    # MariaDB lists the bookings in the call's own statement; SQLite reads them in a second
+    expected = 1 if database_url.startswith("mysql") else 2
+    assert len(statements) == len(statements_without) == expected
+    assert len(statements_missing) == 1
+
+
+@BOTH
 def test_another_companys_calls_are_not_found(tenant, tenant_factory):
     other = tenant_factory()
     theirs = insert_call(other.company["id"], BASE, summary="their call")

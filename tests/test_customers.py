@@ -103,6 +103,7 @@ def test_search_by_name_phone_and_email(tenant, tenant_factory):
 
     assert ids(get(tenant, "/api/v1/customers", q="jane")) == [jane["id"]]
     assert ids(get(tenant, "/api/v1/customers", q="SMITH")) == [john["id"]]
+    assert ids(get(tenant, "/api/v1/customers", q="hN sMi")) == [john["id"]]   # any letter case, either side
     assert ids(get(tenant, "/api/v1/customers", q="(555) 123-4567")) == [jane["id"]]
     assert ids(get(tenant, "/api/v1/customers", q="9876")) == [john["id"]]
     assert ids(get(tenant, "/api/v1/customers", q="jane@roe")) == [jane["id"]]

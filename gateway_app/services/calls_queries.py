@@ -1,10 +1,12 @@
 """How calls are selected: the filters shared by the list and the export, and keyset batches."""
 from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, func, or_, select
+import orjson
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.sql.expression import BindParameter
 
-from ..db import Session, case_folded, iso_instant, like_escaped, read_connection, row_dicts_of
+from ..db import (Session, aggregates_json_in_order, case_folded, iso_instant, json_array_column,
+                  like_escaped, read_connection, row_dicts_of)
 from ..models import Appointment, Call, Customer
 from . import keyset, spreadsheet
 
@@ -66,6 +68,8 @@ LIST_ROW = tuple(_as_sent(CALLS[column.key]) for column in LIST_COLUMNS if colum
 _DETAIL_ROW = tuple(_as_sent(column) for column in Call.__table__.columns
                     if column.key not in ("company_id",)) + (CUSTOMER_NAME,)
 _APPOINTMENTS = Appointment.__table__.c
+# the appointments a call booked in time order (ties: as the index holds them, by id)
+_APPOINTMENTS_ORDER = (_APPOINTMENTS.starts_at, _APPOINTMENTS.id)
 
 
 def list_rows_query(company_id, filters):
@@ -111,16 +115,33 @@ def _detail_statements():
     appointments = (select(_APPOINTMENTS.id, _APPOINTMENTS.title, iso_instant(_APPOINTMENTS.starts_at),
                            _APPOINTMENTS.status)
                     .where(_APPOINTMENTS.company_id == company_id, _APPOINTMENTS.call_id == call_id)
-                    .order_by(_APPOINTMENTS.starts_at))
+                    .order_by(*_APPOINTMENTS_ORDER))
     return call, appointments
 
 
-def call_detail(company_id, call_id):
-    """One call with its customer and the appointments it booked (two statements, built
-    once), or None."""
+@lru_cache(maxsize=4)
+def _detail_statement_with_appointments(dialect):
+    """The call's statement with its appointments as one JSON array beside its columns."""
     call, appointments = _detail_statements()
+    return call.add_columns(json_array_column(appointments, _APPOINTMENTS_ORDER, dialect, "appointments"))
+
+
+def call_detail(company_id, call_id):
+    """One call with its customer and the appointments it booked, or None: one statement
+    where the database lists the appointments in order as JSON (db.aggregates_json_in_order),
+    else two; built once."""
     params = {"company_id": company_id, "call_id": call_id}
     with read_connection() as connection:
+        dialect = connection.dialect
+        if aggregates_json_in_order(dialect):
+            rows = row_dicts_of(connection, _detail_statement_with_appointments(dialect), params)
+            if not rows:
+                return None
+            item = with_customer(rows[0])
+            listed = item["appointments"]
+            item["appointments"] = [] if listed is None else orjson.loads(listed)
+            return item
+        call, appointments = _detail_statements()
         rows = row_dicts_of(connection, call, params)
         if not rows:
             return None
