@@ -335,3 +335,26 @@ def test_writes_in_a_request_without_a_session_commit_on_their_own_connection(ap
     assert audit_actions(app) == [("customer.created", str(jane["id"])), ("customer.updated", str(jane["id"]))]
     kept = get(tenant, f"/api/v1/customers/{jane['id']}").get_json()
     assert (kept["notes"], kept["email"]) == ("VIP", None)
+
+
+def duplicate_check(statement):
+    return "FROM customers" in statement and "customers.phone = " in statement
+
+
+@BOTH
+def test_a_patch_checks_for_duplicates_only_the_phone_or_email_it_changes(app, tenant):
+    jane = create(tenant, name="Jane", phone="+15551234567", email="jane@example.com").get_json()
+    other = create(tenant, name="Other", email="other@example.com").get_json()
+    path = f"/api/v1/customers/{jane['id']}"
+
+    with counted_queries(app) as statements:
+        notes = tenant.patch(path, json={"notes": "VIP", "phone": "(555) 123-4567"})   # the same phone
+    assert notes.status_code == 200 and notes.get_json()["notes"] == "VIP"
+    assert not [s for s in statements if duplicate_check(s)], statements
+
+    with counted_queries(app) as statements:
+        clash = tenant.patch(path, json={"email": "Other@Example.com", "notes": "x"})
+    assert (clash.status_code, clash.get_json()["field"], clash.get_json()["existing_customer_id"]) == (
+        409, "email", other["id"])
+    assert len([s for s in statements if duplicate_check(s)]) == 1, statements
+    assert get(tenant, path).get_json()["notes"] == "VIP"

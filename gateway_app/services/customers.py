@@ -123,12 +123,14 @@ def update(company_id, customer_id, user_id, patch, region):
         if customer is None:
             return None
         data = contact_fields(patched({name: customer[name] for name in EDITABLE}, patch), region)
-        contacts.update(data)
-        refuse_duplicate(company_id, data, exclude_id=customer_id, connection=write.connection)
         changed = tuple(sorted(name for name, value in data.items() if customer[name] != value))
         if not changed:
             return customer
         values = {name: data[name] for name in changed}
+        contacts.update(values)
+        # only a phone or e-mail it changes can be another customer's: the unique keys
+        # hold for the ones it keeps
+        refuse_duplicate(company_id, values, exclude_id=customer_id, connection=write.connection)
         values["updated_at"] = utcnow()
         write.connection.execute(_update_statement(changed), {
             **values, "customer_id": customer_id, "owner_id": company_id})
