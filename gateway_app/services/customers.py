@@ -74,10 +74,11 @@ def duplicate_race_refused(company_id, contacts, exclude_id=None):
         raise  # not a duplicate customer: a genuine fault
 
 
-def record_change(write, action, customer, user_id, **details):
-    """Audit row and customers.updated event, both committed with the change."""
-    audit_inserted(write.connection, action, "customer", customer["id"], **details)
-    events.emit(write, "customers.updated", customer["company_id"],
+def record_change(connection, unit, action, customer, user_id, **details):
+    """Audit row (on ``connection``) and customers.updated event (of ``unit``, a session or
+    a CoreWrite), both committed with the change."""
+    audit_inserted(connection, action, "customer", customer["id"], **details)
+    events.emit(unit, "customers.updated", customer["company_id"],
                 user_id=user_id, customer_id=customer["id"])
 
 
@@ -108,7 +109,7 @@ def create(company_id, user_id, data, region):
                     "email": data.get("email"), "notes": data.get("notes"), "created_at": now,
                     "updated_at": now}
         customer["id"] = write.connection.execute(_INSERT, customer).inserted_primary_key[0]
-        record_change(write, "customer.created", customer, user_id, fields=sorted(data))
+        record_change(write.connection, write, "customer.created", customer, user_id, fields=sorted(data))
     return customer
 
 
@@ -134,5 +135,5 @@ def update(company_id, customer_id, user_id, patch, region):
         values["updated_at"] = utcnow()
         write.connection.execute(_update_statement(changed), {
             **values, "customer_id": customer_id, "owner_id": company_id})
-        record_change(write, "customer.updated", customer, user_id, fields=list(changed))
+        record_change(write.connection, write, "customer.updated", customer, user_id, fields=list(changed))
     return {**customer, **values}
