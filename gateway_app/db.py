@@ -198,9 +198,7 @@ def make_engine(url):
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             pool = {"pool_size": KEPT_CONNECTIONS, "max_overflow": EXTRA_CONNECTIONS}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_reset_on_return=None, **pool)
-        roll_back_on_return(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -211,8 +209,7 @@ def make_engine(url):
             cursor.close()
         return engine
     engine = create_engine(url, pool_recycle=280, pool_size=KEPT_CONNECTIONS,
-                           max_overflow=EXTRA_CONNECTIONS, pool_reset_on_return=None)
-    roll_back_on_return(engine)
+                           max_overflow=EXTRA_CONNECTIONS)
     ping_when_idle(engine)
     return engine
 
@@ -244,45 +241,6 @@ def ping_when_idle(engine, idle=IDLE_BEFORE_PING, clock=time.monotonic):
             alive = False
         if not alive:
             raise exc.DisconnectionError("the connection did not answer a ping")
-
-
-# record.info: SQLAlchemy ended the connection's transaction and none began since
-_TRANSACTION_ENDED = "gateway_transaction_ended"
-
-
-def roll_back_on_return(engine):
-    """The pool's reset of a connection given back (for an engine made with
-    ``pool_reset_on_return=None``): a rollback, except when SQLAlchemy committed or rolled
-    back its transaction and none began since, so it holds none. The pool's own reset
-    rolled back after every commit too: on MariaDB a round trip of its own, one of a
-    write's five."""
-
-    @event.listens_for(engine, "checkout")
-    def _taken(_dbapi_connection, record, _proxy):
-        record.info[_TRANSACTION_ENDED] = False   # what it is used for now is unknown
-
-    def mark(connection, ended):
-        if not connection.invalidated:   # (its info would reconnect it) the pool drops it
-            connection.info[_TRANSACTION_ENDED] = ended
-
-    @event.listens_for(engine, "begin")
-    def _began(connection):
-        mark(connection, False)
-
-    @event.listens_for(engine, "commit")
-    @event.listens_for(engine, "rollback")
-    def _ending(connection):
-        mark(connection, True)   # told before the driver's call, so:
-
-    @event.listens_for(engine, "handle_error")
-    def _failed(context):
-        if context.connection is not None:   # a commit or rollback that failed may have left one
-            mark(context.connection, False)
-
-    @event.listens_for(engine, "reset")
-    def _reset(dbapi_connection, record, state):
-        if not (state.transaction_was_reset or record.info.get(_TRANSACTION_ENDED)):
-            engine.dialect.do_rollback(dbapi_connection)
 
 
 def end_session():

@@ -1,10 +1,8 @@
-"""The database pool: connections kept between requests, a connection idle in the pool
-pinged before use (one just used is taken as it is), against a real MariaDB, and a
-connection given back rolled back unless its transaction was committed."""
-import pytest
+"""The database pool: connections kept between requests, and a connection idle in the
+pool pinged before use (one just used is taken as it is), against a real MariaDB."""
 import sqlalchemy
 
-from gateway_app.db import KEPT_CONNECTIONS, end_session, make_engine, ping_when_idle
+from gateway_app.db import KEPT_CONNECTIONS, make_engine, ping_when_idle
 
 
 def connection_id(engine):
@@ -52,46 +50,3 @@ def test_an_in_memory_sqlite_database_keeps_its_one_connection_and_answers():
         conn.exec_driver_sql("INSERT INTO kept VALUES (1)")
     with engine.connect() as conn:   # the same connection, so the same database
         assert conn.exec_driver_sql("SELECT n FROM kept").scalar() == 1
-
-
-BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-
-
-def counted_rollbacks(monkeypatch, engine):
-    rollbacks = []
-    real_rollback = engine.dialect.do_rollback
-    monkeypatch.setattr(engine.dialect, "do_rollback",
-                        lambda connection: rollbacks.append(1) or real_rollback(connection))
-    return rollbacks
-
-
-@BOTH
-def test_a_committed_write_gives_its_connection_back_without_a_rollback_a_refused_one_rolls_back(
-        app, tenant, monkeypatch):
-    assert tenant.get("/api/v1/customers").status_code == 200   # the principal is cached now
-    rollbacks = counted_rollbacks(monkeypatch, app.extensions["gateway_engine"])
-
-    created = tenant.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"})
-    assert created.status_code == 201 and rollbacks == []
-
-    refused = tenant.post("/api/v1/customers", json={"name": "Ada", "email": "ada@example.com"})
-    end_session()   # as the request's teardown does (the test's app context outlives the request)
-    assert refused.status_code == 409 and rollbacks == [1]
-    listed = tenant.get("/api/v1/customers", headers={"Cache-Control": "no-cache"}).get_json()
-    assert [customer["name"] for customer in listed["data"]] == ["Ada"]
-
-
-def test_a_connection_given_back_in_a_transaction_it_did_not_commit_is_rolled_back(tmp_path, mysql_url):
-    for engine in (make_engine(f"sqlite:///{tmp_path}/reset.db"), make_engine(mysql_url)):
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql("CREATE TEMPORARY TABLE kept_back (n INTEGER)"
-                                     if engine.dialect.name == "mysql" else "CREATE TABLE kept_back (n INTEGER)")
-                conn.exec_driver_sql("INSERT INTO kept_back VALUES (1)")
-            raw = engine.raw_connection()   # the same pooled connection, used past SQLAlchemy
-            raw.cursor().execute("INSERT INTO kept_back VALUES (2)")
-            raw.close()                     # given back inside the transaction it began
-            with engine.connect() as conn:  # the same connection again
-                assert conn.exec_driver_sql("SELECT n FROM kept_back").scalars().all() == [1]
-        finally:
-            engine.dispose()
