@@ -11,14 +11,13 @@ from gateway_app.errors import GatewayProblem
 from gateway_app.files import FileMissing
 from gateway_app.files.schema import MULTIPART_OVERHEAD
 from gateway_app.files.streams import TooLarge
-from gateway_app.merge_patch import patched
 from gateway_app.models import (APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES, SENTIMENTS,
                                 Customer)
 from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import attachments, customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
-from gateway_app.services.customers_queries import (CUSTOMERS, SENT_ROW, owned_customer, profile,
+from gateway_app.services.customers_queries import (CUSTOMERS, SENT_ROW, profile,
                                                     search_page_rows, timeline_sources)
 from gateway_app.services.feeds import page_feed
 from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
@@ -181,12 +180,11 @@ def get_customer(customer_id):
 @gateway_policy(permission="customers:write")
 def update_customer(data, customer_id, region):
     """Change some fields of a customer (a merge patch: null clears phone, e-mail or notes)."""
-    customer = owned_customer(current_company_id(), customer_id)
+    with refusals_as_problems():
+        customer = customers.update(current_company_id(), customer_id, current_principal().user_id,
+                                    data, region)
     if customer is None:
         abort(404, message=f"No customer with id {customer_id}.")
-    changes = patched({name: customer[name] for name in ("name", "phone", "email", "notes")}, data)
-    with refusals_as_problems():
-        customer = customers.update(customer, current_principal().user_id, changes, region)
     return json_response(CUSTOMER.one(customer), CUSTOMER.exact_only)
 
 

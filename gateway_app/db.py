@@ -338,6 +338,11 @@ def read_connection():
             log.warning("database unreachable while ending a read: %s", type(error).__name__)
 
 
+def bound_engine():
+    """The engine the session is bound to, for work done on connections of its own."""
+    return _bound_engine
+
+
 def bind(engine):
     global _bound_engine
     Session.remove()

@@ -1,15 +1,19 @@
 """Domain events (calls.created, appointments.updated, ...), delivered after commit.
 
-Services call ``emit`` inside their unit of work; subscribers (the caching stage's
-invalidation) only hear of it once the transaction has committed, and never if it
-rolled back, so no reader can see an invalidation for data that does not exist.
+Services call ``emit`` inside their unit of work (a session, or a ``core_write``);
+subscribers (the caching stage's invalidation) only hear of it once the transaction has
+committed, and never if it rolled back, so no reader can see an invalidation for data
+that does not exist.
 """
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
+
+from .db import Session, bound_engine
 
 log = logging.getLogger("gateway.events")
 _PENDING = "gateway_pending_events"
@@ -31,8 +35,47 @@ def subscribe(app, handler):
 
 
 def emit(session, name, company_id, user_id=None, **data):
+    """An event of the unit of work ``session`` (a session or a CoreWrite)."""
     session.info.setdefault(_PENDING, []).append(
         DomainEvent(name, company_id, user_id, tuple(sorted(data.items()))))
+
+
+class CoreWrite:
+    """A write made of Core statements: its ``connection``, and ``info``, where ``emit``
+    keeps the write's events (a session's own when the write joins a session)."""
+
+    def __init__(self, connection, info):
+        self.connection = connection
+        self.info = info
+
+
+def core_write():
+    """The unit of work of a write made of Core statements, committed when the block ends
+    (rolled back if it raises), its events published once it has committed. In a request
+    that already has a session (the authentication stage read a credential), the
+    session's transaction, as for reads (db.read_connection); otherwise a connection of
+    its own: no ORM session set up and torn down around the statements."""
+    return _session_write(Session()) if Session.registry.has() else _connection_write(bound_engine())
+
+
+@contextmanager
+def _session_write(session):
+    try:
+        yield CoreWrite(session.connection(), session.info)
+        session.commit()   # its events go out in _deliver_after_commit
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@contextmanager
+def _connection_write(engine):
+    with engine.connect() as connection:   # closing it rolls back what was not committed
+        write = CoreWrite(connection, {})
+        yield write
+        connection.commit()
+    for domain_event in write.info.get(_PENDING, ()):
+        publish(domain_event)
 
 
 def publish(domain_event):

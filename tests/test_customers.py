@@ -308,3 +308,66 @@ def test_an_email_only_duplicate_of_a_customer_without_a_phone_names_the_email(t
     again = create(tenant, name="No phone again", email="NoPhone@example.com")
     assert (again.status_code, again.get_json()["field"], again.get_json()["existing_customer_id"]) == (
         409, "email", existing)
+
+
+def without_a_session(tenant):
+    """As a request in production whose principal is cached: no session yet, so a write
+    commits on a connection of its own (the test's app context otherwise keeps one)."""
+    assert tenant.get("/api/v1/customers").status_code == 200   # the principal is cached now
+    Session.remove()
+
+
+def audit_actions(app):
+    """What the audit log holds, committed (read on a connection of the test's own)."""
+    with app.extensions["gateway_engine"].connect() as connection:
+        return sorted(connection.execute(select(AuditLog.action, AuditLog.target_id)).all())
+
+
+@BOTH
+def test_writes_in_a_request_without_a_session_commit_on_their_own_connection(app, tenant, heard,
+                                                                             monkeypatch):
+    without_a_session(tenant)
+    jane = create(tenant, name="Jane", phone="(555) 123-4567")
+    assert jane.status_code == 201 and not Session.registry.has()   # no session was made
+    jane = jane.get_json()
+    assert [(e.name, dict(e.data)) for e in heard] == [("customers.updated", {"customer_id": jane["id"]})]
+
+    refused = create(tenant, name="Jane again", phone="+15551234567")
+    assert (refused.status_code, refused.get_json()["existing_customer_id"]) == (409, jane["id"])
+    patched = tenant.patch(f"/api/v1/customers/{jane['id']}", json={"notes": "VIP"})
+    assert patched.status_code == 200 and patched.get_json()["notes"] == "VIP"
+    assert tenant.patch("/api/v1/customers/999999", json={"notes": "x"}).status_code == 404
+    assert not Session.registry.has()
+    assert len(heard) == 2   # the refused and the missing wrote nothing, said nothing
+
+    winner = committed_behind_the_duplicate_check(monkeypatch, app, tenant.company["id"],
+                                                  email="won@example.com")
+    lost = tenant.patch(f"/api/v1/customers/{jane['id']}", json={"email": "won@example.com", "notes": "lost"})
+    assert (lost.status_code, lost.get_json()["existing_customer_id"]) == (409, winner[0])
+    assert len(heard) == 2
+    assert audit_actions(app) == [("customer.created", str(jane["id"])), ("customer.updated", str(jane["id"]))]
+    kept = get(tenant, f"/api/v1/customers/{jane['id']}").get_json()
+    assert (kept["notes"], kept["email"]) == ("VIP", None)
+
+
+def duplicate_check(statement):
+    return "FROM customers" in statement and "customers.phone = " in statement
+
+
+@BOTH
+def test_a_patch_checks_for_duplicates_only_the_phone_or_email_it_changes(app, tenant):
+    jane = create(tenant, name="Jane", phone="+15551234567", email="jane@example.com").get_json()
+    other = create(tenant, name="Other", email="other@example.com").get_json()
+    path = f"/api/v1/customers/{jane['id']}"
+
+    with counted_queries(app) as statements:
+        notes = tenant.patch(path, json={"notes": "VIP", "phone": "(555) 123-4567"})   # the same phone
+    assert notes.status_code == 200 and notes.get_json()["notes"] == "VIP"
+    assert not [s for s in statements if duplicate_check(s)], statements
+
+    with counted_queries(app) as statements:
+        clash = tenant.patch(path, json={"email": "Other@Example.com", "notes": "x"})
+    assert (clash.status_code, clash.get_json()["field"], clash.get_json()["existing_customer_id"]) == (
+        409, "email", other["id"])
+    assert len([s for s in statements if duplicate_check(s)]) == 1, statements
+    assert get(tenant, path).get_json()["notes"] == "VIP"

@@ -67,8 +67,8 @@ def add(customer, user_id, tier, stream, raw_filename, declared_type):
     try:
         Session.add(attachment)
         Session.flush()
-        record_change(Session.connection(), "customer.attachment_added", identity_of(customer), user_id,
-                      attachment_id=attachment.id, filename=attachment.filename, size_bytes=size)
+        record_change(Session.connection(), Session, "customer.attachment_added", identity_of(customer),
+                      user_id, attachment_id=attachment.id, filename=attachment.filename, size_bytes=size)
         Session.commit()
     except Exception:
         Session.rollback()
@@ -105,8 +105,8 @@ def remove(customer, attachment, user_id):
     a row whose download fails."""
     path = attachment.path
     Session.delete(attachment)
-    record_change(Session.connection(), "customer.attachment_deleted", identity_of(customer), user_id,
-                  attachment_id=attachment.id, filename=attachment.filename)
+    record_change(Session.connection(), Session, "customer.attachment_deleted", identity_of(customer),
+                  user_id, attachment_id=attachment.id, filename=attachment.filename)
     Session.commit()
     discard(gateway_state().files, path)
 

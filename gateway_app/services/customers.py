@@ -12,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway_app import events
 from gateway_app.audit import audit_inserted
-from gateway_app.db import Session, utcnow
+from gateway_app.db import read_connection, utcnow
+from gateway_app.merge_patch import patched
 from gateway_app.models import Customer
 from gateway_app.services.contacts import InvalidPhoneNumber, normalise_email, normalise_phone
-from gateway_app.services.customers_queries import CUSTOMERS, find_duplicate
+from gateway_app.services.customers_queries import CUSTOMERS, find_duplicate, owned_customer
 
 CUSTOMERS_TABLE = Customer.__table__
 
@@ -59,31 +60,35 @@ def refuse_duplicate(company_id, data, exclude_id=None, connection=None):
 
 
 @contextmanager
-def duplicate_race_refused(company_id, data, exclude_id=None):
+def duplicate_race_refused(company_id, contacts, exclude_id=None):
     """A customer given the same phone or e-mail after ``refuse_duplicate`` looked (a
     concurrent request or webhook) makes the unique key refuse the write: that is the
-    same DuplicateCustomer, naming the customer that won."""
+    same DuplicateCustomer, naming the customer that won, looked for once the refused
+    write has rolled back (its transaction could not see the winner). ``contacts``: the
+    write's phone and e-mail, filled in by the block before it writes."""
     try:
         yield
     except IntegrityError:
-        Session.rollback()
-        refuse_duplicate(company_id, data, exclude_id)
+        with read_connection() as connection:
+            refuse_duplicate(company_id, contacts, exclude_id, connection=connection)
         raise  # not a duplicate customer: a genuine fault
 
 
-def record_change(connection, action, customer, user_id, **details):
-    """Audit row and customers.updated event, both committed with the change."""
+def record_change(connection, unit, action, customer, user_id, **details):
+    """Audit row (on ``connection``) and customers.updated event (of ``unit``, a session or
+    a CoreWrite), both committed with the change."""
     audit_inserted(connection, action, "customer", customer["id"], **details)
-    events.emit(Session, "customers.updated", customer["company_id"],
+    events.emit(unit, "customers.updated", customer["company_id"],
                 user_id=user_id, customer_id=customer["id"])
 
 
-# The writes are Core statements on the session's connection: the answer is the dict
-# written, with no ORM instance to build, track and flush (the unit of work of a
-# customer and its audit row cost more than their SQL). A write asks the session for its
-# connection once and runs all its statements on it: each ``Session.connection()`` goes
-# through the scoped session and the session's transaction state machine again.
+# The writes are Core statements in a transaction of their own (events.core_write): the
+# answer is the dict written, with no ORM instance to build, track and flush, and no
+# session set up and torn down around them (the unit of work of a customer and its audit
+# row, then the session alone, cost more than their SQL).
 _INSERT = insert(CUSTOMERS_TABLE)
+# what a merge patch may change
+EDITABLE = ("name", "phone", "email", "notes")
 
 
 @lru_cache(maxsize=32)
@@ -97,33 +102,38 @@ def create(company_id, user_id, data, region):
     """A new customer of ``company_id`` (a dict of its columns); phones without a country
     code are read in ``region``."""
     data = contact_fields(data, region)
-    connection = Session.connection()
-    refuse_duplicate(company_id, data, connection=connection)
-    now = utcnow()
-    customer = {"company_id": company_id, "name": data["name"], "phone": data.get("phone"),
-                "email": data.get("email"), "notes": data.get("notes"), "created_at": now,
-                "updated_at": now}
-    with duplicate_race_refused(company_id, data):
-        customer["id"] = connection.execute(_INSERT, customer).inserted_primary_key[0]
-        record_change(connection, "customer.created", customer, user_id, fields=sorted(data))
-        Session.commit()
+    with duplicate_race_refused(company_id, data), events.core_write() as write:
+        refuse_duplicate(company_id, data, connection=write.connection)
+        now = utcnow()
+        customer = {"company_id": company_id, "name": data["name"], "phone": data.get("phone"),
+                    "email": data.get("email"), "notes": data.get("notes"), "created_at": now,
+                    "updated_at": now}
+        customer["id"] = write.connection.execute(_INSERT, customer).inserted_primary_key[0]
+        record_change(write.connection, write, "customer.created", customer, user_id, fields=sorted(data))
     return customer
 
 
-def update(customer, user_id, data, region):
-    """``customer`` (a dict of its columns) with the fields given in ``data`` changed (None
-    clears one), as written."""
-    data = contact_fields(data, region)
-    connection = Session.connection()
-    refuse_duplicate(customer["company_id"], data, exclude_id=customer["id"], connection=connection)
-    changed = tuple(sorted(name for name, value in data.items() if customer[name] != value))
-    if not changed:
-        return customer
-    values = {name: data[name] for name in changed}
-    values["updated_at"] = utcnow()
-    with duplicate_race_refused(customer["company_id"], data, exclude_id=customer["id"]):
-        connection.execute(_update_statement(changed), {
-            **values, "customer_id": customer["id"], "owner_id": customer["company_id"]})
-        record_change(connection, "customer.updated", customer, user_id, fields=list(changed))
-        Session.commit()
+def update(company_id, customer_id, user_id, patch, region):
+    """The company's customer ``customer_id`` (a dict of its columns) with the merge patch
+    ``patch`` applied (None clears a field), as written; None when the company has no
+    such customer."""
+    contacts = {}
+    with duplicate_race_refused(company_id, contacts, exclude_id=customer_id), \
+            events.core_write() as write:
+        customer = owned_customer(company_id, customer_id, write.connection)
+        if customer is None:
+            return None
+        data = contact_fields(patched({name: customer[name] for name in EDITABLE}, patch), region)
+        changed = tuple(sorted(name for name, value in data.items() if customer[name] != value))
+        if not changed:
+            return customer
+        values = {name: data[name] for name in changed}
+        contacts.update(values)
+        # only a phone or e-mail it changes can be another customer's: the unique keys
+        # hold for the ones it keeps
+        refuse_duplicate(company_id, values, exclude_id=customer_id, connection=write.connection)
+        values["updated_at"] = utcnow()
+        write.connection.execute(_update_statement(changed), {
+            **values, "customer_id": customer_id, "owner_id": company_id})
+        record_change(write.connection, write, "customer.updated", customer, user_id, fields=list(changed))
     return {**customer, **values}

@@ -113,10 +113,11 @@ _OWNED_CUSTOMER = select(*_CUSTOMER_ROW, CUSTOMERS.company_id).where(
     CUSTOMERS.id == bindparam("customer_id"), CUSTOMERS.company_id == bindparam("company_id"))
 
 
-def owned_customer(company_id, customer_id):
-    """The company's customer as a dict of its columns (as services.customers writes them), or None."""
-    row = Session.connection().execute(_OWNED_CUSTOMER, {"company_id": company_id,
-                                                         "customer_id": customer_id}).first()
+def owned_customer(company_id, customer_id, connection):
+    """The company's customer as a dict of its columns (as services.customers writes them),
+    or None; read on ``connection`` (the write's)."""
+    row = connection.execute(_OWNED_CUSTOMER, {"company_id": company_id,
+                                               "customer_id": customer_id}).first()
     return None if row is None else dict(row._mapping)
 
 
