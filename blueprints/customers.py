@@ -18,8 +18,7 @@ from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import attachments, customers
 from gateway_app.services.contacts import DEFAULT_REGION, SUPPORTED_REGIONS
 from gateway_app.services.customers_queries import (CUSTOMERS, SENT_ROW, profile,
-                                                    search_page_rows, timeline_sources)
-from gateway_app.services.feeds import page_feed
+                                                    search_page_rows, timeline_page)
 from gateway_app.services.serialization import Serializer, check_rows_dump_as_is, json_response
 
 from .common import (PageArgs, current_company_id, current_principal, encode_cursor,
@@ -90,26 +89,26 @@ class TimelineAppointmentOut(Schema):
 
 class TimelineItemOut(Schema):
     type = fields.String(attribute="kind", validate=validate.OneOf(["call", "appointment"]))
-    id = fields.Function(lambda item: item.row.id, metadata={"type": "integer"})
+    id = fields.Function(lambda item: item["id"], metadata={"type": "integer"})
     at = fields.DateTime(metadata={"description": "When the call started / the appointment starts."})
-    call = fields.Function(lambda item: timeline_call(item.row) if item.kind == "call" else None,
+    call = fields.Function(lambda item: item["call"],
                            metadata={**any_of_components(TimelineCallOut, nullable=True),
                                      "description": "The call, when type is call."})
     appointment = fields.Function(
-        lambda item: timeline_appointment(item.row) if item.kind == "appointment" else None,
+        lambda item: item["appointment"],
         metadata={**any_of_components(TimelineAppointmentOut, nullable=True),
                   "description": "The appointment, when type is appointment."})
 
 
-def timeline_call(call):
-    return {"direction": call.direction, "status": call.status, "outcome": call.outcome,
-            "sentiment": call.sentiment, "duration_seconds": call.duration_seconds,
-            "summary": call.summary}
+TIMELINE_SHOWN = {"call": ("direction", "status", "outcome", "sentiment", "duration_seconds", "summary"),
+                  "appointment": ("title", "status", "starts_at", "ends_at")}
 
 
-def timeline_appointment(appointment):
-    return {"title": appointment.title, "status": appointment.status,
-            "starts_at": appointment.starts_at.isoformat(), "ends_at": appointment.ends_at.isoformat()}
+def timeline_item(entry):
+    """What TimelineItemOut dumps of a feed entry: its kind's object, the other kind's None."""
+    item = {"type": entry["kind"], "id": entry["id"], "at": entry["at"], "call": None, "appointment": None}
+    item[entry["kind"]] = {key: entry[key] for key in TIMELINE_SHOWN[entry["kind"]]}
+    return item
 
 
 CustomerPage = page_schema(CustomerOut, "CustomerPage")
@@ -199,8 +198,13 @@ def customer_timeline(args, customer_id):
     Not cached: it changes with calls and with appointments, and no cache namespace
     is invalidated by both calls.created and appointments.updated.
     """
-    customer = get_owned_or_404(Customer, customer_id)
-    return page_feed(timeline_sources(customer.company_id, customer.id), args, encode_cursor)
+    page = timeline_page(current_company_id(), customer_id, args, encode_cursor)
+    if page is None:
+        abort(404, message=f"No customer with id {customer_id}.")
+    page["data"] = [timeline_item(entry) for entry in page["data"]]
+    # the items are their dumps already: text, ints and None, which json_response writes
+    # as jsonify does
+    return json_response(page)
 
 
 # --- attachments -------------------------------------------------------------------------

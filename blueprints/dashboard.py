@@ -7,7 +7,6 @@ from gateway_app.models import APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCO
 from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import dashboard_queries
-from gateway_app.services.feeds import page_feed
 from gateway_app.services.periods import PERIODS
 from gateway_app.services.serialization import Serializer, json_response
 
@@ -158,23 +157,25 @@ def metrics(args):
 def activity(args):
     """Calls, bookings and customer changes in one feed, newest first."""
     company_id = current_company_id()
-    page = page_feed(dashboard_queries.activity_sources(company_id), args, encode_cursor)
+    page = dashboard_queries.activity_page(company_id, args, encode_cursor)
+    for entry in page["data"]:
+        if entry["kind"] == "customer":
+            entry["customer_id"] = dashboard_queries.audited_customer_id(entry["target_id"])
     names = dashboard_queries.customer_names(
-        company_id, [item.row for item in page["data"] if item.kind == "customer"])
-    page["data"] = [{"kind": item.kind, "id": item.row.id, "at": item.at,
-                     "data": activity_data(item, names)} for item in page["data"]]
-    return page
+        company_id, [entry["customer_id"] for entry in page["data"] if entry["kind"] == "customer"])
+    page["data"] = [{"type": entry["kind"], "id": entry["id"], "at": entry["at"],
+                     "data": activity_data(entry, names)} for entry in page["data"]]
+    # what ActivityPage dumps: the items are its dicts already, their data text, ints,
+    # None and lists of text, which json_response writes as jsonify does
+    return json_response(page)
 
 
-def activity_data(item, customer_names):
-    row = item.row
-    if item.kind == "call":
-        return {"direction": row.direction, "status": row.status, "outcome": row.outcome,
-                "customer_id": row.customer_id, "summary": row.summary}
-    if item.kind == "booking":
-        return {"title": row.title, "status": row.status, "starts_at": row.starts_at.isoformat(),
-                "customer_id": row.customer_id, "call_id": row.call_id}
-    customer_id = int(row.target_id) if row.target_id and row.target_id.isdigit() else None
-    return {"action": row.action, "customer_id": customer_id,
+def activity_data(entry, customer_names):
+    if entry["kind"] == "call":
+        return {key: entry[key] for key in ("direction", "status", "outcome", "customer_id", "summary")}
+    if entry["kind"] == "booking":
+        return {key: entry[key] for key in ("title", "status", "starts_at", "customer_id", "call_id")}
+    customer_id = entry["customer_id"]
+    return {"action": entry["action"], "customer_id": customer_id,
             "customer_name": customer_names.get(customer_id),
-            "fields": (row.details or {}).get("fields", []), "user_id": row.user_id}
+            "fields": (entry["details"] or {}).get("fields", []), "user_id": entry["user_id"]}

@@ -1,13 +1,13 @@
 """Customer search, duplicate detection, profile figures and the timeline."""
 from functools import lru_cache
 
-from sqlalchemy import bindparam, case, func, literal, or_, select
+from sqlalchemy import bindparam, case, func, or_, select
 
 from ..db import Session, case_folded, iso_instant, like_escaped, one_of, read_connection, row_dicts_of, utcnow
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
-from .feeds import FeedSource
+from .feeds import FeedSource, page_feed
 
 UPCOMING_STATUSES = ("pending", "confirmed")
 
@@ -148,17 +148,28 @@ def _duplicate_statement(excluding):
     return query
 
 
-def timeline_sources(company_id, customer_id):
-    """The customer's calls (by start) and appointments (by start), as one feed."""
-    return [
-        FeedSource("call", select(literal("call").label("kind"), Call.id.label("id"),
-                                  Call.started_at.label("at"))
-                   .where(Call.company_id == company_id, Call.customer_id == customer_id),
-                   Call),
-        FeedSource("appointment", select(literal("appointment").label("kind"),
-                                         Appointment.id.label("id"),
-                                         Appointment.starts_at.label("at"))
-                   .where(Appointment.company_id == company_id,
-                          Appointment.customer_id == customer_id),
-                   Appointment),
-    ]
+# The timeline: the customer's calls (by start) and appointments (by start), each with
+# what the answer shows of it.
+_COMPANY, _CUSTOMER = bindparam("company_id"), bindparam("customer_id")
+TIMELINE_SOURCES = (
+    FeedSource("call", _CALLS.id, _CALLS.started_at,
+               (_CALLS.company_id == _COMPANY, _CALLS.customer_id == _CUSTOMER),
+               tuple((key, _CALLS[key]) for key in ("direction", "status", "outcome", "sentiment",
+                                                    "duration_seconds", "summary"))),
+    FeedSource("appointment", _APPOINTMENTS.id, _APPOINTMENTS.starts_at,
+               (_APPOINTMENTS.company_id == _COMPANY, _APPOINTMENTS.customer_id == _CUSTOMER),
+               (("title", _APPOINTMENTS.title), ("status", _APPOINTMENTS.status),
+                ("starts_at", iso_instant(_APPOINTMENTS.starts_at)),
+                ("ends_at", iso_instant(_APPOINTMENTS.ends_at)))),
+)
+_CUSTOMER_EXISTS = select(CUSTOMERS.id).where(CUSTOMERS.id == _CUSTOMER, CUSTOMERS.company_id == _COMPANY)
+
+
+def timeline_page(company_id, customer_id, args, encode_cursor):
+    """A page of the company's customer's timeline (see feeds.page_feed), or None when
+    the company has no such customer; both read in one transaction."""
+    params = {"company_id": company_id, "customer_id": customer_id}
+    with read_connection() as connection:
+        if connection.execute(_CUSTOMER_EXISTS, params).first() is None:
+            return None
+        return page_feed(TIMELINE_SOURCES, params, args, encode_cursor)

@@ -6,11 +6,11 @@ both into an int.
 """
 from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, case, distinct, func, literal, literal_column, select
+from sqlalchemy import and_, bindparam, case, distinct, func, literal_column, select
 
-from ..db import Session, one_of, read_connection
+from ..db import iso_instant, one_of, read_connection
 from ..models import Appointment, AuditLog, Call, Customer
-from .feeds import FeedSource
+from .feeds import FeedSource, page_feed
 from .periods import Window, company_zone, today_and_week
 
 UPCOMING_STATUSES = ("pending", "confirmed")
@@ -181,25 +181,47 @@ def tile(key, label, value, previous):
             "change_percent": round(100.0 * change / previous, 1) if previous else None}
 
 
-def activity_sources(company_id):
-    """Calls (when they started), bookings (when made) and customer changes (audit log)."""
-    return [
-        FeedSource("call", select(literal("call").label("kind"), Call.id.label("id"),
-                                  Call.started_at.label("at")).where(Call.company_id == company_id),
-                   Call),
-        FeedSource("booking", select(literal("booking").label("kind"), Appointment.id.label("id"),
-                                     Appointment.created_at.label("at"))
-                   .where(Appointment.company_id == company_id), Appointment),
-        FeedSource("customer", select(literal("customer").label("kind"), AuditLog.id.label("id"),
-                                      AuditLog.created_at.label("at"))
-                   .where(AuditLog.company_id == company_id, AuditLog.target_type == "customer"),
-                   AuditLog),
-    ]
+# The activity feed: calls (when they started), bookings (when made) and customer changes
+# (the audit log), each with what the answer shows of it.
+_AUDIT = AuditLog.__table__.c
+_COMPANY = bindparam("company_id")
+ACTIVITY_SOURCES = (
+    FeedSource("call", _CALLS.id, _CALLS.started_at, (_CALLS.company_id == _COMPANY,),
+               tuple((key, _CALLS[key]) for key in ("direction", "status", "outcome", "customer_id",
+                                                    "summary"))),
+    FeedSource("booking", _APPOINTMENTS.id, _APPOINTMENTS.created_at,
+               (_APPOINTMENTS.company_id == _COMPANY,),
+               (("title", _APPOINTMENTS.title), ("status", _APPOINTMENTS.status),
+                ("starts_at", iso_instant(_APPOINTMENTS.starts_at)),
+                ("customer_id", _APPOINTMENTS.customer_id), ("call_id", _APPOINTMENTS.call_id))),
+    FeedSource("customer", _AUDIT.id, _AUDIT.created_at,
+               (_AUDIT.company_id == _COMPANY, _AUDIT.target_type == "customer"),
+               tuple((key, _AUDIT[key]) for key in ("action", "target_id", "details", "user_id"))),
+)
 
 
-def customer_names(company_id, audit_rows):
-    ids = {int(row.target_id) for row in audit_rows if row.target_id and row.target_id.isdigit()}
+def activity_page(company_id, args, encode_cursor):
+    """A page of the activity feed; a customer change's entry has its customer's name
+    (one more statement when the page has any)."""
+    return page_feed(ACTIVITY_SOURCES, {"company_id": company_id}, args, encode_cursor)
+
+
+def audited_customer_id(target_id):
+    return int(target_id) if target_id and target_id.isdigit() else None
+
+
+@lru_cache(maxsize=1)
+def _customer_names_statement():
+    return select(_CUSTOMERS.id, _CUSTOMERS.name).where(
+        _CUSTOMERS.company_id == bindparam("company_id"),
+        _CUSTOMERS.id.in_(bindparam("ids", expanding=True)))
+
+
+def customer_names(company_id, customer_ids):
+    """{id: name} of the company's customers among ``customer_ids`` (ints or None)."""
+    ids = sorted({customer_id for customer_id in customer_ids if customer_id is not None})
     if not ids:
         return {}
-    return dict(Session.execute(select(Customer.id, Customer.name).where(
-        Customer.company_id == company_id, Customer.id.in_(ids))).all())
+    with read_connection() as connection:
+        return dict(connection.execute(_customer_names_statement(),
+                                       {"company_id": company_id, "ids": ids}).all())
