@@ -9,7 +9,8 @@ import datetime as dt
 import pytest
 
 from gateway_app.db import Session
-from gateway_app.models import Company, Customer
+from blueprints.common import encode_cursor
+from gateway_app.models import AuditLog, Company, Customer
 from tests.conftest import insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
 
@@ -170,3 +171,108 @@ def test_every_role_reads_the_dashboard(tenant, fixed_now):
     for path in ("/api/v1/dashboard/overview", "/api/v1/dashboard/metrics", "/api/v1/dashboard/activity"):
         assert get(viewer, path).status_code == 200
         assert tenant.client.get(path).status_code == 401
+
+
+def insert_customer_change(company_id, created_at, target_id, fields=("name",), action="customer.updated"):
+    """An audit log row of a customer change, as services.customers writes one."""
+    change = AuditLog(company_id=company_id, action=action, target_type="customer", target_id=target_id,
+                      details={"fields": list(fields)}, created_at=created_at)
+    Session.add(change)
+    Session.commit()
+    return change
+
+
+def activity_pages(tenant, limit, cursor=None):
+    """Every item of the feed, page after page of ``limit``, and the pages' count."""
+    items, pages = [], 0
+    while True:
+        params = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = get(tenant, "/api/v1/dashboard/activity", **params)
+        assert response.status_code == 200
+        page = response.get_json()
+        items += page["data"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+@pytest.fixture
+def tied_activity(tenant, tenant_factory):
+    """Calls, bookings and customer changes, three of each kind at one instant; another
+    company's rows at the same instants. Returns (type, id, at) newest first, ties by
+    kind then id, descending."""
+    company_id = tenant.company["id"]
+    other_id = tenant_factory().company["id"]
+    jane = Customer(company_id=company_id, name="Jane")
+    stranger = Customer(company_id=other_id, name="Not yours")
+    Session.add_all([jane, stranger])
+    Session.commit()
+    expected = []
+    for instant in (at(11, 14), at(10, 9)):
+        for _ in range(3):
+            expected.append(("call", insert_call(company_id, instant).id, instant))
+            expected.append(("booking", insert_appointment(company_id, at(20, 9), created_at=instant).id, instant))
+            expected.append(("customer", insert_customer_change(company_id, instant, str(jane.id)).id, instant))
+            insert_call(other_id, instant)
+            insert_appointment(other_id, at(20, 9), created_at=instant)
+            insert_customer_change(other_id, instant, str(stranger.id))
+    expected.append(("call", insert_call(company_id, at(9, 8)).id, at(9, 8)))
+    expected.append(("customer", insert_customer_change(company_id, at(8, 8), str(stranger.id)).id, at(8, 8)))
+    expected.append(("customer", insert_customer_change(company_id, at(7, 8), "not-an-id").id, at(7, 8)))
+    expected.sort(key=lambda entry: (entry[2], entry[0], entry[1]), reverse=True)
+    return {"expected": [(kind, row_id, instant.isoformat()) for kind, row_id, instant in expected],
+            "jane": jane.id, "stranger": stranger.id}
+
+
+@BOTH
+@pytest.mark.parametrize("limit", [1, 2, 4, 100])
+def test_activity_pages_across_kinds_and_ties_in_order(tenant, tied_activity, limit):
+    items, pages = activity_pages(tenant, limit)
+    assert [(item["type"], item["id"], item["at"]) for item in items] == tied_activity["expected"]
+    assert pages == -(-len(items) // limit)   # the last page is full only when nothing follows
+
+
+@BOTH
+def test_activity_shows_each_kind_and_never_another_companys_customer(app, tenant, tied_activity):
+    with counted_queries(app) as statements:
+        items = get(tenant, "/api/v1/dashboard/activity", limit=100).get_json()["data"]
+    assert len(statements) <= 3   # principal, the page, the customers' names
+    changes = [item["data"] for item in items if item["type"] == "customer"]
+    assert changes[0] == {"action": "customer.updated", "customer_id": tied_activity["jane"],
+                          "customer_name": "Jane", "fields": ["name"], "user_id": None}
+    # a change naming another company's customer (or no id) shows no name
+    assert changes[-2]["customer_id"] == tied_activity["stranger"] and changes[-2]["customer_name"] is None
+    assert changes[-1]["customer_id"] is None and changes[-1]["customer_name"] is None
+    call = next(item for item in items if item["type"] == "call")
+    assert call["data"] == {"direction": "inbound", "status": "answered", "outcome": None,
+                            "customer_id": None, "summary": None}
+    booking = next(item for item in items if item["type"] == "booking")
+    assert booking["at"] == "2026-03-11T14:00:00+00:00"
+    assert booking["data"] == {"title": "Appointment", "status": "confirmed",
+                               "starts_at": "2026-03-20T09:00:00+00:00", "customer_id": None, "call_id": None}
+
+
+@BOTH
+def test_activity_continues_after_a_cursor_of_any_kind_at_a_tied_instant(tenant, tied_activity):
+    expected = tied_activity["expected"]
+    tied = at(11, 14).isoformat()
+    for kind, row_id in (("call", 1), ("booking", 10 ** 17), ("a", 5), ("zzz", 5)):
+        cursor = encode_cursor(tied, f"{kind}:{row_id}")
+        items, _ = activity_pages(tenant, 3, cursor)
+        after = [entry for entry in expected
+                 if (entry[2], entry[0], entry[1]) < (tied, kind, row_id)]
+        assert [(item["type"], item["id"], item["at"]) for item in items] == after
+
+
+def test_activity_of_a_company_without_any_is_an_empty_page(tenant, tenant_factory):
+    insert_call(tenant_factory().company["id"], at(11, 14))
+    response = get(tenant, "/api/v1/dashboard/activity")
+    assert response.status_code == 200
+    assert response.get_json() == {"data": [], "next_cursor": None}
+
+
+def test_activity_refuses_a_list_cursor(tenant):
+    response = get(tenant, "/api/v1/dashboard/activity", cursor=encode_cursor(at(11, 14).isoformat(), 5))
+    assert response.status_code == 422 and "cursor" in response.get_json()["errors"]
+    assert response.headers["Content-Type"] == "application/problem+json"
