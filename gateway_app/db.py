@@ -348,3 +348,55 @@ def bind(engine):
     Session.remove()
     Session.configure(bind=engine)
     _bound_engine = engine
+
+
+def _union_json_value(column, dialect):
+    """What a JSON object of a row holds for ``column`` of a UNION whose branches each
+    select a table column or a NULL of its type under it: what it holds for a table
+    column of that type (``_json_value``), or None."""
+    kind = column.type
+    if not column.key.isidentifier():
+        return None
+    if isinstance(kind, IsoInstant):
+        return func.date_format(column, _MARIADB_ISO)
+    if isinstance(kind, (Integer, String)) and kind.dialect_impl(dialect).result_processor(dialect, None) is None:
+        return column
+    return None
+
+
+@lru_cache(maxsize=16)
+def _union_json_object_statement(statement, dialect):
+    """As ``_json_object_statement``, for a statement selecting a UNION's columns."""
+    pairs, others = [], []
+    for column in statement.selected_columns:
+        value = _union_json_value(column, dialect)
+        if value is None:
+            others.append(column)
+        else:
+            pairs += [literal_column(f"'{column.key}'"), value]
+    keys = tuple(statement.selected_columns.keys())
+    if len(pairs) < 4 or len(set(keys)) != len(keys):
+        return None
+    return (statement.with_only_columns(func.json_object(*pairs), *others, maintain_column_froms=True),
+            tuple(column.key for column in others), keys)
+
+
+def union_row_dicts_of(connection, statement, params):
+    """``row_dicts_of`` for ``statement`` selecting the columns of a UNION (ALL) of
+    selects, each of which selects under every column a table column or a NULL of the
+    column's type (a feed merged from several tables). Such a column holds a table
+    column's values, so on MariaDB its row is one JSON object as a table's is; an
+    expression's column (an aggregate, a computed value) must not be one of them."""
+    if connection.dialect.name in ("mysql", "mariadb"):
+        as_json = _union_json_object_statement(statement, connection.dialect)
+        if as_json is not None:
+            statement, others, keys = as_json
+            if not others:
+                return orjson.loads("[" + ",".join(connection.execute(statement, params).scalars()) + "]")
+            items = []
+            for row in connection.execute(statement, params):
+                item = orjson.loads(row[0])
+                item.update(zip(others, row[1:]))
+                items.append({key: item[key] for key in keys})
+            return items
+    return row_dicts_of(connection, statement, params)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from flask_smorest import abort
 from sqlalchemy import bindparam, literal, null, or_, select, type_coerce, union_all
 
-from ..db import IsoInstant, read_connection, row_dicts_of
+from ..db import IsoInstant, read_connection, union_row_dicts_of
 
 AFTER_AT, LIMIT = "feed_after_at", "feed_limit"
 # the largest id a BIGINT holds: every row at the cursor's instant of a kind ordered
@@ -92,7 +92,7 @@ def page_feed(sources, params, args, encode_cursor):
             params[source.after_id_param()] = (LAST_ID if source.kind < kind else
                                                row_id - 1 if source.kind == kind else 0)
     with read_connection() as connection:
-        entries = row_dicts_of(connection, _feed_statement(sources, position is not None), params)
+        entries = union_row_dicts_of(connection, _feed_statement(sources, position is not None), params)
     next_cursor = None
     if len(entries) > limit:
         entries = entries[:limit]
