@@ -10,6 +10,7 @@ from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services import analytics_queries as queries
+from gateway_app.services.serialization import Serializer, json_response
 from gateway_app.services.timeranges import (GRANULARITIES, LocalDateRangeArgs, periods, whole_range,
                                              zone_or_utc)
 
@@ -89,6 +90,9 @@ class TrendOut(RangeOut):
     points = fields.List(fields.Nested(TrendPoint))
 
 
+REPORT, KPIS, TREND = Serializer(ReportOut), Serializer(KpiOut), Serializer(TrendOut)
+
+
 def requested_range(args):
     """(first day, last day, zone): defaults to the last 30 days in the company's timezone."""
     tz = args["tz"] or zone_or_utc(current_principal().timezone or Session.scalar(
@@ -116,10 +120,11 @@ def reports(args):
     totals = {key: sum(item[key] for item in counts)
               for key in ("calls", "answered_calls", "handled_seconds", "booked_calls", "bookings",
                           "cancelled_bookings")}
-    return {"from_": first, "to": last, "timezone": tz.key, "granularity": args["granularity"],
-            "periods": [{**period_bounds(period), **queries.derived_metrics(item)}
-                        for period, item in zip(buckets, counts)],
-            "totals": queries.derived_metrics(totals)}
+    answer = {"from_": first, "to": last, "timezone": tz.key, "granularity": args["granularity"],
+              "periods": [{**period_bounds(period), **queries.derived_metrics(item)}
+                          for period, item in zip(buckets, counts)],
+              "totals": queries.derived_metrics(totals)}
+    return json_response(REPORT.one(answer), REPORT.exact_only)
 
 
 @blp.route("/kpis", methods=["GET"])
@@ -131,8 +136,9 @@ def kpis(args):
     """Answer rate, average handle time, booking conversion and sentiment mix over the range."""
     first, last, tz = requested_range(args)
     counts = queries.period_counts(current_company_id(), [whole_range(first, last, tz)])[0]
-    return {"from_": first, "to": last, "timezone": tz.key, **queries.derived_metrics(counts),
-            "sentiment": queries.sentiment_mix(counts)}
+    answer = {"from_": first, "to": last, "timezone": tz.key, **queries.derived_metrics(counts),
+              "sentiment": queries.sentiment_mix(counts)}
+    return json_response(KPIS.one(answer), KPIS.exact_only)
 
 
 @blp.route("/trends", methods=["GET"])
@@ -151,5 +157,6 @@ def trends(args):
         change, percent = queries.change_between(value, previous)
         points.append({**period_bounds(period), "value": value, "previous": previous,
                        "change": change, "change_percent": percent})
-    return {"from_": first, "to": last, "timezone": tz.key, "granularity": args["granularity"],
-            "metric": args["metric"], "points": points}
+    answer = {"from_": first, "to": last, "timezone": tz.key, "granularity": args["granularity"],
+              "metric": args["metric"], "points": points}
+    return json_response(TREND.one(answer), TREND.exact_only)

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal_column, select
 
-from gateway_app.db import Session
+from gateway_app.db import read_connection
 from gateway_app.models import SENTIMENTS, Appointment, Call
 
 BUCKET = "bucket"
@@ -61,7 +61,8 @@ def _grouped(table, company_id, boundaries):
     """{bucket index: row} of the table's aggregates grouped by period."""
     params = {f"b{index}": boundary for index, boundary in enumerate(boundaries)}
     params["company_id"] = company_id
-    rows = Session.connection().execute(_grouped_statement(table, len(boundaries)), params)
+    with read_connection() as connection:
+        rows = connection.execute(_grouped_statement(table, len(boundaries)), params).all()
     return {int(row[0]): row for row in rows}
 
 
@@ -88,9 +89,11 @@ EMPTY_BOOKINGS = {"bookings": 0, "cancelled_bookings": 0}
 
 
 def period_counts(company_id, periods):
-    """Raw counts for each period, in order; two queries whatever the number of periods."""
+    """Raw counts for each period, in order; two queries whatever the number of periods,
+    read in one transaction."""
     boundaries = [period.start_utc for period in periods] + [periods[-1].end_utc]
-    calls, booked = call_counts(company_id, boundaries), booking_counts(company_id, boundaries)
+    with read_connection():
+        calls, booked = call_counts(company_id, boundaries), booking_counts(company_id, boundaries)
     return [{**calls.get(index, EMPTY_CALLS), **booked.get(index, EMPTY_BOOKINGS)}
             for index in range(len(periods))]
 
