@@ -400,3 +400,29 @@ def union_row_dicts_of(connection, statement, params):
                 items.append({key: item[key] for key in keys})
             return items
     return row_dicts_of(connection, statement, params)
+
+
+@lru_cache(maxsize=32)
+def _counts_json_statement(statement):
+    """One JSON object per row of ``statement``, selected from it as a derived table (its
+    GROUP BY may name a label of its columns)."""
+    rows = statement.subquery()
+    pairs = []
+    for column in rows.c:
+        pairs += [literal_column(f"'{column.key}'"), column]
+    return rows.select().with_only_columns(func.json_object(*pairs))
+
+
+def count_rows_of(connection, statement, params):
+    """The rows of ``statement``, whose columns are counts and sums of integers (each
+    labelled with its key), as dicts by column name, in no particular order, for a caller
+    that makes an int of each value (a SUM over no rows is None).
+
+    On MariaDB each row comes as one JSON object made by the server, read by orjson: a
+    row of ten figures cost PyMySQL ten column descriptions, parsed in Python. A SUM
+    there is a JSON number, which orjson reads as an int, where PyMySQL makes a Decimal.
+    """
+    if connection.dialect.name in ("mysql", "mariadb"):
+        rows = connection.execute(_counts_json_statement(statement), params).scalars()
+        return orjson.loads("[" + ",".join(rows) + "]")
+    return [dict(row._mapping) for row in connection.execute(statement, params)]

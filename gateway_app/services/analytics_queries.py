@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, literal_column, select
 
-from gateway_app.db import read_connection
+from gateway_app.db import count_rows_of, read_connection
 from gateway_app.models import SENTIMENTS, Appointment, Call
 
 BUCKET = "bucket"
@@ -36,14 +36,21 @@ _CALLS = Call.__table__.c
 _APPOINTMENTS = Appointment.__table__.c
 
 
+CALL_FIGURES = ("calls", "answered_calls", "handled_seconds", "booked_calls",
+                *(f"sentiment_{sentiment}" for sentiment in SENTIMENTS))
+BOOKING_FIGURES = ("bookings", "cancelled_bookings")
+
+
 def _aggregates(table):
     if table == "calls":
         answered = _CALLS.status == "answered"
-        return (func.count(_CALLS.id), _count_if(answered),
-                func.sum(case((answered, _CALLS.duration_seconds), else_=0)),
-                _count_if(_CALLS.outcome == "booked"),
-                *(_count_if(_CALLS.sentiment == sentiment) for sentiment in SENTIMENTS))
-    return func.count(_APPOINTMENTS.id), _count_if(_APPOINTMENTS.status == "cancelled")
+        figures = (func.count(_CALLS.id), _count_if(answered),
+                   func.sum(case((answered, _CALLS.duration_seconds), else_=0)),
+                   _count_if(_CALLS.outcome == "booked"),
+                   *(_count_if(_CALLS.sentiment == sentiment) for sentiment in SENTIMENTS))
+        return tuple(figure.label(name) for figure, name in zip(figures, CALL_FIGURES))
+    figures = func.count(_APPOINTMENTS.id), _count_if(_APPOINTMENTS.status == "cancelled")
+    return tuple(figure.label(name) for figure, name in zip(figures, BOOKING_FIGURES))
 
 
 @lru_cache(maxsize=128)
@@ -58,29 +65,27 @@ def _grouped_statement(table, size):
 
 
 def _grouped(table, company_id, boundaries):
-    """{bucket index: row} of the table's aggregates grouped by period."""
+    """{bucket index: {figure: int}} of the table's aggregates grouped by period."""
     params = {f"b{index}": boundary for index, boundary in enumerate(boundaries)}
     params["company_id"] = company_id
     with read_connection() as connection:
-        rows = connection.execute(_grouped_statement(table, len(boundaries)), params).all()
-    return {int(row[0]): row for row in rows}
+        rows = count_rows_of(connection, _grouped_statement(table, len(boundaries)), params)
+    return {int(row[BUCKET]): {name: int(value or 0) for name, value in row.items() if name != BUCKET}
+            for row in rows}
 
 
 def call_counts(company_id, boundaries):
-    rows = _grouped("calls", company_id, boundaries)
     result = {}
-    for index, row in rows.items():
-        calls, answered_calls, handled, booked, *sentiments = (int(value or 0) for value in row[1:])
-        result[index] = {"calls": calls, "answered_calls": answered_calls, "handled_seconds": handled,
-                         "booked_calls": booked, "sentiment": dict(zip(SENTIMENTS, sentiments))}
+    for index, row in _grouped("calls", company_id, boundaries).items():
+        result[index] = {"calls": row["calls"], "answered_calls": row["answered_calls"],
+                         "handled_seconds": row["handled_seconds"], "booked_calls": row["booked_calls"],
+                         "sentiment": {sentiment: row[f"sentiment_{sentiment}"] for sentiment in SENTIMENTS}}
     return result
 
 
 def booking_counts(company_id, boundaries):
     """Bookings are counted when they were made (created_at), not when they take place."""
-    rows = _grouped("appointments", company_id, boundaries)
-    return {index: {"bookings": int(row[1] or 0), "cancelled_bookings": int(row[2] or 0)}
-            for index, row in rows.items()}
+    return _grouped("appointments", company_id, boundaries)
 
 
 EMPTY_CALLS = {"calls": 0, "answered_calls": 0, "handled_seconds": 0, "booked_calls": 0,

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, bindparam, case, distinct, func, literal_column, select
 
-from ..db import iso_instant, one_of, read_connection
+from ..db import count_rows_of, iso_instant, one_of, read_connection, row_dicts_of
 from ..models import Appointment, AuditLog, Call, Customer
 from .feeds import FeedSource, page_feed
 from .periods import Window, company_zone, today_and_week
@@ -35,8 +35,8 @@ def ratio(part, whole):
 _CALLS = Call.__table__.c
 _APPOINTMENTS = Appointment.__table__.c
 _CUSTOMERS = Customer.__table__.c
-_UPCOMING_COLUMNS = (_APPOINTMENTS.id, _APPOINTMENTS.title, _APPOINTMENTS.starts_at,
-                     _APPOINTMENTS.ends_at, _APPOINTMENTS.status, _APPOINTMENTS.customer_id)
+_UPCOMING_COLUMNS = (_APPOINTMENTS.id, _APPOINTMENTS.title, iso_instant(_APPOINTMENTS.starts_at),
+                     iso_instant(_APPOINTMENTS.ends_at), _APPOINTMENTS.status, _APPOINTMENTS.customer_id)
 
 
 def _instant(name):
@@ -91,8 +91,8 @@ def overview(company_id, now, zone_name=None):
         today_start, week_start = today_and_week(zone, now)
         params = {"company_id": company_id, "today_start": today_start, "week_start": week_start,
                   "now": now}
-        figures = connection.execute(figures_statement, params).one()._mapping
-        upcoming = connection.execute(upcoming_statement, params).mappings().all()
+        figures = count_rows_of(connection, figures_statement, params)[0]
+        upcoming = row_dicts_of(connection, upcoming_statement, params)
     answered_week = count(figures["answered_week"])
     return {
         "timezone": zone.key,
@@ -146,10 +146,10 @@ def metrics(company_id, period, now, zone_name=None):
     with read_connection() as connection:
         zone = company_zone(company_id, zone_name)
         window = Window(zone, period, now)
-        row = connection.execute(_metrics_statement(), {
+        row = count_rows_of(connection, _metrics_statement(), {
             "company_id": company_id, "current_start": window.current_start,
             "previous_start": window.previous_start, "previous_end": window.previous_end,
-            "now": now}).one()._mapping
+            "now": now})[0]
     calls = [row[f"c{index}"] for index in range(8)]
     booked = (row["b0"], row["b1"])
     customers = (row["n0"], row["n1"])
