@@ -156,26 +156,22 @@ def metrics(args):
 @gateway_policy(**POLICY)
 def activity(args):
     """Calls, bookings and customer changes in one feed, newest first."""
-    company_id = current_company_id()
-    page = dashboard_queries.activity_page(company_id, args, encode_cursor)
-    for entry in page["data"]:
-        if entry["kind"] == "customer":
-            entry["customer_id"] = dashboard_queries.audited_customer_id(entry["target_id"])
-    names = dashboard_queries.customer_names(
-        company_id, [entry["customer_id"] for entry in page["data"] if entry["kind"] == "customer"])
-    page["data"] = [{"type": entry["kind"], "id": entry["id"], "at": entry["at"],
-                     "data": activity_data(entry, names)} for entry in page["data"]]
+    page = dashboard_queries.activity_page(current_company_id(), args, encode_cursor)
+    page["data"] = [{"type": entry["kind"], "id": entry["id"], "at": entry["at"], "data": activity_data(entry)}
+                    for entry in page["data"]]
     # what ActivityPage dumps: the items are its dicts already, their data text, ints,
     # None and lists of text, which json_response writes as jsonify does
     return json_response(page)
 
 
-def activity_data(entry, customer_names):
-    if entry["kind"] == "call":
-        return {key: entry[key] for key in ("direction", "status", "outcome", "customer_id", "summary")}
-    if entry["kind"] == "booking":
-        return {key: entry[key] for key in ("title", "status", "starts_at", "customer_id", "call_id")}
-    customer_id = entry["customer_id"]
-    return {"action": entry["action"], "customer_id": customer_id,
-            "customer_name": customer_names.get(customer_id),
-            "fields": (entry["details"] or {}).get("fields", []), "user_id": entry["user_id"]}
+ACTIVITY_SHOWN = {"call": ("direction", "status", "outcome", "customer_id", "summary"),
+                  "booking": ("title", "status", "starts_at", "customer_id", "call_id"),
+                  "customer": ("action", "customer_id", "customer_name", "user_id")}
+
+
+def activity_data(entry):
+    """What an entry of the feed shows of its row, by its kind."""
+    data = {key: entry[key] for key in ACTIVITY_SHOWN[entry["kind"]]}
+    if entry["kind"] == "customer":
+        data["fields"] = (entry["details"] or {}).get("fields", [])
+    return data

@@ -201,9 +201,19 @@ ACTIVITY_SOURCES = (
 
 
 def activity_page(company_id, args, encode_cursor):
-    """A page of the activity feed; a customer change's entry has its customer's name
-    (one more statement when the page has any)."""
-    return page_feed(ACTIVITY_SOURCES, {"company_id": company_id}, args, encode_cursor)
+    """A page of the activity feed (feeds.page_feed); a customer change's entry also has
+    the changed customer's ``customer_id`` and ``customer_name`` (None when the change
+    names no customer of the company): one more statement when the page has any, in the
+    page's transaction."""
+    with read_connection():
+        page = page_feed(ACTIVITY_SOURCES, {"company_id": company_id}, args, encode_cursor)
+        changes = [entry for entry in page["data"] if entry["kind"] == "customer"]
+        for entry in changes:
+            entry["customer_id"] = audited_customer_id(entry["target_id"])
+        names = customer_names(company_id, [entry["customer_id"] for entry in changes])
+    for entry in changes:
+        entry["customer_name"] = names.get(entry["customer_id"])
+    return page
 
 
 def audited_customer_id(target_id):
