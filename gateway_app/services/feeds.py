@@ -7,8 +7,8 @@ the page comes with its rows: one query whatever its length and kinds.
 
 The statement is built once per feed (its sources) and whether a cursor continues it,
 with every value a bound parameter (the company, the position, the page size), as the
-lists' are (keyset.py). Rows come as dicts (``db.row_dicts_of``), instants as the ISO
-text the answer shows (``db.IsoInstant``).
+lists' are (keyset.py). Rows come as dicts (``db.union_row_dicts_of``), instants as the
+ISO text the answer shows (``db.IsoInstant``).
 """
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,7 +88,8 @@ def page_feed(sources, params, args, encode_cursor):
         at, kind, row_id = position
         params[AFTER_AT] = at
         for source in sources:
-            # the ids of the rows at the cursor's instant still to come
+            # the ids of the rows at the cursor's instant still to come (kinds are
+            # lower-case words, which Python orders as the ORDER BY does)
             params[source.after_id_param()] = (LAST_ID if source.kind < kind else
                                                row_id - 1 if source.kind == kind else 0)
     with read_connection() as connection:
