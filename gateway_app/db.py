@@ -135,9 +135,19 @@ def _json_value(column, dialect):
     text: types without a result processor) or an IsoInstant's text; None when only the
     row gives its value as it is (any other type, or an expression: an aggregate of ints is
     a DECIMAL to PyMySQL and would be an int in JSON)."""
-    source, kind = _table_column(column), column.type
+    return _json_value_of(_table_column(column), column, dialect)
+
+
+def _union_json_value(column, dialect):
+    """``_json_value`` for a column of a UNION whose branches each select a table column
+    or a NULL of its type under it: it holds what a table column of its type holds."""
+    return _json_value_of(column, column, dialect)
+
+
+def _json_value_of(source, column, dialect):
     if source is None or not column.key.isidentifier():
         return None
+    kind = column.type
     if isinstance(kind, IsoInstant):
         return func.date_format(source, _MARIADB_ISO)
     if isinstance(kind, (Integer, String)) and kind.dialect_impl(dialect).result_processor(dialect, None) is None:
@@ -146,13 +156,14 @@ def _json_value(column, dialect):
 
 
 @lru_cache(maxsize=64)
-def _json_object_statement(statement, dialect):
+def _json_object_statement(statement, dialect, value_of=_json_value):
     """(``statement`` selecting one JSON object per row of the columns it can hold, then
     the others as they are; the others' keys; every key in the rows' order), or None when
-    fewer than two columns would go into the object."""
+    fewer than two columns would go into the object. ``value_of``: what the object holds
+    of a column (``_json_value``, or ``_union_json_value`` for a UNION's columns)."""
     pairs, others = [], []
     for column in statement.selected_columns:
-        value = _json_value(column, dialect)
+        value = value_of(column, dialect)
         if value is None:
             others.append(column)
         else:
@@ -175,20 +186,25 @@ def row_dicts_of(connection, statement, params):
     if connection.dialect.name in ("mysql", "mariadb"):
         as_json = _json_object_statement(statement, connection.dialect)
         if as_json is not None:
-            statement, others, keys = as_json
-            if not others:
-                return orjson.loads("[" + ",".join(connection.execute(statement, params).scalars()) + "]")
-            items = []
-            for row in connection.execute(statement, params):
-                item = orjson.loads(row[0])
-                item.update(zip(others, row[1:]))
-                items.append({key: item[key] for key in keys})
-            return items
+            return _json_object_rows(connection, as_json, params)
     rows = connection.execute(statement, params).all()
     if not rows:
         return []
     names = rows[0]._fields
     return [dict(zip(names, row)) for row in rows]
+
+
+def _json_object_rows(connection, as_json, params):
+    """The rows of a ``_json_object_statement`` as dicts, in the original columns' order."""
+    statement, others, keys = as_json
+    if not others:
+        return orjson.loads("[" + ",".join(connection.execute(statement, params).scalars()) + "]")
+    items = []
+    for row in connection.execute(statement, params):
+        item = orjson.loads(row[0])
+        item.update(zip(others, row[1:]))
+        items.append({key: item[key] for key in keys})
+    return items
 
 
 def aggregates_json_in_order(dialect):
@@ -350,37 +366,6 @@ def bind(engine):
     _bound_engine = engine
 
 
-def _union_json_value(column, dialect):
-    """What a JSON object of a row holds for ``column`` of a UNION whose branches each
-    select a table column or a NULL of its type under it: what it holds for a table
-    column of that type (``_json_value``), or None."""
-    kind = column.type
-    if not column.key.isidentifier():
-        return None
-    if isinstance(kind, IsoInstant):
-        return func.date_format(column, _MARIADB_ISO)
-    if isinstance(kind, (Integer, String)) and kind.dialect_impl(dialect).result_processor(dialect, None) is None:
-        return column
-    return None
-
-
-@lru_cache(maxsize=16)
-def _union_json_object_statement(statement, dialect):
-    """As ``_json_object_statement``, for a statement selecting a UNION's columns."""
-    pairs, others = [], []
-    for column in statement.selected_columns:
-        value = _union_json_value(column, dialect)
-        if value is None:
-            others.append(column)
-        else:
-            pairs += [literal_column(f"'{column.key}'"), value]
-    keys = tuple(statement.selected_columns.keys())
-    if len(pairs) < 4 or len(set(keys)) != len(keys):
-        return None
-    return (statement.with_only_columns(func.json_object(*pairs), *others, maintain_column_froms=True),
-            tuple(column.key for column in others), keys)
-
-
 def union_row_dicts_of(connection, statement, params):
     """``row_dicts_of`` for ``statement`` selecting the columns of a UNION (ALL) of
     selects, each of which selects under every column a table column or a NULL of the
@@ -388,17 +373,9 @@ def union_row_dicts_of(connection, statement, params):
     column's values, so on MariaDB its row is one JSON object as a table's is; an
     expression's column (an aggregate, a computed value) must not be one of them."""
     if connection.dialect.name in ("mysql", "mariadb"):
-        as_json = _union_json_object_statement(statement, connection.dialect)
+        as_json = _json_object_statement(statement, connection.dialect, _union_json_value)
         if as_json is not None:
-            statement, others, keys = as_json
-            if not others:
-                return orjson.loads("[" + ",".join(connection.execute(statement, params).scalars()) + "]")
-            items = []
-            for row in connection.execute(statement, params):
-                item = orjson.loads(row[0])
-                item.update(zip(others, row[1:]))
-                items.append({key: item[key] for key in keys})
-            return items
+            return _json_object_rows(connection, as_json, params)
     return row_dicts_of(connection, statement, params)
 
 
