@@ -11,21 +11,10 @@ from gateway_app.models import Company, Customer
 from gateway_app.services import calls_queries
 from tests.conftest import insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
+from tests.support.reads import BOTH, get, ids
 
 UTC = dt.timezone.utc
-BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-# Rows are inserted behind the API's back (no calls.created event): never read a cached copy.
-FRESH = {"Cache-Control": "no-cache"}
 BASE = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-def get(tenant, path, **params):
-    return tenant.get(path, query_string=params, headers=FRESH)
-
-
-def ids(response):
-    assert response.status_code == 200, response.get_json()
-    return [item["id"] for item in response.get_json()["data"]]
 
 
 def add_customer(company_id, name="Jane Roe", phone=None, email=None):

@@ -9,15 +9,10 @@ from gateway_app.db import Session
 from gateway_app.models import Customer
 from tests.conftest import insert_appointment, insert_call
 from tests.support.queries import counted_queries
+from tests.support.reads import BOTH, get
 
 UTC = dt.timezone.utc
-BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-FRESH = {"Cache-Control": "no-cache"}
 BASE = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-def get(tenant, path, **params):
-    return tenant.get(path, query_string=params, headers=FRESH)
 
 
 def new_customer(company_id, name="Jane"):

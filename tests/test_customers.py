@@ -10,24 +10,14 @@ from gateway_app.models import AuditLog
 from tests.conftest import insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
 from tests.support.races import lookup_that_loses_the_race
+from tests.support.reads import BOTH, get, ids
 
 UTC = dt.timezone.utc
-BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-FRESH = {"Cache-Control": "no-cache"}
 BASE = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-def get(tenant, path, **params):
-    return tenant.get(path, query_string=params, headers=FRESH)
 
 
 def create(tenant, query_string=None, **body):
     return tenant.post("/api/v1/customers", json=body, query_string=query_string or {})
-
-
-def ids(response):
-    assert response.status_code == 200, response.get_json()
-    return [item["id"] for item in response.get_json()["data"]]
 
 
 @pytest.fixture

@@ -13,19 +13,14 @@ from blueprints.common import encode_cursor
 from gateway_app.models import AuditLog, Company, Customer
 from tests.conftest import insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
+from tests.support.reads import BOTH, get
 
 UTC = dt.timezone.utc
-BOTH = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
-FRESH = {"Cache-Control": "no-cache"}
 NOW = dt.datetime(2026, 3, 11, 15, 0, tzinfo=UTC)
 
 
 def at(day, hour, month=3):
     return dt.datetime(2026, month, day, hour, 0, tzinfo=UTC)
-
-
-def get(tenant, path, **params):
-    return tenant.get(path, query_string=params, headers=FRESH)
 
 
 @pytest.fixture

@@ -15,14 +15,10 @@ from gateway_app.models import StoredFile
 from gateway_app.outbox import run_worker
 from gateway_app.services import call_exports, calls_queries
 from tests.conftest import insert_call, sign_up
+from tests.support.reads import get
 
 UTC = dt.timezone.utc
 BASE = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-FRESH = {"Cache-Control": "no-cache"}
-
-
-def get(tenant, path, **params):
-    return tenant.get(path, query_string=params, headers=FRESH)
 
 
 def wait_for_export(tenant, location):
