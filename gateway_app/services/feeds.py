@@ -24,7 +24,9 @@ AFTER_AT, LIMIT = "feed_after_at", "feed_limit"
 LAST_ID = 2 ** 63 - 1
 
 
-@dataclass(frozen=True)
+# eq=False: a source is itself (hashed and compared by identity), the key the feed's
+# statement is kept under; its clauses' == makes SQL, not a truth value
+@dataclass(frozen=True, eq=False)
 class FeedSource:
     """One table's entries: ``where`` (clauses on bound parameters, the same for each
     request) selects them, ``at`` (a UTC instant column, indexed after the company)
