@@ -36,6 +36,8 @@ def main():
     parser.add_argument("--redis", action="store_true",
                         help="a private Redis (as in production) instead of in-process stores")
     parser.add_argument("--cpu", action="store_true", help="profile CPU time, not wall-clock time")
+    parser.add_argument("--callers", action="append", default=[],
+                        help="also print who calls the functions matching this pattern")
     args = parser.parse_args()
 
     from gateway_app import create_app
@@ -70,6 +72,8 @@ def main():
         stats = pstats.Stats(profile).strip_dirs()
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
+        for pattern in args.callers:
+            stats.print_callers(pattern)
     if store:
         store.cleanup()
 

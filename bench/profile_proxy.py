@@ -1,11 +1,14 @@
 """Profile (not a benchmark): where the gateway worker's CPU goes while it proxies.
 
     .venv/bin/python bench/profile_proxy.py [--seconds 30] [--top 40] [--connections 16]
+        [--target proxy|calls-hit|calls-miss]
 
 bench_proxy.py's gateway (1 gevent worker, the analytics service made remote on
 bench/proxy_upstream.py, ``GET /api/v1/analytics/kpis`` with an API key and
-``Cache-Control: no-cache``) is loaded with ``wrk`` while a sampling profiler in the
-worker records the Python stack every time the worker has used a slice of CPU
+``Cache-Control: no-cache``; or, with ``--target calls-hit``/``calls-miss``,
+bench_endpoint_hit.py's gateway answering ``GET /api/v1/calls?limit=25`` from L1, or
+uncached with ``Cache-Control: no-cache``) is loaded with ``wrk`` while a sampling
+profiler in the worker records the Python stack every time the worker has used a slice of CPU
 (``ITIMER_PROF``: user and system time, so time in a system call counts where the call
 was made, and a wait for I/O does not count at all). Unlike cProfile, which cannot follow
 greenlet switches and adds a cost to every call, each sample costs the same wherever it
@@ -30,10 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import requests  # noqa: E402
 
 from bench.bench_cache import cpu_seconds, worker_pid  # noqa: E402
-from bench.bench_endpoint_hit import wrk  # noqa: E402
+from bench.bench_endpoint_hit import PATH as CALLS_PATH  # noqa: E402
+from bench.bench_endpoint_hit import seed_pro_company_key, wrk  # noqa: E402
 from bench.bench_proxy import PATH, api_key_of_new_company, start_proxied_upstream  # noqa: E402
-from bench.bench_services import ROOT  # noqa: E402
-from tests.support.servers import PrivateRedis  # noqa: E402
+from bench.bench_services import ROOT, unlimited_policy  # noqa: E402
+from tests.support.servers import Gunicorn, PrivateRedis  # noqa: E402
 
 # conf/gunicorn.conf.py, plus a sampler installed once the worker has its own signal
 # handlers (post_worker_init): SIGUSR2 starts it, the next SIGUSR2 writes what it saw
@@ -86,11 +90,29 @@ def short(key):
     return f"{filename}:{line}({name})"
 
 
+def start_calls_gateway(workdir, store, started, config, target):
+    """bench_endpoint_hit.py's gateway (demo data, the pro company's API key), and the
+    headers of its request: from L1, or uncached (``calls-miss``)."""
+    database = f"sqlite:///{workdir}/bench.db"
+    unlimited_policy(workdir)
+    key = seed_pro_company_key(database, workdir)
+    gateway = Gunicorn({"DATABASE_URL": database, "REDIS_URL": store.url, "GATEWAY_ACCESS_LOG": "0",
+                        "GATEWAY_CONFIG": os.path.join(workdir, "gateway.yaml"),
+                        "SECRET_KEY": "bench-secret-0123456789abcdef0123456789"},
+                       workers=1, config=config).start()
+    started.append(gateway)
+    headers = {"X-API-Key": key}
+    if target == "calls-miss":
+        headers["Cache-Control"] = "no-cache"
+    return gateway, headers
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--target", choices=("proxy", "calls-hit", "calls-miss"), default="proxy")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -103,15 +125,20 @@ def main():
         handle.write(SAMPLED_CONFIG.format(conf=os.path.join(ROOT, "conf", "gunicorn.conf.py"), out=out))
     started = []
     try:
-        _upstream, gateway = start_proxied_upstream(workdir, store, started, config=config)
-        headers = {"X-API-Key": api_key_of_new_company(gateway.url), "Cache-Control": "no-cache"}
-        if requests.get(gateway.url + PATH, headers=headers, timeout=10).status_code != 200:
-            raise SystemExit(f"the gateway does not proxy {PATH}")
-        wrk(gateway.url + PATH, headers, 2, args.connections)   # warm
+        if args.target == "proxy":
+            path = PATH
+            _upstream, gateway = start_proxied_upstream(workdir, store, started, config=config)
+            headers = {"X-API-Key": api_key_of_new_company(gateway.url), "Cache-Control": "no-cache"}
+        else:
+            path = CALLS_PATH
+            gateway, headers = start_calls_gateway(workdir, store, started, config, args.target)
+        if requests.get(gateway.url + path, headers=headers, timeout=10).status_code != 200:
+            raise SystemExit(f"the gateway does not answer {path}")
+        wrk(gateway.url + path, headers, 2, args.connections)   # warm
         pid = worker_pid(gateway)
         os.kill(pid, signal.SIGUSR2)
         cpu_before = cpu_seconds(pid)
-        rps = wrk(gateway.url + PATH, headers, args.seconds, args.connections)[0]
+        rps = wrk(gateway.url + path, headers, args.seconds, args.connections)[0]
         cpu = cpu_seconds(pid) - cpu_before
         os.kill(pid, signal.SIGUSR2)
         deadline = time.monotonic() + 10
@@ -127,7 +154,7 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
     samples = seen["samples"]
-    print(f"GET {PATH} through the gateway: {rps:.0f} req/s, {cpu * 1e6 / (rps * args.seconds):.0f} us "
+    print(f"GET {path} ({args.target}) through the gateway: {rps:.0f} req/s, {cpu * 1e6 / (rps * args.seconds):.0f} us "
           f"worker CPU per request, {samples} samples")
     for title, counts in (("own samples", seen["own"]), ("samples anywhere on the stack", seen["anywhere"])):
         print(f"\nmost {title}:")
