@@ -11,7 +11,8 @@ the same gunicorn/gevent setup (one worker each, pinned to a core of their own),
 shared. The list endpoints are also measured on the largest company (``--largest``
 calls). Then ``POST /api/v1/customers`` and ``PATCH /api/v1/customers/<id>`` (a key with
 the write scope; their cache invalidation included) against the bare view answering
-their body. SQL statements per request come from a second gateway serving
+their body; the PATCH on one customer, then spread over a hundred of the company's (on
+MariaDB, updates of one row wait for each other's commits). SQL statements per request come from a second gateway serving
 bench/count_queries_app.py, measured apart so the counter costs the load nothing.
 With ``--baseline DIR`` (another checkout, e.g. ``git archive <commit> | tar -x -C DIR``)
 that checkout's gateway is served on the same database and Redis and measured in the
@@ -120,20 +121,23 @@ def make_keys(database_url, workdir):
 
 def write_script(workdir, method, path, key, body_format, arguments):
     """A wrk Lua script sending ``method`` with a JSON body made distinct per request
-    (a nonce per script: the e-mails of created customers never repeat across runs)."""
+    (a nonce per script: the e-mails of created customers never repeat across runs).
+    ``path``: one path, or a list of paths taken in turn, request after request."""
     nonce = uuid.uuid4().hex[:10]
+    paths = [path] if isinstance(path, str) else list(path)
     path_file = os.path.join(workdir, f"{method.lower()}-{nonce}.lua")
     with open(path_file, "w", encoding="utf-8") as handle:
         handle.write(f"""
 counter = 0
 nonce = "{nonce}"
+paths = {{{", ".join(f'"{one}"' for one in paths)}}}
 wrk.method = "{method}"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "{key}"
 request = function()
   counter = counter + 1
   local body = string.format('{body_format}', {arguments})
-  return wrk.format("{method}", "{path}", nil, body)
+  return wrk.format("{method}", paths[counter % #paths + 1], nil, body)
 end
 """)
     return path_file
@@ -203,8 +207,9 @@ def main():
         write = {"X-API-Key": keys["write"]}
         call_id = requests.get(gateway.url + "/api/v1/calls?limit=1", headers=read,
                                timeout=30).json()["data"][0]["id"]
-        customer_id = requests.get(gateway.url + "/api/v1/customers?limit=1", headers=read,
-                                   timeout=30).json()["data"][0]["id"]
+        customer_ids = [item["id"] for item in requests.get(
+            gateway.url + "/api/v1/customers?limit=100", headers=read, timeout=30).json()["data"]]
+        customer_id = customer_ids[0]
 
         targets = []   # (name, path, headers, method, script, body for the SQL count)
         only = [word.strip() for word in args.only.split(",")] if args.only else None
@@ -225,6 +230,14 @@ def main():
                             lambda: write_script(workdir, "PATCH", patch_path, keys["write"],
                                                  '{"notes": "bench %s %d"}', "nonce, counter"),
                             lambda i: {"notes": f"bench count {i}"}))
+            # one customer's row is locked by each write until it commits: on MariaDB the
+            # 16 connections' updates of it wait for each other. Clients edit different
+            # customers: the same update spread over the company's (the first page's) customers
+            spread = [f"/api/v1/customers/{one}" for one in customer_ids]
+            targets.append(("customer update (PATCH), spread", patch_path, write, "PATCH",
+                            lambda: write_script(workdir, "PATCH", spread, keys["write"],
+                                                 '{"notes": "bench %s %d"}', "nonce, counter"),
+                            lambda i: {"notes": f"bench spread {i}"}))
 
         body_dir = os.path.join(workdir, "bodies")
         os.makedirs(body_dir)
