@@ -9,6 +9,7 @@ from ..models import Call, Company, Invoice, Payment, UsageRecord
 from .http import client_for
 from .stripe import StripeClient
 
+
 class UnknownCursor(ValueError):
     """A cursor naming no record of the company: restarting from the newest would serve a
     client its first page again, forever."""
@@ -82,7 +83,7 @@ def list_payments(company_id, limit, cursor):
 
 
 def mirror_rows(statement, company_id, limit, cursor):
-    """The rows of a list's statement (``_beside_company``): one statement, one read."""
+    """The rows of a list's statement (``_beside_company``), read in one statement."""
     params = {"company_id": company_id, "page_limit": limit + 1}
     if cursor:
         params["cursor"] = cursor
@@ -98,27 +99,29 @@ def customer_beside(rows):
     return linked_stripe_customer(rows[0]["stripe_customer_id"], rows[0]["integrations"])
 
 
+# what every row of a list's statement carries beside its record
+_BESIDE_RECORDS = ("stripe_customer_id", "integrations", "cursor_known")
+
+
 def mirror_page(rows, limit, cursor):
     """The answer of the mirror's page read beside the company; the cursor is the Stripe id
     of the last record served, as with Stripe."""
     if cursor and not rows[0]["cursor_known"]:
         raise UnknownCursor(cursor)
-    items = [_item_of(row) for row in rows if row["id"] is not None]
+    items = []
+    for row in rows:
+        if row["id"] is not None:   # else the company's row alone: no records
+            for key in _BESIDE_RECORDS:
+                row.pop(key, None)
+            items.append(row)
     next_cursor = items[limit - 1]["id"] if len(items) > limit else None
     return {"data": items[:limit], "next_cursor": next_cursor, "source": "local", "note": LOCAL_NOTE}
 
 
-_BESIDE_ITEMS = ("stripe_customer_id", "integrations", "cursor_known")
-
-
-def _item_of(row):
-    for key in _BESIDE_ITEMS:
-        row.pop(key, None)
-    return row
-
-
 @lru_cache(maxsize=2)
 def _invoices_statement(after):
+    """The invoice list's statement (``_beside_company``), built once per shape (with or
+    without a cursor), every value bound."""
     invoices = _INVOICES.c
     page = _newest_records(_INVOICES, invoices.stripe_invoice_id, after, (
         invoices.number, invoices.status, invoices.currency, invoices.amount_due, invoices.amount_paid,
@@ -131,6 +134,7 @@ def _invoices_statement(after):
 
 @lru_cache(maxsize=2)
 def _payments_statement(after):
+    """The payment list's statement (``_beside_company``), built once per shape, every value bound."""
     payments = _PAYMENTS.c
     page = _newest_records(_PAYMENTS, payments.stripe_payment_id, after, (
         payments.amount, payments.currency, payments.status, payments.invoice_id))
