@@ -91,7 +91,7 @@ USAGE = Serializer(UsageOut)
 def invoices(args):
     """The company's invoices, newest first (Stripe, or the local mirror)."""
     with cursor_refusals():
-        page = billing.list_invoices(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+        page = billing.list_invoices(current_company_id(), args["limit"], args["cursor"])
     return json_response(INVOICE_PAGE.one(page), INVOICE_PAGE.exact_only)
 
 
@@ -103,7 +103,7 @@ def invoices(args):
 def payments(args):
     """The company's payments, newest first (Stripe, or the local mirror)."""
     with cursor_refusals():
-        page = billing.list_payments(billing.company_of(current_company_id()), args["limit"], args["cursor"])
+        page = billing.list_payments(current_company_id(), args["limit"], args["cursor"])
     return json_response(PAYMENT_PAGE.one(page), PAYMENT_PAGE.exact_only)
 
 

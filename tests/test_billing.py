@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 from gateway_app.db import Session
 from gateway_app.models import Call, Company, Invoice, Payment
 from tests.conftest import sign_up
+from tests.support.queries import counted_queries
+from tests.support.reads import BOTH, FRESH, get
 
 STRIPE = "https://api.stripe.com/v1"
 ADMIN = {"Authorization": "Bearer admin-token-for-tests"}
@@ -70,6 +72,95 @@ def test_invoices_and_payments_come_from_the_mirror_when_stripe_is_not_configure
     assert payments["source"] == "local"
     assert [row["id"] for row in payments["data"]] == ["pi_local_2", "pi_local_1", "pi_local_0"]
     assert len(mocked.calls) == 0
+
+
+@BOTH
+def test_mirror_lists_are_one_statement_each_with_or_without_a_cursor(app, tenant, tenant_factory):
+    add_mirror_rows(tenant.company["id"], 3)
+    theirs = tenant_factory()
+    get(theirs, "/api/v1/billing/invoices")   # warms the principals: the counts are the views'
+    get(tenant, "/api/v1/billing/invoices")
+
+    answers = {}
+    for path in ("/api/v1/billing/invoices?limit=1", "/api/v1/billing/invoices?limit=1&cursor=in_local_2",
+                 "/api/v1/billing/payments?limit=1", "/api/v1/billing/payments?limit=1&cursor=pi_local_2",
+                 "/api/v1/billing/invoices?cursor=in_nope"):
+        with counted_queries(app) as statements:
+            answers[path] = tenant.get(path, headers=FRESH)
+        assert len(statements) == 1, (path, statements)
+    with counted_queries(app) as statements:
+        empty = get(theirs, "/api/v1/billing/payments").get_json()
+    assert len(statements) == 1
+    assert empty == {"data": [], "next_cursor": None, "source": "local", "note": empty["note"]}
+    assert [answer.status_code for answer in answers.values()] == [200, 200, 200, 200, 422]
+    assert [answer.get_json()["next_cursor"] for answer in list(answers.values())[:4]] == \
+        ["in_local_2", "in_local_1", "pi_local_2", "pi_local_1"]
+
+
+@BOTH
+def test_mirror_items_show_their_records_and_payments_their_invoices_stripe_id(tenant):
+    company_id = tenant.company["id"]
+    created = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone.utc)
+    invoice = Invoice(company_id=company_id, stripe_invoice_id="in_full", number=None, status="open",
+                      currency="eur", amount_due=1250, amount_paid=0, period_start=created,
+                      period_end=None, hosted_invoice_url="https://invoice.stripe.com/i/full",
+                      created_at=created)
+    Session.add(invoice)
+    Session.flush()
+    Session.add_all([Payment(company_id=company_id, stripe_payment_id="pi_paid", invoice_id=invoice.id,
+                             amount=1250, currency="eur", status="succeeded", created_at=created),
+                     Payment(company_id=company_id, stripe_payment_id="pi_alone", amount=5, status="failed",
+                             created_at=created + dt.timedelta(seconds=1))])
+    Session.commit()
+
+    assert get(tenant, "/api/v1/billing/invoices").get_json()["data"] == [{
+        "id": "in_full", "number": None, "status": "open", "currency": "eur", "amount_due": 1250,
+        "amount_paid": 0, "period_start": "2026-03-01T09:30:00+00:00", "period_end": None,
+        "hosted_invoice_url": "https://invoice.stripe.com/i/full", "created_at": "2026-03-01T09:30:00+00:00"}]
+    assert get(tenant, "/api/v1/billing/payments").get_json()["data"] == [
+        {"id": "pi_alone", "amount": 5, "currency": "usd", "status": "failed", "invoice": None,
+         "created_at": "2026-03-01T09:30:01+00:00"},
+        {"id": "pi_paid", "amount": 1250, "currency": "eur", "status": "succeeded", "invoice": "in_full",
+         "created_at": "2026-03-01T09:30:00+00:00"}]
+
+
+@BOTH
+@pytest.mark.parametrize("kind", ["invoices", "payments"])
+def test_a_cursor_naming_no_record_of_the_company_is_refused(tenant, tenant_factory, kind):
+    add_mirror_rows(tenant.company["id"], 2)
+    other = tenant_factory()
+    add_mirror_rows_named(other.company["id"], "theirs")
+    own_last = {"invoices": "in_local_0", "payments": "pi_local_0"}[kind]
+    for cursor in ("in_nope", "pi_nope", f"{own_last[:3]}theirs"):
+        refused = get(tenant, f"/api/v1/billing/{kind}", cursor=cursor)
+        assert refused.status_code == 422, cursor
+        assert refused.get_json()["errors"] == {"cursor": ["Not a valid cursor."]}
+    # the oldest record's id is a cursor, after which nothing follows
+    last = get(tenant, f"/api/v1/billing/{kind}", cursor=own_last).get_json()
+    assert last["data"] == [] and last["next_cursor"] is None
+
+
+def add_mirror_rows_named(company_id, name):
+    invoice = Invoice(company_id=company_id, stripe_invoice_id=f"in_{name}", status="paid")
+    Session.add(invoice)
+    Session.flush()
+    Session.add(Payment(company_id=company_id, stripe_payment_id=f"pi_{name}", invoice_id=invoice.id,
+                        amount=1, status="succeeded"))
+    Session.commit()
+
+
+def test_a_customer_linked_in_integrations_only_is_asked_at_stripe(provider_client, mocked):
+    tenant = sign_up(provider_client)
+    company = Session.get(Company, tenant.company["id"])
+    company.integrations = {"stripe_customer_id": "cus_Legacy1"}
+    Session.commit()
+    add_mirror_rows(company.id, 1)
+    mocked.get(f"{STRIPE}/invoices", json={"object": "list", "has_more": False,
+                                           "data": [stripe_invoice(1, int(NOW.timestamp()))]})
+    body = tenant.get("/api/v1/billing/invoices?cursor=in_not_mirrored").get_json()
+    assert body["source"] == "stripe" and [row["id"] for row in body["data"]] == ["in_0001"]
+    assert parse_qs(urlparse(mocked.calls[0].request.url).query) == {
+        "customer": ["cus_Legacy1"], "limit": ["25"], "starting_after": ["in_not_mirrored"]}
 
 
 def test_invoices_come_from_stripe_with_starting_after_paging(stripe_tenant, mocked):

@@ -2,12 +2,13 @@
 import datetime as dt
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, case, exists, func, select, tuple_
 
-from ..db import Session, read_connection
+from ..db import Session, iso_instant, read_connection, row_dicts_of
 from ..models import Call, Company, Invoice, Payment, UsageRecord
 from .http import client_for
 from .stripe import StripeClient
+
 
 class UnknownCursor(ValueError):
     """A cursor naming no record of the company: restarting from the newest would serve a
@@ -20,8 +21,13 @@ LOCAL_NOTE = ("Stripe is not configured for this gateway or company; these are t
 
 def stripe_customer(company):
     """The company's Stripe customer id when Stripe can be asked, else None (use the mirror)."""
+    return linked_stripe_customer(company.stripe_customer_id, company.integrations)
+
+
+def linked_stripe_customer(stripe_customer_id, integrations):
+    """``stripe_customer`` of a company's ``stripe_customer_id`` and ``integrations``."""
     stripe = client_for(StripeClient)
-    customer = company.stripe_customer_id or (company.integrations or {}).get("stripe_customer_id")
+    customer = stripe_customer_id or (integrations or {}).get("stripe_customer_id")
     return customer if stripe.configured and customer else None
 
 
@@ -41,13 +47,6 @@ def invoice_from_stripe(item):
             "created_at": epoch_iso(item.get("created"))}
 
 
-def invoice_from_mirror(row):
-    return {"id": row.stripe_invoice_id, "number": row.number, "status": row.status,
-            "currency": row.currency, "amount_due": row.amount_due, "amount_paid": row.amount_paid,
-            "period_start": iso(row.period_start), "period_end": iso(row.period_end),
-            "hosted_invoice_url": row.hosted_invoice_url, "created_at": iso(row.created_at)}
-
-
 def invoice_id_of(invoice):
     """Stripe's ``invoice`` member: an id, or the invoice itself when expanded."""
     return invoice.get("id") if isinstance(invoice, dict) else invoice
@@ -59,65 +58,140 @@ def payment_from_stripe(item):
             "created_at": epoch_iso(item.get("created"))}
 
 
-def payment_from_mirror(row):
-    return {"id": row.stripe_payment_id, "amount": row.amount, "currency": row.currency,
-            "status": row.status, "invoice": row.invoice_id, "created_at": iso(row.created_at)}
+_COMPANIES, _INVOICES, _PAYMENTS = Company.__table__, Invoice.__table__, Payment.__table__
+_OWN_COMPANY = _COMPANIES.c.id == bindparam("company_id")
 
 
-def list_invoices(company, limit, cursor):
-    customer = stripe_customer(company)
+def list_invoices(company_id, limit, cursor):
+    """The company's invoices, newest first: from Stripe when it is linked, else from the mirror."""
+    rows = mirror_rows(_invoices_statement(bool(cursor)), company_id, limit, cursor)
+    customer = customer_beside(rows)
     if customer:
         return stripe_page(client_for(StripeClient).list_invoices(customer, limit, cursor),
                            invoice_from_stripe)
-    return mirror_page(Invoice, Invoice.stripe_invoice_id, company, limit, cursor, invoice_from_mirror)
+    return mirror_page(rows, limit, cursor)
 
 
-def list_payments(company, limit, cursor):
-    customer = stripe_customer(company)
+def list_payments(company_id, limit, cursor):
+    """The company's payments, newest first: from Stripe when it is linked, else from the mirror."""
+    rows = mirror_rows(_payments_statement(bool(cursor)), company_id, limit, cursor)
+    customer = customer_beside(rows)
     if customer:
         return stripe_page(client_for(StripeClient).list_payment_intents(customer, limit, cursor),
                            payment_from_stripe)
-    page = mirror_page(Payment, Payment.stripe_payment_id, company, limit, cursor, payment_from_mirror)
-    # the mirror links a payment to its invoice's row; clients get Stripe's id, as from Stripe
-    linked = {item["invoice"] for item in page["data"] if item["invoice"] is not None}
-    stripe_ids = dict(Session.execute(select(Invoice.id, Invoice.stripe_invoice_id)
-                                      .where(Invoice.id.in_(linked))).all()) if linked else {}
-    for item in page["data"]:
-        item["invoice"] = stripe_ids.get(item["invoice"])
-    return page
+    return mirror_page(rows, limit, cursor)
 
 
-@lru_cache(maxsize=8)
-def _mirror_statements(model, after):
-    """The page (strictly after the bound position of the cursor's record if ``after``)
-    and the cursor's record: Core, built once per shape."""
-    table = model.__table__.c
-    company_id = bindparam("company_id")
-    page = select(*model.__table__.columns).where(table.company_id == company_id)
-    if after:
-        last_created = bindparam("last_created_at", type_=table.created_at.type)
-        page = page.where((table.created_at < last_created)
-                          | ((table.created_at == last_created) & (table.id < bindparam("last_id"))))
-    page = page.order_by(table.created_at.desc(), table.id.desc()).limit(bindparam("page_limit"))
-    return page, select(table.created_at, table.id)
-
-
-def mirror_page(model, stripe_id_column, company, limit, cursor, mapper):
-    """Newest first; the cursor is the Stripe id of the last row served, as with Stripe."""
-    page, position = _mirror_statements(model, bool(cursor))
-    params = {"company_id": company.id, "page_limit": limit + 1}
+def mirror_rows(statement, company_id, limit, cursor):
+    """The rows of a list's statement (``_beside_company``), read in one statement."""
+    params = {"company_id": company_id, "page_limit": limit + 1}
+    if cursor:
+        params["cursor"] = cursor
     with read_connection() as connection:
-        if cursor:
-            table = model.__table__.c
-            last = connection.execute(position.where(table.company_id == company.id,
-                                                     table[stripe_id_column.key] == cursor)).first()
-            if last is None:
-                raise UnknownCursor(cursor)
-            params["last_created_at"], params["last_id"] = last
-        rows = connection.execute(page, params).all()
-    next_cursor = getattr(rows[limit - 1], stripe_id_column.key) if len(rows) > limit else None
-    return {"data": [mapper(row) for row in rows[:limit]], "next_cursor": next_cursor,
-            "source": "local", "note": LOCAL_NOTE}
+        rows = row_dicts_of(connection, statement, params)
+    if not rows:
+        raise LookupError(f"no company {company_id}")
+    return rows
+
+
+def customer_beside(rows):
+    """The Stripe customer to ask, read beside a list's page (None: answer from the mirror)."""
+    return linked_stripe_customer(rows[0]["stripe_customer_id"], rows[0]["integrations"])
+
+
+# what every row of a list's statement carries beside its record
+_BESIDE_RECORDS = ("stripe_customer_id", "integrations", "cursor_known")
+
+
+def mirror_page(rows, limit, cursor):
+    """The answer of the mirror's page read beside the company; the cursor is the Stripe id
+    of the last record served, as with Stripe."""
+    if cursor and not rows[0]["cursor_known"]:
+        raise UnknownCursor(cursor)
+    items = []
+    for row in rows:
+        if row["id"] is not None:   # else the company's row alone: no records
+            for key in _BESIDE_RECORDS:
+                row.pop(key, None)
+            items.append(row)
+    next_cursor = items[limit - 1]["id"] if len(items) > limit else None
+    return {"data": items[:limit], "next_cursor": next_cursor, "source": "local", "note": LOCAL_NOTE}
+
+
+@lru_cache(maxsize=2)
+def _invoices_statement(after):
+    """The invoice list's statement (``_beside_company``), built once per shape (with or
+    without a cursor), every value bound."""
+    invoices = _INVOICES.c
+    page = _newest_records(_INVOICES, invoices.stripe_invoice_id, after, (
+        invoices.number, invoices.status, invoices.currency, invoices.amount_due, invoices.amount_paid,
+        invoices.period_start, invoices.period_end, invoices.hosted_invoice_url))
+    shown = (page.c.stripe_invoice_id.label("id"), page.c.number, page.c.status, page.c.currency,
+             page.c.amount_due, page.c.amount_paid, iso_instant(page.c.period_start),
+             iso_instant(page.c.period_end), page.c.hosted_invoice_url, iso_instant(page.c.created_at))
+    return _beside_company(shown, _company_with(page), page, invoices.stripe_invoice_id, after)
+
+
+@lru_cache(maxsize=2)
+def _payments_statement(after):
+    """The payment list's statement (``_beside_company``), built once per shape, every value bound."""
+    payments = _PAYMENTS.c
+    page = _newest_records(_PAYMENTS, payments.stripe_payment_id, after, (
+        payments.amount, payments.currency, payments.status, payments.invoice_id))
+    # the mirror links a payment to its invoice's row; clients get Stripe's id, as from Stripe
+    invoices = _INVOICES.alias("invoice")
+    shown = (page.c.stripe_payment_id.label("id"), page.c.amount, page.c.currency, page.c.status,
+             invoices.c.stripe_invoice_id.label("invoice"), iso_instant(page.c.created_at))
+    joined = _company_with(page).outerjoin(invoices, invoices.c.id == page.c.invoice_id)
+    return _beside_company(shown, joined, page, payments.stripe_payment_id, after)
+
+
+def _newest_records(table, stripe_id, after, columns):
+    """A subquery: the company's records of ``table`` (their id, company, Stripe id, time and
+    ``columns``), newest first, strictly after the cursor's record when ``after``; LIMIT bound."""
+    records = table.c
+    page = select(records.id, records.company_id, stripe_id, records.created_at, *columns).where(
+        records.company_id == bindparam("company_id"))
+    if after:
+        cursor_record = _cursor_record(stripe_id)
+        position = select(cursor_record.c.created_at, cursor_record.c.id).where(_is_cursor(cursor_record, stripe_id))
+        page = page.where(tuple_(records.created_at, records.id) < position.scalar_subquery())
+    return (page.order_by(records.created_at.desc(), records.id.desc())
+            .limit(bindparam("page_limit")).subquery("page"))
+
+
+def _cursor_record(stripe_id):
+    return stripe_id.table.alias("cursor_record")
+
+
+def _is_cursor(record, stripe_id):
+    """``record`` (an alias of the table) is the company's record whose Stripe id is the bound cursor."""
+    return and_(record.c.company_id == bindparam("company_id"), record.c[stripe_id.key] == bindparam("cursor"))
+
+
+def _company_with(page):
+    return _COMPANIES.outerjoin(page, page.c.company_id == _COMPANIES.c.id)
+
+
+def _beside_company(shown, joined, page, stripe_id, after):
+    """Each record of ``page`` as ``shown`` (from ``joined``: the company, its page and what
+    the records show), beside the company's Stripe customer: one row with the customer
+    alone when the page is empty; with ``after``, whether the cursor names a record of the
+    company (``cursor_known``)."""
+    beside = [_COMPANIES.c.stripe_customer_id, _integrations_unless_linked()]
+    if after:
+        cursor_record = _cursor_record(stripe_id)
+        beside.append(exists().where(_is_cursor(cursor_record, stripe_id)).label("cursor_known"))
+    return (select(*shown, *beside).select_from(joined).where(_OWN_COMPANY)
+            .order_by(page.c.created_at.desc(), page.c.id.desc()))
+
+
+def _integrations_unless_linked():
+    """The company's ``integrations``, read only when its ``stripe_customer_id`` names no
+    customer (``linked_stripe_customer`` then looks there): beside every record of the page,
+    the JSON would otherwise be decoded once per record."""
+    customer = _COMPANIES.c.stripe_customer_id
+    return case((func.coalesce(customer, "") == "", _COMPANIES.c.integrations)).label("integrations")
 
 
 def current_period(now=None):
@@ -183,15 +257,3 @@ def iso(moment):
 
 def epoch_iso(seconds):
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat() if seconds else None
-
-
-_COMPANY_BILLING = select(*(Company.__table__.c[name] for name in (
-    "id", "plan_minutes", "stripe_customer_id", "integrations"))).where(
-    Company.__table__.c.id == bindparam("company_id"))
-
-
-def company_of(company_id):
-    """What billing reads of a company (a row: id, plan_minutes, stripe_customer_id,
-    integrations), by a Core statement built once."""
-    with read_connection() as connection:
-        return connection.execute(_COMPANY_BILLING, {"company_id": company_id}).first()
