@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from blueprints.common import current_company_id, current_principal
 from blueprints.parsing import GatewayBlueprint
+from gateway_app.clock import business_now
 from gateway_app.db import Session
 from gateway_app.models import SENTIMENTS, Company
 from gateway_app.pipeline.declarations import gateway_policy
@@ -98,7 +99,7 @@ def requested_range(args):
     tz = args["tz"] or zone_or_utc(current_principal().timezone or Session.scalar(
         select(Company.timezone).where(Company.id == current_company_id())))
     last = args["to"] or (args["from_"] + dt.timedelta(days=DEFAULT_RANGE_DAYS - 1) if args["from_"]
-                          else dt.datetime.now(tz).date())
+                          else business_now().astimezone(tz).date())
     first = args["from_"] or last - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1)
     return first, last, tz
 

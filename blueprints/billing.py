@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from blueprints.common import current_company_id
 from blueprints.parsing import GatewayBlueprint
+from gateway_app.clock import business_now
 from gateway_app.integrations import billing
 from gateway_app.pipeline.declarations import gateway_policy
 from gateway_app.services.serialization import Serializer, json_response
@@ -113,4 +114,4 @@ def payments(args):
 @gateway_policy(permission="billing:read", cache="billing")
 def usage():
     """Calls and minutes this month against the plan's minutes."""
-    return json_response(USAGE.one(billing.usage_of(current_company_id())), USAGE.exact_only)
+    return json_response(USAGE.one(billing.usage_of(current_company_id(), business_now())), USAGE.exact_only)

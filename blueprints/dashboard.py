@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from blueprints.parsing import GatewayBlueprint
-from gateway_app.db import utcnow
+from gateway_app.clock import business_now
 from gateway_app.models import APPOINTMENT_STATUSES, CALL_DIRECTIONS, CALL_OUTCOMES, CALL_STATUSES
 from gateway_app.openapi import any_of_components
 from gateway_app.pipeline.declarations import gateway_policy
@@ -133,7 +133,7 @@ METRICS = Serializer(MetricsOut)
 def overview():
     """Calls today and this week, bookings from calls, upcoming appointments, conversion."""
     principal = current_principal()
-    answer = dashboard_queries.overview(principal.company_id, utcnow(), principal.timezone)
+    answer = dashboard_queries.overview(principal.company_id, business_now(), principal.timezone)
     return json_response(OVERVIEW.one(answer), OVERVIEW.exact_only)
 
 
@@ -145,7 +145,7 @@ def overview():
 def metrics(args):
     """KPI tiles for this day/week/month so far against the same stretch of the previous one."""
     principal = current_principal()
-    answer = dashboard_queries.metrics(principal.company_id, args["period"], utcnow(), principal.timezone)
+    answer = dashboard_queries.metrics(principal.company_id, args["period"], business_now(), principal.timezone)
     return json_response(METRICS.one(answer), METRICS.exact_only)
 
 

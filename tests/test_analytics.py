@@ -5,7 +5,7 @@ import pytest
 
 from gateway_app.db import Session
 from gateway_app.models import Appointment, Call, Company, Customer
-from tests.conftest import add_member
+from tests.conftest import TEST_NOW, add_member
 from tests.support.queries import counted_queries
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "mysql"], indirect=True)
@@ -154,7 +154,7 @@ def test_trends_compare_each_period_with_the_one_before(tenant):
 
 def test_default_range_is_the_last_30_days(tenant):
     report = fetch(tenant, "/api/v1/analytics/reports")
-    today = dt.datetime.now(UTC).date()
+    today = TEST_NOW.date()   # the company's timezone is UTC
     assert report["to"] == today.isoformat()
     assert report["from"] == (today - dt.timedelta(days=29)).isoformat()
     assert len(report["periods"]) == 30

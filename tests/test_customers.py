@@ -7,7 +7,7 @@ from sqlalchemy import select
 from gateway_app import events
 from gateway_app.db import Session
 from gateway_app.models import AuditLog
-from tests.conftest import insert_appointment, insert_call, user_with_role
+from tests.conftest import TEST_NOW, insert_appointment, insert_call, user_with_role
 from tests.support.queries import counted_queries
 from tests.support.races import lookup_that_loses_the_race
 from tests.support.reads import BOTH, get, ids
@@ -132,7 +132,7 @@ def test_profile_has_call_and_appointment_figures(tenant, tenant_factory):
     insert_call(company_id, BASE, customer_id=customer["id"], duration_seconds=120)
     insert_call(company_id, BASE - dt.timedelta(days=1), customer_id=customer["id"], duration_seconds=30)
     insert_call(company_id, BASE + dt.timedelta(days=1))  # someone else's call
-    soon = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    soon = TEST_NOW + dt.timedelta(days=3)
     insert_appointment(company_id, soon, customer_id=customer["id"])
     insert_appointment(company_id, soon - dt.timedelta(days=1), customer_id=customer["id"], status="cancelled")
     insert_appointment(company_id, BASE - dt.timedelta(days=30), customer_id=customer["id"])

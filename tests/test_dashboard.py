@@ -24,8 +24,8 @@ def at(day, hour, month=3):
 
 
 @pytest.fixture
-def fixed_now(monkeypatch):
-    monkeypatch.setattr("blueprints.dashboard.utcnow", lambda: NOW)
+def fixed_now(app, monkeypatch):
+    monkeypatch.setitem(app.config, "CLOCK", lambda: NOW)
     return NOW
 
 

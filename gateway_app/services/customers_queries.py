@@ -3,7 +3,8 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, case, func, or_, select
 
-from ..db import Session, case_folded, iso_instant, like_escaped, one_of, read_connection, row_dicts_of, utcnow
+from ..clock import business_now
+from ..db import Session, case_folded, iso_instant, like_escaped, one_of, read_connection, row_dicts_of
 from ..models import Appointment, Call, Customer
 from . import keyset
 from .contacts import phone_or_none
@@ -101,7 +102,7 @@ def profile(company_id, customer_id):
     subqueries over the company's indexes), or None when the company has no such customer."""
     with read_connection() as connection:
         rows = row_dicts_of(connection, _profile_statement(), {
-            "company_id": company_id, "customer_id": customer_id, "now": utcnow()})
+            "company_id": company_id, "customer_id": customer_id, "now": business_now()})
     if not rows:
         return None
     found = rows[0]
