@@ -290,6 +290,7 @@ def test_settled_usage_is_reported_to_stripe_once_per_hour(stripe_tenant, mocked
     from gateway_app.integrations.usage_reporting import report_due_usage
     from gateway_app.models import UsageRecord
     company = Session.get(Company, stripe_tenant.company["id"])
+    company.created_at = NOW - dt.timedelta(days=40)   # reported from the month's start on
     hour = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)   # the month's first
     for offset, seconds in ((5, 90), (20, 30), (70, 600)):     # 2 + 1 min, then 10 min an hour later
         Session.add(Call(company_id=company.id, direction="inbound", status="answered",

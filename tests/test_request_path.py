@@ -181,12 +181,14 @@ def test_a_token_is_verified_once_then_served_from_the_verified_claims(tenant, m
 def test_a_verified_token_is_refused_once_it_expires(app, tenant):
     config = app.extensions["gateway"].policy["authentication"]
     user = Session.get(User, tenant.user["id"])
-    # issued so that it expires one second from now
-    issued = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=config["access_token_ttl"] - 1)
+    # issued so that it expires at a whole second (a token's instants are whole seconds)
+    # one to two seconds from now
+    expires = int(time.time()) + 2
+    issued = dt.datetime.fromtimestamp(expires - config["access_token_ttl"], dt.timezone.utc)
     token = tokens.issue_access_token(app.config["SECRET_KEY"], config, user, now=issued)
     headers = {"Authorization": f"Bearer {token}"}
     assert tenant.client.get("/api/v1/settings/profile", headers=headers).status_code == 200
-    time.sleep(1.1)
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
     expired = tenant.client.get("/api/v1/settings/profile", headers=headers)
     assert expired.status_code == 401
     assert expired.get_json()["detail"] == "The access token is invalid or expired."
