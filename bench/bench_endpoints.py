@@ -51,6 +51,8 @@ def read_endpoints(call_id, customer_id):
         ("call detail", f"/api/v1/calls/{call_id}"),
         ("customers list", "/api/v1/customers?limit=25"),
         ("customers search", "/api/v1/customers?limit=25&q=smith"),
+        # a text no customer holds: every one of the company's customers is read
+        ("customers search, no match", "/api/v1/customers?limit=25&q=zqxj"),
         ("customer detail", f"/api/v1/customers/{customer_id}"),
         ("appointments calendar", f"/api/v1/appointments?from={week_ago}&to={in_four_weeks}"),
         ("team members", "/api/v1/team/members"),
@@ -65,7 +67,8 @@ def read_endpoints(call_id, customer_id):
     ]
 
 
-LARGEST_LISTS = ("calls list", "calls list, filtered", "customers list", "customers search")
+LARGEST_LISTS = ("calls list", "calls list, filtered", "customers list", "customers search",
+                 "customers search, no match")
 
 
 class FreshMariaDB:
