@@ -115,6 +115,7 @@ def test_search_ignores_the_case_of_letters_in_the_query_and_in_the_stored_text(
     assert ids(get(tenant, "/api/v1/customers", q="zoë")) == [mixed["id"]]   # beyond ASCII, as stored
 
 
+@BOTH
 def test_search_pages_and_validates(tenant):
     made = [create(tenant, name=f"Customer {n}").get_json()["id"] for n in range(3)]
     first = get(tenant, "/api/v1/customers", limit=2).get_json()
